@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/onesis/git-onesis/hooks"
+	"github.com/onesis/git-onesis/internal/image"
+)
+
+var checkoutCmd = &cli.Command{
+	Name:      "checkout",
+	Usage:     "git checkout with no window where secrets are world-readable, then apply",
+	UsageText: "git onesis checkout [GIT-CHECKOUT-ARGS...]",
+	Description: "git writes files with the umask before post-checkout runs, so a 0600 secret\n" +
+		"is briefly 0644. This runs git checkout under umask 077 (files appear 0600),\n" +
+		"then applies .gitmeta, which opens up exactly what is recorded. All arguments\n" +
+		"go to git checkout unchanged.",
+	SkipFlagParsing: true,
+	Action: func(c *cli.Context) error {
+		args := c.Args().Slice()
+		for _, a := range args {
+			if a == "-h" || a == "--help" {
+				return cli.ShowCommandHelp(c, "checkout")
+			}
+		}
+		im, err := openImage(c)
+		if err != nil {
+			return err
+		}
+		before, _, _ := im.Git.HeadCommit()
+		old := syscall.Umask(0o077)
+		cmd := im.Git.Cmd(append([]string{"checkout"}, args...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+		err = cmd.Run()
+		syscall.Umask(old)
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return cli.Exit("", ee.ExitCode())
+			}
+			return fatal(err)
+		}
+		// When the hook is installed and enabled it has applied already;
+		// otherwise apply here.
+		dir, err := im.Git.HooksDir()
+		if err == nil && im.Enabled() {
+			if st, _ := hooks.Inspect(dir, "post-checkout"); st == hooks.Current {
+				return nil
+			}
+		}
+		m, err := im.ReadWorktreeMeta()
+		if errors.Is(err, image.ErrNoMeta) {
+			return nil
+		}
+		if err != nil {
+			return fatal(err)
+		}
+		o := image.ApplyOptions{}
+		if before != "" {
+			if prev, err := im.MetaAt(before); err == nil && prev != nil {
+				if paths, err := im.Git.DiffTreeNames(before, "HEAD"); err == nil {
+					o.Old, o.Paths = prev, paths
+				}
+			}
+		}
+		res, err := im.ApplyTree(m, o)
+		if err != nil {
+			return fatal(err)
+		}
+		return applyReport(c, res)
+	},
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/onesis/git-onesis/hooks"
+	"github.com/onesis/git-onesis/internal/image"
+)
+
+var installCmd = &cli.Command{
+	Name:      "install",
+	Usage:     "install the hooks and configuration, then apply .gitmeta",
+	UsageText: "git onesis install [--force | --manual] [--no-apply]",
+	Description: "Installs pre-commit, post-commit, post-checkout, post-merge and post-rewrite\n" +
+		"into the hooks directory git uses (core.hooksPath, worktrees and GIT_DIR are\n" +
+		"honoured), sets onesis.enabled and the .gitmeta diff and merge drivers, and\n" +
+		"applies .gitmeta, so a fresh clone gets its owners, devices and modes back.\n" +
+		"Foreign hooks are never overwritten without --force.",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite hooks that git-onesis did not write"},
+		&cli.BoolFlag{Name: "manual", Usage: "print the lines to add to existing hooks by hand; change nothing"},
+		&cli.BoolFlag{Name: "no-apply", Usage: "do not apply .gitmeta after installing"},
+		quietFlag,
+	},
+	Action: runInstall,
+}
+
+func runInstall(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErr("install takes no arguments")
+	}
+	if c.Bool("force") && c.Bool("manual") {
+		return usageErr("--force and --manual cannot be used together")
+	}
+	im, err := openImage(c)
+	if err != nil {
+		return err
+	}
+	if c.Bool("manual") {
+		dir, err := im.Git.HooksDir()
+		if err != nil {
+			return fatal(err)
+		}
+		fmt.Fprint(c.App.Writer, hooks.Manual(dir))
+		return nil
+	}
+	if err := installHooks(c, im, c.Bool("force")); err != nil {
+		return err
+	}
+	if c.Bool("no-apply") {
+		return nil
+	}
+	m, err := im.ReadWorktreeMeta()
+	if errors.Is(err, image.ErrNoMeta) {
+		return nil
+	}
+	if err != nil {
+		return fatal(err)
+	}
+	res, err := im.ApplyTree(m, image.ApplyOptions{})
+	if err != nil {
+		return fatal(err)
+	}
+	return applyReport(c, res)
+}
+
+// installHooks runs hooks.Setup and reports refusals the way git-lfs does.
+func installHooks(c *cli.Context, im *image.Image, force bool) error {
+	res, err := hooks.Setup(im.Git, force)
+	refused := false
+	for _, r := range res {
+		if r.Err != nil {
+			refused = true
+			fmt.Fprintf(c.App.ErrWriter, "error: %v\n", r.Err)
+		}
+	}
+	if refused {
+		fmt.Fprintln(c.App.ErrWriter, "To resolve this, either:\n  1: run 'git onesis install --manual' for instructions on how to merge hooks.\n  2: run 'git onesis install --force' to overwrite your hook.")
+		return cli.Exit("fatal: hooks not installed", exitFatal)
+	}
+	if err != nil {
+		return fatal(err)
+	}
+	if !c.Bool("quiet") {
+		for _, r := range res {
+			if r.Action != "unchanged" {
+				fmt.Fprintf(c.App.ErrWriter, "%s hook %s\n", r.Name, r.Action)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+// Command git-onesis keeps diskless-cluster root-filesystem images in git
+// with their full metadata (owners, all mode bits, devices, fifos, sockets,
+// empty directories, hard links, xattrs and file capabilities) in a
+// .gitmeta file that git hooks keep in step. It runs as `git onesis ...`.
+//
+// Each subcommand lives in its own file; this file builds the App and maps
+// errors to git's exit codes: 0 success, 1 drift or difference, 128 fatal,
+// 129 usage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/image"
+	"github.com/onesis/git-onesis/internal/progress"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// Exit codes, as git uses them.
+const (
+	exitOK    = 0
+	exitDiff  = 1
+	exitFatal = 128
+	exitUsage = 129
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run executes the CLI and returns the process exit code. Tests call it
+// in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	code := exitOK
+	app.ExitErrHandler = func(c *cli.Context, err error) {}
+	if err := app.Run(args); err != nil {
+		code = report(stderr, err)
+	}
+	return code
+}
+
+// report prints err git-style and returns the exit code for it.
+func report(stderr io.Writer, err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := strings.TrimSpace(err.Error()); msg != "" {
+			fmt.Fprintln(stderr, msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintf(stderr, "fatal: %v\n", err)
+	return exitFatal
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:                 "git-onesis",
+		HelpName:             "git onesis",
+		Usage:                "keep diskless-cluster root filesystem images in git, metadata and all",
+		Version:              version,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		Suggest:              true,
+		OnUsageError:         onUsageError,
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(c.App.ErrWriter, "git onesis: '%s' is not a git-onesis command. See 'git onesis --help'.\n", name)
+			cli.OsExiter(exitUsage)
+		},
+		Commands: commands(),
+	}
+}
+
+func commands() []*cli.Command {
+	cmds := []*cli.Command{
+		initCmd, installCmd, uninstallCmd, recordCmd, applyCmd, statusCmd, verifyCmd,
+		diffCmd, lsCmd, commitCmd, checkoutCmd, exportCmd, migrateCmd, envCmd,
+		completionCmd, versionCmd,
+	}
+	cmds = append(cmds, hookCmds()...)
+	cmds = append(cmds, mergeDriverCmd, textconvCmd)
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+	}
+	return cmds
+}
+
+func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	return cli.Exit(fmt.Sprintf("usage: %v\nSee 'git onesis %s --help'.", err, c.Command.Name), exitUsage)
+}
+
+// usageErr is a usage error (exit 129).
+func usageErr(format string, a ...any) error {
+	return cli.Exit("usage: "+fmt.Sprintf(format, a...), exitUsage)
+}
+
+// fatal wraps err as a fatal error (exit 128) with git's prefix.
+func fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return err
+	}
+	return cli.Exit("fatal: "+err.Error(), exitFatal)
+}
+
+// noFlagsAfterArgs rejects "-x" arguments left after positionals: urfave/cli
+// v2 stops parsing flags at the first positional, which would otherwise
+// silently ignore them.
+func noFlagsAfterArgs(c *cli.Context) error {
+	for _, a := range c.Args().Slice() {
+		if a == "--" {
+			return nil
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			return usageErr("option %q after an argument; options must come before arguments", a)
+		}
+	}
+	return nil
+}
+
+// openImage opens the image repository around the current directory,
+// mapping "not a repository" and "bare" to git's fatal exit.
+func openImage(c *cli.Context) (*image.Image, error) {
+	im, err := image.Open(".")
+	if err != nil {
+		if errors.Is(err, git.ErrNotRepo) {
+			return nil, cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
+		}
+		return nil, fatal(err)
+	}
+	return im, nil
+}
+
+// progressFlag is shared by long-running commands.
+var progressFlag = &cli.StringFlag{
+	Name:  "progress",
+	Usage: "show progress on stderr: auto (when a terminal), true or false; default from onesis.progress",
+	Value: "",
+}
+
+// quietFlag suppresses progress and summaries.
+var quietFlag = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
+
+// meter returns a progress meter for title, honouring --progress, --quiet
+// and onesis.progress.
+func meter(c *cli.Context, im *image.Image, title string) *progress.Meter {
+	if c.Bool("quiet") {
+		return nil
+	}
+	mode := c.String("progress")
+	if mode == "" && im != nil {
+		if v, ok, _ := im.Git.Config("onesis.progress"); ok {
+			mode = v
+		}
+	}
+	return progress.New(c.App.ErrWriter, title, progress.Enabled(mode))
+}

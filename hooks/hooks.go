@@ -1,0 +1,314 @@
+// Package hooks owns the git hook scripts git-onesis installs: their text,
+// every earlier version of that text, and installing, upgrading and
+// removing them without ever clobbering a hook someone else wrote.
+//
+// # Trampoline design
+//
+// Each hook is a three-line /bin/sh trampoline that re-enters the binary as
+// `git onesis <hook> "$@"`. The decisions behind it:
+//
+//   - Opt-in per repository. The first working line exits 0, silently and
+//     without starting git-onesis, unless `onesis.enabled` reads as true in
+//     the repository's git config (`git onesis install` sets it locally).
+//     Hooks installed for every repository through a global or system
+//     core.hooksPath are therefore invisible no-ops in repositories that
+//     never opted in. The check costs one `git config` process; errors
+//     (for example an unparsable value) count as "not enabled".
+//   - Missing binary. pre-commit refuses the commit (exit 1): committing
+//     without recording would commit a stale .gitmeta. post-commit,
+//     post-checkout, post-merge and post-rewrite warn on stderr and exit 0:
+//     post-checkout's status becomes the status of checkout, switch, clone
+//     and worktree add, which must not fail over metadata, and the others
+//     cannot change the outcome anyway; `git onesis apply` catches up
+//     later. The message names the hook and the ways out: put git-onesis
+//     on PATH, set onesis.enabled=false, or delete the hook.
+//   - exec. The shell is replaced by git-onesis, so its exit status is the
+//     hook's and post-rewrite's stdin reaches it untouched.
+//   - Recognition by exact text. The second line names the version. A file
+//     is ours when its text (CRLF folded to LF, surrounding blank space
+//     trimmed) equals Body or a body in OutdatedBodies; anything else is Foreign
+//     and is never overwritten or removed without force. Every body ever
+//     shipped must stay in OutdatedBodies so upgrades stay silent.
+package hooks
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/renameio/v2"
+)
+
+// Names lists the hooks git-onesis installs.
+var Names = []string{"pre-commit", "post-commit", "post-checkout", "post-merge", "post-rewrite"}
+
+// version is the tag in the second line of the current bodies.
+const version = "v1"
+
+// enabledCheck is the trampoline line that makes the hook a no-op in
+// repositories that have not opted in.
+const enabledCheck = `test "$(git config --type=bool onesis.enabled 2>/dev/null)" = true || exit 0`
+
+// Body returns the current trampoline for the named hook, ending in a
+// newline.
+func Body(name string) string {
+	code, consequence := "0", "metadata was not updated; run 'git onesis apply' once it is installed"
+	if name == "pre-commit" {
+		code, consequence = "1", "refusing to commit without recording metadata in .gitmeta"
+	}
+	msg := fmt.Sprintf("git-onesis: %s hook: 'git-onesis' was not found on your PATH; %s. "+
+		"Install git-onesis on your PATH, or stop using it in this repository with "+
+		"'git config onesis.enabled false' or by deleting $0.", name, consequence)
+	return "#!/bin/sh\n" +
+		"# git-onesis hook (" + version + "); `git onesis install` manages this file.\n" +
+		enabledCheck + "\n" +
+		"command -v git-onesis >/dev/null 2>&1 || { printf >&2 '%s\\n' \"" + msg + "\"; exit " + code + "; }\n" +
+		"exec git onesis " + name + " \"$@\"\n"
+}
+
+// OutdatedBodies holds, per hook, every earlier body git-onesis has written,
+// oldest first. Install upgrades these silently and Uninstall removes them.
+var OutdatedBodies = map[string][]string{}
+
+func init() {
+	for _, n := range Names {
+		// v0, the pre-release trampoline: no opt-in check, silent when
+		// the binary is missing.
+		OutdatedBodies[n] = append(OutdatedBodies[n], "#!/bin/sh\n"+
+			"# git-onesis hook (v0)\n"+
+			"command -v git-onesis >/dev/null 2>&1 || exit 0\n"+
+			"exec git onesis "+n+" \"$@\"\n")
+	}
+}
+
+// State classifies what is at a hook's path.
+type State int
+
+// The states Inspect reports.
+const (
+	Missing  State = iota // no file
+	Current               // the current Body
+	Outdated              // a body from OutdatedBodies
+	Foreign               // anything else: not ours
+	Empty                 // a file with nothing but blank space
+)
+
+var stateNames = [...]string{"missing", "current", "outdated", "foreign", "empty"}
+
+// String returns a lower-case name for s, as `git onesis env` prints it.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// maxHook is the most Inspect reads; no body of ours is that long.
+const maxHook = 4096
+
+// normalize folds CRLF to LF and trims surrounding blank space, so an
+// editor's touch does not turn our hook into a foreign one.
+func normalize(b []byte) string {
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\r\n", "\n"))
+}
+
+// read returns the first maxHook+1 bytes at path.
+func read(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("hook %s is a directory", path)
+	}
+	return io.ReadAll(io.LimitReader(f, maxHook+1))
+}
+
+// Inspect reports the state of hook name in dir. It reads at most 4 KiB.
+func Inspect(dir, name string) (State, error) {
+	s, _, err := inspect(filepath.Join(dir, name), name)
+	return s, err
+}
+
+// inspect is Inspect on a path, also returning what it read.
+func inspect(path, name string) (State, []byte, error) {
+	b, err := read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Missing, nil, nil
+	}
+	if err != nil {
+		return Missing, nil, fmt.Errorf("inspecting hook: %w", err)
+	}
+	if len(b) > maxHook {
+		return Foreign, b, nil
+	}
+	text := normalize(b)
+	switch {
+	case text == "":
+		return Empty, b, nil
+	case text == normalize([]byte(Body(name))):
+		return Current, b, nil
+	}
+	for _, old := range OutdatedBodies[name] {
+		if text == normalize([]byte(old)) {
+			return Outdated, b, nil
+		}
+	}
+	return Foreign, b, nil
+}
+
+// The actions a Result reports.
+const (
+	ActionInstalled = "installed" // written where there was nothing, or an empty file
+	ActionUpgraded  = "upgraded"  // an outdated body of ours replaced
+	ActionUnchanged = "unchanged" // already current
+	ActionRefused   = "refused"   // a foreign hook left in place (Err says why)
+	ActionRemoved   = "removed"   // our hook deleted
+	ActionLeft      = "left"      // a foreign hook kept by Uninstall
+)
+
+// Result is what Install or Uninstall did to one hook.
+type Result struct {
+	Name   string // hook name, e.g. "pre-commit"
+	Path   string // the hook's file
+	Action string // one of the Action constants
+	Err    error  // why the hook was refused or could not be handled
+}
+
+// ExistsError reports a hook git-onesis did not write and will not
+// overwrite without force.
+type ExistsError struct {
+	Path     string
+	Contents string // what was read, at most 4 KiB
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("hook already exists: %s\n\n%s", e.Path, indent(strings.TrimRight(e.Contents, "\n")))
+}
+
+// indent prefixes every line of s with a tab.
+func indent(s string) string {
+	return "\t" + strings.ReplaceAll(s, "\n", "\n\t") + "\n"
+}
+
+// resolveHint ends Install's error when hooks were refused.
+const resolveHint = "To resolve this, either:\n" +
+	"  1: run `git onesis install --manual` for instructions on how to merge the hooks by hand, or\n" +
+	"  2: run `git onesis install --force` to overwrite them."
+
+// Install writes every hook in Names into dir, creating dir (mode 0755) if
+// needed. Missing and empty hooks are installed, outdated bodies of ours
+// upgraded, current ones left unchanged. A foreign hook is refused unless
+// force is set; the other hooks are still handled, and the returned error
+// (which wraps an *ExistsError per refusal) lists the foreign hooks and how
+// to resolve the conflict. Callers should not enable git-onesis in the
+// repository while Install reports an error.
+func Install(dir string, force bool) ([]Result, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating hooks directory: %w", err)
+	}
+	var results []Result
+	var errs []error
+	for _, name := range Names {
+		res := Result{Name: name, Path: filepath.Join(dir, name)}
+		state, contents, err := inspect(res.Path, name)
+		switch {
+		case err != nil:
+			res.Err = err
+		case state == Current:
+			res.Action = ActionUnchanged
+		case state == Foreign && !force:
+			res.Action = ActionRefused
+			res.Err = &ExistsError{Path: res.Path, Contents: string(contents)}
+		default:
+			res.Action = ActionInstalled
+			if state == Outdated || state == Foreign {
+				res.Action = ActionUpgraded
+			}
+			// renameio replaces the file atomically: git never runs a
+			// half-written hook.
+			if err := renameio.WriteFile(res.Path, []byte(Body(name)), 0o755); err != nil {
+				res.Action = ""
+				res.Err = fmt.Errorf("writing hook: %w", err)
+			}
+		}
+		if res.Err != nil {
+			errs = append(errs, res.Err)
+		}
+		results = append(results, res)
+	}
+	if len(errs) == 0 {
+		return results, nil
+	}
+	var exists *ExistsError
+	if errors.As(errors.Join(errs...), &exists) {
+		errs = append(errs, errors.New(resolveHint))
+	}
+	return results, errors.Join(errs...)
+}
+
+// Uninstall removes from dir every hook in Names that holds a body of ours
+// (current or outdated) or is empty, and leaves foreign hooks in place
+// (ActionLeft). Missing hooks are not reported.
+func Uninstall(dir string) ([]Result, error) {
+	var results []Result
+	var errs []error
+	for _, name := range Names {
+		res := Result{Name: name, Path: filepath.Join(dir, name)}
+		state, _, err := inspect(res.Path, name)
+		switch {
+		case err != nil:
+			res.Err = err
+		case state == Missing:
+			continue
+		case state == Foreign:
+			res.Action = ActionLeft
+		default:
+			if err := os.Remove(res.Path); err != nil {
+				res.Err = fmt.Errorf("removing hook: %w", err)
+			} else {
+				res.Action = ActionRemoved
+			}
+		}
+		if res.Err != nil {
+			errs = append(errs, res.Err)
+		}
+		results = append(results, res)
+	}
+	return results, errors.Join(errs...)
+}
+
+// snippet returns the lines to paste into an existing hook. Unlike Body it
+// neither exits early nor execs, so the rest of the user's hook still runs.
+func snippet(name string) string {
+	call := "git onesis " + name + ` "$@"`
+	if name == "pre-commit" {
+		call += " || exit 1"
+	}
+	s := "if " + strings.TrimSuffix(enabledCheck, " || exit 0") + "; then\n" +
+		"\t" + call + "\n" +
+		"fi\n"
+	if name == "post-rewrite" {
+		s = "# git onesis reads the rewritten commits on stdin; if this hook reads stdin\n" +
+			"# too, save it to a file first and feed that file to both.\n" + s
+	}
+	return s
+}
+
+// Manual returns instructions for merging git-onesis into existing hooks by
+// hand: for each hook, where to add it and the indented lines to paste.
+func Manual(dir string) string {
+	var b bytes.Buffer
+	for i, name := range Names {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "Add the following to '%s':\n\n%s", filepath.Join(dir, name), indent(strings.TrimSuffix(snippet(name), "\n")))
+	}
+	return b.String()
+}

@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# git-onesis benchmark: times git-onesis against plain git and the metadata
+# tools it replaces, on one tree of >= 300k entries, and writes the results
+# into the generated part of docs/benchmarks.md.
+#
+# Usage (from the repository root; `make bench` does this):
+#     GIT_ONESIS=bin/git-onesis bash internal/bench/bench.sh
+#
+# Environment:
+#     BENCH_DIR     cache and work area   (default /var/tmp/git-onesis-bench)
+#     BENCH_TARGET  minimum corpus size   (default 300000 entries)
+#     BENCH_RUNS    runs for cheap steps  (default 3; the best one counts)
+#     BENCH_INIT_RUNS runs for init steps (default 1; each re-adds every file)
+#     BENCH_OUT     markdown file to update (default docs/benchmarks.md;
+#                   "-" prints the generated part only)
+#     BENCH_SYNTHETIC=1  skip debootstrap, use the synthetic generator
+#
+# Needs root (the corpus holds device nodes, setuid files and other owners).
+# Timings are informational only; nothing here is a test assertion.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_DIR=${BENCH_DIR:-/var/tmp/git-onesis-bench}
+BENCH_TARGET=${BENCH_TARGET:-300000}
+BENCH_RUNS=${BENCH_RUNS:-3}
+BENCH_INIT_RUNS=${BENCH_INIT_RUNS:-1}
+BENCH_OUT=${BENCH_OUT:-$REPO/docs/benchmarks.md}
+GIT_ONESIS=${GIT_ONESIS:-$REPO/bin/git-onesis}
+MIRROR=${BENCH_MIRROR:-http://deb.debian.org/debian}
+
+say() { printf '\n### %s\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+die() { printf 'bench: fatal: %s\n' "$*" >&2; exit 128; }
+
+[ "$(id -u)" = 0 ] || die "run as root: the corpus needs device nodes, setuid files and foreign owners"
+export LC_ALL=C
+umask 022
+
+# Hermetic git: no user or system config leaks into the timings.
+BENCH_HOME=$(mktemp -d "${TMPDIR:-/tmp}/git-onesis-bench-home.XXXXXX")
+trap 'rm -rf "$BENCH_HOME"' EXIT
+export HOME=$BENCH_HOME GIT_CONFIG_NOSYSTEM=1
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE XDG_CONFIG_HOME
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
+git config --global init.defaultBranch main
+git config --global advice.detachedHead false
+git config --global gc.auto 0
+
+# ---------------------------------------------------------------- tools
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+	have apt-get || return 1
+	[ -n "${APT_UPDATED:-}" ] || { apt-get update -qq >&2 || true; APT_UPDATED=1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+have hyperfine || apt_install hyperfine || note "hyperfine not available; using the built-in timer"
+have metastore || apt_install metastore || note "metastore not available; skipping it"
+have debootstrap || [ -n "${BENCH_SYNTHETIC:-}" ] || apt_install debootstrap || note "debootstrap not available"
+
+# git-onesis itself: usable if `git onesis version` works.
+OURS=0
+if [ -x "$GIT_ONESIS" ]; then
+	GIT_ONESIS=$(cd "$(dirname "$GIT_ONESIS")" && pwd)/$(basename "$GIT_ONESIS")
+	export PATH="$(dirname "$GIT_ONESIS"):$PATH"
+	if git onesis version >/dev/null 2>&1; then OURS=1; fi
+fi
+[ "$OURS" = 1 ] || note "git-onesis not built or not working ($GIT_ONESIS): its rows will read n/a"
+
+# setgitperms.perl ships with git's docs on Debian; run a private copy.
+SGP_SRC=/usr/share/doc/git/contrib/hooks/setgitperms.perl
+SGP=
+mkdir -p "$BENCH_DIR/tools"
+if [ -f "$SGP_SRC" ]; then
+	SGP=$BENCH_DIR/tools/setgitperms.perl
+	cp "$SGP_SRC" "$SGP"
+elif [ -f "$SGP_SRC.gz" ]; then
+	SGP=$BENCH_DIR/tools/setgitperms.perl
+	gzip -dc "$SGP_SRC.gz" >"$SGP"
+else
+	note "setgitperms.perl not found at $SGP_SRC; skipping it"
+fi
+
+# etckeeper's metadata store step, unpacked from the .deb (not installed:
+# installing etckeeper would put /etc under git).
+ETCK=$BENCH_DIR/tools/etckeeper-30store-metadata
+if [ ! -f "$ETCK" ]; then
+	d=$(mktemp -d)
+	if (cd "$d" && apt-get download etckeeper >/dev/null 2>&1 && dpkg-deb -x etckeeper_*.deb x) &&
+		[ -f "$d/x/etc/etckeeper/pre-commit.d/30store-metadata" ]; then
+		cp "$d/x/etc/etckeeper/pre-commit.d/30store-metadata" "$ETCK"
+		ls "$d"/etckeeper_*.deb | sed 's/.*etckeeper_\(.*\)_all.deb/\1/' >"$ETCK.version"
+	else
+		note "could not fetch etckeeper; skipping it"
+	fi
+	rm -rf "$d"
+fi
+[ -f "$ETCK" ] || ETCK=
+
+# ---------------------------------------------------------------- corpus
+ROOTFS=$BENCH_DIR/rootfs
+SOURCE=
+make_synthetic() { # DIR: one synthetic root filesystem (~7k entries)
+	local r=$1 i j
+	mkdir -p "$r"/{bin,sbin,etc,usr/bin,usr/lib,usr/share/doc,var/log,var/empty,tmp,proc,sys,dev,root,home/user}
+	chmod 1777 "$r/tmp"; chmod 0700 "$r/root"; chmod 0555 "$r/proc" "$r/sys"
+	printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n' >"$r/etc/passwd"
+	printf 'root:x:0:\nshadow:x:42:\nuser:x:1000:\n' >"$r/etc/group"
+	: >"$r/etc/shadow"; chmod 0640 "$r/etc/shadow"; chown 0:42 "$r/etc/shadow"
+	chown -R 1000:1000 "$r/home/user"
+	for i in $(seq 1 60); do
+		mkdir -p "$r/usr/share/doc/pkg$i" "$r/usr/lib/pkg$i"
+		for j in $(seq 1 40); do
+			printf 'pkg %d file %d\n' "$i" "$j" >"$r/usr/share/doc/pkg$i/f$j"
+			printf 'lib %d %d\n' "$i" "$j" >"$r/usr/lib/pkg$i/lib$j.so.1"
+			ln -s "lib$j.so.1" "$r/usr/lib/pkg$i/lib$j.so"
+		done
+	done
+	for i in $(seq 1 150); do printf '#!/bin/sh\n' >"$r/usr/bin/tool$i"; chmod 0755 "$r/usr/bin/tool$i"; done
+	chmod 4755 "$r/usr/bin/tool1" "$r/usr/bin/tool2"; chmod 2755 "$r/usr/bin/tool3"
+	ln "$r/usr/bin/tool10" "$r/usr/bin/tool10-hardlink"
+	mknod -m 0666 "$r/dev/null" c 1 3; mknod -m 0666 "$r/dev/zero" c 1 5
+	mknod -m 0660 "$r/dev/sda" b 8 0; mkfifo -m 0600 "$r/dev/initctl"
+}
+corpus_source() {
+	if [ -d "$ROOTFS" ] && [ -f "$BENCH_DIR/rootfs.source" ]; then
+		SOURCE=$(cat "$BENCH_DIR/rootfs.source"); return
+	fi
+	rm -rf "$ROOTFS" "$ROOTFS.tmp"
+	if [ -z "${BENCH_SYNTHETIC:-}" ] && have debootstrap; then
+		say "debootstrap --variant=minbase bookworm (cached in $ROOTFS)"
+		if debootstrap --variant=minbase bookworm "$ROOTFS.tmp" "$MIRROR" >"$BENCH_DIR/debootstrap.log" 2>&1; then
+			# What an image build would do: drop apt's caches.
+			rm -rf "$ROOTFS.tmp"/var/cache/apt/*.bin "$ROOTFS.tmp"/var/cache/apt/archives/*.deb \
+				"$ROOTFS.tmp"/var/lib/apt/lists/*_Packages "$ROOTFS.tmp"/var/lib/apt/lists/*Release*
+			mv "$ROOTFS.tmp" "$ROOTFS"
+			echo "debootstrap --variant=minbase bookworm" >"$BENCH_DIR/rootfs.source"
+		else
+			note "debootstrap failed (see $BENCH_DIR/debootstrap.log); FALLING BACK TO THE SYNTHETIC GENERATOR"
+			rm -rf "$ROOTFS.tmp"
+		fi
+	fi
+	if [ ! -d "$ROOTFS" ]; then
+		say "generating a synthetic root filesystem (debootstrap unavailable or BENCH_SYNTHETIC set)"
+		make_synthetic "$ROOTFS.tmp"
+		mv "$ROOTFS.tmp" "$ROOTFS"
+		echo "synthetic generator (debootstrap unavailable)" >"$BENCH_DIR/rootfs.source"
+	fi
+	SOURCE=$(cat "$BENCH_DIR/rootfs.source")
+}
+corpus_source
+PER=$(find "$ROOTFS" | wc -l)
+COPIES=$(((BENCH_TARGET + PER - 1) / PER))
+TREE=$BENCH_DIR/work/tree
+say "corpus: $COPIES copies of a $PER-entry root filesystem ($SOURCE)"
+rm -rf "$BENCH_DIR/work"
+mkdir -p "$TREE"
+for i in $(seq -w 1 "$COPIES"); do cp -a "$ROOTFS" "$TREE/node$i"; done
+ENTRIES=$(find "$TREE" | wc -l)
+SIZE=$(du -sh "$TREE" | cut -f1)
+SETUID=$(find "$TREE" -type f -perm /6000 | wc -l)
+DEVICES=$(find "$TREE" \( -type c -o -type b \) | wc -l)
+note "$ENTRIES entries, $SIZE, $SETUID setuid/setgid files, $DEVICES device nodes"
+cd "$TREE"
+
+# ---------------------------------------------------------------- timing
+declare -A T      # key -> best seconds, or empty when the step failed
+declare -A LABEL  # key -> what was run
+declare -A RUNS
+ORDER=()
+RAW=$BENCH_DIR/work/raw
+mkdir -p "$RAW"
+
+# measure KEY RUNS LABEL PREPARE COMMAND [ignore-failure]
+measure() {
+	local key=$1 runs=$2 label=$3 prep=$4 cmd=$5 ignore=${6:-}
+	ORDER+=("$key"); LABEL[$key]=$label; RUNS[$key]=$runs; T[$key]=
+	note "timing $key: $cmd (best of $runs)"
+	if have hyperfine; then
+		local args=(--runs "$runs" --style basic --export-csv "$RAW/$key.csv" -n "$key")
+		[ "$prep" = : ] || args+=(--prepare "$prep")
+		[ -z "$ignore" ] || args+=(-i)
+		if hyperfine "${args[@]}" "$cmd" >"$RAW/$key.log" 2>&1; then
+			T[$key]=$(awk -F, 'NR==2 { printf "%.3f", $7 }' "$RAW/$key.csv")
+		else
+			note "FAILED (see $RAW/$key.log)"
+		fi
+		return 0
+	fi
+	local i s e rc best=
+	for ((i = 0; i < runs; i++)); do
+		sh -c "$prep" >>"$RAW/$key.log" 2>&1 || true
+		s=$(date +%s%N)
+		rc=0; sh -c "$cmd" >>"$RAW/$key.log" 2>&1 || rc=$?
+		e=$(date +%s%N)
+		if [ "$rc" != 0 ] && [ -z "$ignore" ]; then note "FAILED rc=$rc (see $RAW/$key.log)"; return 0; fi
+		if [ -z "$best" ] || [ $((e - s)) -lt "$best" ]; then best=$((e - s)); fi
+	done
+	T[$key]=$(awk -v n="$best" 'BEGIN { printf "%.3f", n / 1e9 }')
+}
+skip() { ORDER+=("$1"); LABEL[$1]=$2; RUNS[$1]=0; T[$1]=; note "skipped $1: $3"; }
+
+ONESIS_FILES='.git .gitmeta .gitignore .gitattributes .etckeeper'
+
+# The floor: one lstat per entry, nothing written.
+measure find 3 "\`find . -printf '%p %m %U %G\\n' >/dev/null\` (the floor)" \
+	: "find . -printf '%p %m %U %G\n' >/dev/null"
+
+measure git_init "$BENCH_INIT_RUNS" "\`git init && git add -A && git commit\`" \
+	"rm -rf $ONESIS_FILES" "git init -q && git add -A && git commit -q -m image"
+
+if [ "$OURS" = 1 ]; then
+	measure onesis_init "$BENCH_INIT_RUNS" "\`git onesis init --commit\`" \
+		"rm -rf $ONESIS_FILES" "git onesis init --commit -m image"
+fi
+if [ "$OURS" != 1 ] || [ -z "${T[onesis_init]}" ]; then
+	# Leave a committed repository behind for the competitors.
+	rm -rf $ONESIS_FILES
+	git init -q && git add -A && git commit -q -m image
+	OURS=0
+fi
+
+HOSTNAME_FILE=node$(seq -w 1 "$COPIES" | head -1)/etc/hostname
+[ -f "$HOSTNAME_FILE" ] || HOSTNAME_FILE=$(git ls-files | head -1)
+if [ "$OURS" = 1 ]; then
+	measure record "$BENCH_RUNS" "\`git onesis record\` (full scan, nothing changed)" : "git onesis record"
+	measure record_1 "$BENCH_RUNS" "\`git onesis record\` after a 1-file chmod" \
+		"if [ \$(stat -c %a $HOSTNAME_FILE) = 644 ]; then chmod 640 $HOSTNAME_FILE; else chmod 644 $HOSTNAME_FILE; fi" \
+		"git onesis record"
+	chmod 644 "$HOSTNAME_FILE"; git onesis record >/dev/null 2>&1 || true
+	measure apply_noop "$BENCH_RUNS" "\`git onesis apply\` (no-op)" : "git onesis apply"
+	measure status "$BENCH_RUNS" "\`git onesis status\` (clean)" : "git onesis status >/dev/null" ignore
+else
+	for k in record record_1 apply_noop status; do skip "$k" "git onesis $k" "git-onesis unavailable"; done
+fi
+measure git_status "$BENCH_RUNS" "\`git status --porcelain\` (clean, for reference)" : "git status --porcelain >/dev/null"
+
+# Two commits that differ in the metadata of 1,000 files (g+w, which git
+# itself does not track), then switch between them.
+if [ "$OURS" = 1 ]; then
+	A=$(git rev-parse HEAD)
+	n=$(git ls-files | wc -l)
+	git ls-files -z | tr '\0' '\n' | awk -v k=$((n >= 2000 ? n / 1000 : 1)) 'NR % k == 0' | head -1000 |
+		while IFS= read -r f; do [ -L "$f" ] || chmod g+w -- "$f"; done
+	if git onesis commit -q -m "chmod g+w on 1k files" >"$RAW/commit1k.log" 2>&1; then
+		B=$(git rev-parse HEAD)
+		CHANGED=$(git diff "$A" "$B" -- .gitmeta | grep -c '^+\./' || true)
+		note "commits $A and $B differ in $CHANGED .gitmeta lines"
+		TOGGLE="if [ \$(git rev-parse HEAD) = $A ]; then t=$B; else t=$A; fi"
+		measure apply_switch "$BENCH_RUNS" "\`git onesis apply\` after switching commits ($CHANGED entries differ)" \
+			"$TOGGLE; git -c core.hooksPath=/dev/null checkout -q --detach \$t" "git onesis apply"
+		measure onesis_checkout "$BENCH_RUNS" "\`git onesis checkout\` between the two commits (checkout + apply)" \
+			: "$TOGGLE; git onesis checkout -q --detach \$t"
+		measure git_checkout "$BENCH_RUNS" "\`git checkout\` between the two commits, hooks off (metadata left wrong)" \
+			: "$TOGGLE; git -c core.hooksPath=/dev/null checkout -q --detach \$t"
+		git -c core.hooksPath=/dev/null checkout -q --detach "$A"
+		git onesis apply >/dev/null 2>&1 || true
+	else
+		note "git onesis commit failed (see $RAW/commit1k.log)"
+		for k in apply_switch onesis_checkout; do skip "$k" "git onesis $k" "commit of the 1k change failed"; done
+	fi
+else
+	for k in apply_switch onesis_checkout; do skip "$k" "git onesis $k" "git-onesis unavailable"; done
+fi
+
+# ---------------------------------------------------------------- competitors
+SAVED=$BENCH_DIR/work/gitmeta.ours
+[ -f .gitmeta ] && cp -p .gitmeta "$SAVED" || true
+if [ -n "$SGP" ]; then
+	measure sgp_read "$BENCH_RUNS" "setgitperms.perl \`-r\` (store)" "rm -f .gitmeta" "perl $SGP -r"
+	# Its own output, applied back: nothing differs, so this is its no-op apply.
+	measure sgp_write "$BENCH_RUNS" "setgitperms.perl \`-w\` (apply, no-op)" : "perl $SGP -w"
+	SGP_LINES=$(wc -l <.gitmeta)
+	rm -f .gitmeta
+else
+	skip sgp_read "setgitperms.perl -r" "not found"; skip sgp_write "setgitperms.perl -w" "not found"
+fi
+if [ -n "$ETCK" ]; then
+	measure etck_store "$BENCH_RUNS" "etckeeper \`pre-commit.d/30store-metadata\` (store)" \
+		"rm -f .etckeeper" "VCS=git sh $ETCK"
+	git rm -q --cached .etckeeper >/dev/null 2>&1 || true
+	rm -f .etckeeper
+else
+	skip etck_store "etckeeper 30store-metadata" "not available"
+fi
+MS=$BENCH_DIR/work/metastore.data
+if have metastore; then
+	measure ms_save "$BENCH_RUNS" "\`metastore -s\` (store)" : "metastore -s -f $MS ."
+	measure ms_compare "$BENCH_RUNS" "\`metastore -c\` (compare, clean)" : "metastore -c -f $MS . >/dev/null" ignore
+else
+	skip ms_save "metastore -s" "not installed"; skip ms_compare "metastore -c" "not installed"
+fi
+[ -f "$SAVED" ] && cp -p "$SAVED" .gitmeta || true
+
+# ---------------------------------------------------------------- report
+t() { [ -n "${T[$1]:-}" ] && printf '%s s' "${T[$1]}" || printf 'n/a'; }
+ratio() { # OURS THEIRS -> "0.52×" (ours / theirs)
+	local a=${T[$1]:-} b=${T[$2]:-}
+	if [ -z "$a" ] || [ -z "$b" ]; then printf 'n/a'; return; fi
+	awk -v a="$a" -v b="$b" 'BEGIN { if (b <= 0) { print "n/a"; exit } r = a / b
+		if (r < 1) printf "%.2f× (%.1f× faster)", r, 1 / r; else printf "%.2f×", r }'
+}
+v() { "$@" 2>/dev/null | head -1 || echo n/a; }
+gen() {
+	echo "Generated by \`make bench\` ($(basename "${BASH_SOURCE[0]}")) on $(date -u +%Y-%m-%d) UTC."
+	echo
+	echo "**Machine:** $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r), $(stat -f -c %T "$TREE") filesystem."
+	echo "**Software:** $(v go version | sed 's/^go version //'), $(v git --version), git-onesis $( [ "$OURS" = 1 ] && v git onesis version | tr -d '\n' || echo n/a), $( have hyperfine && v hyperfine --version || echo 'built-in timer'), metastore $(v metastore --version | awk '{print $NF}'), etckeeper $(cat "$BENCH_DIR/tools/etckeeper-30store-metadata.version" 2>/dev/null || echo n/a)."
+	echo "**Corpus:** $ENTRIES entries ($SIZE) = $COPIES copies of a $PER-entry root filesystem from $SOURCE; $SETUID setuid/setgid files, $DEVICES device nodes."
+	echo
+	echo "| operation | runs | best time |"
+	echo "|---|---:|---:|"
+	local k
+	for k in "${ORDER[@]}"; do
+		echo "| ${LABEL[$k]} | ${RUNS[$k]} | $(t "$k") |"
+	done
+	echo
+	echo "Ratios are git-onesis time / other time (below 1 means git-onesis is faster)."
+	echo
+	echo "| comparison | ratio |"
+	echo "|---|---:|"
+	echo "| \`git onesis init --commit\` vs \`git init && git add -A && git commit\` | $(ratio onesis_init git_init) |"
+	echo "| \`git onesis record\` vs setgitperms.perl \`-r\` | $(ratio record sgp_read) |"
+	echo "| \`git onesis record\` vs etckeeper store | $(ratio record etck_store) |"
+	echo "| \`git onesis record\` vs \`metastore -s\` | $(ratio record ms_save) |"
+	echo "| \`git onesis record\` vs the \`find\` floor | $(ratio record find) |"
+	echo "| \`git onesis record\` after 1-file change vs full record | $(ratio record_1 record) |"
+	echo "| \`git onesis apply\` (no-op) vs setgitperms.perl \`-w\` | $(ratio apply_noop sgp_write) |"
+	echo "| \`git onesis status\` vs \`metastore -c\` | $(ratio status ms_compare) |"
+	echo "| \`git onesis status\` vs \`git status --porcelain\` | $(ratio status git_status) |"
+	echo "| \`git onesis checkout\` vs plain \`git checkout\` (1k entries differ) | $(ratio onesis_checkout git_checkout) |"
+	echo
+	echo "What each tool covers differs: setgitperms.perl records only tracked files and their parent directories (${SGP_LINES:-?} lines here; no types, devices, FIFOs, empty directories or xattrs); etckeeper records mode for files and directories plus owner where it is not the caller's, as shell commands; metastore records owner, mode, mtime and xattrs in a binary file; git-onesis records every object, including devices, FIFOs, sockets, empty directories, hard links and xattrs."
+}
+BEGIN='<!-- BEGIN GENERATED: make bench -->'
+END='<!-- END GENERATED: make bench -->'
+OUTTXT=$(gen)
+if [ "$BENCH_OUT" = - ]; then
+	printf '%s\n' "$OUTTXT"
+else
+	if [ ! -f "$BENCH_OUT" ] || ! grep -qF "$BEGIN" "$BENCH_OUT"; then
+		printf '# git-onesis benchmarks\n\n%s\n%s\n' "$BEGIN" "$END" >>"$BENCH_OUT"
+	fi
+	tmpout=$(mktemp)
+	BEGIN_M=$BEGIN END_M=$END BODY=$OUTTXT awk '
+		$0 == ENVIRON["BEGIN_M"] { print; print ENVIRON["BODY"]; skip = 1; next }
+		$0 == ENVIRON["END_M"] { skip = 0 }
+		!skip { print }' "$BENCH_OUT" >"$tmpout"
+	cat "$tmpout" >"$BENCH_OUT"; rm -f "$tmpout"
+	say "wrote $BENCH_OUT"
+	printf '%s\n' "$OUTTXT"
+fi

@@ -1,0 +1,277 @@
+// Package image owns the operations on an image repository as a whole: a
+// git work tree holding a root filesystem plus its .gitmeta. It joins the
+// git runner (internal/git) to the metadata engine (meta): recording the
+// tree into .gitmeta for what the index holds, applying .gitmeta back to the
+// tree, and reporting drift. The CLI commands and the hook handlers are thin
+// callers of this package.
+package image
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/meta"
+)
+
+// MetaFile is the name of the metadata file at the top of the work tree.
+const MetaFile = ".gitmeta"
+
+// ErrBare is returned when an operation needs a work tree.
+var ErrBare = errors.New("this operation must be run in a work tree (the repository is bare)")
+
+// ErrNoMeta is returned when the work tree has no .gitmeta yet.
+var ErrNoMeta = errors.New("no .gitmeta in this work tree; run 'git onesis init' or 'git onesis record' first")
+
+// Image is an opened image repository.
+type Image struct {
+	Git *git.Repo
+	// Root is the absolute path of the work tree.
+	Root string
+	// Progress, if set, receives running entry counts during scans.
+	Progress func(n int)
+}
+
+// Open finds the repository containing dir and checks it has a work tree.
+func Open(dir string) (*Image, error) {
+	r, err := git.Discover(dir)
+	if err != nil {
+		return nil, err
+	}
+	if r.Bare || r.Top == "" {
+		return nil, ErrBare
+	}
+	return &Image{Git: r, Root: r.Top}, nil
+}
+
+// MetaPath is the absolute path of the work tree's .gitmeta.
+func (im *Image) MetaPath() string { return filepath.Join(im.Root, MetaFile) }
+
+// Enabled reports whether this repository opted in to git-onesis
+// (onesis.enabled=true).
+func (im *Image) Enabled() bool {
+	ok, err := im.Git.ConfigBool("onesis.enabled", false)
+	return err == nil && ok
+}
+
+// ReadWorktreeMeta parses the work tree's .gitmeta.
+func (im *Image) ReadWorktreeMeta() (*meta.Manifest, error) {
+	b, err := os.ReadFile(im.MetaPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoMeta
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading .gitmeta: %w", err)
+	}
+	m, err := meta.ParseBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
+	}
+	return m, nil
+}
+
+// MetaAt parses .gitmeta as committed at rev. It returns (nil, nil) when
+// the revision has no .gitmeta.
+func (im *Image) MetaAt(rev string) (*meta.Manifest, error) {
+	b, ok, err := im.Git.ShowBlob(rev, MetaFile)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, nil
+	}
+	m, err := meta.ParseBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("reading .gitmeta at %s: %w", rev, err)
+	}
+	return m, nil
+}
+
+// MetaInIndex parses .gitmeta as staged in the index. It returns (nil, nil)
+// when the index holds none.
+func (im *Image) MetaInIndex() (*meta.Manifest, error) {
+	b, ok, err := im.Git.IndexBlob(MetaFile)
+	if err != nil || !ok {
+		return nil, err
+	}
+	m, err := meta.ParseBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("reading the staged .gitmeta: %w", err)
+	}
+	return m, nil
+}
+
+// Scan walks the work tree and returns the manifest git-onesis would record:
+// every path git does not ignore, with git-carried objects (files and
+// symlinks) limited to those in the index (GIT_INDEX_FILE is honoured, so a
+// partial commit records exactly what it commits).
+func (im *Image) Scan() (*meta.Manifest, error) {
+	var (
+		wg                sync.WaitGroup
+		tracked, ignored  []string
+		errTrack, errIgno error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); tracked, errTrack = im.Git.LsFiles() }()
+	go func() { defer wg.Done(); ignored, errIgno = im.Git.IgnoredPaths() }()
+	wg.Wait()
+	if errTrack != nil {
+		return nil, fmt.Errorf("listing the index: %w", errTrack)
+	}
+	if errIgno != nil {
+		return nil, fmt.Errorf("listing ignored paths: %w", errIgno)
+	}
+	inIndex := make(map[string]struct{}, len(tracked))
+	for _, p := range tracked {
+		inIndex[p] = struct{}{}
+	}
+	skip := make(map[string]struct{}, len(ignored))
+	for _, p := range ignored {
+		skip[strings.TrimSuffix(p, "/")] = struct{}{}
+	}
+	opts := meta.ScanOptions{
+		Progress: im.Progress,
+		Keep: func(p string, t meta.Type) bool {
+			if !t.GitCarries() {
+				return true
+			}
+			_, ok := inIndex[p]
+			return ok
+		},
+	}
+	if len(skip) > 0 {
+		opts.Skip = func(p string, isDir bool) bool {
+			_, ok := skip[p]
+			return ok
+		}
+	}
+	m, err := meta.Scan(im.Root, opts)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Record scans the tree and writes .gitmeta atomically (only when its bytes
+// change). With stage set, .gitmeta is then added to the index. It reports
+// whether the file changed.
+func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
+	if _, err := os.Lstat(im.MetaPath()); err == nil {
+		// A .gitmeta with conflict markers must be resolved, never silently
+		// overwritten by a fresh scan.
+		if b, err := os.ReadFile(im.MetaPath()); err == nil {
+			if _, perr := meta.ParseBytes(b); errors.Is(perr, meta.ErrConflict) {
+				return false, nil, fmt.Errorf(".gitmeta has unresolved conflicts: %w", perr)
+			}
+		}
+	}
+	if err := im.ensureIndexed(); err != nil {
+		return false, nil, err
+	}
+	m, err := im.Scan()
+	if err != nil {
+		return false, nil, err
+	}
+	changed, err := meta.WriteFile(im.MetaPath(), m)
+	if err != nil {
+		return false, nil, fmt.Errorf("writing .gitmeta: %w", err)
+	}
+	if stage {
+		if err := im.Git.Add(MetaFile); err != nil {
+			return changed, m, fmt.Errorf("staging .gitmeta: %w", err)
+		}
+	}
+	return changed, m, nil
+}
+
+// ensureIndexed makes sure .gitmeta itself is in the index before a scan,
+// so its own entry is recorded on the very first record.
+func (im *Image) ensureIndexed() error {
+	if _, err := os.Lstat(im.MetaPath()); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(im.MetaPath(), nil, 0o644); err != nil {
+			return fmt.Errorf("creating .gitmeta: %w", err)
+		}
+	}
+	if _, ok, err := im.Git.IndexBlob(MetaFile); err == nil && !ok {
+		if err := im.Git.Add(MetaFile); err != nil {
+			return fmt.Errorf("staging .gitmeta: %w", err)
+		}
+	}
+	return nil
+}
+
+// ApplyOptions controls ApplyTree.
+type ApplyOptions struct {
+	// Old is the manifest previously applied (for an incremental apply).
+	Old *meta.Manifest
+	// Paths are files git rewrote (always visited).
+	Paths  []string
+	DryRun bool
+	Log    func(string)
+}
+
+// ApplyTree makes the work tree match m, then refreshes git's index for the
+// entries it touched so the next 'git status' does not re-hash them.
+func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult, error) {
+	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, Paths: o.Paths, DryRun: o.DryRun, Log: o.Log})
+	if err != nil {
+		return res, err
+	}
+	if !o.DryRun && len(res.Touched) > 0 {
+		if err := im.Git.RefreshIndex(res.Touched); err != nil {
+			return res, fmt.Errorf("refreshing the index after apply: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// Summary renders the one-line summaries an apply leaves for the admin:
+// ownership not applied as non-root, missing files, errors.
+func Summary(res *meta.ApplyResult) []string {
+	var out []string
+	if res == nil {
+		return nil
+	}
+	if res.OwnershipSkipped > 0 {
+		out = append(out, fmt.Sprintf("ownership of %s entries not applied (not root); see 'git onesis ls'", thousands(res.OwnershipSkipped)))
+	}
+	if n := len(res.Missing); n > 0 {
+		ex := res.Missing[0]
+		out = append(out, fmt.Sprintf("%s entries in .gitmeta are missing from the work tree (e.g. %s); check them out, or run 'git onesis record'", thousands(n), strings.TrimPrefix(meta.EscapePath(ex), "./")))
+	}
+	return out
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// TopRelative turns a path given on the command line (relative to the
+// current directory, or absolute) into a work-tree-relative path. Paths
+// outside the work tree are an error.
+func (im *Image) TopRelative(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	root, err := filepath.EvalSymlinks(im.Root)
+	if err != nil {
+		root = im.Root
+	}
+	if d, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		abs = filepath.Join(d, filepath.Base(abs))
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%s is outside the work tree %s", p, im.Root)
+	}
+	return filepath.ToSlash(rel), nil
+}

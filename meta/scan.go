@@ -1,0 +1,681 @@
+package meta
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ScanOptions controls Scan.
+type ScanOptions struct {
+	// Skip reports whether path (relative, slash-separated, never ".") is
+	// left out; for a directory its whole subtree is skipped. It must be safe
+	// for concurrent use. nil skips nothing.
+	Skip func(path string, isDir bool) bool
+	// Keep is consulted for every non-directory entry after lstat (files,
+	// symlinks, devices, fifos, sockets); false drops it. It is used to limit
+	// git-carried files to those in the index. It must be safe for concurrent
+	// use. nil keeps everything.
+	Keep func(path string, t Type) bool
+	// Workers is the number of directories read at once; 0 picks a default
+	// of twice the CPU count.
+	Workers int
+	// Progress, when set, is called now and then (at most about ten times a
+	// second, and once at the end) with the number of entries scanned so
+	// far. It may be called from any goroutine, but never concurrently.
+	Progress func(n int)
+}
+
+// progressEvery is the interval between Progress calls.
+const progressEvery = 100 * time.Millisecond
+
+// Scan walks the tree at root and records the metadata of every object in it
+// into a sorted Manifest. Root itself becomes the entry ".". The top-level
+// ".git" is always left out.
+//
+// Scan never follows symlinks: every directory is opened relative to its
+// parent's descriptor with O_NOFOLLOW, and objects are examined with
+// fstatat(AT_SYMLINK_NOFOLLOW), readlinkat and the l*xattr calls. All
+// extended attributes the caller may read are recorded (as root that
+// includes trusted.*), sorted by name.
+//
+// Hard links: non-directory entries that share a device and inode number
+// form a group; the first path in canonical order is the primary and the
+// others get Hardlink set to it. Symlinks are never grouped (Linux allows
+// hard links to symlinks, but the format cannot express them), so each such
+// path is recorded as an independent symlink.
+//
+// A directory is marked Empty when no kept file or symlink lies anywhere
+// below it; the root is never marked Empty.
+//
+// A directory that cannot be read is an error; objects that vanish while the
+// scan runs are left out.
+func Scan(root string, opts ScanOptions) (*Manifest, error) {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("scanning %s: %w", root, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("scanning %s: %w", root, err)
+	}
+	rootEntry := entryFromStat(".", &st)
+
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU() * 2
+	}
+	s := &scanner{opts: opts, root: root}
+	s.cond = sync.NewCond(&s.mu)
+	rootNode := &dirNode{fd: fd, rel: "."}
+	rootNode.refs.Store(1)
+
+	ws := make([]*scanWorker, workers)
+	for i := range ws {
+		ws[i] = &scanWorker{s: s, buf: make([]byte, 32<<10), xbuf: make([]byte, 4<<10)}
+	}
+	// The root is processed by the first worker before the pool starts, so
+	// its entry and xattrs are handled like any other directory's.
+	xs, err := ws[0].dirXattrs(fd, ".")
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	rootEntry.Xattrs = xs
+	ws[0].entries = append(ws[0].entries, rootEntry)
+	s.pending = 1
+	s.stack = append(s.stack, dirTask{node: rootNode})
+
+	stopProgress := s.startProgress()
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run()
+		}()
+	}
+	wg.Wait()
+	stopProgress()
+	if s.err != nil {
+		return nil, s.err
+	}
+
+	n := 0
+	nlinks := 0
+	for _, w := range ws {
+		n += len(w.entries)
+		nlinks += len(w.links)
+	}
+	all := make([]Entry, 0, n)
+	links := make([]linkRec, 0, nlinks)
+	for _, w := range ws {
+		base := int32(len(all))
+		all = append(all, w.entries...)
+		for _, l := range w.links {
+			l.idx += base
+			links = append(links, l)
+		}
+		w.entries, w.links = nil, nil
+	}
+	m := &Manifest{Entries: sortEntries(all, links)}
+	markEmpty(m)
+	if opts.Progress != nil {
+		opts.Progress(len(m.Entries))
+	}
+	return m, nil
+}
+
+// sortEntries returns all in canonical order (the order Manifest.Sort
+// gives) and fills in Hardlink for secondary hard-link members. It sorts
+// indices rather than moving whole entries around.
+func sortEntries(all []Entry, links []linkRec) []Entry {
+	order := make([]int32, len(all))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return comparePaths(all[a].Path, all[b].Path) })
+	// Hard links: the primary of each (dev, ino) group is the member that
+	// sorts first.
+	if len(links) > 0 {
+		rank := make([]int32, len(all))
+		for r, i := range order {
+			rank[i] = int32(r)
+		}
+		slices.SortFunc(links, func(a, b linkRec) int {
+			if a.dev != b.dev {
+				return cmpUint(a.dev, b.dev)
+			}
+			if a.ino != b.ino {
+				return cmpUint(a.ino, b.ino)
+			}
+			return int(rank[a.idx]) - int(rank[b.idx])
+		})
+		first := 0
+		for i := 1; i < len(links); i++ {
+			if links[i].dev != links[first].dev || links[i].ino != links[first].ino {
+				first = i
+				continue
+			}
+			all[links[i].idx].Hardlink = all[links[first].idx].Path
+		}
+	}
+	out := make([]Entry, len(all))
+	for r, i := range order {
+		out[r] = all[i]
+	}
+	return out
+}
+
+func cmpUint(a, b uint64) int {
+	if a < b {
+		return -1
+	}
+	return 1
+}
+
+// comparePaths is the three-way form of Less.
+func comparePaths(a, b string) int {
+	switch {
+	case a == b:
+		return 0
+	case a == ".":
+		return -1
+	case b == ".":
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// markEmpty sets Empty on every directory below the root that has no file
+// or symlink anywhere beneath it. m must be sorted.
+func markEmpty(m *Manifest) {
+	full := make(map[string]struct{})
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if !e.Type.GitCarries() {
+			continue
+		}
+		for p := Parent(e.Path); p != "."; p = Parent(p) {
+			if _, ok := full[p]; ok {
+				break
+			}
+			full[p] = struct{}{}
+		}
+	}
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if e.Type == TypeDir && e.Path != "." {
+			_, ok := full[e.Path]
+			e.Empty = !ok
+		}
+	}
+}
+
+// entryFromStat fills the stat-derived fields of an entry.
+func entryFromStat(path string, st *unix.Stat_t) Entry {
+	e := Entry{
+		Path: path,
+		Type: typeFromMode(st.Mode),
+		Mode: st.Mode & 07777,
+		UID:  st.Uid,
+		GID:  st.Gid,
+	}
+	if e.Type == TypeChar || e.Type == TypeBlock {
+		e.Major = unix.Major(uint64(st.Rdev))
+		e.Minor = unix.Minor(uint64(st.Rdev))
+	}
+	return e
+}
+
+func typeFromMode(m uint32) Type {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return TypeFile
+	case unix.S_IFDIR:
+		return TypeDir
+	case unix.S_IFLNK:
+		return TypeSymlink
+	case unix.S_IFCHR:
+		return TypeChar
+	case unix.S_IFBLK:
+		return TypeBlock
+	case unix.S_IFIFO:
+		return TypeFifo
+	case unix.S_IFSOCK:
+		return TypeSocket
+	}
+	return TypeUnknown
+}
+
+// dirNode is an open directory. Its descriptor stays open while any
+// subdirectory still has to be opened relative to it.
+type dirNode struct {
+	fd   int
+	rel  string
+	refs atomic.Int32
+}
+
+func (d *dirNode) release() {
+	if d.refs.Add(-1) == 0 {
+		unix.Close(d.fd)
+	}
+}
+
+// dirTask is a directory waiting to be read. For the root, node is already
+// open; otherwise the directory is name inside parent, and entry holds what
+// lstat said about it.
+type dirTask struct {
+	node   *dirNode
+	parent *dirNode
+	name   string
+	entry  Entry
+}
+
+// linkRec remembers a hard-link candidate: the entry at idx (in its worker's
+// slice, later in the combined slice) has this device and inode.
+type linkRec struct {
+	dev, ino uint64
+	idx      int32
+}
+
+type scanner struct {
+	opts ScanOptions
+	root string
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	stack   []dirTask // LIFO keeps the number of open directories small
+	pending int       // tasks queued or running
+	err     error
+
+	count atomic.Int64
+}
+
+func (s *scanner) startProgress() (stop func()) {
+	if s.opts.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				s.opts.Progress(int(s.count.Load()))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// fail records the first error and stops the scan.
+func (s *scanner) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *scanner) push(t dirTask) {
+	s.mu.Lock()
+	s.stack = append(s.stack, t)
+	s.pending++
+	s.mu.Unlock()
+	s.cond.Signal()
+}
+
+// next blocks until a task is available; ok is false when the scan is over.
+func (s *scanner) next() (t dirTask, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.stack) == 0 && s.pending > 0 {
+		s.cond.Wait()
+	}
+	if len(s.stack) == 0 {
+		return dirTask{}, false
+	}
+	t = s.stack[len(s.stack)-1]
+	s.stack[len(s.stack)-1] = dirTask{}
+	s.stack = s.stack[:len(s.stack)-1]
+	return t, true
+}
+
+func (s *scanner) done() {
+	s.mu.Lock()
+	s.pending--
+	last := s.pending == 0
+	s.mu.Unlock()
+	if last {
+		s.cond.Broadcast()
+	}
+}
+
+func (s *scanner) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil
+}
+
+type scanWorker struct {
+	s       *scanner
+	buf     []byte // getdents buffer
+	xbuf    []byte // xattr list / value buffer
+	lbuf    []byte // readlink buffer
+	entries []Entry
+	links   []linkRec
+	ownCwd  bool
+}
+
+func (w *scanWorker) run() {
+	// Give this worker a thread with its own working directory, so it can
+	// chdir into each directory it reads and look attributes up by bare
+	// name: no path walk from the root (faster, and immune to a parent
+	// being swapped for a symlink mid-scan). The thread is never unlocked,
+	// so the runtime discards it when the goroutine ends instead of handing
+	// its odd working directory to other code. Where unshare is refused,
+	// the worker falls back to /proc/self/fd/<dirfd>/<name>.
+	runtime.LockOSThread()
+	w.ownCwd = unix.Unshare(unix.CLONE_FS) == nil
+	for {
+		t, ok := w.s.next()
+		if !ok {
+			return
+		}
+		if w.s.failed() {
+			// Drain: release what the task holds without doing the work.
+			if t.parent != nil {
+				t.parent.release()
+			}
+			if t.node != nil {
+				t.node.release()
+			}
+		} else if err := w.dir(t); err != nil {
+			w.s.fail(err)
+		}
+		w.s.done()
+	}
+}
+
+// dir opens (if needed) and reads one directory.
+func (w *scanWorker) dir(t dirTask) error {
+	node := t.node
+	if node == nil {
+		fd, err := unix.Openat(t.parent.fd, t.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		t.parent.release()
+		if err != nil {
+			if err == unix.ENOENT {
+				return nil // vanished
+			}
+			return fmt.Errorf("scanning %s: %w", w.s.display(t.entry.Path), err)
+		}
+		node = &dirNode{fd: fd, rel: t.entry.Path}
+		node.refs.Store(1)
+		xs, err := w.dirXattrs(fd, t.entry.Path)
+		if err != nil {
+			node.release()
+			return err
+		}
+		t.entry.Xattrs = xs
+		w.entries = append(w.entries, t.entry)
+		w.s.count.Add(1)
+	}
+	defer node.release()
+	return w.readDir(node)
+}
+
+func (s *scanner) display(rel string) string {
+	if rel == "." {
+		return s.root
+	}
+	return strings.TrimSuffix(s.root, "/") + "/" + rel
+}
+
+func (w *scanWorker) readDir(d *dirNode) error {
+	s := w.s
+	var prefix string
+	if d.rel != "." {
+		prefix = d.rel + "/"
+	}
+	var st unix.Stat_t
+	scanned := 0
+	if w.ownCwd {
+		if err := unix.Fchdir(d.fd); err != nil {
+			return err
+		}
+	}
+	for {
+		n, err := unix.Getdents(d.fd, w.buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("scanning %s: reading directory: %w", s.display(d.rel), err)
+		}
+		if n <= 0 {
+			break
+		}
+		for off := 0; off < n; {
+			// struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, name.
+			rec := w.buf[off:n]
+			if len(rec) < 19 {
+				return fmt.Errorf("scanning %s: short directory record", s.display(d.rel))
+			}
+			reclen := int(rec[16]) | int(rec[17])<<8
+			if reclen < 19 || reclen > len(rec) {
+				return fmt.Errorf("scanning %s: bad directory record length %d", s.display(d.rel), reclen)
+			}
+			off += reclen
+			dtype := rec[18]
+			nameb := rec[19:reclen]
+			if i := indexNUL(nameb); i >= 0 {
+				nameb = nameb[:i]
+			}
+			if len(nameb) == 0 || (nameb[0] == '.' && (len(nameb) == 1 || (len(nameb) == 2 && nameb[1] == '.'))) {
+				continue
+			}
+			if prefix == "" && string(nameb) == ".git" {
+				continue
+			}
+			name := string(nameb)
+			rel := prefix + name
+			if s.opts.Skip != nil && dtype != unix.DT_UNKNOWN {
+				if s.opts.Skip(rel, dtype == unix.DT_DIR) {
+					continue
+				}
+			}
+			if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				if err == unix.ENOENT {
+					continue
+				}
+				return fmt.Errorf("scanning %s: %w", s.display(rel), err)
+			}
+			typ := typeFromMode(st.Mode)
+			if s.opts.Skip != nil && dtype == unix.DT_UNKNOWN {
+				if s.opts.Skip(rel, typ == TypeDir) {
+					continue
+				}
+			}
+			if typ == TypeDir {
+				d.refs.Add(1)
+				s.push(dirTask{parent: d, name: name, entry: entryFromStat(rel, &st)})
+				continue
+			}
+			if s.opts.Keep != nil && !s.opts.Keep(rel, typ) {
+				continue
+			}
+			e := entryFromStat(rel, &st)
+			if typ == TypeSymlink {
+				l, err := w.readlink(d.fd, name)
+				if err != nil {
+					if err == unix.ENOENT {
+						continue
+					}
+					return fmt.Errorf("scanning %s: reading symlink: %w", s.display(rel), err)
+				}
+				e.Link = l
+			}
+			var xs []Xattr
+			if w.ownCwd {
+				xs, err = w.xattrsPath(name)
+			} else {
+				xs, err = w.xattrsPath(procPath(d.fd, name))
+			}
+			if err != nil {
+				if err == unix.ENOENT {
+					continue
+				}
+				return fmt.Errorf("scanning %s: reading extended attributes: %w", s.display(rel), err)
+			}
+			e.Xattrs = xs
+			if st.Nlink > 1 && typ != TypeSymlink && typ != TypeUnknown {
+				w.links = append(w.links, linkRec{dev: uint64(st.Dev), ino: st.Ino, idx: int32(len(w.entries))})
+			}
+			w.entries = append(w.entries, e)
+			scanned++
+		}
+	}
+	s.count.Add(int64(scanned))
+	return nil
+}
+
+func indexNUL(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+func (w *scanWorker) readlink(dirfd int, name string) (string, error) {
+	if w.lbuf == nil {
+		w.lbuf = make([]byte, 256)
+	}
+	for {
+		n, err := unix.Readlinkat(dirfd, name, w.lbuf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(w.lbuf) {
+			return string(w.lbuf[:n]), nil
+		}
+		if len(w.lbuf) >= 1<<20 {
+			return "", errors.New("symlink target too long")
+		}
+		w.lbuf = make([]byte, 2*len(w.lbuf))
+	}
+}
+
+// dirXattrs reads the extended attributes of an open directory.
+func (w *scanWorker) dirXattrs(fd int, rel string) ([]Xattr, error) {
+	xs, err := w.readXattrs(
+		func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(attr string, b []byte) (int, error) { return unix.Fgetxattr(fd, attr, b) },
+	)
+	if err != nil {
+		return nil, fmt.Errorf("scanning %s: reading extended attributes: %w", w.s.display(rel), err)
+	}
+	return xs, nil
+}
+
+func procPath(dirfd int, name string) string {
+	b := make([]byte, 0, len("/proc/self/fd/")+8+len(name))
+	b = append(b, "/proc/self/fd/"...)
+	b = strconv.AppendInt(b, int64(dirfd), 10)
+	b = append(b, '/')
+	b = append(b, name...)
+	return string(b)
+}
+
+// readXattrs lists and reads all attributes with the given calls. A
+// filesystem without xattr support yields none.
+func (w *scanWorker) readXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]Xattr, error) {
+	var n int
+	var err error
+	for {
+		n, err = list(w.xbuf)
+		if err == unix.ERANGE {
+			sz, err2 := list(nil)
+			if err2 != nil {
+				return nil, err2
+			}
+			w.xbuf = make([]byte, max(sz, 2*len(w.xbuf)))
+			continue
+		}
+		break
+	}
+	if err != nil {
+		if err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	names := strings.Split(strings.TrimSuffix(string(w.xbuf[:n]), "\x00"), "\x00")
+	xs := make([]Xattr, 0, len(names))
+	for _, name := range names {
+		if name == "" {
+			continue
+		}
+		v, err := w.getXattr(get, name)
+		if err == unix.ENODATA {
+			continue // removed since listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		xs = append(xs, Xattr{Name: name, Value: v})
+	}
+	slices.SortFunc(xs, func(a, b Xattr) int { return strings.Compare(a.Name, b.Name) })
+	return xs, nil
+}
+
+func (w *scanWorker) getXattr(get func(string, []byte) (int, error), name string) ([]byte, error) {
+	for {
+		n, err := get(name, w.xbuf)
+		if err == unix.ERANGE {
+			sz, err2 := get(name, nil)
+			if err2 != nil {
+				return nil, err2
+			}
+			w.xbuf = make([]byte, max(sz, 2*len(w.xbuf)))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return append([]byte{}, w.xbuf[:n]...), nil
+	}
+}
+
+// xattrsPath reads the extended attributes of p without following a final
+// symlink. p is either a bare name (relative to the worker's private working
+// directory) or a /proc/self/fd/<dirfd>/<name> path, so no path is resolved
+// from the root again.
+func (w *scanWorker) xattrsPath(p string) ([]Xattr, error) {
+	return w.readXattrs(
+		func(b []byte) (int, error) { return unix.Llistxattr(p, b) },
+		func(attr string, b []byte) (int, error) { return unix.Lgetxattr(p, attr, b) },
+	)
+}
