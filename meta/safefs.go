@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -206,9 +208,17 @@ func listXattrs(dirfd int, name string) ([]string, error) {
 		}
 		return unix.Llistxattr(p, b)
 	}
+	if !follow && !noXattrAt.Load() {
+		list = func(b []byte) (int, error) { return listxattrat(dirfd, name, b) }
+	}
 	buf := make([]byte, 256)
 	for {
 		n, err := list(buf)
+		if err == unix.ENOSYS && !follow && !noXattrAt.Load() {
+			// Kernel before 6.13 (or a seccomp filter): use /proc.
+			noXattrAt.Store(true)
+			return listXattrs(dirfd, name)
+		}
 		if err == unix.ERANGE {
 			sz, err := list(nil)
 			if err != nil {
@@ -231,6 +241,33 @@ func listXattrs(dirfd int, name string) ([]string, error) {
 		}
 		return names, nil
 	}
+}
+
+// noXattrAt is set once listxattrat(2) turned out to be unavailable.
+var noXattrAt atomic.Bool
+
+// sysListxattrat is listxattrat(2), Linux 6.13, the same on every
+// architecture (it postdates the unified syscall table).
+const sysListxattrat = 465
+
+// listxattrat lists the xattrs of dirfd/name without following name and
+// without a path walk through /proc: about half the cost of llistxattr on
+// a /proc/self/fd path.
+func listxattrat(dirfd int, name string, buf []byte) (int, error) {
+	p, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return 0, err
+	}
+	var bp unsafe.Pointer
+	if len(buf) > 0 {
+		bp = unsafe.Pointer(&buf[0])
+	}
+	n, _, errno := unix.Syscall6(sysListxattrat, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+		uintptr(unix.AT_SYMLINK_NOFOLLOW), uintptr(bp), uintptr(len(buf)), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // getXattr reads one attribute value.

@@ -142,8 +142,9 @@ func fixture(t *testing.T, root string) {
 	w("etc/secret", 0o600, "s3cret\n")
 	chk(os.Chown(filepath.Join(root, "etc/shadow"), 0, 42))
 	w("usr/bin/su", 0o4755, "#!/bin/sh\n")
-	w("usr/bin/wall", 0o2755, "#!/bin/sh\n")
+	w("usr/bin/wall", 0o755, "#!/bin/sh\n")
 	chk(os.Chown(filepath.Join(root, "usr/bin/wall"), 0, 5))
+	chk(unix.Chmod(filepath.Join(root, "usr/bin/wall"), 0o2755)) // after chown, which clears setgid
 	w("usr/bin/ping", 0o755, "#!/bin/sh\necho ping\n")
 	chk(os.MkdirAll(filepath.Join(root, "tmp"), 0o755))
 	chk(unix.Chmod(filepath.Join(root, "tmp"), 0o1777))
@@ -159,6 +160,7 @@ func fixture(t *testing.T, root string) {
 	chk(unix.Chmod(filepath.Join(root, "dev/null"), 0o666))
 	chk(unix.Mknod(filepath.Join(root, "dev/loop0"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 0))))
 	chk(os.Chown(filepath.Join(root, "dev/loop0"), 0, 6))
+	chk(unix.Chmod(filepath.Join(root, "dev/loop0"), 0o660))
 	chk(unix.Mkfifo(filepath.Join(root, "dev/initctl"), 0o600))
 	chk(os.MkdirAll(filepath.Join(root, "run"), 0o755))
 	chk(os.MkdirAll(filepath.Join(root, "var/spool/sock"), 0o755))
