@@ -348,13 +348,13 @@ func (a *applier) applyEntry(i int) {
 		a.fail(e.Path, "lstat", err)
 		return
 	}
-	have := typeOf(st.Mode)
 	if !a.checkType(i, e, dirfd, name, &st) {
 		return
 	}
 	if e.Hardlink != "" && !a.checkLink(i, e, dirfd, name, &st) {
 		return
 	}
+	have := typeOf(st.Mode) // checkType may have replaced the object
 
 	// Owner first: the kernel clears setuid/setgid (and security.capability)
 	// on chown, so mode and xattrs must come after it.

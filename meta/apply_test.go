@@ -576,3 +576,92 @@ func BenchmarkApplyNoop(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(m.Entries)), "ns/entry")
 }
+
+// BenchmarkApplySyscalls compares the per-entry syscalls of a no-op apply.
+func BenchmarkApplySyscalls(b *testing.B) {
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "f"), nil, 0o644)
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 256)
+	b.Run("fstatat", func(b *testing.B) {
+		var st unix.Stat_t
+		for i := 0; i < b.N; i++ {
+			unix.Fstatat(fd, "f", &st, unix.AT_SYMLINK_NOFOLLOW)
+		}
+	})
+	b.Run("llistxattr-proc", func(b *testing.B) {
+		p := procFD(fd) + "/f"
+		for i := 0; i < b.N; i++ {
+			unix.Llistxattr(p, buf)
+		}
+	})
+	b.Run("listxattrat", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := listxattrat(fd, "f", buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestApplyReplacesOwnSpecials: an object Apply made from Old (still
+// exactly as Old recorded it) may be replaced when the new manifest
+// changes its type or device numbers; one an admin changed may not.
+func TestApplyReplacesOwnSpecials(t *testing.T) {
+	apRequireRoot(t)
+	tests := []struct {
+		name      string
+		old, new  string
+		tamper    func(p string)
+		wantType  uint32
+		wantError string
+	}{
+		{"fifo becomes dir", "./x  mode=0600  uid=0  gid=0  type=fifo", "./x  mode=0700  uid=0  gid=0  type=dir  empty=1", nil, unix.S_IFDIR, ""},
+		{"device numbers change", "./x  mode=0600  uid=0  gid=0  type=char  device=native,1,5", "./x  mode=0600  uid=0  gid=0  type=char  device=native,1,3", nil, unix.S_IFCHR, ""},
+		{"changed by admin is kept", "./x  mode=0600  uid=0  gid=0  type=fifo", "./x  mode=0600  uid=0  gid=0  type=socket",
+			func(p string) { os.Chmod(p, 0o640) }, unix.S_IFIFO, "is a fifo in the tree but a socket"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			old := apParse(t, tc.old)
+			apNoErrors(t, apApply(t, root, old, ApplyOptions{}))
+			p := filepath.Join(root, "x")
+			if tc.tamper != nil {
+				tc.tamper(p)
+			}
+			res := apApply(t, root, apParse(t, tc.new), ApplyOptions{Old: old})
+			if tc.wantError == "" {
+				apNoErrors(t, res)
+			} else if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), tc.wantError) {
+				t.Errorf("errors %v, want %q", res.Errors, tc.wantError)
+			}
+			st := apLstat(t, p)
+			if st.Mode&unix.S_IFMT != tc.wantType {
+				t.Errorf("type %#o, want %#o", st.Mode&unix.S_IFMT, tc.wantType)
+			}
+			if tc.wantType == unix.S_IFCHR && unix.Minor(st.Rdev) != 3 {
+				t.Errorf("device minor %d, want 3", unix.Minor(st.Rdev))
+			}
+		})
+	}
+}
+
+func TestApplyHardlinkContentDiffers(t *testing.T) {
+	apRequireRoot(t)
+	root := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(root, "a"), []byte("one"), 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "b"), []byte("two"), 0o644))
+	m := apParse(t, "./a  mode=0644  uid=0  gid=0  type=file", "./b  mode=0644  uid=0  gid=0  type=file  hardlink=./a")
+	res := apApply(t, root, m, ApplyOptions{})
+	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), "content differs from its hard-link primary a") {
+		t.Fatalf("errors %v", res.Errors)
+	}
+	if c, _ := os.ReadFile(filepath.Join(root, "b")); string(c) != "two" {
+		t.Errorf("b was replaced")
+	}
+}

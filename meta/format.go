@@ -269,7 +269,7 @@ func Parse(r io.Reader) (*Manifest, error) {
 			return nil, &ParseError{Line: lineNo, Msg: "unresolved merge conflict marker; resolve the conflict in .gitmeta (or run 'git onesis record') before committing", Err: ErrConflict}
 		}
 		trimmed := strings.TrimLeft(line, " \t")
-		if trimmed == "" {
+		if strings.TrimSpace(trimmed) == "" { // also \v, \f and other blanks strings.Fields drops
 			continue
 		}
 		if trimmed[0] == '#' {

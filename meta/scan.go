@@ -37,7 +37,8 @@ type ScanOptions struct {
 // progressEvery is the interval between Progress calls.
 const progressEvery = 100 * time.Millisecond
 
-// Scan walks the tree at root and records the metadata of every object in it
+// Scan walks the tree at root (which may itself be reached through a
+// symlink) and records the metadata of every object in it
 // into a sorted Manifest. Root itself becomes the entry ".". The top-level
 // ".git" is always left out.
 //
@@ -459,7 +460,7 @@ func (w *scanWorker) readDir(d *dirNode) error {
 	scanned := 0
 	if w.ownCwd {
 		if err := unix.Fchdir(d.fd); err != nil {
-			return err
+			return fmt.Errorf("scanning %s: %w", s.display(d.rel), err)
 		}
 	}
 	for {

@@ -78,4 +78,3 @@ func sameBytes(path string, b []byte) (bool, error) {
 	}
 	return bytes.Equal(cur, b), nil
 }
-
