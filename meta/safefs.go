@@ -214,8 +214,9 @@ func listXattrs(dirfd int, name string) ([]string, error) {
 	buf := make([]byte, 256)
 	for {
 		n, err := list(buf)
-		if err == unix.ENOSYS && !follow && !noXattrAt.Load() {
-			// Kernel before 6.13 (or a seccomp filter): use /proc.
+		if (err == unix.ENOSYS || err == unix.EPERM) && !follow && !noXattrAt.Load() {
+			// Kernel before 6.13, or a seccomp filter that answers
+			// EPERM for syscalls it does not know: use /proc.
 			noXattrAt.Store(true)
 			return listXattrs(dirfd, name)
 		}

@@ -415,3 +415,87 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("hook with wrong arguments: exit %d %q", r.code, r.err)
 	}
 }
+
+// TestMigrateFromSetgitperms builds a repository the old way, with the real
+// setgitperms.perl (Debian's git ships it under /usr/share/doc), and
+// migrates it in one command.
+func TestMigrateFromSetgitperms(t *testing.T) {
+	needRoot(t)
+	const sgp = "/usr/share/doc/git/contrib/hooks/setgitperms.perl"
+	if _, err := os.Stat(sgp); err != nil {
+		t.Skipf("setgitperms.perl not shipped here (%v); it comes with Debian's git package", err)
+	}
+	img := t.TempDir()
+	must(t, img, "git", "init", "-q")
+	os.MkdirAll(filepath.Join(img, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(img, "usr/bin/su"), []byte("su\n"), 0o755)
+	unix.Chmod(filepath.Join(img, "usr/bin/su"), 0o4755)
+	os.MkdirAll(filepath.Join(img, "etc"), 0o755)
+	os.WriteFile(filepath.Join(img, "etc/shadow"), []byte("x\n"), 0o600)
+	os.Chown(filepath.Join(img, "etc/shadow"), 0, 42)
+	os.WriteFile(filepath.Join(img, ".gitignore"), []byte("dev\nproc\n"), 0o644)
+	hooksDir := filepath.Join(img, ".git/hooks")
+	os.MkdirAll(hooksDir, 0o755)
+	b, _ := os.ReadFile(sgp)
+	os.WriteFile(filepath.Join(hooksDir, "setgitperms.perl"), b, 0o755)
+	os.WriteFile(filepath.Join(hooksDir, "pre-commit"), []byte("#!/bin/sh\nSUBDIRECTORY_OK=1 . \"$(git --exec-path)/git-sh-setup\"\n$GIT_DIR/hooks/setgitperms.perl -r\n"), 0o755)
+	os.WriteFile(filepath.Join(hooksDir, "post-checkout"), []byte("#!/bin/sh\nSUBDIRECTORY_OK=1 . \"$(git --exec-path)/git-sh-setup\"\n$GIT_DIR/hooks/setgitperms.perl -w\n"), 0o755)
+	must(t, img, "git", "add", "-A")
+	must(t, img, "git", "commit", "-q", "-m", "old recipe")
+	old := must(t, img, "git", "show", "HEAD:.gitmeta")
+	if !strings.Contains(old, "usr/bin/su  mode=4755  uid=0  gid=0") {
+		t.Fatalf("setgitperms did not write its .gitmeta as expected:\n%s", old)
+	}
+	if r := onesis(t, img, "migrate", "--commit"); r.code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", r.code, r.err)
+	}
+	gm := must(t, img, "git", "show", "HEAD:.gitmeta")
+	for _, want := range []string{"#mtree v2.0", "./usr/bin/su  mode=04755  uid=0  gid=0  type=file", "./etc/shadow  mode=0600  uid=0  gid=42  type=file"} {
+		if !strings.Contains(gm, want) {
+			t.Errorf("migrated .gitmeta lacks %q:\n%s", want, gm)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(hooksDir, "pre-commit.setgitperms")); err != nil {
+		t.Errorf("old pre-commit hook not moved aside: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(hooksDir, "pre-commit")); !strings.Contains(string(b), "git onesis") {
+		t.Errorf("pre-commit is not ours after migrate:\n%s", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(img, ".gitignore")); strings.Contains(string(b), "dev") {
+		t.Errorf(".gitignore still ignores dev:\n%s", b)
+	}
+	if st := onesis(t, img, "status"); st.code != 0 {
+		t.Errorf("status after migrate: %d\n%s", st.code, st.out)
+	}
+}
+
+// TestCheckoutUmask: git onesis checkout runs git under umask 077, so files
+// appear 0600 (never 0644) and apply then opens up exactly what is recorded.
+func TestCheckoutUmask(t *testing.T) {
+	needRoot(t)
+	img := t.TempDir()
+	fixture(t, img)
+	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	must(t, img, "git", "checkout", "-q", "-b", "newfiles")
+	os.Mkdir(filepath.Join(img, "etc/ssl"), 0o755)
+	os.Mkdir(filepath.Join(img, "etc/ssl/private"), 0o700)
+	os.WriteFile(filepath.Join(img, "etc/ssl/private/key.pem"), []byte("KEY\n"), 0o600)
+	os.WriteFile(filepath.Join(img, "etc/ssl/public.pem"), []byte("CERT\n"), 0o644)
+	must(t, img, "git", "add", "etc/ssl")
+	if r := onesis(t, img, "commit", "-q", "-m", "ssl"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	must(t, img, "git", "checkout", "-q", "main")
+	if _, err := os.Stat(filepath.Join(img, "etc/ssl")); err == nil {
+		t.Fatalf("etc/ssl still present on main")
+	}
+	if r := onesis(t, img, "checkout", "-q", "newfiles"); r.code != 0 {
+		t.Fatalf("onesis checkout: %d %s", r.code, r.err)
+	}
+	assertMode(t, filepath.Join(img, "etc/ssl/private/key.pem"), 0o600, 0, 0)
+	assertMode(t, filepath.Join(img, "etc/ssl/private"), 0o700, 0, 0)
+	assertMode(t, filepath.Join(img, "etc/ssl/public.pem"), 0o644, 0, 0)
+	assertMode(t, filepath.Join(img, "etc/ssl"), 0o755, 0, 0)
+}

@@ -217,7 +217,7 @@ type ApplyOptions struct {
 // ApplyTree makes the work tree match m, then refreshes git's index for the
 // entries it touched so the next 'git status' does not re-hash them.
 func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult, error) {
-	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, Paths: o.Paths, DryRun: o.DryRun, Log: o.Log})
+	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, Paths: withParents(o.Paths), DryRun: o.DryRun, Log: o.Log})
 	if err != nil {
 		return res, err
 	}
@@ -274,4 +274,21 @@ func (im *Image) TopRelative(p string) (string, error) {
 		return "", fmt.Errorf("%s is outside the work tree %s", p, im.Root)
 	}
 	return filepath.ToSlash(rel), nil
+}
+
+// withParents adds the parent directories of paths git rewrote: git creates
+// missing directories with the umask, so they need their recorded mode too.
+func withParents(paths []string) []string {
+	if len(paths) == 0 {
+		return paths
+	}
+	seen := make(map[string]bool, len(paths))
+	out := make([]string, 0, len(paths)*2)
+	for _, p := range paths {
+		for q := p; q != "." && !seen[q]; q = meta.Parent(q) {
+			seen[q] = true
+			out = append(out, q)
+		}
+	}
+	return out
 }
