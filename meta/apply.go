@@ -418,7 +418,7 @@ func (a *applier) checkType(i int, e *Entry, dirfd int, name string, st *unix.St
 		}
 		return true
 	case have == e.Type:
-	case a.replaceable(e.Path, dirfd, name, st) && !e.Type.GitCarries():
+	case (a.replaceable(e.Path, dirfd, name, st) || (special(have) && special(e.Type))) && !e.Type.GitCarries():
 		what := have.String()
 		a.logf("remove %s %s", what, displayPath(e.Path))
 		if err := a.do(func() error { return removeAt(dirfd, name, have) }); err != nil {
@@ -451,28 +451,31 @@ func (a *applier) checkType(i int, e *Entry, dirfd int, name string, st *unix.St
 		}
 	case TypeChar, TypeBlock:
 		if unix.Major(st.Rdev) != e.Major || unix.Minor(st.Rdev) != e.Minor {
-			if a.replaceable(e.Path, dirfd, name, st) {
-				a.logf("remove %s %s", have, displayPath(e.Path))
-				if err := a.do(func() error { return removeAt(dirfd, name, have) }); err != nil {
-					a.fail(e.Path, "remove", err)
-					return false
-				}
-				a.res.Removed++
-				if !a.create(i, e, dirfd, name) || a.opts.DryRun {
-					return false
-				}
-				if err := lstatAt(dirfd, name, st); err != nil {
-					a.fail(e.Path, "lstat", err)
-					return false
-				}
-				return true
+			// A device node holds no data: one with the wrong numbers
+			// (a swapped /dev/null, say) is always replaced.
+			a.logf("remove %s %s", have, displayPath(e.Path))
+			if err := a.do(func() error { return removeAt(dirfd, name, have) }); err != nil {
+				a.fail(e.Path, "remove", fmt.Errorf("replacing device %d,%d with %d,%d: %w", unix.Major(st.Rdev), unix.Minor(st.Rdev), e.Major, e.Minor, err))
+				return false
 			}
-			a.fail(e.Path, "apply", fmt.Errorf("is device %d,%d in the tree but %d,%d in .gitmeta; not changed",
-				unix.Major(st.Rdev), unix.Minor(st.Rdev), e.Major, e.Minor))
-			return false
+			a.res.Removed++
+			if !a.create(i, e, dirfd, name) || a.opts.DryRun {
+				return false
+			}
+			if err := lstatAt(dirfd, name, st); err != nil {
+				a.fail(e.Path, "lstat", err)
+				return false
+			}
+			return true
 		}
 	}
 	return true
+}
+
+// special reports whether t is a device, fifo or socket: an object that
+// holds no data, so replacing one with the recorded kind loses nothing.
+func special(t Type) bool {
+	return t == TypeChar || t == TypeBlock || t == TypeFifo || t == TypeSocket
 }
 
 // replaceable reports whether the object at path is one Apply made from

@@ -417,8 +417,8 @@ func TestApplyTypeMismatchLeftAlone(t *testing.T) {
 			"./x  mode=0700  uid=0  gid=0  type=dir", "is a symlink in the tree but a directory"},
 		{"link entry with other target", func(r string) { os.Symlink("a", filepath.Join(r, "x")) },
 			"./x  mode=0777  uid=0  gid=0  type=link  link=b", "git carries symlinks"},
-		{"char entry with other device", func(r string) { unix.Mknod(filepath.Join(r, "x"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 5))) },
-			"./x  mode=0600  uid=0  gid=0  type=char  device=native,1,3", "is device 1,5 in the tree but 1,3"},
+		{"dir entry over a fifo", func(r string) { unix.Mkfifo(filepath.Join(r, "x"), 0o600) },
+			"./x  mode=0700  uid=0  gid=0  type=dir  empty=1", "is a fifo in the tree but a directory"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -622,8 +622,12 @@ func TestApplyReplacesOwnSpecials(t *testing.T) {
 	}{
 		{"fifo becomes dir", "./x  mode=0600  uid=0  gid=0  type=fifo", "./x  mode=0700  uid=0  gid=0  type=dir  empty=1", nil, unix.S_IFDIR, ""},
 		{"device numbers change", "./x  mode=0600  uid=0  gid=0  type=char  device=native,1,5", "./x  mode=0600  uid=0  gid=0  type=char  device=native,1,3", nil, unix.S_IFCHR, ""},
-		{"changed by admin is kept", "./x  mode=0600  uid=0  gid=0  type=fifo", "./x  mode=0600  uid=0  gid=0  type=socket",
-			func(p string) { os.Chmod(p, 0o640) }, unix.S_IFIFO, "is a fifo in the tree but a socket"},
+		// Specials hold no data and .gitmeta is their source of truth, so
+		// even one an admin changed is replaced by the recorded kind.
+		{"changed special is replaced", "./x  mode=0600  uid=0  gid=0  type=fifo", "./x  mode=0600  uid=0  gid=0  type=socket",
+			func(p string) { os.Chmod(p, 0o640) }, unix.S_IFSOCK, ""},
+		{"swapped device without Old", "./y  mode=0600  uid=0  gid=0  type=char  device=native,8,0", "./x  mode=0600  uid=0  gid=0  type=char  device=native,1,3",
+			func(p string) { unix.Mknod(p, unix.S_IFCHR|0o600, int(unix.Mkdev(8, 0))) }, unix.S_IFCHR, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
