@@ -499,3 +499,38 @@ func TestCheckoutUmask(t *testing.T) {
 	assertMode(t, filepath.Join(img, "etc/ssl/public.pem"), 0o644, 0, 0)
 	assertMode(t, filepath.Join(img, "etc/ssl"), 0o755, 0, 0)
 }
+
+// TestNoVerifyCaught: a commit that skips pre-commit is caught by
+// post-commit, which names the way out.
+func TestNoVerifyCaught(t *testing.T) {
+	needRoot(t)
+	img := t.TempDir()
+	fixture(t, img)
+	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	os.WriteFile(filepath.Join(img, "etc/motd"), []byte("x\n"), 0o644)
+	must(t, img, "git", "add", "etc/motd")
+	unix.Chmod(filepath.Join(img, "usr/bin/ping"), 0o4755)
+	r := runIn(t, img, "git", "commit", "-q", "--no-verify", "-m", "sneaky")
+	if r.code != 0 {
+		t.Fatalf("commit: %s", r.err)
+	}
+	if !strings.Contains(r.err, "does not match the tree") || !strings.Contains(r.err, "git onesis commit --amend") {
+		t.Errorf("post-commit did not warn about the unrecorded commit:\n%s", r.err)
+	}
+	if r := onesis(t, img, "commit", "-q", "--amend", "--no-edit"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	if gm := must(t, img, "git", "show", "HEAD:.gitmeta"); !strings.Contains(gm, "./usr/bin/ping  mode=04755") || !strings.Contains(gm, "./etc/motd  mode=0644") {
+		t.Errorf("amend did not record:\n%s", gm)
+	}
+	// A normal commit is silent. (A chmod alone would be "nothing to
+	// commit": git decides that before pre-commit stages .gitmeta, which is
+	// why 'git onesis commit' exists.)
+	os.WriteFile(filepath.Join(img, "etc/motd"), []byte("y\n"), 0o600)
+	r = runIn(t, img, "git", "commit", "-q", "-a", "-m", "quiet")
+	if r.code != 0 || r.err != "" {
+		t.Errorf("ordinary commit: exit %d, stderr %q; want silence", r.code, r.err)
+	}
+}

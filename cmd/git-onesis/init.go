@@ -32,6 +32,8 @@ const defaultIgnore = `# git-onesis image defaults: contents of runtime and virt
 /var/lib/apt/lists/*
 /var/cache/yum/*
 /var/cache/dnf/*
+# temporary files of an interrupted atomic write of .gitmeta
+/.gitmeta[0-9]*
 `
 
 var initCmd = &cli.Command{

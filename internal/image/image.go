@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -172,6 +173,7 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 	if err := im.ensureIndexed(); err != nil {
 		return false, nil, err
 	}
+	im.removeStaleTemps()
 	m, err := im.Scan()
 	if err != nil {
 		return false, nil, err
@@ -186,6 +188,24 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		}
 	}
 	return changed, m, nil
+}
+
+// staleTemp matches the temporary files an atomic write of .gitmeta leaves
+// behind when it is killed before its rename.
+var staleTemp = regexp.MustCompile(`^\.gitmeta[0-9]+$`)
+
+// removeStaleTemps deletes such leftovers, so they neither show up as
+// untracked files nor get recorded.
+func (im *Image) removeStaleTemps() {
+	ents, err := os.ReadDir(im.Root)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() && staleTemp.MatchString(e.Name()) {
+			os.Remove(filepath.Join(im.Root, e.Name()))
+		}
+	}
 }
 
 // ensureIndexed makes sure .gitmeta itself is in the index before a scan,
