@@ -419,21 +419,7 @@ func (a *applier) checkType(i int, e *Entry, dirfd int, name string, st *unix.St
 		return true
 	case have == e.Type:
 	case (a.replaceable(e.Path, dirfd, name, st) || (special(have) && special(e.Type))) && !e.Type.GitCarries():
-		what := have.String()
-		a.logf("remove %s %s", what, displayPath(e.Path))
-		if err := a.do(func() error { return removeAt(dirfd, name, have) }); err != nil {
-			a.fail(e.Path, "remove", fmt.Errorf("replacing the %s left from the previous .gitmeta with %s: %w", what, typeNoun(e.Type), err))
-			return false
-		}
-		a.res.Removed++
-		if !a.create(i, e, dirfd, name) || a.opts.DryRun {
-			return false
-		}
-		if err := lstatAt(dirfd, name, st); err != nil {
-			a.fail(e.Path, "lstat", err)
-			return false
-		}
-		return true
+		return a.replace(i, e, dirfd, name, st, have, fmt.Sprintf("replacing %s with %s", typeNoun(have), typeNoun(e.Type)))
 	default:
 		a.fail(e.Path, "apply", fmt.Errorf("is %s in the tree but %s in .gitmeta; not changed", typeNoun(have), typeNoun(e.Type)))
 		return false
@@ -453,21 +439,28 @@ func (a *applier) checkType(i int, e *Entry, dirfd int, name string, st *unix.St
 		if unix.Major(st.Rdev) != e.Major || unix.Minor(st.Rdev) != e.Minor {
 			// A device node holds no data: one with the wrong numbers
 			// (a swapped /dev/null, say) is always replaced.
-			a.logf("remove %s %s", have, displayPath(e.Path))
-			if err := a.do(func() error { return removeAt(dirfd, name, have) }); err != nil {
-				a.fail(e.Path, "remove", fmt.Errorf("replacing device %d,%d with %d,%d: %w", unix.Major(st.Rdev), unix.Minor(st.Rdev), e.Major, e.Minor, err))
-				return false
-			}
-			a.res.Removed++
-			if !a.create(i, e, dirfd, name) || a.opts.DryRun {
-				return false
-			}
-			if err := lstatAt(dirfd, name, st); err != nil {
-				a.fail(e.Path, "lstat", err)
-				return false
-			}
-			return true
+			return a.replace(i, e, dirfd, name, st, have, fmt.Sprintf("replacing device %d,%d with %d,%d",
+				unix.Major(st.Rdev), unix.Minor(st.Rdev), e.Major, e.Minor))
 		}
+	}
+	return true
+}
+
+// replace removes the object at name (of type have) and creates e in its
+// place; it reports whether e now exists and st describes it.
+func (a *applier) replace(i int, e *Entry, dirfd int, name string, st *unix.Stat_t, have Type, what string) bool {
+	a.logf("remove %s %s", have, displayPath(e.Path))
+	if err := a.do(func() error { return removeAt(dirfd, name, have) }); err != nil {
+		a.fail(e.Path, "remove", fmt.Errorf("%s: %w", what, err))
+		return false
+	}
+	a.res.Removed++
+	if !a.create(i, e, dirfd, name) || a.opts.DryRun {
+		return false
+	}
+	if err := lstatAt(dirfd, name, st); err != nil {
+		a.fail(e.Path, "lstat", err)
+		return false
 	}
 	return true
 }

@@ -226,7 +226,7 @@ func markEmpty(m *Manifest) {
 func entryFromStat(path string, st *unix.Stat_t) Entry {
 	e := Entry{
 		Path: path,
-		Type: typeFromMode(st.Mode),
+		Type: typeOf(st.Mode),
 		Mode: st.Mode & 07777,
 		UID:  st.Uid,
 		GID:  st.Gid,
@@ -238,25 +238,6 @@ func entryFromStat(path string, st *unix.Stat_t) Entry {
 	return e
 }
 
-func typeFromMode(m uint32) Type {
-	switch m & unix.S_IFMT {
-	case unix.S_IFREG:
-		return TypeFile
-	case unix.S_IFDIR:
-		return TypeDir
-	case unix.S_IFLNK:
-		return TypeSymlink
-	case unix.S_IFCHR:
-		return TypeChar
-	case unix.S_IFBLK:
-		return TypeBlock
-	case unix.S_IFIFO:
-		return TypeFifo
-	case unix.S_IFSOCK:
-		return TypeSocket
-	}
-	return TypeUnknown
-}
 
 // dirNode is an open directory. Its descriptor stays open while any
 // subdirectory still has to be opened relative to it.
@@ -509,7 +490,7 @@ func (w *scanWorker) readDir(d *dirNode) error {
 				}
 				return fmt.Errorf("scanning %s: %w", s.display(rel), err)
 			}
-			typ := typeFromMode(st.Mode)
+			typ := typeOf(st.Mode)
 			if s.opts.Skip != nil && dtype == unix.DT_UNKNOWN {
 				if s.opts.Skip(rel, typ == TypeDir) {
 					continue
