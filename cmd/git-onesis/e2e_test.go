@@ -534,3 +534,37 @@ func TestNoVerifyCaught(t *testing.T) {
 		t.Errorf("ordinary commit: exit %d, stderr %q; want silence", r.code, r.err)
 	}
 }
+
+// TestWorktreeAdd: 'git worktree add' runs post-checkout in the new
+// worktree, which gets every device, owner and mode.
+func TestWorktreeAdd(t *testing.T) {
+	needRoot(t)
+	base := t.TempDir()
+	img := filepath.Join(base, "image")
+	os.Mkdir(img, 0o755)
+	fixture(t, img)
+	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	wt := filepath.Join(base, "image-update")
+	must(t, img, "git", "worktree", "add", "-q", "-b", "update", wt)
+	assertMode(t, filepath.Join(wt, "usr/bin/su"), 0o4755, 0, 0)
+	assertMode(t, filepath.Join(wt, "usr/bin/wall"), 0o2755, 0, 5)
+	assertMode(t, filepath.Join(wt, "home/alice"), 0o750, 1000, 1000)
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(wt, "dev/null"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Minor(st.Rdev) != 3 {
+		t.Errorf("dev/null not created in the worktree: %v", err)
+	}
+	if r := onesis(t, wt, "status"); r.code != 0 {
+		t.Errorf("status in the new worktree: %d\n%s", r.code, r.out)
+	}
+	// A commit in the worktree records there, not in the main tree.
+	unix.Chmod(filepath.Join(wt, "usr/bin/su"), 0o755)
+	if r := onesis(t, wt, "commit", "-q", "-m", "update: su not setuid"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	if gm := must(t, img, "git", "show", "update:.gitmeta"); !strings.Contains(gm, "./usr/bin/su  mode=0755") {
+		t.Errorf("worktree commit did not record su 0755")
+	}
+	assertMode(t, filepath.Join(img, "usr/bin/su"), 0o4755, 0, 0)
+}
