@@ -82,12 +82,21 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 }
 
+// registered holds commands that add themselves from their own file's
+// init (the boot and personality commands), so adding a command never
+// means editing this file.
+var registered []*cli.Command
+
+// register adds commands to the App; call it from a command file's init.
+func register(cmds ...*cli.Command) { registered = append(registered, cmds...) }
+
 func commands() []*cli.Command {
 	cmds := []*cli.Command{
 		initCmd, installCmd, uninstallCmd, recordCmd, applyCmd, statusCmd, verifyCmd,
 		diffCmd, lsCmd, commitCmd, checkoutCmd, exportCmd, migrateCmd, envCmd,
 		completionCmd, versionCmd,
 	}
+	cmds = append(cmds, registered...)
 	cmds = append(cmds, hookCmds()...)
 	cmds = append(cmds, mergeDriverCmd, textconvCmd)
 	for _, c := range cmds {
