@@ -238,7 +238,6 @@ func entryFromStat(path string, st *unix.Stat_t) Entry {
 	return e
 }
 
-
 // dirNode is an open directory. Its descriptor stays open while any
 // subdirectory still has to be opened relative to it.
 type dirNode struct {
