@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 )
@@ -289,6 +288,37 @@ func (r *Repo) IgnoredPaths() ([]string, error) {
 	return pruneUnderDirs(splitZ(out)), nil
 }
 
+// CheckIgnored returns the subset of paths (work-tree relative, any bytes)
+// that git's ignore rules exclude, parent directories' rules included. It
+// is far cheaper than IgnoredPaths when only a few candidates matter,
+// because git does not walk the tree. The index is not consulted
+// (--no-index): callers pass only paths with no tracked file at or below
+// them, and with the index git 2.39 scans it once per directory candidate
+// (1.8 s for 1,000 candidates in a 100k-file repository, against 5 ms).
+func (r *Repo) CheckIgnored(paths []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(paths) == 0 {
+		return out, nil
+	}
+	var in bytes.Buffer
+	for _, p := range paths {
+		in.WriteString(p)
+		in.WriteByte(0)
+	}
+	b, err := r.RunInput(in.Bytes(), "check-ignore", "-z", "--stdin", "--no-index")
+	var ge *Error
+	if errors.As(err, &ge) && ge.ExitCode() == 1 {
+		return out, nil // none ignored
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checking ignore rules: %w", err)
+	}
+	for _, p := range splitZ(b) {
+		out[p] = true
+	}
+	return out, nil
+}
+
 // pruneUnderDirs drops paths inside a directory that is itself listed (with
 // a trailing "/"). git 2.39's `ls-files -o -i --directory` reports a
 // directory of only ignored files both as "dir/" and file by file.
@@ -478,13 +508,16 @@ func (r *Repo) StatusPorcelain() ([]StatusEntry, error) {
 // `git diff-files`. Content changes are never staged.
 //
 // With no paths the whole index is refreshed (`git update-index -q
-// --refresh`). Otherwise only the given paths are, and a directory covers
-// the tracked files under it; paths the index does not hold are skipped.
+// --refresh`). Otherwise only the given paths are; paths the index does
+// not hold as entries (directories, untracked files) are skipped.
 // That uses `git add --refresh` with literal pathspecs read from stdin:
 // `git update-index --refresh -- paths` would stage the content of paths,
 // and `git add --refresh` fails outright on a pathspec that matches nothing.
 func (r *Repo) RefreshIndex(paths []string) error {
-	if len(paths) == 0 {
+	// git matches every index entry against every pathspec, so beyond a few
+	// dozen paths one full refresh (a stat per entry) is cheaper: measured
+	// on 100k entries, 1,000 pathspecs took 1.1 s and a full refresh 0.2 s.
+	if len(paths) == 0 || len(paths) > maxRefreshPaths {
 		// Exit 1 means some entries still differ: that is not a failure.
 		if _, err := r.Run("update-index", "-q", "--refresh"); err != nil && exitCode(err) != 1 {
 			return fmt.Errorf("refreshing the index: %w", err)
@@ -497,13 +530,13 @@ func (r *Repo) RefreshIndex(paths []string) error {
 	}
 	known := make(map[string]bool, len(tracked))
 	for _, p := range tracked {
-		for ; p != "." && p != "/" && !known[p]; p = path.Dir(p) {
-			known[p] = true
-		}
+		known[p] = true
 	}
+	// Only index entries can be refreshed: directories and untracked paths
+	// are dropped. (A directory pathspec would also make git walk it.)
 	var keep []string
 	for _, p := range paths {
-		if known[strings.TrimSuffix(p, "/")] {
+		if known[p] {
 			keep = append(keep, p)
 		}
 	}
@@ -516,6 +549,9 @@ func (r *Repo) RefreshIndex(paths []string) error {
 	}
 	return nil
 }
+
+// maxRefreshPaths is where RefreshIndex switches to a full refresh.
+const maxRefreshPaths = 64
 
 // nulJoin terminates each path with NUL.
 func nulJoin(paths []string) []byte {

@@ -512,10 +512,11 @@ func TestRefreshIndex(t *testing.T) {
 	if got, want := diffFiles(t, top), []string{"a", "b", "c c", "d\nd", "sub/e"}; !slices.Equal(got, want) {
 		t.Fatalf("before refresh diff-files = %q; want %q (test premise)", got, want)
 	}
+	// A directory is not an index entry: it is skipped, not walked.
 	if err := r.RefreshIndex([]string{"a", "d\nd", "sub", "untracked"}); err != nil {
 		t.Fatalf("RefreshIndex(a, d\\nd, sub, untracked): %v", err)
 	}
-	if got, want := diffFiles(t, top), []string{"b", "c c"}; !slices.Equal(got, want) {
+	if got, want := diffFiles(t, top), []string{"b", "c c", "sub/e"}; !slices.Equal(got, want) {
 		t.Errorf("after RefreshIndex(paths) diff-files = %q; want %q", got, want)
 	}
 	if err := r.RefreshIndex(nil); err != nil {

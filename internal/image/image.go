@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/trace"
 	"github.com/onesis/git-onesis/meta"
 )
 
@@ -68,7 +68,9 @@ func (im *Image) ReadWorktreeMeta() (*meta.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
 	}
+	end := trace.Region("parse .gitmeta")
 	m, err := meta.ParseBytes(b)
+	end()
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
 	}
@@ -110,30 +112,24 @@ func (im *Image) MetaInIndex() (*meta.Manifest, error) {
 // every path git does not ignore, with git-carried objects (files and
 // symlinks) limited to those in the index (GIT_INDEX_FILE is honoured, so a
 // partial commit records exactly what it commits).
+//
+// Ignore rules only matter for what the index cannot vouch for: directories
+// with no tracked file below them, and devices, fifos and sockets. Those few
+// candidates are checked with one 'git check-ignore' after the walk, which
+// is much cheaper than asking git to walk the whole tree for ignored paths.
 func (im *Image) Scan() (*meta.Manifest, error) {
-	var (
-		wg                sync.WaitGroup
-		tracked, ignored  []string
-		errTrack, errIgno error
-	)
-	wg.Add(2)
-	go func() { defer wg.Done(); tracked, errTrack = im.Git.LsFiles() }()
-	go func() { defer wg.Done(); ignored, errIgno = im.Git.IgnoredPaths() }()
-	wg.Wait()
-	if errTrack != nil {
-		return nil, fmt.Errorf("listing the index: %w", errTrack)
+	end := trace.Region("git ls-files")
+	tracked, err := im.Git.LsFiles()
+	end()
+	if err != nil {
+		return nil, fmt.Errorf("listing the index: %w", err)
 	}
-	if errIgno != nil {
-		return nil, fmt.Errorf("listing ignored paths: %w", errIgno)
-	}
-	inIndex := make(map[string]struct{}, len(tracked))
+	inIndex := make(map[string]struct{}, len(tracked)+1)
 	for _, p := range tracked {
 		inIndex[p] = struct{}{}
 	}
-	skip := make(map[string]struct{}, len(ignored))
-	for _, p := range ignored {
-		skip[strings.TrimSuffix(p, "/")] = struct{}{}
-	}
+	// .gitmeta is recorded even before its first 'git add'.
+	inIndex[MetaFile] = struct{}{}
 	opts := meta.ScanOptions{
 		Progress: im.Progress,
 		Keep: func(p string, t meta.Type) bool {
@@ -144,45 +140,96 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 			return ok
 		},
 	}
-	if len(skip) > 0 {
-		opts.Skip = func(p string, isDir bool) bool {
-			_, ok := skip[p]
-			return ok
-		}
-	}
+	end = trace.Region("scan")
 	m, err := meta.Scan(im.Root, opts)
+	end()
 	if err != nil {
 		return nil, err
 	}
+	end = trace.Region("git check-ignore")
+	err = im.dropIgnored(m)
+	end()
+	if err != nil {
+		return nil, err
+	}
+	trace.Printf("scan: %d entries", len(m.Entries))
 	return m, nil
+}
+
+// dropIgnored removes ignored entries that the index cannot vouch for
+// (empty-to-git directories, with everything under them, and specials).
+func (im *Image) dropIgnored(m *meta.Manifest) error {
+	var cands []string
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if e.IsRoot() {
+			continue
+		}
+		if (e.Type == meta.TypeDir && e.Empty) || !e.Type.GitCarries() && e.Type != meta.TypeDir {
+			cands = append(cands, e.Path)
+		}
+	}
+	ignored, err := im.Git.CheckIgnored(cands)
+	if err != nil || len(ignored) == 0 {
+		return err
+	}
+	gone := func(p string) bool {
+		for q := p; q != "."; q = meta.Parent(q) {
+			if ignored[q] {
+				return true
+			}
+		}
+		return false
+	}
+	kept := m.Entries[:0]
+	removed := map[string]string{} // removed hard-link primary -> new primary
+	for _, e := range m.Entries {
+		if gone(e.Path) {
+			if e.Hardlink == "" {
+				removed[e.Path] = ""
+			}
+			continue
+		}
+		if e.Hardlink != "" {
+			if np, ok := removed[e.Hardlink]; ok {
+				// The group's primary was ignored: promote this entry.
+				if np == "" {
+					removed[e.Hardlink] = e.Path
+					e.Hardlink = ""
+				} else {
+					e.Hardlink = np
+				}
+			}
+		}
+		kept = append(kept, e)
+	}
+	m.Entries = kept
+	return nil
 }
 
 // Record scans the tree and writes .gitmeta atomically (only when its bytes
 // change). With stage set, .gitmeta is then added to the index. It reports
 // whether the file changed.
 func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
-	if _, err := os.Lstat(im.MetaPath()); err == nil {
-		// A .gitmeta with conflict markers must be resolved, never silently
-		// overwritten by a fresh scan.
-		if b, err := os.ReadFile(im.MetaPath()); err == nil {
-			if _, perr := meta.ParseBytes(b); errors.Is(perr, meta.ErrConflict) {
-				return false, nil, fmt.Errorf(".gitmeta has unresolved conflicts: %w", perr)
-			}
+	im.removeStaleTemps()
+	// Create .gitmeta first, so its own entry is in the very first record.
+	if _, err := os.Lstat(im.MetaPath()); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(im.MetaPath(), nil, 0o644); err != nil {
+			return false, nil, fmt.Errorf("creating .gitmeta: %w", err)
 		}
 	}
-	if err := im.ensureIndexed(); err != nil {
-		return false, nil, err
-	}
-	im.removeStaleTemps()
 	m, err := im.Scan()
 	if err != nil {
 		return false, nil, err
 	}
+	end := trace.Region("encode and write .gitmeta")
 	changed, err := meta.WriteFile(im.MetaPath(), m)
+	end()
 	if err != nil {
 		return false, nil, fmt.Errorf("writing .gitmeta: %w", err)
 	}
 	if stage {
+		defer trace.Region("git add .gitmeta")()
 		if err := im.Git.Add(MetaFile); err != nil {
 			return changed, m, fmt.Errorf("staging .gitmeta: %w", err)
 		}
@@ -208,22 +255,6 @@ func (im *Image) removeStaleTemps() {
 	}
 }
 
-// ensureIndexed makes sure .gitmeta itself is in the index before a scan,
-// so its own entry is recorded on the very first record.
-func (im *Image) ensureIndexed() error {
-	if _, err := os.Lstat(im.MetaPath()); errors.Is(err, os.ErrNotExist) {
-		if err := os.WriteFile(im.MetaPath(), nil, 0o644); err != nil {
-			return fmt.Errorf("creating .gitmeta: %w", err)
-		}
-	}
-	if _, ok, err := im.Git.IndexBlob(MetaFile); err == nil && !ok {
-		if err := im.Git.Add(MetaFile); err != nil {
-			return fmt.Errorf("staging .gitmeta: %w", err)
-		}
-	}
-	return nil
-}
-
 // ApplyOptions controls ApplyTree.
 type ApplyOptions struct {
 	// Old is the manifest previously applied (for an incremental apply).
@@ -237,12 +268,15 @@ type ApplyOptions struct {
 // ApplyTree makes the work tree match m, then refreshes git's index for the
 // entries it touched so the next 'git status' does not re-hash them.
 func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult, error) {
+	end := trace.Region("apply")
 	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, Paths: withParents(o.Paths), DryRun: o.DryRun, Log: o.Log})
+	end()
 	if err != nil {
 		return res, err
 	}
-	if !o.DryRun && len(res.Touched) > 0 {
-		if err := im.Git.RefreshIndex(res.Touched); err != nil {
+	if refresh := gitCarried(m, res.Touched); !o.DryRun && len(refresh) > 0 {
+		defer trace.Region("refresh index")()
+		if err := im.Git.RefreshIndex(refresh); err != nil {
 			return res, fmt.Errorf("refreshing the index after apply: %w", err)
 		}
 	}
@@ -294,6 +328,18 @@ func (im *Image) TopRelative(p string) (string, error) {
 		return "", fmt.Errorf("%s is outside the work tree %s", p, im.Root)
 	}
 	return filepath.ToSlash(rel), nil
+}
+
+// gitCarried keeps the touched paths that git has index entries for
+// (files and symlinks): only those can look stat-dirty to git.
+func gitCarried(m *meta.Manifest, touched []string) []string {
+	var out []string
+	for _, p := range touched {
+		if e := m.Lookup(p); e != nil && e.Type.GitCarries() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // withParents adds the parent directories of paths git rewrote: git creates

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/trace"
 	"github.com/onesis/git-onesis/meta"
 )
 
@@ -50,14 +52,35 @@ func (s *Status) Clean() bool {
 // Status compares the work tree against .gitmeta and asks git for content
 // changes.
 func (im *Image) Status() (*Status, error) {
-	recorded, err := im.ReadWorktreeMeta()
-	if err != nil {
-		return nil, err
+	// Parsing .gitmeta and git's own status walk run alongside the scan.
+	type parsed struct {
+		m   *meta.Manifest
+		err error
 	}
+	pc := make(chan parsed, 1)
+	go func() {
+		m, err := im.ReadWorktreeMeta()
+		pc <- parsed{m, err}
+	}()
+	type gitStatus struct {
+		entries []git.StatusEntry
+		err     error
+	}
+	ch := make(chan gitStatus, 1)
+	go func() {
+		defer trace.Region("git status")()
+		e, err := im.Git.StatusPorcelain()
+		ch <- gitStatus{e, err}
+	}()
 	cur, err := im.Scan()
+	gs, rec := <-ch, <-pc
+	if rec.err != nil {
+		return nil, rec.err
+	}
 	if err != nil {
 		return nil, err
 	}
+	recorded := rec.m
 	st := &Status{}
 	notRoot := os.Geteuid() != 0
 	for _, c := range meta.Compare(recorded, cur) {
@@ -67,11 +90,10 @@ func (im *Image) Status() (*Status, error) {
 		}
 		st.Drift = append(st.Drift, d)
 	}
-	entries, err := im.Git.StatusPorcelain()
-	if err != nil {
-		return nil, err
+	if gs.err != nil {
+		return nil, gs.err
 	}
-	for _, e := range entries {
+	for _, e := range gs.entries {
 		st.Content = append(st.Content, ContentChange{XY: e.XY, Path: e.Path, Orig: e.Orig})
 	}
 	return st, nil
