@@ -568,3 +568,55 @@ func TestWorktreeAdd(t *testing.T) {
 	}
 	assertMode(t, filepath.Join(img, "usr/bin/su"), 0o4755, 0, 0)
 }
+
+// TestReadableHistory: the diff=gitmeta textconv makes git show and
+// git log -p print capabilities and ACLs in words, not base64.
+func TestReadableHistory(t *testing.T) {
+	needRoot(t)
+	img := t.TempDir()
+	fixture(t, img)
+	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	must(t, img, "setcap", "cap_net_raw,cap_net_admin+ep", "usr/bin/ping")
+	if r := onesis(t, img, "commit", "-q", "-m", "ping gets net_admin"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	show := must(t, img, "git", "show", "HEAD")
+	if !strings.Contains(show, "-./usr/bin/ping") || !strings.Contains(show, "cap_net_raw+ep") || !strings.Contains(show, "cap_net_admin,cap_net_raw+ep") {
+		t.Errorf("git show does not render capabilities in words:\n%s", show)
+	}
+	if strings.Contains(show, "xattr.security.capability=AQ") {
+		t.Errorf("git show still shows base64 capability values:\n%s", show)
+	}
+	logp := must(t, img, "git", "log", "-p", "-1", "--format=%s")
+	if !strings.Contains(logp, "cap_net_admin") {
+		t.Errorf("git log -p not readable:\n%s", logp)
+	}
+}
+
+// TestBashCompletion: the script bridges git's completion to the binary,
+// and the binary lists its commands.
+func TestBashCompletion(t *testing.T) {
+	script := must(t, ".", "git-onesis", "completion", "bash")
+	for _, want := range []string{"_git_onesis()", "--generate-bash-completion", "complete -o bashdefault -o default -F _git_onesis_bin git-onesis"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("completion script lacks %q", want)
+		}
+	}
+	words := must(t, ".", "git-onesis", "--generate-bash-completion")
+	for _, want := range []string{"init", "status", "diff", "export"} {
+		if !strings.Contains(words, want+"\n") && !strings.Contains(words, want+":") {
+			t.Errorf("completion candidates lack %q:\n%s", want, words)
+		}
+	}
+	if strings.Contains(words, "post-checkout") {
+		t.Errorf("hidden hook commands offered for completion:\n%s", words)
+	}
+	// Run the script in bash: completing "git onesis st" offers status.
+	r := runIn(t, ".", "bash", "-c", script+`
+COMP_WORDS=(git onesis st); COMP_CWORD=2; _git_onesis; printf '%s\n' "${COMPREPLY[@]}"`)
+	if !strings.Contains(r.out, "status") {
+		t.Errorf("bash completion of 'git onesis st' = %q (stderr %q)", r.out, r.err)
+	}
+}
