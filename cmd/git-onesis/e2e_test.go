@@ -620,3 +620,20 @@ COMP_WORDS=(git onesis st); COMP_CWORD=2; _git_onesis; printf '%s\n' "${COMPREPL
 		t.Errorf("bash completion of 'git onesis st' = %q (stderr %q)", r.out, r.err)
 	}
 }
+
+// TestBadRevisionIsFatal: a git failure underneath is fatal (128), not
+// git's own exit code passed through.
+func TestBadRevisionIsFatal(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "git", "init", "-q")
+	os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+	if r := onesis(t, dir, "init", "--commit", "-q"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	for _, args := range [][]string{{"ls", "--rev", "nosuch"}, {"diff", "nosuch"}, {"export", "--rev", "nosuch"}} {
+		r := onesis(t, dir, args...)
+		if r.code != 128 || !strings.HasPrefix(r.err, "fatal: ") {
+			t.Errorf("git onesis %v: exit %d %q; want 128 with fatal:", args, r.code, r.err)
+		}
+	}
+}

@@ -51,8 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // report prints err git-style and returns the exit code for it.
 func report(stderr io.Writer, err error) int {
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
+	if ec, ok := exitCoder(err); ok {
 		if msg := strings.TrimSpace(err.Error()); msg != "" {
 			fmt.Fprintln(stderr, msg)
 		}
@@ -121,11 +120,22 @@ func fatal(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
+	if _, ok := exitCoder(err); ok {
 		return err
 	}
 	return cli.Exit("fatal: "+err.Error(), exitFatal)
+}
+
+// exitCoder reports whether err itself (not something it wraps) carries
+// an exit code chosen by git-onesis. A failed git command also has an
+// ExitCode method, but git's code is not ours to pass on: it is a fatal
+// error (128).
+func exitCoder(err error) (cli.ExitCoder, bool) {
+	if _, isGit := err.(*git.Error); isGit {
+		return nil, false
+	}
+	ec, ok := err.(cli.ExitCoder)
+	return ec, ok
 }
 
 // noFlagsAfterArgs rejects "-x" arguments left after positionals: urfave/cli

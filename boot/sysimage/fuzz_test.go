@@ -1,0 +1,85 @@
+package sysimage
+
+import (
+	"errors"
+	"io/fs"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary configurations and host names through the
+// parser and the resolver. Neither may panic; a parse error is always an
+// *Error naming a line; a parsed config always resolves a valid host to a
+// consistent Node.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(sans), "node1", "")
+	f.Add([]byte(rjh), "v1433", "")
+	f.Add([]byte(rjh), "x6", "vu.io")
+	f.Add([]byte("INCLUDE /inc\nINCLUDE /self\n"), "n1", "")
+	f.Add([]byte("NODECLASS_RANGE rack[1-4]node[001-032] a.b\nRAMDIR /x -p\n"), "rack4node012", "")
+	f.Fuzz(func(t *testing.T, conf []byte, host, class string) {
+		open := func(p string) ([]byte, error) {
+			switch p {
+			case "/inc":
+				return []byte("RAMDIR /inc -c x\nPROPERTY p -r n[1-3]\n"), nil
+			case "/self":
+				return conf, nil
+			}
+			return nil, fs.ErrNotExist
+		}
+		c, err := ParseBytes("/etc/sysimage.conf", conf, open)
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Pos.Line < 1 || pe.Pos.File == "" {
+				t.Fatalf("error without a position: %v", err)
+			}
+			return
+		}
+		for _, w := range c.Warnings {
+			if w.Pos.Line < 1 || w.Pos.File == "" || w.Msg == "" {
+				t.Fatalf("bad warning %+v", w)
+			}
+		}
+		for _, e := range c.Ram {
+			if !strings.HasPrefix(e.Path, "/") || e.Path == "/" {
+				t.Fatalf("bad RAM path %q", e.Path)
+			}
+		}
+		for _, l := range c.Linkbacks {
+			if !strings.HasPrefix(l.Path, "/") || HasGlob(l.Path) || IsNotLinkable(l.Path) {
+				t.Fatalf("bad LINKBACK path %q", l.Path)
+			}
+			if l.Force && l.Target == TargetProperty {
+				t.Fatal("-f with PROPERTY accepted")
+			}
+		}
+		n, err := c.Resolve(host, class)
+		if err != nil {
+			return
+		}
+		if (n.Class == "") != (len(n.Classes) == 0) || (n.Class != "" && n.Classes[0] != n.Class) {
+			t.Fatalf("inconsistent node %+v", n)
+		}
+		if class != "" && n.Class != class {
+			t.Fatalf("override %q ignored: %+v", class, n)
+		}
+		if !sort.StringsAreSorted(n.Props) {
+			t.Fatalf("props not sorted: %q", n.Props)
+		}
+		c.RamSizeFor(n)
+		c.RamFor(n)
+		c.ServicesFor(n)
+		seen := map[string]bool{}
+		for _, l := range c.LinkbacksFor(n) {
+			if seen[l.Path] {
+				t.Fatalf("LinkbacksFor returned %s twice", l.Path)
+			}
+			seen[l.Path] = true
+		}
+		c.AllLinkPaths()
+		if r, err := ParseRange(host); err == nil {
+			r.Match(host)
+		}
+	})
+}
