@@ -120,6 +120,16 @@ func Apply(root string, m *Manifest, opts ApplyOptions) (*ApplyResult, error) {
 		a.oldLookup = lookupFunc(opts.Old)
 	}
 	visit := a.visitSet()
+	if visit == nil && len(m.Entries) >= precheckMin {
+		clean := a.cleanSet()
+		visit = make([]bool, len(clean))
+		for i, c := range clean {
+			visit[i] = !c
+			if c {
+				a.res.Visited++
+			}
+		}
+	}
 
 	if opts.Old != nil {
 		a.removeStale()

@@ -322,8 +322,16 @@ func Parse(r io.Reader) (*Manifest, error) {
 	return m, nil
 }
 
-// ParseBytes is Parse over a byte slice.
-func ParseBytes(b []byte) (*Manifest, error) { return Parse(bytes.NewReader(b)) }
+// ParseBytes is Parse over a byte slice. Large canonical files are parsed
+// in parallel; anything else, errors included, goes through Parse.
+func ParseBytes(b []byte) (*Manifest, error) {
+	if len(b) >= parallelMin {
+		if m, ok := parseParallel(b); ok {
+			return m, nil
+		}
+	}
+	return Parse(bytes.NewReader(b))
+}
 
 func readLine(br *bufio.Reader) (string, error) {
 	var buf []byte
