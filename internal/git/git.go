@@ -2,8 +2,10 @@
 // out to the git binary found on PATH, so whatever git itself resolves is
 // honoured: GIT_DIR, GIT_WORK_TREE and GIT_INDEX_FILE exported to hooks,
 // `git -c k=v` (GIT_CONFIG_PARAMETERS), include/includeIf, core.hooksPath,
-// linked worktrees and safe.directory. No library reads the repository
-// behind git's back.
+// linked worktrees and safe.directory. The one exception is Objects: blobs
+// at a commit that git has already resolved are read with go-git, in
+// process (falling back to git when the object store is moved by the
+// environment).
 //
 // Commands run with their working directory at the work-tree top (or the git
 // dir of a bare repository), so paths exchanged with this package are
@@ -359,6 +361,16 @@ type lsEntry struct {
 // false, with a nil error, when rev has no such path; an unknown rev, or a
 // path that names a directory or submodule, is an error.
 func (r *Repo) ShowBlob(rev, path string) ([]byte, bool, error) {
+	// Which commit rev names is git's answer; the blob is read in process.
+	if commit, err := r.ResolveRev(rev); err == nil && isHex40(commit) {
+		b, ok, err := r.Objects().blobAt(commit, path)
+		if !errors.Is(err, errFallback) {
+			if err != nil {
+				return nil, false, fmt.Errorf("reading %s at %s: %w", path, rev, err)
+			}
+			return b, ok, nil
+		}
+	}
 	out, err := r.Run("--literal-pathspecs", "ls-tree", "-z", "--full-tree", "--end-of-options", rev, "--", path)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s at %s: %w", path, rev, err)

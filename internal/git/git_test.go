@@ -606,3 +606,67 @@ func TestPruneUnderDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestShowBlobInProcess reads blobs through go-git from loose objects, a
+// pack, and a linked worktree, and checks the fallback to git when the
+// environment moves the object store.
+func TestShowBlobInProcess(t *testing.T) {
+	top := newRepo(t, map[string]string{"etc/passwd": "root:x:0:0::/root:/bin/sh\n", "a b": "space"})
+	git(t, top, "tag", "v1")
+	write(t, top+"/etc/passwd", "changed\n")
+	git(t, top, "commit", "-qam", "two")
+	git(t, top, "tag", "v2")
+	wt := filepath.Join(tmp(t), "wt")
+	git(t, top, "worktree", "add", "-q", wt, "v1")
+
+	check := func(name string, r *Repo) {
+		t.Helper()
+		for _, tt := range []struct{ rev, path, want string }{
+			{"v2", "etc/passwd", "changed\n"},
+			{"v1", "etc/passwd", "root:x:0:0::/root:/bin/sh\n"},
+			{"v2~1", "a b", "space"},
+		} {
+			b, ok, err := r.ShowBlob(tt.rev, tt.path)
+			if err != nil || !ok || string(b) != tt.want {
+				t.Errorf("%s: ShowBlob(%q, %q) = %q, %v, %v; want %q", name, tt.rev, tt.path, b, ok, err, tt.want)
+			}
+			if o := r.Objects(); o.repo != nil {
+				c, _ := r.ResolveRev(tt.rev)
+				if b, ok, err := o.blobAt(c, tt.path); err != nil || !ok || string(b) != tt.want {
+					t.Errorf("%s: go-git read of %s at %s = %q, %v, %v; want %q", name, tt.path, tt.rev, b, ok, err, tt.want)
+				}
+			}
+		}
+	}
+	r := discover(t, top)
+	if r.Objects().repo == nil {
+		t.Fatal("go-git could not open the object store of a plain repository")
+	}
+	check("loose objects", r)
+	git(t, top, "gc", "-q")
+	objectsMu.Lock()
+	delete(objectsCache, r.CommonDir) // reopen: the loose objects are gone
+	objectsMu.Unlock()
+	check("packed objects", r)
+	wr := discover(t, wt)
+	if wr.CommonDir != r.CommonDir || wr.Objects().repo == nil {
+		t.Fatalf("linked worktree: common dir %q, go-git reader %v", wr.CommonDir, wr.Objects().repo != nil)
+	}
+	check("linked worktree", wr)
+
+	// A moved object store: go-git cannot see it, git can.
+	objDir := filepath.Join(r.CommonDir, "objects")
+	t.Setenv("GIT_OBJECT_DIRECTORY", objDir)
+	objectsMu.Lock()
+	delete(objectsCache, r.CommonDir)
+	objectsMu.Unlock()
+	t.Cleanup(func() {
+		objectsMu.Lock()
+		delete(objectsCache, r.CommonDir)
+		objectsMu.Unlock()
+	})
+	if r.Objects().repo != nil {
+		t.Error("GIT_OBJECT_DIRECTORY is set, yet go-git is used")
+	}
+	check("GIT_OBJECT_DIRECTORY fallback", r)
+}
