@@ -19,7 +19,7 @@ func TestCompareDebianVersions(t *testing.T) {
 		{"1.0~~", "1.0~", -1},
 		{"1.0", "1.0+b1", -1},
 		{"1.0a", "1.0+", -1}, // letters before other characters
-		{"1:0.9", "2.0", 1}, // epoch wins
+		{"1:0.9", "2.0", 1},  // epoch wins
 		{"0:1.0", "1.0", 0},
 		{"1.0-1", "1.0-2", -1},
 		{"1.0-10", "1.0-9", 1},
