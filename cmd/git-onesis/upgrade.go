@@ -1,0 +1,184 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/onesis/git-onesis/internal/image"
+	"github.com/onesis/git-onesis/internal/lifecycle"
+	"github.com/onesis/git-onesis/internal/pkgdb"
+)
+
+func init() { register(upgradeCmd) }
+
+var upgradeCmd = &cli.Command{
+	Name:      "upgrade",
+	Usage:     "upgrade an image on a branch in its own worktree, then promote or abandon it",
+	UsageText: "git onesis upgrade start [--from REF] [--dir DIR] NAME\n   git onesis upgrade promote [--to BRANCH] NAME\n   git onesis upgrade abandon [--force] NAME",
+	Description: "Replaces the old recipe's 'rsync -a image-prod image-update': 'start' makes\n" +
+		"branch NAME and checks it out into a linked git worktree (sharing the object\n" +
+		"store) with .gitmeta applied; boot a test node into it, patch, commit as you\n" +
+		"go. 'promote' moves the production branch to NAME (fast-forward, or a merge\n" +
+		"where production is checked out) and refuses while either side has\n" +
+		"uncommitted changes or drift. 'abandon' removes the worktree and keeps the\n" +
+		"branch in history. Checkouts run under umask 077 and are followed by apply.\n\n" +
+		"The production branch is --to, else onesis.production, else the branch\n" +
+		"checked out in the main work tree.",
+	Subcommands: []*cli.Command{
+		{
+			Name:      "start",
+			Usage:     "create branch NAME and a linked worktree for it, metadata applied",
+			UsageText: "git onesis upgrade start [--from REF] [--dir DIR] NAME",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "from", Usage: "start from `REF` (default HEAD)"},
+				&cli.StringFlag{Name: "dir", Usage: "put the worktree at `DIR` (default <top>-NAME)"},
+				quietFlag,
+			},
+			Action: runUpgradeStart,
+		},
+		{
+			Name:      "promote",
+			Usage:     "move the production branch to upgrade NAME",
+			UsageText: "git onesis upgrade promote [--to BRANCH] NAME",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "to", Usage: "the production `BRANCH`"},
+				quietFlag,
+			},
+			Action: runUpgradePromote,
+		},
+		{
+			Name:      "abandon",
+			Usage:     "remove the worktree of upgrade NAME; keep the branch",
+			UsageText: "git onesis upgrade abandon [--force] NAME",
+			Flags: []cli.Flag{
+				&cli.BoolFlag{Name: "force", Usage: "remove the worktree even with uncommitted changes"},
+			},
+			Action: runUpgradeAbandon,
+		},
+	},
+}
+
+// oneName checks for exactly one positional argument.
+func oneName(c *cli.Context, what string) (string, error) {
+	if err := noFlagsAfterArgs(c); err != nil {
+		return "", err
+	}
+	if c.NArg() != 1 {
+		return "", usageErr("%s takes exactly one NAME\nSee 'git onesis %s --help'.", c.Command.FullName(), c.Command.FullName())
+	}
+	return c.Args().First(), nil
+}
+
+func runUpgradeStart(c *cli.Context) error {
+	name, err := oneName(c, "start")
+	if err != nil {
+		return err
+	}
+	im, err := openImage(c)
+	if err != nil {
+		return err
+	}
+	res, err := lifecycle.Start(im, name, lifecycle.StartOptions{From: c.String("from"), Dir: c.String("dir")})
+	if err != nil {
+		return fatal(err)
+	}
+	fmt.Fprintf(c.App.Writer, "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
+	if res.Apply != nil {
+		if err := applyReport(c, res.Apply); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// productionBranch picks the branch promote and rollback move.
+func productionBranch(c *cli.Context, im *image.Image, flag string) (string, error) {
+	if b := c.String(flag); b != "" {
+		return strings.TrimPrefix(b, "refs/heads/"), nil
+	}
+	if b, ok, _ := im.Git.Config("onesis.production"); ok && b != "" {
+		return strings.TrimPrefix(b, "refs/heads/"), nil
+	}
+	wts, err := lifecycle.Worktrees(im.Git)
+	if err != nil {
+		return "", err
+	}
+	if len(wts) > 0 && wts[0].Branch != "" {
+		return wts[0].Branch, nil
+	}
+	return "", fmt.Errorf("cannot tell which branch is production: pass --%s, or set onesis.production", flag)
+}
+
+func runUpgradePromote(c *cli.Context) error {
+	name, err := oneName(c, "promote")
+	if err != nil {
+		return err
+	}
+	im, err := openImage(c)
+	if err != nil {
+		return err
+	}
+	to, err := productionBranch(c, im, "to")
+	if err != nil {
+		return fatal(err)
+	}
+	if to == name {
+		return usageErr("cannot promote %s onto itself", name)
+	}
+	res, err := lifecycle.Promote(im, name, to)
+	if err != nil {
+		return fatal(err)
+	}
+	w := c.App.Writer
+	if res.UpToDate {
+		fmt.Fprintf(w, "%s is already at %s (%s)\n", to, name, res.New[:12])
+		return nil
+	}
+	how := "merged"
+	if res.FastForward {
+		how = "fast-forwarded"
+	}
+	fmt.Fprintf(w, "%s %s to %s: %s -> %s; nodes pick it up at their next boot\n", to, how, name, res.Old[:12], res.New[:12])
+	printPackageChanges(c, im, res.Old, res.New)
+	if res.Apply != nil {
+		return applyReport(c, res.Apply)
+	}
+	return nil
+}
+
+func runUpgradeAbandon(c *cli.Context) error {
+	name, err := oneName(c, "abandon")
+	if err != nil {
+		return err
+	}
+	im, err := openImage(c)
+	if err != nil {
+		return err
+	}
+	dir, err := lifecycle.Abandon(im, name, c.Bool("force"))
+	if err != nil {
+		return fatal(err)
+	}
+	fmt.Fprintf(c.App.Writer, "removed the worktree %s; branch %s is kept\n", dir, name)
+	return nil
+}
+
+// printPackageChanges lists the packages that differ between two commits,
+// when the image has a package database; silent otherwise.
+func printPackageChanges(c *cli.Context, im *image.Image, from, to string) {
+	old, okOld, err1 := packagesAt(im, from)
+	cur, okNew, err2 := packagesAt(im, to)
+	if err1 != nil || err2 != nil || (!okOld && !okNew) {
+		return
+	}
+	changes := pkgdb.Diff(old, cur, pkgdb.CompareDebianVersions)
+	if len(changes) == 0 {
+		return
+	}
+	fmt.Fprintf(c.App.Writer, "packages (%d changed):\n", len(changes))
+	for _, ch := range changes {
+		fmt.Fprintln(c.App.Writer, "  "+ch.String())
+	}
+}

@@ -1,0 +1,402 @@
+// Package lifecycle owns the image lifecycle: an upgrade branch in its own
+// linked worktree (start), moving production to it (promote), dropping it
+// (abandon), and rolling production back through a new commit (rollback).
+// It replaces the old recipe's full rsync copy of the image with a git
+// worktree, and its "replay the rpm database" rollback with a commit whose
+// tree is the old one.
+//
+// Every checkout it makes runs under umask 077 and is followed by an apply
+// of .gitmeta, so no secret is world-readable in between, whether or not
+// the repository's hooks are installed.
+package lifecycle
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/image"
+	"github.com/onesis/git-onesis/meta"
+)
+
+// BootedPrefix is where serve records the commit each node booted.
+const BootedPrefix = "refs/onesis/booted/"
+
+// Worktree is one entry of `git worktree list`.
+type Worktree struct {
+	Dir    string
+	Head   string // commit
+	Branch string // short name; "" when detached
+	Bare   bool
+}
+
+// Worktrees lists the repository's worktrees, the main one first.
+func Worktrees(r *git.Repo) ([]Worktree, error) {
+	out, err := r.Run("worktree", "list", "--porcelain", "-z")
+	if err != nil {
+		return nil, fmt.Errorf("listing worktrees: %w", err)
+	}
+	var (
+		list []Worktree
+		cur  *Worktree
+	)
+	for _, f := range strings.Split(string(out), "\x00") {
+		switch {
+		case f == "":
+			cur = nil
+		case strings.HasPrefix(f, "worktree "):
+			list = append(list, Worktree{Dir: strings.TrimPrefix(f, "worktree ")})
+			cur = &list[len(list)-1]
+		case cur == nil:
+		case strings.HasPrefix(f, "HEAD "):
+			cur.Head = strings.TrimPrefix(f, "HEAD ")
+		case strings.HasPrefix(f, "branch "):
+			cur.Branch = strings.TrimPrefix(strings.TrimPrefix(f, "branch "), "refs/heads/")
+		case f == "bare":
+			cur.Bare = true
+		}
+	}
+	return list, nil
+}
+
+// worktreeOf returns the worktree that has branch checked out, if any.
+func worktreeOf(r *git.Repo, branch string) (*Worktree, error) {
+	wts, err := Worktrees(r)
+	if err != nil {
+		return nil, err
+	}
+	for i := range wts {
+		if wts[i].Branch == branch && !wts[i].Bare {
+			return &wts[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// run runs git in r with the umask closed, so files git writes are private
+// until .gitmeta is applied.
+func run(r *git.Repo, args ...string) ([]byte, error) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	return r.Run(args...)
+}
+
+// applyAfter makes dir's metadata match its .gitmeta after git moved its
+// HEAD from before (a commit, or "" for a fresh checkout): incrementally
+// when before is known. It returns the apply result (nil when the tree has
+// no .gitmeta).
+func applyAfter(dir, before string) (*meta.ApplyResult, error) {
+	im, err := image.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := im.ReadWorktreeMeta()
+	if errors.Is(err, image.ErrNoMeta) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := image.ApplyOptions{}
+	if before != "" {
+		if prev, err := im.MetaAt(before); err == nil && prev != nil {
+			if paths, err := im.Git.DiffTreeNames(before, "HEAD"); err == nil {
+				o.Old, o.Paths = prev, paths
+			}
+		}
+	}
+	return im.ApplyTree(m, o)
+}
+
+// requireClean refuses to go on when dir has content changes or metadata
+// drift that are not committed: promoting or rolling back would lose them.
+func requireClean(dir, what string) error {
+	im, err := image.Open(dir)
+	if err != nil {
+		return err
+	}
+	st, err := im.Status()
+	if err != nil {
+		return fmt.Errorf("checking %s for uncommitted changes: %w", dir, err)
+	}
+	if !st.Clean() || st.Unrecorded {
+		n := len(st.Content) + len(st.Drift)
+		return fmt.Errorf("%s in %s has %d uncommitted change(s); commit them ('git onesis commit') or discard them first (see 'git onesis status')", what, dir, n)
+	}
+	return nil
+}
+
+// StartOptions tune Start.
+type StartOptions struct {
+	From string // the branch or commit to start from; "" = HEAD
+	Dir  string // where the worktree goes; "" = DefaultDir
+}
+
+// DefaultDir is where Start puts the worktree of upgrade branch name: a
+// sibling of the main work tree, "<top>-<name>" ("/" in name becomes "-").
+func DefaultDir(top, name string) string {
+	return top + "-" + strings.ReplaceAll(name, "/", "-")
+}
+
+// StartResult says what Start made.
+type StartResult struct {
+	Branch, Dir, Commit string
+	Apply               *meta.ApplyResult
+}
+
+// Start creates branch name at o.From and checks it out into a new linked
+// worktree with its metadata applied. Git shares the object store, so this
+// costs the image's checked-out files, not a second repository.
+func Start(im *image.Image, name string, o StartOptions) (*StartResult, error) {
+	if err := checkBranchName(im.Git, name); err != nil {
+		return nil, err
+	}
+	if _, err := im.Git.ResolveRev("refs/heads/" + name); err == nil {
+		return nil, fmt.Errorf("branch %q already exists; pick another name, or 'git onesis upgrade abandon %s' and delete it", name, name)
+	}
+	from := o.From
+	if from == "" {
+		from = "HEAD"
+	}
+	commit, err := im.Git.ResolveRev(from)
+	if err != nil {
+		return nil, fmt.Errorf("starting upgrade %s: %w", name, err)
+	}
+	dir := o.Dir
+	if dir == "" {
+		dir = DefaultDir(im.Root, name)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, fmt.Errorf("%s already exists; choose another place with --dir", dir)
+	}
+	if _, err := run(im.Git, "worktree", "add", "-q", "-b", name, "--", dir, commit); err != nil {
+		return nil, fmt.Errorf("creating the worktree for %s: %w", name, err)
+	}
+	res, err := applyAfter(dir, "")
+	if err != nil {
+		return nil, fmt.Errorf("applying metadata in %s: %w", dir, err)
+	}
+	return &StartResult{Branch: name, Dir: dir, Commit: commit, Apply: res}, nil
+}
+
+func checkBranchName(r *git.Repo, name string) error {
+	if name == "" || strings.HasPrefix(name, "-") {
+		return fmt.Errorf("%q is not a valid branch name", name)
+	}
+	if _, err := r.Run("check-ref-format", "--branch", name); err != nil {
+		return fmt.Errorf("%q is not a valid branch name", name)
+	}
+	return nil
+}
+
+// PromoteResult says what Promote did.
+type PromoteResult struct {
+	To, From    string // branch names
+	Old, New    string // commits of To before and after
+	FastForward bool
+	Worktree    string // where To is checked out, "" if nowhere
+	Apply       *meta.ApplyResult
+	UpToDate    bool
+}
+
+// Promote moves production branch to to the upgrade branch name: a
+// fast-forward when possible, otherwise a merge made in the worktree where
+// to is checked out. It refuses when either side has uncommitted changes
+// or drift.
+func Promote(im *image.Image, name, to string) (*PromoteResult, error) {
+	res := &PromoteResult{To: to, From: name}
+	src, err := im.Git.ResolveRev("refs/heads/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("no upgrade branch %q: %w", name, err)
+	}
+	if res.Old, err = im.Git.ResolveRev("refs/heads/" + to); err != nil {
+		return nil, fmt.Errorf("no production branch %q: %w", to, err)
+	}
+	if wt, err := worktreeOf(im.Git, name); err != nil {
+		return nil, err
+	} else if wt != nil {
+		if err := requireClean(wt.Dir, "upgrade "+name); err != nil {
+			return nil, err
+		}
+	}
+	wt, err := worktreeOf(im.Git, to)
+	if err != nil {
+		return nil, err
+	}
+	if wt != nil {
+		res.Worktree = wt.Dir
+		if err := requireClean(wt.Dir, to); err != nil {
+			return nil, err
+		}
+	}
+	if res.Old == src {
+		res.New, res.UpToDate = src, true
+		return res, nil
+	}
+	_, err = im.Git.Run("merge-base", "--is-ancestor", res.Old, src)
+	res.FastForward = err == nil
+	switch {
+	case wt != nil:
+		r, err := git.Discover(wt.Dir)
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"merge", "-q", "--no-edit", "--ff", "-m", fmt.Sprintf("Promote %s to %s", name, to), "refs/heads/" + name}
+		if _, err := run(r, args...); err != nil {
+			return nil, fmt.Errorf("merging %s into %s in %s (resolve there, then 'git onesis commit'): %w", name, to, wt.Dir, err)
+		}
+		if res.Apply, err = applyAfter(wt.Dir, res.Old); err != nil {
+			return nil, fmt.Errorf("applying metadata in %s: %w", wt.Dir, err)
+		}
+	case res.FastForward:
+		if _, err := im.Git.Run("update-ref", "-m", "onesis: promote "+name, "refs/heads/"+to, src, res.Old); err != nil {
+			return nil, fmt.Errorf("moving %s to %s: %w", to, name, err)
+		}
+	default:
+		return nil, fmt.Errorf("%s has commits that %s lacks and is not checked out anywhere; check %s out and run 'git merge %s'", to, name, to, name)
+	}
+	if res.New, err = im.Git.ResolveRev("refs/heads/" + to); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Abandon removes the worktree of upgrade branch name and keeps the branch,
+// so its history stays reviewable. Without force it refuses when the
+// worktree has uncommitted changes.
+func Abandon(im *image.Image, name string, force bool) (string, error) {
+	if _, err := im.Git.ResolveRev("refs/heads/" + name); err != nil {
+		return "", fmt.Errorf("no upgrade branch %q: %w", name, err)
+	}
+	wt, err := worktreeOf(im.Git, name)
+	if err != nil {
+		return "", err
+	}
+	if wt == nil {
+		return "", fmt.Errorf("upgrade %s has no worktree (already abandoned?)", name)
+	}
+	if wt.Dir == im.Root {
+		return "", fmt.Errorf("upgrade %s is checked out in this work tree; switch to another branch first", name)
+	}
+	if !force {
+		if err := requireClean(wt.Dir, "upgrade "+name); err != nil {
+			return "", fmt.Errorf("%w (or pass --force)", err)
+		}
+	}
+	args := []string{"worktree", "remove"}
+	if force {
+		// Twice: also when the worktree is locked.
+		args = append(args, "--force", "--force")
+	}
+	if _, err := im.Git.Run(append(args, "--", wt.Dir)...); err != nil {
+		return "", fmt.Errorf("removing the worktree %s: %w", wt.Dir, err)
+	}
+	return wt.Dir, nil
+}
+
+// RollbackResult says what Rollback did.
+type RollbackResult struct {
+	Branch       string
+	Target       string // the commit whose tree production now has
+	Old, New     string // branch tip before and after
+	Worktree     string
+	Apply        *meta.ApplyResult
+	StillOnNewer map[string]string // node -> commit it booted, when that is not the rolled-back tree
+	AlreadyThere bool
+}
+
+// Rollback moves branch back to rev's tree through a new commit on top of
+// it, never by rewriting history, so the audit trail keeps both the bad
+// commit and the way back. Where branch is checked out, the work tree is
+// fast-forwarded and .gitmeta applied.
+func Rollback(im *image.Image, rev, branch string) (*RollbackResult, error) {
+	res := &RollbackResult{Branch: branch}
+	var err error
+	if res.Target, err = im.Git.ResolveRev(rev); err != nil {
+		return nil, fmt.Errorf("rolling back: %w", err)
+	}
+	if res.Old, err = im.Git.ResolveRev("refs/heads/" + branch); err != nil {
+		return nil, fmt.Errorf("no branch %q to roll back: %w", branch, err)
+	}
+	wt, err := worktreeOf(im.Git, branch)
+	if err != nil {
+		return nil, err
+	}
+	if wt != nil {
+		res.Worktree = wt.Dir
+		if err := requireClean(wt.Dir, branch); err != nil {
+			return nil, err
+		}
+	}
+	tree, err := im.Git.Run("rev-parse", "--verify", res.Target+"^{tree}")
+	if err != nil {
+		return nil, err
+	}
+	oldTree, err := im.Git.Run("rev-parse", "--verify", res.Old+"^{tree}")
+	if err != nil {
+		return nil, err
+	}
+	if string(tree) == string(oldTree) {
+		res.New, res.AlreadyThere = res.Old, true
+	} else {
+		short := res.Target[:12]
+		msg := fmt.Sprintf("Roll back %s to %s (%s)\n\nThe tree of %s, committed on top of %s so history keeps both.\n\nRolled-back-from: %s\nRolled-back-to: %s\n",
+			branch, rev, short, res.Target, res.Old, res.Old, res.Target)
+		out, err := im.Git.RunInput([]byte(msg), "commit-tree", strings.TrimSpace(string(tree)), "-p", res.Old)
+		if err != nil {
+			return nil, fmt.Errorf("making the rollback commit: %w", err)
+		}
+		res.New = strings.TrimSpace(string(out))
+		if wt != nil {
+			r, err := git.Discover(wt.Dir)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := run(r, "merge", "-q", "--ff-only", res.New); err != nil {
+				return nil, fmt.Errorf("moving %s in %s to the rollback commit: %w", branch, wt.Dir, err)
+			}
+			if res.Apply, err = applyAfter(wt.Dir, res.Old); err != nil {
+				return nil, fmt.Errorf("applying metadata in %s: %w", wt.Dir, err)
+			}
+		} else if _, err := im.Git.Run("update-ref", "-m", "onesis: rollback to "+rev, "refs/heads/"+branch, res.New, res.Old); err != nil {
+			return nil, fmt.Errorf("moving %s to the rollback commit: %w", branch, err)
+		}
+	}
+	booted, err := Booted(im.Git)
+	if err != nil {
+		return nil, err
+	}
+	res.StillOnNewer = map[string]string{}
+	want := strings.TrimSpace(string(tree))
+	for node, c := range booted {
+		t, err := im.Git.Run("rev-parse", "--verify", "--quiet", c+"^{tree}")
+		if err != nil || strings.TrimSpace(string(t)) != want {
+			res.StillOnNewer[node] = c
+		}
+	}
+	return res, nil
+}
+
+// Booted returns node -> commit from the refs serve writes when a node
+// fetches its boot script.
+func Booted(r *git.Repo) (map[string]string, error) {
+	out, err := r.Run("for-each-ref", "--format=%(refname) %(objectname)", BootedPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("reading booted refs: %w", err)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		ref, c, ok := strings.Cut(l, " ")
+		if ok {
+			m[strings.TrimPrefix(ref, BootedPrefix)] = c
+		}
+	}
+	return m, nil
+}
