@@ -1,8 +1,10 @@
 package git
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -115,4 +117,55 @@ func isHex40(s string) bool {
 		return false
 	}
 	return strings.Trim(s, "0123456789abcdef") == ""
+}
+
+// TreeFiles is the set of regular files (blobs) in one commit's tree, for
+// reading their content in process.
+type TreeFiles struct {
+	r     *Repo
+	o     *Objects
+	blobs map[string]string // path -> blob object name
+}
+
+// FilesAt lists the blobs of rev's tree (one `git ls-tree -r`), so their
+// contents can be opened by path. Symlinks are blobs too; callers decide
+// by the manifest what a path is.
+func (r *Repo) FilesAt(rev string) (*TreeFiles, error) {
+	commit, err := r.ResolveRev(rev)
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.Run("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit)
+	if err != nil {
+		return nil, fmt.Errorf("listing the tree of %s: %w", rev, err)
+	}
+	t := &TreeFiles{r: r, o: r.Objects(), blobs: map[string]string{}}
+	for _, rec := range splitZ(out) {
+		meta, p, ok := strings.Cut(rec, "\t")
+		f := strings.Fields(meta)
+		if ok && len(f) == 3 && f[1] == "blob" {
+			t.blobs[p] = f[2]
+		}
+	}
+	return t, nil
+}
+
+// Open returns the content of the blob at path and its size.
+func (t *TreeFiles) Open(path string) (io.ReadCloser, int64, error) {
+	oid, ok := t.blobs[path]
+	if !ok {
+		return nil, 0, fmt.Errorf("%s is not a file in this commit", path)
+	}
+	if t.o.repo != nil && isHex40(oid) {
+		if b, err := t.o.repo.BlobObject(plumbing.NewHash(oid)); err == nil {
+			if rd, err := b.Reader(); err == nil {
+				return rd, b.Size, nil
+			}
+		}
+	}
+	b, err := t.r.Run("cat-file", "blob", oid)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
 }
