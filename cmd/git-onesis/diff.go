@@ -14,16 +14,21 @@ import (
 var diffCmd = &cli.Command{
 	Name:      "diff",
 	Usage:     "show metadata changes in words",
-	UsageText: "git onesis diff [--porcelain [-z] | --json] [--exit-code] [REV [REV]]",
+	UsageText: "git onesis diff [--security] [--porcelain [-z] | --json] [--exit-code] [REV [REV]]",
 	Description: "With no revision, compares HEAD's .gitmeta with the work tree as it is now.\n" +
 		"With one, compares REV with the work tree; with two, REV with REV.\n" +
 		"User and group names come from the image's own etc/passwd and etc/group\n" +
-		"(at the newer side), never from the host's.",
+		"(at the newer side), never from the host's.\n\n" +
+		"--security keeps what a security review asks about: setuid and setgid bits\n" +
+		"gained or lost, file capabilities, anything becoming world-writable, device\n" +
+		"nodes added or changed, and every change (content included) under etc/ssh,\n" +
+		"etc/pam.d, etc/sudoers, etc/sudoers.d, etc/security and root/.ssh.",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "porcelain", Usage: "one stable line per change: KIND FIELDS PATH"},
 		&cli.BoolFlag{Name: "z", Usage: "with --porcelain, NUL-terminated records and raw paths"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
 		&cli.BoolFlag{Name: "exit-code", Usage: "exit 1 when there are differences, as git diff --exit-code"},
+		&cli.BoolFlag{Name: "security", Usage: "only setuid/setgid, capabilities, world-writable, devices, and ssh/pam/sudo changes"},
 		progressFlag, quietFlag,
 	},
 	Action: runDiff,
@@ -66,12 +71,28 @@ func runDiff(c *cli.Context) error {
 	}
 	names := im.NamesAt(newRev)
 	changes := meta.Compare(old, cur)
+	var content []contentChange
+	if c.Bool("security") {
+		kept := changes[:0]
+		for _, ch := range changes {
+			if _, ok := meta.SecurityRelevant(ch); ok {
+				kept = append(kept, ch)
+			}
+		}
+		changes = kept
+		if content, err = sensitiveContent(im, oldRev, newRev); err != nil {
+			return fatal(err)
+		}
+	}
 	w := c.App.Writer
 	switch {
 	case c.Bool("json"):
 		out := []jsonChange{}
 		for _, ch := range changes {
 			out = append(out, jsonChange{Path: display(ch.Path), Kind: kindWord(ch.Kind), Fields: ch.Fields(), Words: meta.Describe(ch, names)})
+		}
+		for _, cc := range content {
+			out = append(out, jsonChange{Path: display(cc.path), Kind: cc.kind, Fields: []string{"content"}, Words: []string{cc.words()}})
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -90,14 +111,20 @@ func runDiff(c *cli.Context) error {
 			}
 			fmt.Fprintf(w, "%s %s %s%s", diffKind(ch.Kind)[:1], strings.Join(fields, ","), path(ch.Path), end)
 		}
+		for _, cc := range content {
+			fmt.Fprintf(w, "%s content %s%s", cc.kind[:1], path(cc.path), end)
+		}
 	default:
 		for _, ch := range changes {
 			for _, s := range meta.Describe(ch, names) {
 				fmt.Fprintln(w, s)
 			}
 		}
+		for _, cc := range content {
+			fmt.Fprintln(w, cc.words())
+		}
 	}
-	if c.Bool("exit-code") && len(changes) > 0 {
+	if c.Bool("exit-code") && len(changes)+len(content) > 0 {
 		return cli.Exit("", exitDiff)
 	}
 	return nil
@@ -126,4 +153,50 @@ func manifestAt(im *image.Image, rev string) (*meta.Manifest, error) {
 		m = &meta.Manifest{}
 	}
 	return m, nil
+}
+
+// contentChange is a file whose content git reports changed.
+type contentChange struct {
+	kind, path string // kind: added, deleted or modified
+}
+
+func (cc contentChange) words() string {
+	switch cc.kind {
+	case "added":
+		return "added " + display(cc.path) + " (content)"
+	case "deleted":
+		return "removed " + display(cc.path) + " (content)"
+	}
+	return display(cc.path) + ": content changed"
+}
+
+// sensitiveContent lists content changes under meta.SensitiveDirs between
+// oldRev and newRev ("" = the work tree), as git sees them.
+func sensitiveContent(im *image.Image, oldRev, newRev string) ([]contentChange, error) {
+	args := []string{"--literal-pathspecs", "diff", "--no-ext-diff", "--no-renames", "--name-status", "-z", oldRev}
+	if newRev != "" {
+		args = append(args, newRev)
+	}
+	args = append(args, "--")
+	args = append(args, meta.SensitiveDirs...)
+	out, err := im.Git.Run(args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing content changes under %s: %w", strings.Join(meta.SensitiveDirs, ", "), err)
+	}
+	f := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	var cs []contentChange
+	for i := 0; i+1 < len(f); i += 2 {
+		kind := "modified"
+		switch f[i] {
+		case "A":
+			kind = "added"
+		case "D":
+			kind = "deleted"
+		}
+		if f[i+1] == image.MetaFile {
+			continue
+		}
+		cs = append(cs, contentChange{kind: kind, path: f[i+1]})
+	}
+	return cs, nil
 }
