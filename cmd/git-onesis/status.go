@@ -31,15 +31,6 @@ var statusCmd = &cli.Command{
 	Action: runStatus,
 }
 
-// verifyCmd is status under the name monitoring scripts expect.
-var verifyCmd = &cli.Command{
-	Name:      "verify",
-	Usage:     "alias of status, for cron and monitoring",
-	UsageText: statusCmd.UsageText,
-	Flags:     statusFlags,
-	Action:    runStatus,
-}
-
 type jsonChange struct {
 	Path    string   `json:"path"`
 	Kind    string   `json:"kind"`

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
@@ -114,4 +115,74 @@ func onlyPrivileged(c meta.Change) bool {
 		}
 	}
 	return true
+}
+
+// StatusAgainst compares the work tree with the commit rev names instead
+// of HEAD: content as `git diff REV` sees it (plus untracked files), and
+// metadata against REV's .gitmeta. .gitmeta itself is not reported as a
+// content change: its differences are the metadata drift.
+func (im *Image) StatusAgainst(rev string) (*Status, error) {
+	commit, err := im.Git.ResolveRev(rev)
+	if err != nil {
+		return nil, err
+	}
+	recorded, err := im.MetaAt(commit)
+	if err != nil {
+		return nil, err
+	}
+	if recorded == nil {
+		return nil, fmt.Errorf("%s has no %s to verify against", rev, MetaFile)
+	}
+	cur, err := im.Scan()
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{}
+	notRoot := os.Geteuid() != 0
+	for _, c := range meta.Compare(recorded, cur) {
+		d := Drift{Change: c}
+		if notRoot && c.Kind == meta.Modified {
+			d.NotRoot = onlyPrivileged(c)
+		}
+		st.Drift = append(st.Drift, d)
+	}
+	out, err := im.Git.Run("diff", "--no-ext-diff", "--no-renames", "--name-status", "-z", commit, "--")
+	if err != nil {
+		return nil, fmt.Errorf("comparing the work tree with %s: %w", rev, err)
+	}
+	f := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	for i := 0; i+1 < len(f); i += 2 {
+		if f[i+1] != MetaFile {
+			st.Content = append(st.Content, ContentChange{XY: " " + f[i][:1], Path: f[i+1]})
+		}
+	}
+	entries, err := im.Git.StatusPorcelain()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.XY == "??" {
+			st.Content = append(st.Content, ContentChange{XY: e.XY, Path: e.Path})
+		}
+	}
+	return st, nil
+}
+
+// VerifySignature checks the GPG or SSH signature of the commit rev names
+// with `git verify-commit`. The error carries git's explanation.
+func (im *Image) VerifySignature(rev string) error {
+	commit, err := im.Git.ResolveRev(rev)
+	if err != nil {
+		return err
+	}
+	cmd := im.Git.Cmd("verify-commit", "--", commit)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if msg == "" {
+			msg = "no signature"
+		}
+		return fmt.Errorf("commit %s (%s) has no valid signature: %s", commit[:12], rev, msg)
+	}
+	return nil
 }
