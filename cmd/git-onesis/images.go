@@ -10,7 +10,6 @@ import (
 
 	"github.com/onesis/git-onesis/internal/image"
 	"github.com/onesis/git-onesis/internal/lifecycle"
-	"github.com/onesis/git-onesis/internal/pkgdb"
 )
 
 func init() { register(imagesCmd) }
@@ -105,7 +104,7 @@ func packageChangeCount(im *image.Image, a, b string) (int, error) {
 	if !okA && !okB {
 		return 0, nil
 	}
-	return len(pkgdb.Diff(old, cur, pkgdb.CompareDebianVersions)), nil
+	return len(diffPackages(old, cur)), nil
 }
 
 func runImagesAdd(c *cli.Context) error {

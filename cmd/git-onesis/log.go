@@ -105,13 +105,14 @@ func runLog(c *cli.Context) error {
 		}
 		var pkgs []pkgdb.Change
 		newPs, okNew, errN := packagesAt(im, commit)
-		oldPs, okOld := []pkgdb.Package(nil), false
+		var oldPs pkgSet
+		okOld := false
 		var errO error
 		if parent != "" {
 			oldPs, okOld, errO = packagesAt(im, parent)
 		}
 		if errN == nil && errO == nil && (okNew || okOld) && parent != "" {
-			pkgs = pkgdb.Diff(oldPs, newPs, pkgdb.CompareDebianVersions)
+			pkgs = diffPackages(oldPs, newPs)
 		}
 		if c.Bool("json") {
 			if words == nil {

@@ -17,9 +17,10 @@ func init() { register(packagesCmd) }
 
 var packagesCmd = &cli.Command{
 	Name:      "packages",
-	Usage:     "list the image's packages, or what changed between two revisions",
+	Usage:     "list the image's packages (dpkg or rpm), or what changed between two revisions",
 	UsageText: "git onesis packages [list] [--rev REV] [--json]\n   git onesis packages diff [--json] [--exit-code] [REV [REV]]",
-	Description: "Reads the image's own package database (dpkg's var/lib/dpkg/status), in the\n" +
+	Description: "Reads the image's own package database (dpkg's var/lib/dpkg/status, or the\n" +
+		"rpm database), in the\n" +
 		"work tree or as committed at a revision, never the host's.\n\n" +
 		"'packages diff' takes revisions as 'git onesis diff' does: none compares HEAD\n" +
 		"with the work tree, one compares REV with the work tree, two compare REV with\n" +
@@ -28,8 +29,9 @@ var packagesCmd = &cli.Command{
 		"    - name VERSION            removed\n" +
 		"    > name OLD -> NEW         upgraded\n" +
 		"    < name OLD -> NEW         downgraded\n\n" +
-		"Versions are ordered as dpkg orders them (epochs, '~'). Multi-arch packages\n" +
-		"are named name:arch. RPM databases are not read yet.",
+		"Versions are ordered as dpkg or rpm orders them (epochs, '~', '^'). Packages\n" +
+		"of a given architecture are named name:arch. RPM databases (SQLite, Berkeley\n" +
+		"DB, NDB) are read in pure Go; the host's rpm is never run.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "rev", Usage: "list the packages as committed at `REV`"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
@@ -60,52 +62,92 @@ var packagesCmd = &cli.Command{
 }
 
 // errNoPackageDB means neither side has a database we can read.
-var errNoPackageDB = errors.New("no package database in the image (looked for " + pkgdb.DpkgStatus + "; RPM databases are not read yet)")
+var errNoPackageDB = errors.New("no package database in the image (looked for " + pkgdb.DpkgStatus + " and the rpm databases under var/lib/rpm and usr/lib/sysimage/rpm)")
 
-// packagesAt reads the image's packages at rev ("" = the work tree). The
-// boolean is false when that side has no database.
-func packagesAt(im *image.Image, rev string) ([]pkgdb.Package, bool, error) {
-	var (
-		b   []byte
-		ok  bool
-		err error
-	)
+// pkgSet is an image's installed packages and how to order their versions.
+type pkgSet struct {
+	Packages []pkgdb.Package
+	Kind     string // "dpkg" or "rpm"
+}
+
+func (s pkgSet) compare() func(a, b string) int {
+	if s.Kind == "rpm" {
+		return pkgdb.CompareRPMVersions
+	}
+	return pkgdb.CompareDebianVersions
+}
+
+// diffPackages compares two sets, ordering versions by whichever database
+// kind is present.
+func diffPackages(old, cur pkgSet) []pkgdb.Change {
+	k := cur
+	if k.Kind == "" {
+		k = old
+	}
+	return pkgdb.Diff(old.Packages, cur.Packages, k.compare())
+}
+
+// packagesAt reads the image's packages at rev ("" = the work tree): dpkg's
+// status file, else the first rpm database found. The boolean is false
+// when that side has no database.
+func packagesAt(im *image.Image, rev string) (pkgSet, bool, error) {
+	where := "the work tree"
+	var read func(p string) ([]byte, bool, error)
 	if rev == "" {
 		if im.Git.Top == "" {
-			return nil, false, errors.New("this repository has no work tree; name a revision")
+			return pkgSet{}, false, errors.New("this repository has no work tree; name a revision")
 		}
-		var root *os.Root
-		root, err = os.OpenRoot(im.Git.Top)
+		root, err := os.OpenRoot(im.Git.Top)
 		if err != nil {
-			return nil, false, fmt.Errorf("opening the image: %w", err)
+			return pkgSet{}, false, fmt.Errorf("opening the image: %w", err)
 		}
 		defer root.Close()
-		b, err = root.ReadFile(pkgdb.DpkgStatus)
-		ok = err == nil
-		if errors.Is(err, fs.ErrNotExist) {
-			err = nil
+		read = func(p string) ([]byte, bool, error) {
+			b, err := root.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, false, nil
+			}
+			return b, err == nil, err
 		}
 	} else {
 		if _, err := im.Git.ResolveRev(rev); err != nil {
-			return nil, false, fmt.Errorf("bad revision %q: %w", rev, err)
+			return pkgSet{}, false, fmt.Errorf("bad revision %q: %w", rev, err)
 		}
-		b, ok, err = im.Git.ShowBlob(rev, pkgdb.DpkgStatus)
-	}
-	where := "the work tree"
-	if rev != "" {
 		where = rev
+		read = func(p string) ([]byte, bool, error) { return im.Git.ShowBlob(rev, p) }
 	}
+	b, ok, err := read(pkgdb.DpkgStatus)
 	if err != nil {
-		return nil, false, fmt.Errorf("reading %s in %s: %w", pkgdb.DpkgStatus, where, err)
+		return pkgSet{}, false, fmt.Errorf("reading %s in %s: %w", pkgdb.DpkgStatus, where, err)
 	}
-	if !ok {
-		return nil, false, nil
+	if ok {
+		ps, err := pkgdb.ParseDpkgStatus(b)
+		if err != nil {
+			return pkgSet{}, false, fmt.Errorf("in %s: %w", where, err)
+		}
+		return pkgSet{ps, "dpkg"}, true, nil
 	}
-	ps, err := pkgdb.ParseDpkgStatus(b)
-	if err != nil {
-		return nil, false, fmt.Errorf("in %s: %w", where, err)
+	for _, layout := range pkgdb.RPMDatabases {
+		files := map[string][]byte{}
+		for _, f := range layout {
+			b, ok, err := read(f)
+			if err != nil {
+				return pkgSet{}, false, fmt.Errorf("reading %s in %s: %w", f, where, err)
+			}
+			if ok {
+				files[f] = b
+			}
+		}
+		if _, ok := files[layout[0]]; !ok {
+			continue
+		}
+		ps, err := pkgdb.ReadRPM(files, layout)
+		if err != nil {
+			return pkgSet{}, false, fmt.Errorf("in %s: %w", where, err)
+		}
+		return pkgSet{ps, "rpm"}, true, nil
 	}
-	return ps, true, nil
+	return pkgSet{}, false, nil
 }
 
 func runPackagesList(c *cli.Context) error {
@@ -119,13 +161,14 @@ func runPackagesList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ps, ok, err := packagesAt(im, c.String("rev"))
+	set, ok, err := packagesAt(im, c.String("rev"))
 	if err != nil {
 		return fatal(err)
 	}
 	if !ok {
 		return fatal(errNoPackageDB)
 	}
+	ps := set.Packages
 	w := c.App.Writer
 	if c.Bool("json") {
 		if ps == nil {
@@ -171,7 +214,7 @@ func runPackagesDiff(c *cli.Context) error {
 	if !okOld && !okNew {
 		return fatal(errNoPackageDB)
 	}
-	changes := pkgdb.Diff(old, cur, pkgdb.CompareDebianVersions)
+	changes := diffPackages(old, cur)
 	w := c.App.Writer
 	if c.Bool("json") {
 		if changes == nil {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/onesis/git-onesis/internal/image"
 	"github.com/onesis/git-onesis/internal/lifecycle"
-	"github.com/onesis/git-onesis/internal/pkgdb"
 )
 
 func init() { register(upgradeCmd) }
@@ -173,7 +172,7 @@ func printPackageChanges(c *cli.Context, im *image.Image, from, to string) {
 	if err1 != nil || err2 != nil || (!okOld && !okNew) {
 		return
 	}
-	changes := pkgdb.Diff(old, cur, pkgdb.CompareDebianVersions)
+	changes := diffPackages(old, cur)
 	if len(changes) == 0 {
 		return
 	}
