@@ -266,6 +266,25 @@ else
 	for k in apply_switch onesis_checkout; do skip "$k" "git onesis $k" "git-onesis unavailable"; done
 fi
 
+# The old recipe's upgrade step, `rsync -a image-prod image-update`, against
+# `git onesis upgrade start` (branch + linked worktree + full apply).
+UPW=$BENCH_DIR/work/upgrade-worktree
+UPR=$BENCH_DIR/work/upgrade-rsync
+if [ "$OURS" = 1 ]; then
+	measure upgrade_start 1 "\`git onesis upgrade start\` (branch + worktree + apply)" \
+		"git worktree remove --force --force $UPW >/dev/null 2>&1; git branch -D bench-upgrade >/dev/null 2>&1; rm -rf $UPW; git worktree prune" \
+		"git onesis upgrade start -q --dir $UPW bench-upgrade"
+	UPW_DISK=$(du -sh "$UPW" 2>/dev/null | cut -f1)
+	git worktree remove --force --force "$UPW" >/dev/null 2>&1 || rm -rf "$UPW"
+	git worktree prune; git branch -D bench-upgrade >/dev/null 2>&1 || true
+else
+	skip upgrade_start "git onesis upgrade start" "git-onesis unavailable"
+fi
+measure rsync_copy 1 "\`rsync -a\` of the image directory (the old recipe's copy)" \
+	"rm -rf $UPR" "rsync -aHAX --numeric-ids ./ $UPR/"
+UPR_DISK=$(du -sh "$UPR" 2>/dev/null | cut -f1)
+rm -rf "$UPR"
+
 # ---------------------------------------------------------------- competitors
 SAVED=$BENCH_DIR/work/gitmeta.ours
 [ -f .gitmeta ] && cp -p .gitmeta "$SAVED" || true
@@ -332,6 +351,9 @@ gen() {
 	echo "| \`git onesis status\` vs \`metastore -c\` | $(ratio status ms_compare) |"
 	echo "| \`git onesis status\` vs \`git status --porcelain\` | $(ratio status git_status) |"
 	echo "| \`git onesis checkout\` vs plain \`git checkout\` (1k entries differ) | $(ratio onesis_checkout git_checkout) |"
+	echo "| \`git onesis upgrade start\` vs \`rsync -a\` of the image | $(ratio upgrade_start rsync_copy) |"
+	echo
+	echo "Disk for an upgrade tree: the linked worktree took ${UPW_DISK:-n/a} (the checked-out files; it shares the object store), the rsync copy ${UPR_DISK:-n/a} (files plus a second copy of .git)."
 	echo
 	echo "What each tool covers differs: setgitperms.perl records only tracked files and their parent directories (${SGP_LINES:-?} lines here; no types, devices, FIFOs, empty directories or xattrs); etckeeper records mode for files and directories plus owner where it is not the caller's, as shell commands; metastore records owner, mode, mtime and xattrs in a binary file; git-onesis records every object, including devices, FIFOs, sockets, empty directories, hard links and xattrs."
 }
