@@ -256,4 +256,6 @@ func TestReadErrorIsGeneric(t *testing.T) {
 
 type errReader struct{}
 
-func (errReader) Read([]byte) (int, error) { return 0, &os.PathError{Op: "read", Path: "/secret/path", Err: os.ErrInvalid} }
+func (errReader) Read([]byte) (int, error) {
+	return 0, &os.PathError{Op: "read", Path: "/secret/path", Err: os.ErrInvalid}
+}
