@@ -179,7 +179,8 @@ func TestUdhcpc(t *testing.T) {
 
 // TestRelay: a relayed DISCOVER (giaddr set, sent from port 67 by a Go
 // relay agent in the client namespace) is answered to giaddr:67 with the
-// node's own subnet, not the server's. Needs root; about 1 s.
+// node's own subnet, not the server's; garbage sent first gets no answer
+// and does not stop the server. Needs root; about 7 s.
 func TestRelay(t *testing.T) {
 	needRoot(t)
 	p := setupPair(t)
@@ -188,8 +189,8 @@ func TestRelay(t *testing.T) {
 	mustRun(t, "ip", "-n", p.srv, "route", "add", "10.78.5.0/24", "via", "10.77.9.2")
 	startHelper(t, p.srv, nsServerConfig())
 
-	relay := func(mac, giaddr string) string {
-		b, _ := json.Marshal(helperConfig{Mode: "relay", MAC: mac, RelayIP: giaddr, ServerTo: "10.77.9.1"})
+	relay := func(mac, giaddr string, garbage bool) string {
+		b, _ := json.Marshal(helperConfig{Mode: "relay", MAC: mac, RelayIP: giaddr, ServerTo: "10.77.9.1", Garbage: garbage})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", p.cli, os.Args[0], "-test.run=^TestHelperProcess$")
@@ -200,7 +201,11 @@ func TestRelay(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := relay(nsRelayMAC, "10.78.5.1")
+	// Garbage first: no answer, and the server keeps serving.
+	out := relay(nsRelayMAC, "10.78.5.1", true)
+	if strings.Contains(out, "GARBAGE-ANSWERED") {
+		t.Errorf("the server answered garbage: %s", out)
+	}
 	_, js, ok := strings.Cut(out, "REPLY ")
 	if !ok {
 		t.Fatalf("relay got no reply: %s", out)
@@ -215,7 +220,7 @@ func TestRelay(t *testing.T) {
 		t.Errorf("relayed reply %+v, want %+v", r, want)
 	}
 	// A MAC whose subnet is not the relay's gets nothing.
-	if out := relay(nsKnownMAC, "10.78.5.1"); !strings.Contains(out, "NOREPLY") {
+	if out := relay(nsKnownMAC, "10.78.5.1", false); !strings.Contains(out, "NOREPLY") {
 		t.Errorf("relay from the wrong subnet got an answer: %s", out)
 	}
 }

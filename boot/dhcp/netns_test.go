@@ -42,6 +42,7 @@ type helperConfig struct {
 	RelayIP  string // giaddr, also the local address to send from
 	ServerTo string // server address
 	MAC      string
+	Garbage  bool // send garbage first and report any answer to it
 }
 
 type helperLease struct {
@@ -298,6 +299,19 @@ func relayHelper(hc helperConfig) int {
 		return 1
 	}
 	defer conn.Close()
+	buf := make([]byte, 1500)
+	if hc.Garbage {
+		srv := &net.UDPAddr{IP: net.ParseIP(hc.ServerTo), Port: 67}
+		good, _ := newRelayedDiscover(mac, net.ParseIP(hc.RelayIP))
+		gb := good.ToBytes()
+		for _, g := range [][]byte{[]byte("garbage"), gb[:120], append(append([]byte{}, gb[:236]...), 99, 130, 83, 99, 53, 5, 1), make([]byte, 600)} {
+			conn.WriteTo(g, srv)
+		}
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		if n, _, err := conn.ReadFrom(buf); err == nil {
+			fmt.Printf("GARBAGE-ANSWERED %d bytes\n", n)
+		}
+	}
 	req, err := newRelayedDiscover(mac, net.ParseIP(hc.RelayIP))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -308,7 +322,6 @@ func relayHelper(hc helperConfig) int {
 		return 1
 	}
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 1500)
 	for {
 		n, _, err := conn.ReadFrom(buf)
 		if err != nil {
