@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/boot/tftp"
 )
 
 // The tests in this file run real clients (busybox udhcpc, kea's perfdhcp,
@@ -38,6 +40,9 @@ type helperConfig struct {
 	HTTPBootURL string
 	PXELinux    bool
 	Leases      map[string]helperLease // MAC -> lease
+	// TFTPContent, when set, also starts a boot/tftp server on ServerIP:69
+	// that serves these generated files (name -> content).
+	TFTPContent map[string]string
 	// relay mode
 	RelayIP  string // giaddr, also the local address to send from
 	ServerTo string // server address
@@ -256,6 +261,25 @@ func serverHelper(hc helperConfig) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if len(hc.TFTPContent) > 0 {
+		ts, err := tftp.New(tftp.Config{Addr: hc.ServerIP + ":69", Iface: hc.Iface,
+			Generate: func(name string, _ net.IP) ([]byte, bool) {
+				c, ok := hc.TFTPContent[name]
+				return []byte(c), ok
+			},
+			Event: func(e tftp.Event) {
+				b, _ := json.Marshal(e)
+				outMu.Lock()
+				fmt.Printf("TFTP %s\n", b)
+				outMu.Unlock()
+			}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go ts.Serve()
+		defer ts.Close()
 	}
 	fmt.Println("READY")
 	errc := make(chan error, 1)
