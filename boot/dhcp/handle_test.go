@@ -1,7 +1,9 @@
 package dhcp
 
 import (
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +94,24 @@ func TestStatusBounded(t *testing.T) {
 		if e.MAC == "02:00:00:00:00:00" {
 			t.Errorf("the oldest MAC was kept")
 		}
+	}
+}
+
+func TestIgnoredClientsLogOnce(t *testing.T) {
+	var buf strings.Builder
+	s := newTestServer(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	base := time.Now()
+	conn := &recordConn{}
+	for _, dt := range []time.Duration{0, 4 * time.Second, 8 * time.Second, quietFor + 9*time.Second} {
+		s.now = func() time.Time { return base.Add(dt) }
+		s.handle(conn, nil, pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover))
+	}
+	if n := strings.Count(buf.String(), "ignored unknown MAC"); n != 2 {
+		t.Errorf("logged %d times, want 2 (first time, then after %v):\n%s", n, quietFor, buf.String())
+	}
+	if !strings.Contains(buf.String(), "mac="+unknownMAC.String()) {
+		t.Errorf("log does not name the MAC:\n%s", buf.String())
 	}
 }

@@ -80,8 +80,18 @@ type Event struct {
 	Relay    string    `json:"relay,omitempty"` // giaddr when relayed
 }
 
+// quietFor is how long a repeatedly ignored client stays at debug level.
+const quietFor = 10 * time.Minute
+
 // maxStatus bounds the per-MAC status table (unknown MACs could flood it).
 const maxStatus = 4096
+
+// macState is what we remember per MAC: its last event, and when we last
+// logged an ignored request from it at info level.
+type macState struct {
+	ev     Event
+	logged time.Time
+}
 
 // Server is a running DHCPv4 server.
 type Server struct {
@@ -92,7 +102,7 @@ type Server struct {
 	now      func() time.Time
 
 	mu     sync.Mutex
-	last   map[string]Event
+	last   map[string]macState
 	closed bool
 }
 
@@ -157,7 +167,7 @@ func newServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("dhcp: boot file for %s is %d bytes, DHCP option 67 holds at most 255", fw, len(f))
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: time.Now, last: map[string]Event{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: time.Now, last: map[string]macState{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -227,8 +237,8 @@ func (s *Server) Reply(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 func (s *Server) Status() []Event {
 	s.mu.Lock()
 	out := make([]Event, 0, len(s.last))
-	for _, e := range s.last {
-		out = append(out, e)
+	for _, st := range s.last {
+		out = append(out, st.ev)
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
@@ -274,7 +284,30 @@ func (s *Server) record(d decision) {
 	if len(d.info.UserClass) > 0 {
 		attrs = append(attrs, "user_class", d.info.UserClass)
 	}
+	// A client we ignore retries every few seconds: say why once, then
+	// only at debug level until the reason changes or quietFor passes.
+	s.mu.Lock()
+	st, seen := s.last[ev.MAC]
+	quiet := !ev.Answered && seen && !st.ev.Answered && st.ev.Reason == ev.Reason && ev.Time.Sub(st.logged) < quietFor
+	if !quiet {
+		st.logged = ev.Time
+	}
+	if !seen && len(s.last) >= maxStatus {
+		// Forget the oldest entry to stay bounded.
+		var oldest string
+		for k, e := range s.last {
+			if oldest == "" || e.ev.Time.Before(s.last[oldest].ev.Time) {
+				oldest = k
+			}
+		}
+		delete(s.last, oldest)
+	}
+	st.ev = ev
+	s.last[ev.MAC] = st
+	s.mu.Unlock()
 	switch {
+	case quiet:
+		s.log.Debug("ignored again", append(attrs, "reason", ev.Reason)...)
 	case ev.Answered:
 		attrs = append(attrs, "reply", ev.Reply, "ip", ev.IP)
 		if ev.BootFile != "" {
@@ -292,19 +325,6 @@ func (s *Server) record(d decision) {
 	default:
 		s.log.Info("ignored", append(attrs, "reason", ev.Reason)...)
 	}
-	s.mu.Lock()
-	if _, ok := s.last[ev.MAC]; !ok && len(s.last) >= maxStatus {
-		// Forget the oldest entry to stay bounded.
-		var oldest string
-		for k, e := range s.last {
-			if oldest == "" || e.Time.Before(s.last[oldest].Time) {
-				oldest = k
-			}
-		}
-		delete(s.last, oldest)
-	}
-	s.last[ev.MAC] = ev
-	s.mu.Unlock()
 	if s.cfg.Event != nil {
 		s.cfg.Event(ev)
 	}
