@@ -45,17 +45,20 @@ func (f Firmware) String() string {
 	}
 }
 
+// MarshalText makes JSON show the name ("bios") rather than a number.
+func (f Firmware) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
 // ClientInfo is what a request says about the client, for logs and for
 // Config.Discover.
 type ClientInfo struct {
-	MAC         string   // aa:bb:cc:dd:ee:ff
-	Message     string   // DISCOVER, REQUEST, ...
-	Firmware    Firmware // the boot firmware we recognised
-	Arch        []uint16 // option 93 values as sent
-	VendorClass string   // option 60
-	UserClass   []string // option 77
-	Hostname    string   // option 12 the client sent, if any
-	Relay       string   // giaddr when relayed, else ""
+	MAC         string   `json:"mac"`                    // aa:bb:cc:dd:ee:ff
+	Message     string   `json:"message"`                // DISCOVER, REQUEST, ...
+	Firmware    Firmware `json:"firmware"`               // the boot firmware we recognised
+	Arch        []uint16 `json:"arch,omitempty"`         // option 93 values as sent
+	VendorClass string   `json:"vendor_class,omitempty"` // option 60
+	UserClass   []string `json:"user_class,omitempty"`   // option 77
+	Hostname    string   `json:"hostname,omitempty"`     // option 12 the client sent, if any
+	Relay       string   `json:"relay,omitempty"`        // giaddr when relayed, else ""
 }
 
 // isIPXE reports whether the request comes from a running iPXE: user class

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net"
 	"strings"
@@ -69,6 +70,9 @@ func TestHandle(t *testing.T) {
 	if len(discovered) != 1 || discovered[0].MAC != unknownMAC.String() || discovered[0].Firmware != FirmwareEFI64 ||
 		discovered[0].VendorClass != "PXEClient:Arch:00009" || len(discovered[0].Arch) != 1 || discovered[0].Arch[0] != 9 {
 		t.Errorf("Discover got %+v, want the unknown MAC's DISCOVER only", discovered)
+	}
+	if b, _ := json.Marshal(discovered[0]); !strings.Contains(string(b), `"firmware":"efi-x64"`) {
+		t.Errorf("ClientInfo JSON %s: firmware should be a name", b)
 	}
 	st := s.Status()
 	if len(st) != 2 || st[0].MAC != knownMAC.String() || st[1].MAC != unknownMAC.String() || st[1].Message != "RELEASE" {
