@@ -43,6 +43,10 @@ type helperConfig struct {
 	// TFTPContent, when set, also starts a boot/tftp server on ServerIP:69
 	// that serves these generated files (name -> content).
 	TFTPContent map[string]string
+	// TFTPPXELinux adds Debian's pxelinux.0 and ldlinux.c32 to that server.
+	TFTPPXELinux bool
+	// IPXEBootFile overrides the boot file for iPXE clients (BootFiles).
+	IPXEBootFile string
 	// relay mode
 	RelayIP  string // giaddr, also the local address to send from
 	ServerTo string // server address
@@ -110,6 +114,7 @@ type helper struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	events []Event
+	tftp   []tftp.Event
 	lines  []string
 	ready  chan struct{}
 	done   chan struct{}
@@ -144,6 +149,11 @@ func startHelper(t *testing.T, ns string, cfg helperConfig) *helper {
 			switch {
 			case line == "READY":
 				close(h.ready)
+			case strings.HasPrefix(line, "TFTP "):
+				var ev tftp.Event
+				if json.Unmarshal([]byte(line[5:]), &ev) == nil {
+					h.tftp = append(h.tftp, ev)
+				}
 			case strings.HasPrefix(line, "EVENT "):
 				var ev Event
 				if json.Unmarshal([]byte(line[6:]), &ev) == nil {
@@ -188,6 +198,13 @@ func (h *helper) eventsFor(mac string) []Event {
 		}
 	}
 	return out
+}
+
+// tftpEvents returns the TFTP events so far.
+func (h *helper) tftpEvents() []tftp.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]tftp.Event(nil), h.tftp...)
 }
 
 // waitEvent waits (bounded) until an event of mac satisfies ok.
@@ -242,7 +259,12 @@ func serverHelper(hc helperConfig) int {
 		leases[hw.String()] = lease
 	}
 	var outMu sync.Mutex
+	var bootFiles map[Firmware]string
+	if hc.IPXEBootFile != "" {
+		bootFiles = map[Firmware]string{FirmwareIPXE: hc.IPXEBootFile}
+	}
 	s, err := New(Config{
+		BootFiles:   bootFiles,
 		Iface:       hc.Iface,
 		ServerIP:    net.ParseIP(hc.ServerIP),
 		HTTPBootURL: hc.HTTPBootURL,
@@ -263,7 +285,11 @@ func serverHelper(hc helperConfig) int {
 		return 1
 	}
 	if len(hc.TFTPContent) > 0 {
-		ts, err := tftp.New(tftp.Config{Addr: hc.ServerIP + ":69", Iface: hc.Iface,
+		var files map[string]string
+		if hc.TFTPPXELinux {
+			files = tftp.PXELinuxFiles(tftp.DefaultPXELinuxDir, tftp.DefaultSyslinuxBIOSDir)
+		}
+		ts, err := tftp.New(tftp.Config{Addr: hc.ServerIP + ":69", Iface: hc.Iface, Files: files,
 			Generate: func(name string, _ net.IP) ([]byte, bool) {
 				c, ok := hc.TFTPContent[name]
 				return []byte(c), ok
