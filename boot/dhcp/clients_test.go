@@ -146,6 +146,8 @@ func TestUdhcpc(t *testing.T) {
 				}
 			}
 			// The server saw this firmware and answered DISCOVER and REQUEST.
+			// The helper's event lines may lag behind udhcpc's exit.
+			h.waitEvent(nsKnownMAC, func(Event) bool { return len(h.eventsFor(nsKnownMAC)) >= before+2 }, 5*time.Second)
 			evs := h.eventsFor(nsKnownMAC)[before:]
 			var offer, ack bool
 			for _, e := range evs {
@@ -263,6 +265,7 @@ func TestPerfdhcp(t *testing.T) {
 	if offers == 0 || acks == 0 {
 		t.Errorf("perfdhcp received %d offers and %d acks, want some of each:\n%s", offers, acks, out)
 	}
+	h.waitEvent(nsKnownMAC, func(Event) bool { return len(h.eventsFor(nsKnownMAC)) >= offers+acks }, 5*time.Second)
 	var answered int
 	for _, e := range h.eventsFor(nsKnownMAC) {
 		if e.Answered {

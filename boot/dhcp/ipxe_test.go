@@ -97,6 +97,7 @@ func TestIPXEFirmware(t *testing.T) {
 	if got != want {
 		t.Errorf("iPXE printed %q, want %q", got, want)
 	}
+	h.waitEvent(nsKnownMAC, func(e Event) bool { return e.Reply == "ACK" }, 10*time.Second)
 	var offer, ack bool
 	for _, e := range h.eventsFor(nsKnownMAC) {
 		if e.Firmware != "ipxe" {
