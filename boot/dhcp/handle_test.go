@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -117,5 +118,26 @@ func TestIgnoredClientsLogOnce(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "mac="+unknownMAC.String()) {
 		t.Errorf("log does not name the MAC:\n%s", buf.String())
+	}
+}
+
+func TestCloseBeforeServe(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: binds a DHCP socket with SO_BINDTODEVICE")
+	}
+	s, err := New(Config{Iface: "lo", ServerIP: net.IPv4(127, 0, 0, 1), Port: 6767, Lookup: testLookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve after Close did not return")
 	}
 }

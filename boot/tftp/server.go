@@ -209,6 +209,8 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.srv.Shutdown()
+	// pin/tftp only closes the socket if Serve had started.
+	s.conn.Close()
 	return nil
 }
 

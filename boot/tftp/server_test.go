@@ -259,3 +259,28 @@ type errReader struct{}
 func (errReader) Read([]byte) (int, error) {
 	return 0, &os.PathError{Op: "read", Path: "/secret/path", Err: os.ErrInvalid}
 }
+
+func TestCloseBeforeServe(t *testing.T) {
+	s, err := New(Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr().String()
+	s.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve after Close did not return")
+	}
+	// The port is free again.
+	s2, err := New(Config{Addr: addr})
+	if err != nil {
+		t.Fatalf("port not released by Close: %v", err)
+	}
+	s2.Close()
+}
