@@ -2,6 +2,8 @@ package dhcp
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -33,7 +35,8 @@ func testLookup(mac net.HardwareAddr) (Lease, bool) {
 
 func newTestServer(t testing.TB, mod func(*Config)) *Server {
 	t.Helper()
-	cfg := Config{ServerIP: testServer, Lookup: testLookup, HTTPBootURL: testBootURL}
+	cfg := Config{ServerIP: testServer, Lookup: testLookup, HTTPBootURL: testBootURL,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mod != nil {
 		mod(&cfg)
 	}
