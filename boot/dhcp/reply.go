@@ -3,6 +3,7 @@ package dhcp
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -182,7 +183,7 @@ func (s *Server) decide(req *dhcpv4.DHCPv4) (d decision) {
 			resp.UpdateOption(dhcpv4.OptTFTPServerName(s.serverIP.String()))
 		}
 	}
-	if len(req.ClassIdentifier()) >= 9 && req.ClassIdentifier()[:9] == "PXEClient" {
+	if strings.HasPrefix(req.ClassIdentifier(), "PXEClient") {
 		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
 	}
 	if guid := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
