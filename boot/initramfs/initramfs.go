@@ -18,6 +18,7 @@ package initramfs
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,15 @@ type Entry struct {
 	Mode fs.FileMode `json:"mode"`
 	Size int64       `json:"size"`
 	Why  string      `json:"why"`
+}
+
+// MarshalJSON writes the mode as ls does ("-rw-r--r--").
+func (e Entry) MarshalJSON() ([]byte, error) {
+	type plain Entry
+	return json.Marshal(struct {
+		plain
+		Mode string `json:"mode"`
+	}{plain(e), e.Mode.String()})
 }
 
 // Manifest says what went into an initramfs and why.

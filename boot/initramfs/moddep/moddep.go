@@ -91,10 +91,10 @@ func checkFile(f string) error {
 
 // Module is one module of a resolved load order.
 type Module struct {
-	Name string // module name, "virtio_net"
-	File string // relative to lib/modules/<kver>
+	Name string `json:"name"` // module name, "virtio_net"
+	File string `json:"file"` // relative to lib/modules/<kver>
 	// Why says who asked for it: "requested" or "needed by X".
-	Why string
+	Why string `json:"why"`
 }
 
 // Resolve returns the modules named in want and everything they need,
