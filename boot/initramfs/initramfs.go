@@ -163,6 +163,7 @@ func Build(w io.Writer, o Options) (*Manifest, error) {
 	for _, d := range []string{"dev", "proc", "sys", "run", "newroot", "tmp"} {
 		a.dir(d, 0o755, "mount point used by onesis-init")
 	}
+	a.chardev("dev/console", 0o600, 5, 1, "the console the kernel opens for /init")
 	var list bytes.Buffer
 	for _, mod := range mods {
 		b, err := fs.ReadFile(o.Image, path.Join(modDir, mod.File))
@@ -264,6 +265,12 @@ func (a *archive) file(p string, b []byte, perm uint64, why string) {
 	a.why[p] = why
 }
 
+func (a *archive) chardev(p string, perm, major, minor uint64, why string) {
+	a.parents(p)
+	a.recs[p] = cpio.CharDev(p, perm, major, minor)
+	a.why[p] = why
+}
+
 func (a *archive) names() []string {
 	names := make([]string, 0, len(a.recs))
 	for n := range a.recs {
@@ -296,8 +303,11 @@ func (a *archive) entries() []Entry {
 	for _, n := range a.names() {
 		r := a.recs[n]
 		mode := fs.FileMode(r.Mode & 0o7777)
-		if r.Mode&cpio.S_IFMT == cpio.S_IFDIR {
+		switch r.Mode & cpio.S_IFMT {
+		case cpio.S_IFDIR:
 			mode |= fs.ModeDir
+		case cpio.S_IFCHR:
+			mode |= fs.ModeDevice | fs.ModeCharDevice
 		}
 		es = append(es, Entry{Path: n, Mode: mode, Size: int64(r.FileSize), Why: a.why[n]})
 	}
