@@ -8,7 +8,35 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	uiorand "github.com/u-root/uio/rand"
+	"golang.org/x/sys/unix"
 )
+
+// xidReader gives the DHCP client its transaction IDs without waiting for
+// the kernel's CRNG: early in boot (no RDRAND, as under QEMU TCG) the
+// blocking getrandom the library uses can stall for minutes, and an xid
+// only has to differ between clients, not be secret. GRND_INSECURE
+// (Linux 5.6+) never blocks; older kernels fall back to GRND_NONBLOCK and
+// then to the clock.
+type xidReader struct{}
+
+func (xidReader) Read(b []byte) (int, error) { return xidReader{}.ReadContext(context.Background(), b) }
+
+func (xidReader) ReadContext(_ context.Context, b []byte) (int, error) {
+	if n, err := unix.Getrandom(b, unix.GRND_INSECURE); err == nil && n == len(b) {
+		return n, nil
+	}
+	if n, err := unix.Getrandom(b, unix.GRND_NONBLOCK); err == nil && n == len(b) {
+		return n, nil
+	}
+	v := uint64(time.Now().UnixNano())
+	for i := range b {
+		b[i] = byte(v >> (8 * (i % 8)))
+	}
+	return len(b), nil
+}
+
+func init() { uiorand.Reader = xidReader{} }
 
 // lease is what the node takes from DHCP (or from a static ip=).
 type lease struct {

@@ -122,13 +122,21 @@ func applyPersonality(root, host, classOverride string, mount bool) (string, err
 	if err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("the image has no directory %s to mount the tmpfs on (run 'git onesis sysimage' on the image and commit)", personality.RamDir)
 	}
-	var o personality.ExecOptions
+	// The tmpfs is mounted before Execute, not through ExecOptions.Mount:
+	// Execute opens the ram directory first, and a mount made after that
+	// would not be under the opened directory.
 	if mount {
-		o.Mount = func(s personality.Step) error {
-			return unix.Mount("tmpfs", ram, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, s.Options)
+		for _, s := range plan.Steps {
+			if s.Kind != personality.Mount {
+				continue
+			}
+			if err := unix.Mount("tmpfs", ram, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, s.Options); err != nil {
+				return "", fmt.Errorf("mounting tmpfs (%s) on %s: %w", s.Options, personality.RamDir, err)
+			}
+			break
 		}
 	}
-	if err := personality.Execute(plan, root, ram, o); err != nil {
+	if err := personality.Execute(plan, root, ram, personality.ExecOptions{}); err != nil {
 		return "", err
 	}
 	logf("/ram: %d steps for class %s", len(plan.Steps), orNone(plan.Class))
