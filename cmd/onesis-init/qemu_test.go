@@ -327,33 +327,46 @@ func TestQEMUBoot(t *testing.T) {
 
 	sha := strings.Repeat("5a", 20)
 	mac := strings.ReplaceAll(qemuMAC, ":", "-")
-	appendArgs := strings.Join([]string{
-		"console=ttyS0", "panic=-1", "BOOTIF=01-" + mac, "ip=dhcp",
-		"nfsroot=" + qemuServerIP + ":/c/" + sha + ",port=2049,mountport=2049,vers=3,proto=tcp,nolock,noacl",
-		"ro", "onesis.commit=" + sha, "onesis.node=" + qemuHost, "onesis.retries=2", "onesis.panic=halt",
-	}, " ")
-	qemu := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "qemu-system-x86_64",
-		"-machine", "accel=tcg", "-nographic", "-m", "512", "-no-reboot",
-		"-kernel", filepath.Join(kroot, "boot", "vmlinuz-"+kver), "-initrd", initrdPath,
-		"-append", appendArgs,
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac="+qemuMAC)
-	var serial lockedBuffer
-	qemu.Stdout, qemu.Stderr = &serial, &serial
-	qemu.Stdin = nil
-	qemuStart := time.Now()
-	err = qemu.Run()
-	log := serial.String()
-	logPath := filepath.Join(work, "serial.log")
-	os.WriteFile(logPath, []byte(log), 0o644)
-	if ctx.Err() != nil {
-		t.Fatalf("QEMU did not power off within the time limit; serial log:\n%s\nserver log:\n%s", tail(log, 80), srvLog.String())
+	// The command line as git onesis serve renders it (contract 1).
+	cmdline := func(nfsPort string) string {
+		return strings.Join([]string{
+			"initrd=initrd", "ip=dhcp", "BOOTIF=01-" + mac,
+			"nfsroot=" + qemuServerIP + ":/c/" + sha + ",port=" + nfsPort + ",mountport=" + nfsPort + ",vers=3,proto=tcp,nolock",
+			"ro", "onesis.commit=" + sha, "onesis.node=" + qemuHost, "onesis.retries=2", "onesis.panic=halt",
+			"console=ttyS0", "panic=-1",
+		}, " ")
 	}
-	if err != nil {
-		t.Errorf("QEMU: %v", err)
+	boot := func(name, appendArgs string) string {
+		t.Helper()
+		qemu := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "qemu-system-x86_64",
+			"-machine", "accel=tcg", "-nographic", "-m", "512", "-no-reboot",
+			"-kernel", filepath.Join(kroot, "boot", "vmlinuz-"+kver), "-initrd", initrdPath,
+			"-append", appendArgs,
+			"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+			"-device", "virtio-net-pci,netdev=n0,mac="+qemuMAC)
+		var serial lockedBuffer
+		qemu.Stdout, qemu.Stderr = &serial, &serial
+		qemuStart := time.Now()
+		err := qemu.Run()
+		log := serial.String()
+		os.WriteFile(filepath.Join(work, name+".log"), []byte(log), 0o644)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: QEMU did not power off within the time limit; serial log:\n%s\nserver log:\n%s", name, tail(log, 80), srvLog.String())
+		}
+		if err != nil {
+			t.Errorf("%s: QEMU: %v", name, err)
+		}
+		var ours []string
+		for _, l := range strings.Split(log, "\n") {
+			if strings.HasPrefix(l, "onesis:") || strings.HasPrefix(l, "IMAGE-") {
+				ours = append(ours, strings.TrimRight(l, "\r"))
+			}
+		}
+		t.Logf("%s: QEMU ran %s; console lines of onesis-init and the image's init:\n%s", name, time.Since(qemuStart).Round(time.Second), strings.Join(ours, "\n"))
+		return log
 	}
-	t.Logf("QEMU ran %s", time.Since(qemuStart).Round(time.Second))
 
+	log := boot("boot", cmdline("2049"))
 	for _, want := range []string{
 		"onesis: boot NIC ",
 		"onesis: DHCP: " + qemuClientIP + "/24 from " + qemuServerIP,
@@ -378,15 +391,29 @@ func TestQEMUBoot(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(img, "written-by-node")); err == nil {
 		t.Errorf("the node wrote into the image")
 	}
-	var ours []string
-	for _, l := range strings.Split(log, "\n") {
-		if strings.HasPrefix(l, "onesis:") || strings.HasPrefix(l, "IMAGE-") {
-			ours = append(ours, strings.TrimRight(l, "\r"))
+	if t.Failed() {
+		t.Fatalf("serial log:\n%s\nserver log:\n%s", tail(log, 120), srvLog.String())
+	}
+
+	// A root nobody serves (no NFS server on port 2050): one clear line
+	// saying what failed and what was tried, the bounded retries, then a
+	// halt as onesis.panic=halt asks (QEMU exits).
+	log = boot("no-server", cmdline("2050"))
+	for _, want := range []string{
+		"onesis: mounting " + qemuServerIP + ":/c/" + sha + " failed (attempt 1 of 2): mount(2) nfs " + qemuServerIP + ":/c/" + sha + " with port=2050,",
+		"onesis: FAILED: mounting " + qemuServerIP + ":/c/" + sha + " on /newroot: ",
+		"gave up after 2 attempts",
+		"onesis: boot failed; halting",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no-server: serial console lacks %q", want)
 		}
 	}
-	t.Logf("console lines of onesis-init and the image's init:\n%s", strings.Join(ours, "\n"))
+	if strings.Contains(log, "IMAGE-INIT") {
+		t.Error("no-server: the image's init ran without a root")
+	}
 	if t.Failed() {
-		t.Logf("serial log (%s):\n%s\nserver log:\n%s", logPath, tail(log, 120), srvLog.String())
+		t.Logf("serial log:\n%s", tail(log, 60))
 	}
 }
 
