@@ -87,7 +87,10 @@ func debianKernel(t *testing.T) (string, string) {
 	runCmd(t, "", 2*time.Minute, "dpkg-deb", "-x", debs[0], tmp)
 	runCmd(t, "", 2*time.Minute, "depmod", "-b", tmp, kver)
 	if err := os.Rename(tmp, root); err != nil {
-		t.Fatal(err)
+		// Another test process may have unpacked it meanwhile.
+		if _, serr := os.Stat(filepath.Join(root, "lib/modules", kver, "modules.dep")); serr != nil {
+			t.Fatal(err)
+		}
 	}
 	return root, kver
 }

@@ -237,10 +237,14 @@ func personalityOnly(args []string) int {
 		*class = cfg.Class
 	}
 	if *host == "" {
-		*host = personalityHost(cfg)
+		*host = personalityHost(cfg, "/run")
 	}
 	if *host == "" {
 		logf("FAILED: building /ram: no hostname (pass --host, hostname= or onesis.node=)")
+		return 1
+	}
+	if err := checkHostname(*host); err != nil {
+		logf("FAILED: building /ram: %v", err)
 		return 1
 	}
 	c, err := applyPersonality(*root, *host, *class, !*noMount)
@@ -255,11 +259,11 @@ func personalityOnly(args []string) int {
 // personalityHost finds the hostname in personality-only mode:
 // hostname=, then what klibc ipconfig wrote to /run/net-*.conf (DHCP
 // option 12), then onesis.node=, then the kernel's hostname.
-func personalityHost(cfg *Config) string {
+func personalityHost(cfg *Config, runDir string) string {
 	if cfg.Hostname != "" {
 		return cfg.Hostname
 	}
-	confs, _ := filepath.Glob("/run/net-*.conf")
+	confs, _ := filepath.Glob(filepath.Join(runDir, "net-*.conf"))
 	for _, f := range confs {
 		b, err := os.ReadFile(f)
 		if err != nil {
