@@ -26,6 +26,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// debug is onesis.debug: log DHCP packets and every /ram step.
+var debug bool
+
 // newRoot is where the NFS root is mounted before switch_root.
 const newRoot = "/newroot"
 
@@ -109,6 +112,7 @@ func (b *booter) run() {
 	if err != nil {
 		b.fail("reading the kernel command line", err)
 	}
+	debug = cfg.Debug
 	logf("git-onesis init starting (commit %s, node %s)", orNone(cfg.Commit), orNone(cfg.Node))
 
 	loaded, failed, err := loadModules(cfg.Modules, logf)
@@ -176,15 +180,25 @@ func (b *booter) network() (string, *lease) {
 	var n nic
 	var why string
 	err := b.retry("finding the boot NIC", func() error {
+		if cfg.Static != nil && cfg.Static.Device != "" {
+			// ip= names the device: wait for it to appear.
+			for i := 0; i < 40; i++ {
+				for _, c := range listNICs() {
+					if c.Name == cfg.Static.Device {
+						n, why = c, "ip= names it"
+						return nil
+					}
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			return fmt.Errorf("the interface %s that ip= names did not appear", cfg.Static.Device)
+		}
 		var err error
 		n, why, err = waitNIC(cfg.BootIF, 10*time.Second)
 		return err
 	})
 	if err != nil {
 		b.fail("finding the boot NIC", err)
-	}
-	if cfg.Static != nil && cfg.Static.Device != "" {
-		n, why = nic{Name: cfg.Static.Device}, "ip= names it"
 	}
 	logf("boot NIC %s (%s, %s)", n.Name, n.MAC, why)
 	if err := linkUp(n.Name); err != nil {

@@ -136,7 +136,11 @@ func applyPersonality(root, host, classOverride string, mount bool) (string, err
 			break
 		}
 	}
-	if err := personality.Execute(plan, root, ram, personality.ExecOptions{}); err != nil {
+	var o personality.ExecOptions
+	if debug {
+		o.Log = func(s personality.Step) { logf("/ram: %s", s.String()) }
+	}
+	if err := personality.Execute(plan, root, ram, o); err != nil {
 		return "", err
 	}
 	logf("/ram: %d steps for class %s", len(plan.Steps), orNone(plan.Class))
