@@ -28,6 +28,7 @@ const (
 	envServerIP = "ONESIS_TEST_SERVER_IP"
 	envClientIP = "ONESIS_TEST_CLIENT_IP"
 	envHostname = "ONESIS_TEST_HOSTNAME"
+	envRootPath = "ONESIS_TEST_ROOT_PATH" // DHCP option 17
 )
 
 // readOnly makes go-nfs refuse every change to the exported image.
@@ -60,7 +61,8 @@ func TestHelperServer(t *testing.T) {
 			dhcpv4.WithMessageType(typ), dhcpv4.WithYourIP(client), dhcpv4.WithServerIP(srv),
 			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(srv)),
 			dhcpv4.WithNetmask(net.CIDRMask(24, 32)), dhcpv4.WithLeaseTime(3600),
-			dhcpv4.WithOption(dhcpv4.OptHostName(host)))
+			dhcpv4.WithOption(dhcpv4.OptHostName(host)),
+			dhcpv4.WithOption(dhcpv4.OptRootPath(os.Getenv(envRootPath))))
 		if err != nil {
 			return
 		}

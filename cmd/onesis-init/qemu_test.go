@@ -296,8 +296,13 @@ func TestQEMUBoot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
 	defer cancel()
 	srv := exec.CommandContext(ctx, "ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperServer$", "-test.v")
+	sha := strings.Repeat("5a", 20)
+	// DHCP's root path (option 17) names a port nobody serves: the first
+	// boot's nfsroot= must win over it, the second boot (no nfsroot=) must
+	// take it and fail.
 	srv.Env = append(os.Environ(), envServer+"=1", envImage+"="+img, envIface+"=tap0",
-		envServerIP+"="+qemuServerIP, envClientIP+"="+qemuClientIP, envHostname+"="+qemuHost)
+		envServerIP+"="+qemuServerIP, envClientIP+"="+qemuClientIP, envHostname+"="+qemuHost,
+		envRootPath+"="+qemuServerIP+":/c/"+sha+",port=2050,mountport=2050")
 	srvOut, err := srv.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -328,16 +333,16 @@ func TestQEMUBoot(t *testing.T) {
 		t.Fatalf("the test server did not start in 30s:\n%s", srvLog.String())
 	}
 
-	sha := strings.Repeat("5a", 20)
 	mac := strings.ReplaceAll(qemuMAC, ":", "-")
 	// The command line as git onesis serve renders it (contract 1).
-	cmdline := func(nfsPort string) string {
-		return strings.Join([]string{
-			"initrd=initrd", "ip=dhcp", "BOOTIF=01-" + mac,
-			"nfsroot=" + qemuServerIP + ":/c/" + sha + ",port=" + nfsPort + ",mountport=" + nfsPort + ",vers=3,proto=tcp,nolock",
-			"ro", "onesis.commit=" + sha, "onesis.node=" + qemuHost, "onesis.retries=2", "onesis.panic=halt",
-			"console=ttyS0", "panic=-1",
-		}, " ")
+	cmdline := func(nfsroot bool) string {
+		args := []string{"initrd=initrd", "ip=dhcp", "BOOTIF=01-" + mac}
+		if nfsroot {
+			args = append(args, "nfsroot="+qemuServerIP+":/c/"+sha+",port=2049,mountport=2049,vers=3,proto=tcp,nolock")
+		}
+		return strings.Join(append(args,
+			"ro", "onesis.commit="+sha, "onesis.node="+qemuHost, "onesis.retries=2", "onesis.panic=halt",
+			"console=ttyS0", "panic=-1"), " ")
 	}
 	boot := func(name, appendArgs string) string {
 		t.Helper()
@@ -346,7 +351,7 @@ func TestQEMUBoot(t *testing.T) {
 			"-kernel", filepath.Join(kroot, "boot", "vmlinuz-"+kver), "-initrd", initrdPath,
 			"-append", appendArgs,
 			"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-			"-device", "virtio-net-pci,netdev=n0,mac="+qemuMAC)
+			"-device", "virtio-net-pci,netdev=n0,romfile=,mac="+qemuMAC)
 		var serial lockedBuffer
 		qemu.Stdout, qemu.Stderr = &serial, &serial
 		qemuStart := time.Now()
@@ -369,7 +374,7 @@ func TestQEMUBoot(t *testing.T) {
 		return log
 	}
 
-	log := boot("boot", cmdline("2049"))
+	log := boot("boot", cmdline(true))
 	for _, want := range []string{
 		"onesis: boot NIC ",
 		"onesis: DHCP: " + qemuClientIP + "/24 from " + qemuServerIP,
@@ -398,11 +403,13 @@ func TestQEMUBoot(t *testing.T) {
 		t.Fatalf("serial log:\n%s\nserver log:\n%s", tail(log, 120), srvLog.String())
 	}
 
-	// A root nobody serves (no NFS server on port 2050): one clear line
+	// No nfsroot=, so DHCP's root path, which names a port nobody serves
+	// (2050): the root path is used, then one clear line
 	// saying what failed and what was tried, the bounded retries, then a
 	// halt as onesis.panic=halt asks (QEMU exits).
-	log = boot("no-server", cmdline("2050"))
+	log = boot("no-server", cmdline(false))
 	for _, want := range []string{
+		"onesis: root from DHCP option 17: " + qemuServerIP + ":/c/" + sha + ",port=2050,mountport=2050",
 		"onesis: mounting " + qemuServerIP + ":/c/" + sha + " failed (attempt 1 of 2): mount(2) nfs " + qemuServerIP + ":/c/" + sha + " with port=2050,",
 		"onesis: FAILED: mounting " + qemuServerIP + ":/c/" + sha + " on /newroot: ",
 		"gave up after 2 attempts",
