@@ -24,6 +24,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -180,6 +181,28 @@ func Build(w io.Writer, o Options) (*Manifest, error) {
 		}
 		a.file(path.Join(modDir, plainName(mod.File)), plain, 0o644, why)
 		list.WriteString(mod.Name + "\n")
+		for _, fw := range firmwareOf(plain) {
+			fwPath := path.Join("lib/firmware", path.Clean(fw))
+			if _, done := a.recs[fwPath]; done {
+				continue
+			}
+			b, from, ok, err := findFirmware(o.Image, fw)
+			if err != nil {
+				return nil, fmt.Errorf("firmware %s of module %s (/%s): %w", fw, mod.Name, from, err)
+			}
+			if !ok {
+				note := "firmware " + fw + " (for " + mod.Name + "): not in the image's /lib/firmware"
+				if !slices.Contains(m.Skipped, note) {
+					m.Skipped = append(m.Skipped, note)
+				}
+				continue
+			}
+			why := "firmware for " + mod.Name
+			if from != fwPath {
+				why += " (from /" + from + ")"
+			}
+			a.file(fwPath, b, 0o644, why)
+		}
 	}
 	var dep bytes.Buffer
 	if err := moddep.Write(&dep, deps, mods, plainName); err != nil {

@@ -273,6 +273,11 @@ func TestQEMUBoot(t *testing.T) {
 	if !strings.Contains(" "+strings.Join(names, " ")+" ", " virtio_net ") || !strings.Contains(strings.Join(names, " "), "nfsv3") {
 		t.Fatalf("initramfs modules lack virtio_net or nfsv3: %v", names)
 	}
+	// Real modules declare firmware (bnx2 does); the image has none, which
+	// the manifest notes.
+	if !regexp.MustCompile(`firmware bnx2/\S+ \(for bnx2\): not in`).MatchString(strings.Join(man.Skipped, "\n")) {
+		t.Errorf("the manifest does not note bnx2's missing firmware:\n%s", strings.Join(man.Skipped, "\n"))
+	}
 	initrdPath := filepath.Join(work, "initrd")
 	if err := os.WriteFile(initrdPath, initrd.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
