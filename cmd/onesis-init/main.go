@@ -126,9 +126,12 @@ func (b *booter) run() {
 
 	ifname, ls := b.network()
 	host := cfg.Hostname
+	if ls.Hostname != "" && checkHostname(ls.Hostname) != nil {
+		logf("ignoring the DHCP hostname %q: %v", ls.Hostname, checkHostname(ls.Hostname))
+	}
 	switch {
 	case host != "":
-	case ls.Hostname != "":
+	case ls.Hostname != "" && checkHostname(ls.Hostname) == nil:
 		host = ls.Hostname
 	case cfg.Node != "":
 		host = cfg.Node
