@@ -341,22 +341,23 @@ func TestQEMUBoot(t *testing.T) {
 	mac := strings.ReplaceAll(qemuMAC, ":", "-")
 	// The command line as git onesis serve renders it (contract 1).
 	cmdline := func(nfsroot bool) string {
-		args := []string{"initrd=initrd", "ip=dhcp", "BOOTIF=01-" + mac}
+		args := []string{"initrd=initrd", "ip=dhcp"}
 		if nfsroot {
+			args = append(args, "BOOTIF=01-"+mac)
 			args = append(args, "nfsroot="+qemuServerIP+":/c/"+sha+",port=2049,mountport=2049,vers=3,proto=tcp,nolock")
 		}
 		return strings.Join(append(args,
 			"ro", "onesis.commit="+sha, "onesis.node="+qemuHost, "onesis.retries=2", "onesis.panic=halt",
 			"console=ttyS0", "panic=-1"), " ")
 	}
-	boot := func(name, appendArgs string) string {
+	boot := func(name, nicModel, appendArgs string) string {
 		t.Helper()
 		qemu := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "qemu-system-x86_64",
 			"-machine", "accel=tcg", "-nographic", "-m", "512", "-no-reboot",
 			"-kernel", filepath.Join(kroot, "boot", "vmlinuz-"+kver), "-initrd", initrdPath,
 			"-append", appendArgs,
 			"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-			"-device", "virtio-net-pci,netdev=n0,romfile=,mac="+qemuMAC)
+			"-device", nicModel+",netdev=n0,romfile=,mac="+qemuMAC)
 		var serial lockedBuffer
 		qemu.Stdout, qemu.Stderr = &serial, &serial
 		qemuStart := time.Now()
@@ -379,7 +380,7 @@ func TestQEMUBoot(t *testing.T) {
 		return log
 	}
 
-	log := boot("boot", cmdline(true))
+	log := boot("boot", "virtio-net-pci", cmdline(true))
 	for _, want := range []string{
 		"onesis: boot NIC ",
 		"onesis: DHCP: " + qemuClientIP + "/24 from " + qemuServerIP,
@@ -408,12 +409,14 @@ func TestQEMUBoot(t *testing.T) {
 		t.Fatalf("serial log:\n%s\nserver log:\n%s", tail(log, 120), srvLog.String())
 	}
 
-	// No nfsroot=, so DHCP's root path, which names a port nobody serves
+	// An e1000 NIC and no BOOTIF: the NIC is chosen by carrier. No
+	// nfsroot=, so DHCP's root path, which names a port nobody serves
 	// (2050): the root path is used, then one clear line
 	// saying what failed and what was tried, the bounded retries, then a
 	// halt as onesis.panic=halt asks (QEMU exits).
-	log = boot("no-server", cmdline(false))
+	log = boot("no-server", "e1000", cmdline(false))
 	for _, want := range []string{
+		"onesis: boot NIC eth0 (" + qemuMAC + ", first interface with carrier)",
 		"onesis: root from DHCP option 17: " + qemuServerIP + ":/c/" + sha + ",port=2050,mountport=2050",
 		"onesis: mounting " + qemuServerIP + ":/c/" + sha + " failed (attempt 1 of 2): mount(2) nfs " + qemuServerIP + ":/c/" + sha + " with port=2050,",
 		"onesis: FAILED: mounting " + qemuServerIP + ":/c/" + sha + " on /newroot: ",
