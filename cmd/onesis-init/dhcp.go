@@ -46,6 +46,7 @@ type lease struct {
 	Server   net.IP // the DHCP server (the NFS server when nfsroot= names none)
 	Hostname string // option 12
 	RootPath string // option 17
+	Proto    string // "dhcp" or "none" (static), for /run/net-<dev>.conf
 }
 
 // runDHCP does one DISCOVER/OFFER/REQUEST/ACK exchange on iface.
@@ -67,7 +68,7 @@ func runDHCP(ctx context.Context, iface string, debug bool) (*lease, error) {
 		return nil, fmt.Errorf("DHCP on %s: %w", iface, err)
 	}
 	ack := l.ACK
-	out := &lease{IP: ack.YourIPAddr, Mask: ack.SubnetMask(), Hostname: ack.HostName(), RootPath: ack.RootPath(), Server: ack.ServerIdentifier()}
+	out := &lease{Proto: "dhcp", IP: ack.YourIPAddr, Mask: ack.SubnetMask(), Hostname: ack.HostName(), RootPath: ack.RootPath(), Server: ack.ServerIdentifier()}
 	if out.Server == nil || out.Server.IsUnspecified() {
 		out.Server = ack.ServerIPAddr
 	}

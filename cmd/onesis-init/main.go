@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -143,6 +144,9 @@ func (b *booter) run() {
 		b.fail("setting the hostname to "+host, err)
 	}
 	logf("hostname=%s ip=%s/%d dev=%s", host, ls.IP, maskBits(ls.Mask), ifname)
+	if err := writeNetConf("/run", ifname, ls, host); err != nil {
+		logf("writing /run/net-%s.conf: %v (continuing)", ifname, err)
+	}
 
 	root := cfg.Root
 	if root == nil {
@@ -209,10 +213,24 @@ func (b *booter) network() (string, *lease) {
 	}
 	var ls *lease
 	if st := cfg.Static; st != nil {
-		ls = &lease{IP: st.Client, Mask: st.Mask, Router: st.Gateway, Server: st.Server, Hostname: st.Hostname}
+		ls = &lease{Proto: "none", IP: st.Client, Mask: st.Mask, Router: st.Gateway, Server: st.Server, Hostname: st.Hostname}
 		logf("static address %s from ip=", st.Client)
 	} else {
-		err = b.retry("DHCP on "+n.Name, func() error {
+		// Without BOOTIF, a failed attempt moves on to the next interface
+		// with carrier, so a node whose first cabled NIC is not on the
+		// provisioning network still boots.
+		attempt := 0
+		tried := map[string]bool{}
+		err = b.retry("DHCP", func() error {
+			if cfg.BootIF == nil && attempt > 0 {
+				if next, ok := nextNIC(listNICs(), attempt); ok && next.Name != n.Name {
+					n = next
+					linkUp(n.Name)
+					logf("trying DHCP on %s (%s) instead", n.Name, n.MAC)
+				}
+			}
+			attempt++
+			tried[n.Name] = true
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var err error
@@ -220,7 +238,12 @@ func (b *booter) network() (string, *lease) {
 			return err
 		})
 		if err != nil {
-			b.fail("getting an address by DHCP on "+n.Name+" ("+n.MAC.String()+")", err)
+			var names []string
+			for t := range tried {
+				names = append(names, t)
+			}
+			sort.Strings(names)
+			b.fail("getting an address by DHCP (tried "+strings.Join(names, ", ")+")", err)
 		}
 		logf("DHCP: %s/%d from %s router=%s hostname=%s root-path=%s", ls.IP, maskBits(ls.Mask), ls.Server, ls.Router, orNone(ls.Hostname), orNone(ls.RootPath))
 	}

@@ -193,3 +193,53 @@ func addDefaultRoute(name string, gw net.IP) error {
 	}
 	return nil
 }
+
+// nextNIC picks the interface for DHCP attempt i (0-based) when no BOOTIF
+// says which: round-robin over the interfaces with carrier, or over all
+// when none has carrier.
+func nextNIC(nics []nic, i int) (nic, bool) {
+	var cands []nic
+	for _, n := range nics {
+		if n.Carrier {
+			cands = append(cands, n)
+		}
+	}
+	if len(cands) == 0 {
+		cands = nics
+	}
+	if len(cands) == 0 {
+		return nic{}, false
+	}
+	return cands[i%len(cands)], true
+}
+
+// writeNetConf records the boot interface's configuration in
+// /run/net-<dev>.conf, in the format klibc ipconfig (and so Debian's
+// initramfs-tools) writes, for the image's scripts that look for it. /run
+// moves into the new root.
+func writeNetConf(dir, dev string, l *lease, host string) error {
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "") + "'" }
+	str := func(ip net.IP) string {
+		if ip == nil {
+			return "0.0.0.0"
+		}
+		return ip.String()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "DEVICE=%s\nPROTO=%s\nIPV4ADDR=%s\nIPV4BROADCAST=%s\nIPV4NETMASK=%s\nIPV4GATEWAY=%s\n",
+		q(dev), q(l.Proto), q(str(l.IP)), q(str(broadcast(l.IP, l.Mask))), q(str(net.IP(l.Mask))), q(str(l.Router)))
+	fmt.Fprintf(&b, "HOSTNAME=%s\nDNSDOMAIN=''\nROOTSERVER=%s\nROOTPATH=%s\n", q(host), q(str(l.Server)), q(l.RootPath))
+	return os.WriteFile(filepath.Join(dir, "net-"+dev+".conf"), []byte(b.String()), 0o644)
+}
+
+func broadcast(ip net.IP, mask net.IPMask) net.IP {
+	ip4 := ip.To4()
+	if ip4 == nil || len(mask) != 4 {
+		return nil
+	}
+	out := make(net.IP, 4)
+	for i := range out {
+		out[i] = ip4[i] | ^mask[i]
+	}
+	return out
+}

@@ -126,6 +126,7 @@ echo "IMAGE-FSTAB-LINK: $(readlink /etc/fstab) -> $(readlink /ram/etc/fstab)"
 if touch /written-by-node 2>/dev/null; then echo "IMAGE-ROOT: writable"; else echo "IMAGE-ROOT: read-only"; fi
 echo "IMAGE-ROOTMOUNT: $(grep ' / ' /proc/mounts | grep -v rootfs)"
 echo "IMAGE-RAMMOUNT: $(grep ' /ram ' /proc/mounts)"
+echo "IMAGE-NETCONF: $(grep -E '^(HOSTNAME|IPV4ADDR)=' /run/net-eth0.conf | tr '\n' ' ')"
 echo IMAGE-DONE
 poweroff -f
 `
@@ -390,6 +391,7 @@ func TestQEMUBoot(t *testing.T) {
 		"IMAGE-FSTAB: compute fstab",
 		"IMAGE-FSTAB-LINK: /ram/etc/fstab -> /etc/fstab." + qemuClass,
 		"IMAGE-ROOT: read-only",
+		"IMAGE-NETCONF: IPV4ADDR='" + qemuClientIP + "' HOSTNAME='" + qemuHost + "'",
 		"IMAGE-DONE",
 	} {
 		if !strings.Contains(log, want) {
