@@ -26,7 +26,9 @@ const (
 	qemuClientIP = "10.77.41.10"
 	qemuMAC      = "52:54:00:4f:4e:01"
 	qemuHost     = "node7"
-	qemuClass    = "cluster.compute"
+	// bootTimeout bounds each QEMU boot (a boot takes 10-25 s under TCG).
+	bootTimeout = 150 * time.Second
+	qemuClass   = "cluster.compute"
 )
 
 // kernelCache is where the Debian kernel package is downloaded and
@@ -299,9 +301,11 @@ func TestQEMUBoot(t *testing.T) {
 	}
 
 	// The test-only servers, in the namespace (a re-exec of this binary).
-	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
-	defer cancel()
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperServer$", "-test.v")
+	// The server lives as long as the test (killed by t.Cleanup, and in
+	// any case after 10 minutes); each boot has its own time limit.
+	srvCtx, srvCancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer srvCancel()
+	srv := exec.CommandContext(srvCtx, "ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperServer$", "-test.v")
 	sha := strings.Repeat("5a", 20)
 	// DHCP's root path (option 17) names a port nobody serves: the first
 	// boot's nfsroot= must win over it, the second boot (no nfsroot=) must
@@ -351,8 +355,10 @@ func TestQEMUBoot(t *testing.T) {
 			"ro", "onesis.commit="+sha, "onesis.node="+qemuHost, "onesis.retries=2", "onesis.panic=halt",
 			"console=ttyS0", "panic=-1"), " ")
 	}
-	boot := func(name, nicModel, appendArgs string) string {
+	boot := func(name, initrdPath, nicModel, appendArgs string) string {
 		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+		defer cancel()
 		qemu := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "qemu-system-x86_64",
 			"-machine", "accel=tcg", "-nographic", "-m", "512", "-no-reboot",
 			"-kernel", filepath.Join(kroot, "boot", "vmlinuz-"+kver), "-initrd", initrdPath,
@@ -366,7 +372,7 @@ func TestQEMUBoot(t *testing.T) {
 		log := serial.String()
 		os.WriteFile(filepath.Join(work, name+".log"), []byte(log), 0o644)
 		if ctx.Err() != nil {
-			t.Fatalf("%s: QEMU did not power off within the time limit; serial log:\n%s\nserver log:\n%s", name, tail(log, 80), srvLog.String())
+			t.Fatalf("%s: QEMU did not power off within %s; serial log:\n%s\nserver log:\n%s", name, bootTimeout, tail(log, 80), srvLog.String())
 		}
 		if err != nil {
 			t.Errorf("%s: QEMU: %v", name, err)
@@ -381,7 +387,7 @@ func TestQEMUBoot(t *testing.T) {
 		return log
 	}
 
-	log := boot("boot", "virtio-net-pci", cmdline(true))
+	log := boot("boot", initrdPath, "virtio-net-pci", cmdline(true))
 	for _, want := range []string{
 		"onesis: boot NIC ",
 		"onesis: DHCP: " + qemuClientIP + "/24 from " + qemuServerIP,
@@ -416,7 +422,7 @@ func TestQEMUBoot(t *testing.T) {
 	// (2050): the root path is used, then one clear line
 	// saying what failed and what was tried, the bounded retries, then a
 	// halt as onesis.panic=halt asks (QEMU exits).
-	log = boot("no-server", "e1000", cmdline(false))
+	log = boot("no-server", initrdPath, "e1000", cmdline(false))
 	for _, want := range []string{
 		"onesis: boot NIC eth0 (" + qemuMAC + ", first interface with carrier)",
 		"onesis: root from DHCP option 17: " + qemuServerIP + ":/c/" + sha + ",port=2050,mountport=2050",
@@ -433,7 +439,39 @@ func TestQEMUBoot(t *testing.T) {
 		t.Error("no-server: the image's init ran without a root")
 	}
 	if t.Failed() {
-		t.Logf("serial log:\n%s", tail(log, 60))
+		t.Fatalf("serial log:\n%s", tail(log, 60))
+	}
+
+	// The stock path: an initramfs-tools-like /init (klibc ipconfig and
+	// run-init) runs the nfs-bottom script of docs/initramfs.md, which
+	// runs onesis-init --personality-only on ${rootmnt}. The hostname
+	// comes from the /run/net-eth0.conf ipconfig wrote.
+	stockPath := filepath.Join(work, "initrd-stock")
+	overlay := stockOverlay(t, initData, qemuServerIP+":/c/"+sha)
+	if err := os.WriteFile(stockPath, append(append([]byte(nil), initrd.Bytes()...), overlay...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log = boot("stock", stockPath, "virtio-net-pci", "console=ttyS0 panic=-1 ro onesis.commit="+sha)
+	for _, want := range []string{
+		"STOCK: ipconfig IPV4ADDR=" + qemuClientIP + " HOSTNAME=" + qemuHost,
+		"Begin: git-onesis: building /ram",
+		"onesis: hostname=" + qemuHost + " class=" + qemuClass + " commit=" + sha,
+		"STOCK: nfs-bottom done",
+		"IMAGE-INIT: running as pid 1",
+		"IMAGE-HOSTNAME: ",
+		"IMAGE-FSTAB: compute fstab",
+		"IMAGE-ROOT: read-only",
+		"IMAGE-DONE",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("stock: serial console lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`IMAGE-RAMMOUNT: tmpfs /ram tmpfs rw,.*size=16384k`).MatchString(log) {
+		t.Errorf("stock: /ram is not the 16m tmpfs after run-init")
+	}
+	if t.Failed() {
+		t.Logf("serial log:\n%s", tail(log, 80))
 	}
 }
 
