@@ -26,7 +26,8 @@ var initramfsCmd = &cli.Command{
 		"-m MODULE, with their dependencies from the image's\n" +
 		"lib/modules/<kver>/modules.dep. Modules the image lacks or builds in are\n" +
 		"skipped with a note. Compressed modules (.ko.xz, .ko.zst) are stored\n" +
-		"decompressed. The output is reproducible: the same image, modules and\n" +
+		"decompressed; the firmware they declare comes from the image's /lib/firmware.\n" +
+		"The output is reproducible: the same image, modules and\n" +
 		"init give the same bytes.\n\n" +
 		"The image is the work tree, or the tree at --rev. The kernel version is\n" +
 		"that of the image's /vmlinuz (or its only or newest /boot/vmlinuz-*)\n" +
