@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/onesis/git-onesis/boot/initramfs"
+	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/gitfs"
 )
 
@@ -58,13 +60,17 @@ func runInitramfs(c *cli.Context) error {
 	if err != nil {
 		return fatal(fmt.Errorf("reading the init binary: %w", err))
 	}
-	im, err := openImage(c)
-	if err != nil {
-		return err
-	}
 	var img fs.FS
 	if rev := c.String("rev"); rev != "" {
-		r, err := gitfs.Open(im.Root)
+		// Objects only: a bare repository (a server's) will do.
+		repo, err := git.Discover(".")
+		if err != nil {
+			if errors.Is(err, git.ErrNotRepo) {
+				return cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
+			}
+			return fatal(err)
+		}
+		r, err := gitfs.Open(repo.GitDir)
 		if err != nil {
 			return fatal(err)
 		}
@@ -72,6 +78,10 @@ func runInitramfs(c *cli.Context) error {
 			return fatal(err)
 		}
 	} else {
+		im, err := openImage(c)
+		if err != nil {
+			return err
+		}
 		root, err := os.OpenRoot(im.Root)
 		if err != nil {
 			return fatal(err)

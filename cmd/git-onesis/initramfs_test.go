@@ -57,6 +57,18 @@ func TestInitramfs(t *testing.T) {
 		t.Errorf("work tree and --rev HEAD builds differ (%d vs %d bytes)", len(a), len(b))
 	}
 
+	// --rev needs no work tree: a bare clone (as a server keeps) gives the
+	// same bytes.
+	bare := filepath.Join(t.TempDir(), "image.git")
+	must(t, img, "git", "clone", "-q", "--bare", img, bare)
+	rb := onesis(t, bare, "initramfs", "--rev", "HEAD", "--init", initBin, "-o", filepath.Join(out, "bare"), "-q")
+	if rb.code != 0 {
+		t.Fatalf("initramfs --rev in a bare repository: %d\n%s%s", rb.code, rb.out, rb.err)
+	}
+	if c, _ := os.ReadFile(filepath.Join(out, "bare")); !bytes.Equal(a, c) {
+		t.Error("the bare repository's --rev build differs")
+	}
+
 	// A module only in the work tree: -m finds it there, not at --rev.
 	writeTree(t, img, map[string]string{md + "kernel/drivers/net/e1000.ko": "e1000\n"})
 	f, _ := os.OpenFile(filepath.Join(img, md+"modules.dep"), os.O_APPEND|os.O_WRONLY, 0)

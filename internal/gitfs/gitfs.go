@@ -36,10 +36,15 @@ type Repo struct {
 	r *git.Repository
 }
 
-// Open opens the repository containing repoDir (a work tree, a
-// subdirectory of one, or a git directory).
+// Open opens the repository containing repoDir: a work tree or a
+// subdirectory of one, a git directory (a linked worktree's too), or a
+// bare repository.
 func Open(repoDir string) (*Repo, error) {
 	r, err := git.PlainOpenWithOptions(repoDir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		// A git directory or a bare repository has no .git to detect.
+		r, err = git.PlainOpenWithOptions(repoDir, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the repository at %s: %w", repoDir, err)
 	}

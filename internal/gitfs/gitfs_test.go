@@ -81,6 +81,19 @@ func TestFS(t *testing.T) {
 	if sha, err := r.Resolve("main~1"); err != nil || sha != first {
 		t.Errorf("Resolve = %s %v, want %s", sha, err, first)
 	}
+	// The git directory itself, and a bare clone, open too.
+	for _, d := range []string{filepath.Join(dir, ".git"), bareClone(t, dir)} {
+		g, err := Open(d)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", d, err)
+		}
+		if sha, err := g.Resolve("HEAD~1"); err != nil || sha != first {
+			t.Errorf("%s: HEAD~1 = %s %v", d, sha, err)
+		}
+	}
+	if _, err := Open(t.TempDir()); err == nil {
+		t.Error("Open of a plain directory succeeded")
+	}
 	if _, err := r.FS("nosuch"); err == nil {
 		t.Error("FS of a missing revision succeeded")
 	}
@@ -170,4 +183,11 @@ func TestFS(t *testing.T) {
 	if string(b) != "#!/bin/sh\n" {
 		t.Errorf("Open/Read = %q", b)
 	}
+}
+
+func bareClone(t *testing.T, dir string) string {
+	t.Helper()
+	bare := filepath.Join(t.TempDir(), "bare.git")
+	run(t, dir, "clone", "-q", "--bare", dir, bare)
+	return bare
 }
