@@ -321,3 +321,19 @@ func TestLocateInit(t *testing.T) {
 		t.Error("a directory was accepted as the init")
 	}
 }
+
+// TestMergedUsr: with /lib a symlink to usr/lib (Debian 12, RHEL), the
+// modules are found through it.
+func TestMergedUsr(t *testing.T) {
+	img := fstest.MapFS{"lib": &fstest.MapFile{Data: []byte("usr/lib"), Mode: fs.ModeSymlink | 0o777}}
+	for name, f := range testImage(t) {
+		if strings.HasPrefix(name, "lib/") {
+			name = "usr/" + name
+		}
+		img[name] = f
+	}
+	_, m := build(t, Options{Image: img, Init: []byte("init"), NoDefaults: true, Modules: []string{"virtio_net"}})
+	if len(m.Modules) != 3 || m.Modules[2].Name != "virtio_net" {
+		t.Errorf("modules through the /lib symlink: %+v", m.Modules)
+	}
+}
