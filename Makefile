@@ -57,6 +57,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/git-onesis
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/onesis-init ./cmd/onesis-init
 
 vet:
 	$(GO) vet ./...
@@ -113,6 +114,7 @@ bin/man/man5/%.5: docs/man/%.adoc
 install: build man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/git-onesis
+	install -D -m 0755 bin/onesis-init $(DESTDIR)$(PREFIX)/lib/git-onesis/onesis-init
 	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
 	$(BIN) completion bash > bin/git-onesis.bash
@@ -121,6 +123,7 @@ install: build man
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/git-onesis $(DESTDIR)$(BASHCOMPDIR)/git-onesis
+	rm -f $(DESTDIR)$(PREFIX)/lib/git-onesis/onesis-init
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
 
