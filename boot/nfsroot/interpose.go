@@ -1,0 +1,242 @@
+package nfsroot
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+)
+
+// The permission interposer sits between the TCP connection and go-nfs,
+// which checks no permissions at all. It reads the RPC record stream in
+// both directions:
+//
+//   - on each CALL it remembers xid -> (program, procedure, AUTH_SYS
+//     uid/gid/gids), and checks that the file handle the call names belongs
+//     to a commit the client address may mount (a handle is useless on
+//     another node's connection: its MAC is broken, so go-nfs answers
+//     NFS3ERR_STALE);
+//   - on each REPLY it ANDs an ACCESS result with what the reply's own
+//     attributes allow that caller, and turns READ, READLINK, READDIR,
+//     READDIRPLUS and LOOKUP replies on objects the caller may not read (or
+//     directories it may not search) into NFS3ERR_ACCES.
+//
+// A malformed stream closes the connection; nothing is answered.
+
+// maxPending bounds the calls awaiting a reply on one connection.
+const maxPending = 4096
+
+type permListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *permListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	pc := newPermConn(c, l.s)
+	l.s.mu.Lock()
+	if l.s.closed {
+		l.s.mu.Unlock()
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	l.s.conns[pc] = true
+	l.s.mu.Unlock()
+	return pc, nil
+}
+
+// permConn is one interposed client connection.
+type permConn struct {
+	net.Conn
+	s  *Server
+	ip net.IP
+
+	in      []byte // bytes read from the client, not yet a whole record
+	pending []byte // whole, checked records for go-nfs to read
+
+	mu      sync.Mutex
+	calls   map[uint32]call
+	commits map[[20]byte]bool // commit -> client may use it
+
+	wmu  sync.Mutex
+	wbuf []byte // bytes go-nfs wrote, not yet a whole record
+}
+
+func newPermConn(c net.Conn, s *Server) *permConn {
+	return &permConn{Conn: c, s: s, ip: clientIP(c), calls: map[uint32]call{}, commits: map[[20]byte]bool{}}
+}
+
+var errStream = errors.New("nfs: malformed RPC stream from client")
+
+// Read hands go-nfs whole records only, each checked.
+func (c *permConn) Read(p []byte) (int, error) {
+	var buf [64 << 10]byte
+	for len(c.pending) == 0 {
+		n, err := c.Conn.Read(buf[:])
+		c.in = append(c.in, buf[:n]...)
+		if perr := c.takeCalls(); perr != nil {
+			c.s.log.Warn("nfs: closing a connection that sent garbage", "client", c.ip.String(), "err", perr)
+			c.Conn.Close()
+			return 0, perr
+		}
+		if len(c.pending) > 0 {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+	return n, nil
+}
+
+// takeCalls moves every complete record from c.in to c.pending.
+func (c *permConn) takeCalls() error {
+	for {
+		rec, rest, err := splitRecord(c.in)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			return nil
+		}
+		if err := c.checkCall(rec); err != nil {
+			return err
+		}
+		c.pending = binary.BigEndian.AppendUint32(c.pending, uint32(len(rec))|1<<31)
+		c.pending = append(c.pending, rec...)
+		c.in = rest
+		if len(c.in) == 0 {
+			c.in = nil
+		}
+	}
+}
+
+// splitRecord takes one record off the front of b (single-fragment records
+// only, as go-nfs accepts). It returns nil when b holds no whole record yet.
+func splitRecord(b []byte) (rec, rest []byte, err error) {
+	if len(b) < 4 {
+		return nil, b, nil
+	}
+	mark := binary.BigEndian.Uint32(b)
+	if mark&(1<<31) == 0 {
+		return nil, nil, errStream // multi-fragment: go-nfs does not take them either
+	}
+	n := int(mark &^ (1 << 31))
+	if n < 24 || n > maxRecord {
+		return nil, nil, errStream
+	}
+	if len(b) < 4+n {
+		return nil, b, nil
+	}
+	return b[4 : 4+n], b[4+n:], nil
+}
+
+func (c *permConn) checkCall(rec []byte) error {
+	cl, err := parseCall(rec)
+	if err != nil {
+		return err
+	}
+	if fh, off := firstHandle(rec, cl); off >= 0 && len(fh) == handleLen && !c.commitAllowed(fh) {
+		// Break the MAC: go-nfs then answers NFS3ERR_STALE.
+		for i := off + handleLen - macLen; i < off+handleLen; i++ {
+			rec[i] ^= 0xff
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.calls) >= maxPending {
+		return errStream
+	}
+	c.calls[cl.xid] = cl
+	return nil
+}
+
+// commitAllowed asks Config.Authorize, once per connection and commit,
+// whether this client may use a handle of that commit.
+func (c *permConn) commitAllowed(fh []byte) bool {
+	var commit [20]byte
+	copy(commit[:], fh[:20])
+	c.mu.Lock()
+	ok, known := c.commits[commit]
+	c.mu.Unlock()
+	if known {
+		return ok
+	}
+	want := hex.EncodeToString(commit[:])
+	ok = false
+	if c.s.cfg.Authorize != nil {
+		exp, granted := c.s.cfg.Authorize(c.ip, "/c/"+want)
+		ok = granted && strings.EqualFold(exp.Commit, want)
+	}
+	if !ok {
+		c.s.log.Warn("nfs: refusing a file handle of a commit this client may not mount", "client", c.ip.String(), "commit", want)
+	}
+	c.mu.Lock()
+	c.commits[commit] = ok
+	c.mu.Unlock()
+	return ok
+}
+
+// Write forwards go-nfs's replies record by record, filtered.
+func (c *permConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = append(c.wbuf, p...)
+	for len(c.wbuf) >= 4 {
+		mark := binary.BigEndian.Uint32(c.wbuf)
+		n := int(mark &^ (1 << 31))
+		if len(c.wbuf) < 4+n {
+			break
+		}
+		rec := c.wbuf[4 : 4+n]
+		out := c.filter(rec)
+		frame := make([]byte, 4, 4+len(out))
+		binary.BigEndian.PutUint32(frame, uint32(len(out))|(mark&(1<<31)))
+		frame = append(frame, out...)
+		c.wbuf = c.wbuf[4+n:]
+		if _, err := c.Conn.Write(frame); err != nil {
+			return 0, err
+		}
+	}
+	if len(c.wbuf) == 0 {
+		c.wbuf = nil
+	}
+	return len(p), nil
+}
+
+func (c *permConn) filter(rec []byte) []byte {
+	if len(rec) < 4 {
+		return rec
+	}
+	xid := binary.BigEndian.Uint32(rec)
+	c.mu.Lock()
+	cl, ok := c.calls[xid]
+	delete(c.calls, xid)
+	c.mu.Unlock()
+	if !ok {
+		return rec
+	}
+	out, refused := filterReply(rec, cl)
+	if refused {
+		c.s.log.Debug("nfs: permission denied", "client", c.ip.String(), "uid", cl.cred.uid, "proc", cl.proc)
+	}
+	return out
+}
+
+// Close closes the connection and forgets it.
+func (c *permConn) Close() error {
+	c.s.mu.Lock()
+	delete(c.s.conns, c)
+	c.s.mu.Unlock()
+	return c.Conn.Close()
+}
