@@ -309,3 +309,34 @@ func TestPermissionsEnforced(t *testing.T) {
 		t.Errorf("root listing root/: %v", err)
 	}
 }
+
+// TestHandleOfUnauthorizedCommitRefused: a valid, signed handle of a commit
+// the client may not mount (say, learnt from another node) is refused.
+func TestHandleOfUnauthorizedCommitRefused(t *testing.T) {
+	fx := newFixture(t)
+	if err := os.WriteFile(fx.repo+"/etc/passwd", []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, fx.repo, "git", "commit", "-qam", "second")
+	second := run(t, fx.repo, "git", "rev-parse", "HEAD")
+	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	if err := ts.srv.Prepare(t.Context(), second); err != nil {
+		t.Fatal(err)
+	}
+	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
+	h := (*handler)(ts.srv)
+	e, err := ts.srv.index(t.Context(), ts.srv.mustResolve(t, second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := h.ToHandle(e.fs, []string{"etc", "passwd"})
+	if _, _, err := h.FromHandle(foreign); err != nil {
+		t.Fatalf("the handle itself is valid: %v", err)
+	}
+	if _, err := tg.GetAttr(foreign); err == nil {
+		t.Errorf("GETATTR with a handle of an unauthorized commit succeeded")
+	}
+	if _, _, err := tg.Lookup("etc/passwd"); err != nil {
+		t.Errorf("the authorized commit still works: %v", err)
+	}
+}

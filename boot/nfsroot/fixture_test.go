@@ -2,9 +2,7 @@ package nfsroot
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
 )
 
 // fixture is a real git repository with one commit whose .gitmeta carries
@@ -181,5 +181,11 @@ func (ts *testServer) stop() {
 	})
 }
 
-var _ = io.EOF
-var _ = context.Background
+func (s *Server) mustResolve(t testing.TB, rev string) plumbing.Hash {
+	t.Helper()
+	h, err := s.resolve(rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}

@@ -274,9 +274,8 @@ func filterReply(rec []byte, c call) ([]byte, bool) {
 		a, ok := readFattr(r)
 		if !ok {
 			r = &xdrReader{b: rec, off: attrOff}
-			r.u32()
-			if r.bad {
-				return rec, false
+			if follows := r.u32(); r.bad || follows != 0 {
+				return rec, false // malformed: go-nfs never writes this
 			}
 		}
 		maskOff := r.off
