@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -61,7 +62,7 @@ type permConn struct {
 
 	mu      sync.Mutex
 	calls   map[uint32]call
-	commits map[[20]byte]bool // commit -> client may use it
+	commits map[[20]byte]bool // commit (or 'W'||work id) -> client may use it
 
 	wmu  sync.Mutex
 	wbuf []byte // bytes go-nfs wrote, not yet a whole record
@@ -146,9 +147,9 @@ func (c *permConn) checkCall(rec []byte) error {
 	if err != nil {
 		return err
 	}
-	if fh, off := firstHandle(rec, cl); off >= 0 && len(fh) == handleLen && !c.commitAllowed(fh) {
+	if fh, off := firstHandle(rec, cl); off >= 0 && !c.handleAllowed(fh) {
 		// Break the MAC: go-nfs then answers NFS3ERR_STALE.
-		for i := off + handleLen - macLen; i < off+handleLen; i++ {
+		for i := off + len(fh) - macLen; i < off+len(fh); i++ {
 			rec[i] ^= 0xff
 		}
 	}
@@ -161,11 +162,56 @@ func (c *permConn) checkCall(rec []byte) error {
 	return nil
 }
 
+// handleAllowed asks Config.Authorize, once per connection and export,
+// whether this client may use a handle of that export. Handles of no known
+// shape are left to go-nfs, which refuses them.
+func (c *permConn) handleAllowed(fh []byte) bool {
+	switch {
+	case len(fh) == handleLen:
+		var commit [20]byte
+		copy(commit[:], fh[:20])
+		return c.commitAllowed(commit)
+	case isWorkHandle(fh):
+		var id [20]byte
+		id[0] = 'W'
+		copy(id[1:], fh[1:9])
+		return c.workAllowed(id)
+	}
+	return true
+}
+
+// workAllowed checks a maintenance export (keyed 'W' || id in the cache).
+func (c *permConn) workAllowed(key [20]byte) bool {
+	c.mu.Lock()
+	ok, known := c.commits[key]
+	c.mu.Unlock()
+	if known {
+		return ok
+	}
+	w, err := c.s.workByID(key[1:9])
+	if err != nil {
+		return true // unknown export: FromHandle refuses it
+	}
+	ok = false
+	if c.s.cfg.Authorize != nil {
+		exp, granted := c.s.cfg.Authorize(c.ip, "/w/"+w.name)
+		if granted && exp.Dir != "" {
+			dir, _ := filepath.Abs(exp.Dir)
+			ok = dir == w.dir && exp.ReadWrite == w.rw
+		}
+	}
+	if !ok {
+		c.s.log.Warn("nfs: refusing a file handle of a maintenance export this client may not mount", "client", c.ip.String(), "node", w.name)
+	}
+	c.mu.Lock()
+	c.commits[key] = ok
+	c.mu.Unlock()
+	return ok
+}
+
 // commitAllowed asks Config.Authorize, once per connection and commit,
 // whether this client may use a handle of that commit.
-func (c *permConn) commitAllowed(fh []byte) bool {
-	var commit [20]byte
-	copy(commit[:], fh[:20])
+func (c *permConn) commitAllowed(commit [20]byte) bool {
 	c.mu.Lock()
 	ok, known := c.commits[commit]
 	c.mu.Unlock()
