@@ -57,6 +57,7 @@ type permConn struct {
 	s  *Server
 	ip net.IP
 
+	rbuf    []byte // read buffer
 	in      []byte // bytes read from the client, not yet a whole record
 	pending []byte // whole, checked records for go-nfs to read
 
@@ -76,10 +77,12 @@ var errStream = errors.New("nfs: malformed RPC stream from client")
 
 // Read hands go-nfs whole records only, each checked.
 func (c *permConn) Read(p []byte) (int, error) {
-	var buf [64 << 10]byte
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, 64<<10)
+	}
 	for len(c.pending) == 0 {
-		n, err := c.Conn.Read(buf[:])
-		c.in = append(c.in, buf[:n]...)
+		n, err := c.Conn.Read(c.rbuf)
+		c.in = append(c.in, c.rbuf[:n]...)
 		if perr := c.takeCalls(); perr != nil {
 			c.s.log.Warn("nfs: closing a connection that sent garbage", "client", c.ip.String(), "err", perr)
 			c.Conn.Close()
@@ -246,11 +249,11 @@ func (c *permConn) Write(p []byte) (int, error) {
 		}
 		rec := c.wbuf[4 : 4+n]
 		out := c.filter(rec)
-		frame := make([]byte, 4, 4+len(out))
-		binary.BigEndian.PutUint32(frame, uint32(len(out))|(mark&(1<<31)))
-		frame = append(frame, out...)
+		hdr := binary.BigEndian.AppendUint32(nil, uint32(len(out))|(mark&(1<<31)))
+		bufs := net.Buffers{hdr, out}
+		_, err := bufs.WriteTo(c.Conn)
 		c.wbuf = c.wbuf[4+n:]
-		if _, err := c.Conn.Write(frame); err != nil {
+		if err != nil {
 			return 0, err
 		}
 	}
