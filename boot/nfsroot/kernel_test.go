@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/boot/portmap"
 )
 
 // The kernel test runs the server as a subprocess inside a network
@@ -47,6 +49,20 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
+	}
+	if pa := os.Getenv("ONESIS_PORTMAP_ADDR"); pa != "" {
+		u, err := net.ListenPacket("udp", pa)
+		if err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(1)
+		}
+		tl, err := net.Listen("tcp", pa)
+		if err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(1)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		go portmap.Serve(t.Context(), u, tl, port, port, nil)
 	}
 	fmt.Println("READY")
 	srv.Serve(l)

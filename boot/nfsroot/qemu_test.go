@@ -155,6 +155,11 @@ su -s /bin/sh -c 'ls /mnt/root' u 2>&1 | sed 's/^/USERLS /'
 echo PHASE1
 read -t 60 x < /dev/ttyS0 2>/dev/null || sleep 10
 echo "AFTER $(cat /mnt/usr/bin/hello | tail -n 1) $(stat -c %a /mnt/bin/suid)"
+if [ -x /usr/lib/klibc/bin/nfsmount ]; then
+  mkdir -p /mnt2
+  /usr/lib/klibc/bin/nfsmount -o ro,nolock,tcp 10.77.0.1:/c/@COMMIT@ /mnt2 2>&1 | sed 's/^/KLIBCOUT /'
+  stat -c "KLIBC %a %u %g" /mnt2/bin/suid
+fi
 echo DONE
 poweroff -f
 `
@@ -208,6 +213,19 @@ func TestQEMUKernelClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// klibc nfsmount (Debian initramfs-tools' NFS client) finds the MOUNT
+	// and NFS ports only through the portmapper.
+	klibc := false
+	if so, _ := filepath.Glob("/usr/lib/klibc-*.so"); len(so) == 1 {
+		if nm, err := os.ReadFile("/usr/lib/klibc/bin/nfsmount"); err == nil {
+			lib, _ := os.ReadFile(so[0])
+			os.MkdirAll(filepath.Join(ird, "lib"), 0o755)
+			os.MkdirAll(filepath.Join(ird, "usr/lib/klibc/bin"), 0o755)
+			os.WriteFile(filepath.Join(ird, "lib", filepath.Base(so[0])), lib, 0o755)
+			os.WriteFile(filepath.Join(ird, "usr/lib/klibc/bin/nfsmount"), nm, 0o755)
+			klibc = true
+		}
+	}
 	initrd := filepath.Join(t.TempDir(), "initrd.cpio")
 	mk := exec.Command("sh", "-c", "find . | cpio -o -H newc --quiet > "+initrd)
 	mk.Dir = ird
@@ -232,7 +250,8 @@ func TestQEMUKernelClient(t *testing.T) {
 		}
 	}
 	env := []string{helperEnv + "=1", "ONESIS_NFS_COMMIT=" + fx.commit, "ONESIS_NFS_REPO=" + fx.repo,
-		"ONESIS_NFS_STATE=" + t.TempDir(), "ONESIS_NFS_ADDR=10.77.0.1:2049", "ONESIS_NFS_CLIENT=10.77.0.2"}
+		"ONESIS_NFS_STATE=" + t.TempDir(), "ONESIS_NFS_ADDR=10.77.0.1:2049", "ONESIS_NFS_CLIENT=10.77.0.2",
+		"ONESIS_PORTMAP_ADDR=10.77.0.1:111"}
 	h := startHelper(t, ns, env)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
@@ -307,6 +326,11 @@ func TestQEMUKernelClient(t *testing.T) {
 		if !strings.Contains(text, w+"\n") {
 			t.Errorf("serial console lacks %q", w)
 		}
+	}
+	if klibc && !strings.Contains(text, "KLIBC 4755 0 0\n") {
+		t.Errorf("klibc nfsmount through our portmapper did not mount: %q", lines["KLIBCOUT"])
+	} else if !klibc {
+		t.Log("klibc-utils not installed: the klibc nfsmount + portmap check did not run")
 	}
 	if u := strings.Join(lines["USERREAD"], "\n"); !strings.Contains(u, "Permission denied") || strings.Contains(u, "root-only-secret") {
 		t.Errorf("uid 1000 reading secret600: %q; want Permission denied", u)
