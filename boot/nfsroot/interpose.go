@@ -150,6 +150,7 @@ func (c *permConn) checkCall(rec []byte) error {
 	if err != nil {
 		return err
 	}
+	parseSetattrMode(rec, &cl)
 	if fh, off := firstHandle(rec, cl); off >= 0 && !c.handleAllowed(fh) {
 		// Break the MAC: go-nfs then answers NFS3ERR_STALE.
 		for i := off + len(fh) - macLen; i < off+len(fh); i++ {
@@ -274,6 +275,15 @@ func (c *permConn) filter(rec []byte) []byte {
 	c.mu.Unlock()
 	if !ok {
 		return rec
+	}
+	if cl.setattrFH != nil && isWorkHandle(cl.setattrFH) && setattrOK(rec) {
+		// go-nfs applies only mode&0777 (and skips chmod when those bits are
+		// unchanged): apply the setuid/setgid/sticky bits the client asked for.
+		if err := c.s.workChmod(cl.setattrFH, cl.setattrMode); err != nil {
+			c.s.log.Warn("nfs: cannot apply the full mode of a SETATTR", "client", c.ip.String(), "err", err)
+		} else {
+			patchSetattrMode(rec, cl.setattrMode)
+		}
 	}
 	out, refused := filterReply(rec, cl)
 	if refused {

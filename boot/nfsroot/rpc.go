@@ -17,6 +17,7 @@ const (
 	authUnix = 1
 
 	nfsProcGetattr     = 1
+	nfsProcSetattr     = 2
 	nfsProcLookup      = 3
 	nfsProcAccess      = 4
 	nfsProcReadlink    = 5
@@ -115,6 +116,9 @@ type call struct {
 	cred cred
 	// argOff is the offset of the procedure arguments in the record.
 	argOff int
+	// SETATTR with a mode: the handle and the full mode asked for.
+	setattrFH   []byte
+	setattrMode uint32
 }
 
 // parseCall reads an RPC CALL record body (without the record mark). A
@@ -347,4 +351,59 @@ func firstHandle(rec []byte, c call) ([]byte, int) {
 		return nil, -1
 	}
 	return h, start
+}
+
+// parseSetattrMode fills c.setattrFH and c.setattrMode when rec is an
+// NFSv3 SETATTR that sets the mode.
+func parseSetattrMode(rec []byte, c *call) {
+	if c.prog != progNFS || c.vers != 3 || c.proc != nfsProcSetattr {
+		return
+	}
+	r := &xdrReader{b: rec, off: c.argOff}
+	fh := r.opaque(64)
+	if set := r.u32(); r.bad || set != 1 {
+		return
+	}
+	mode := r.u32()
+	if r.bad {
+		return
+	}
+	c.setattrFH = append([]byte(nil), fh...)
+	c.setattrMode = mode & 0o7777
+}
+
+// patchSetattrMode sets the low 12 mode bits of the post-operation
+// attributes in a successful SETATTR reply.
+func patchSetattrMode(rec []byte, mode uint32) {
+	_, off := replyResults(rec)
+	if off < 0 {
+		return
+	}
+	r := &xdrReader{b: rec, off: off}
+	if status := r.u32(); r.bad || status != 0 {
+		return
+	}
+	if pre := r.u32(); !r.bad && pre != 0 {
+		r.skip(24) // wcc_attr: size, mtime, ctime
+	}
+	if post := r.u32(); r.bad || post == 0 {
+		return
+	}
+	r.u32() // type
+	modeOff := r.off
+	old := r.u32()
+	if r.bad {
+		return
+	}
+	binary.BigEndian.PutUint32(rec[modeOff:], old&^0o7777|mode)
+}
+
+// setattrOK reports whether rec is a successful NFSv3 reply (status 0).
+func setattrOK(rec []byte) bool {
+	_, off := replyResults(rec)
+	if off < 0 {
+		return false
+	}
+	r := &xdrReader{b: rec, off: off}
+	return r.u32() == 0 && !r.bad
 }

@@ -429,3 +429,32 @@ func (r rawMode) Mode() os.FileMode {
 	}
 	return m
 }
+
+// workChmod applies a full 12-bit mode to the object of a maintenance
+// handle (go-nfs keeps only the 0777 bits of a SETATTR).
+func (s *Server) workChmod(fh []byte, mode uint32) error {
+	fsys, p, err := s.fromWorkHandle(fh)
+	if err != nil {
+		return err
+	}
+	w := fsys.(*workFS)
+	if !w.rw {
+		return billy.ErrReadOnly
+	}
+	rel := strings.Join(p, "/")
+	fi, err := w.Filesystem.Lstat(rel)
+	if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+		return err // never chmod through a symlink
+	}
+	m := os.FileMode(mode & 0o777)
+	if mode&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if mode&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if mode&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return w.root.Chmod(rootRel(rel), m)
+}

@@ -72,6 +72,20 @@ func TestMaintenanceExport(t *testing.T) {
 	if _, err := tg.OpenFile(".git/evil", 0o644); err == nil {
 		t.Errorf("created a file under the hidden .git")
 	}
+	// chmod with setuid/setgid/sticky from the node reaches the file (go-nfs
+	// alone would keep only 0777), and clearing them works too.
+	for _, mode := range []uint32{0o4755, 0o2711, 0o755} {
+		if err := tg.Setattr("usr/bin/hello", nfsc.Sattr3{Mode: nfsc.SetMode{SetIt: true, Mode: mode}}); err != nil {
+			t.Fatalf("SETATTR mode %#o: %v", mode, err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(wt, "usr/bin/hello"), &st); err != nil || st.Mode&0o7777 != mode {
+			t.Errorf("after SETATTR %#o the file on the server has mode %#o (%v)", mode, st.Mode&0o7777, err)
+		}
+		if fi, err := tg.Getattr("usr/bin/hello"); err != nil || fi.FileMode&0o7777 != mode {
+			t.Errorf("after SETATTR %#o GETATTR says %v, %v", mode, fi, err)
+		}
+	}
 	_, fh, err := tg.Lookup("usr/bin/hello")
 	if err != nil {
 		t.Fatal(err)
