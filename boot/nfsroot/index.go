@@ -395,19 +395,27 @@ func (b *builder) finish(ix *commitIndex) {
 // materialise puts every blob the index needs into the blob store (each
 // blob once, ever) and records file sizes.
 func (b *builder) materialise(ix *commitIndex) error {
+	var hs []plumbing.Hash
+	var files []*node
 	for _, n := range b.nodes {
-		if err := b.ctx.Err(); err != nil {
-			return err
+		if n.typ == meta.TypeFile && !n.blob.IsZero() {
+			hs = append(hs, n.blob)
+			files = append(files, n)
 		}
-		if n.typ != meta.TypeFile || n.blob.IsZero() {
-			continue
-		}
-		size, err := b.s.store.ensure(n.blob, b.s.repo)
-		if err != nil {
-			return fmt.Errorf("storing %s: %w", n.path, err)
-		}
-		n.size = size
-		ix.bytes += size
+	}
+	// Canonical order, so blobs of one directory are read together.
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+	hs = hs[:0]
+	for _, n := range files {
+		hs = append(hs, n.blob)
+	}
+	sizes, err := b.s.store.ensureAll(b.ctx, hs, b.s.repo)
+	if err != nil {
+		return err
+	}
+	for _, n := range files {
+		n.size = sizes[n.blob]
+		ix.bytes += n.size
 	}
 	return nil
 }

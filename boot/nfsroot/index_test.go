@@ -145,3 +145,35 @@ func TestHardLinkToSecretDenied(t *testing.T) {
 		t.Errorf("placeholders must not share a file id")
 	}
 }
+
+// TestLargeBlobsStreamed: blobs above bigBlob take the streaming path and
+// come back byte-exact.
+func TestLargeBlobsStreamed(t *testing.T) {
+	old := bigBlob
+	bigBlob = 1024
+	defer func() { bigBlob = old }()
+	fx := newFixture(t)
+	state := t.TempDir()
+	srv, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	e, err := srv.index(t.Context(), srv.mustResolve(t, fx.commit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.fs.Open("big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, len(fx.big)+1)
+	n, _ := f.ReadAt(got, 0)
+	if n != len(fx.big) || string(got[:n]) != string(fx.big) {
+		t.Errorf("big.bin: %d bytes back, want %d identical", n, len(fx.big))
+	}
+	if left, _ := filepath.Glob(filepath.Join(state, "blobs", "tmp", "*")); len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
