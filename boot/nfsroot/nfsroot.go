@@ -100,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	routeGoNFSLog(log)
 	if cfg.RepoDir == "" {
 		return nil, errors.New("nfsroot: no image repository given")
 	}
