@@ -12,7 +12,6 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"golang.org/x/sys/unix"
 )
 
 // blobStore is a content-addressed store of inflated git blobs under
@@ -20,11 +19,11 @@ import (
 // every commit that contains it. Serving a new commit therefore costs disk
 // and time in proportion to the blobs it adds.
 //
-// Writes are atomic and batched: a commit's new blobs are written to
-// temporary files in <StateDir>/blobs/tmp, made durable with one syncfs(2),
-// and only then renamed into place. A blob's final name therefore always
-// holds its complete content, even after a crash, without an fsync per
-// file (which made a 20,000-file first commit take a minute).
+// Writes are atomic: a blob is written to a temporary file in
+// <StateDir>/blobs/tmp, fsynced, and renamed into place only once the
+// whole batch is written, so a blob's final name always holds its complete
+// content, even after a crash. Several writers work at once so file
+// creation and fsync latencies overlap.
 type blobStore struct {
 	dir   string
 	mu    sync.Mutex
@@ -154,9 +153,6 @@ func (s *blobStore) ensureAll(ctx context.Context, hs []plumbing.Hash, repo *git
 		return nil, firstErr
 	}
 	if len(written) > 0 {
-		if err := s.syncfs(); err != nil {
-			return nil, err
-		}
 		for _, w := range written {
 			if err := os.Rename(w.tmp, s.path(w.h)); err != nil {
 				return nil, fmt.Errorf("storing blob %s: %w", w.h, err)
@@ -207,6 +203,9 @@ func (s *blobStore) streamTemp(blob *object.Blob) (string, error) {
 		return "", err
 	}
 	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -226,6 +225,9 @@ func (s *blobStore) writeTemp(data []byte) (string, error) {
 		return "", err
 	}
 	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -234,19 +236,6 @@ func (s *blobStore) writeTemp(data []byte) (string, error) {
 		return "", err
 	}
 	return f.Name(), nil
-}
-
-// syncfs flushes the store's file system once for a whole batch.
-func (s *blobStore) syncfs() error {
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return fmt.Errorf("syncing the NFS blob store: %w", err)
-	}
-	return nil
 }
 
 // open opens a stored blob for reading.

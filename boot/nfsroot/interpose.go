@@ -65,8 +65,23 @@ type permConn struct {
 	calls   map[uint32]call
 	commits map[[20]byte]bool // commit (or 'W'||work id) -> client may use it
 
-	wmu  sync.Mutex
-	wbuf []byte // bytes go-nfs wrote, not yet a whole record
+	wmu     sync.Mutex
+	wbuf    []byte   // bytes go-nfs wrote, not yet a whole record
+	injectQ [][]byte // our own replies, waiting for a record boundary
+}
+
+// inject sends a reply of our own, between go-nfs's records.
+func (c *permConn) inject(reply []byte) error {
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(reply))|1<<31)
+	frame = append(frame, reply...)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.wbuf) > 0 {
+		c.injectQ = append(c.injectQ, frame)
+		return nil
+	}
+	_, err := c.Conn.Write(frame)
+	return err
 }
 
 func newPermConn(c net.Conn, s *Server) *permConn {
@@ -112,6 +127,15 @@ func (c *permConn) takeCalls() error {
 		}
 		if rec == nil {
 			return nil
+		}
+		if reply := versionMismatch(rec); reply != nil {
+			// go-nfs ignores the version; answer NFSv2/v4 and MOUNT v1/v2
+			// ourselves, so clients fall back to v3 instead of misparsing.
+			c.in = rest
+			if err := c.inject(reply); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := c.checkCall(rec); err != nil {
 			return err
@@ -260,6 +284,12 @@ func (c *permConn) Write(p []byte) (int, error) {
 	}
 	if len(c.wbuf) == 0 {
 		c.wbuf = nil
+		for _, f := range c.injectQ {
+			if _, err := c.Conn.Write(f); err != nil {
+				return 0, err
+			}
+		}
+		c.injectQ = nil
 	}
 	return len(p), nil
 }

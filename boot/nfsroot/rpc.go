@@ -407,3 +407,17 @@ func setattrOK(rec []byte) bool {
 	r := &xdrReader{b: rec, off: off}
 	return r.u32() == 0 && !r.bad
 }
+
+// versionMismatch returns a PROG_MISMATCH (3..3) reply for a well-formed
+// NFS or MOUNT call of a version other than 3, and nil otherwise.
+func versionMismatch(rec []byte) []byte {
+	c, err := parseCall(rec)
+	if err != nil || (c.prog != progNFS && c.prog != progMount) || c.vers == 3 {
+		return nil
+	}
+	out := binary.BigEndian.AppendUint32(nil, c.xid)
+	for _, v := range []uint32{1, 0, 0, 0, 2, 3, 3} { // REPLY, ACCEPTED, AUTH_NULL verf, PROG_MISMATCH 3..3
+		out = binary.BigEndian.AppendUint32(out, v)
+	}
+	return out
+}

@@ -268,3 +268,57 @@ func FuzzInterposer(f *testing.F) {
 		}
 	})
 }
+
+func TestVersionMismatch(t *testing.T) {
+	mismatch := func(xid uint32) []byte { return (&xdrw{}).u32(xid, 1, 0, 0, 0, 2, 3, 3).b }
+	tests := []struct {
+		name string
+		rec  []byte
+		want []byte
+	}{
+		{"nfs v4 null", callRec(1, progNFS, 4, 0, authNull, nil), mismatch(1)},
+		{"nfs v2 getattr", callRec(2, progNFS, 2, 1, authUnix, authUnixBody(0, 0)), mismatch(2)},
+		{"mount v1", callRec(3, progMount, 1, 1, authNull, nil), mismatch(3)},
+		{"nfs v3", callRec(4, progNFS, 3, 0, authNull, nil), nil},
+		{"mount v3", callRec(5, progMount, 3, 1, authNull, nil), nil},
+		{"nfs_acl", callRec(6, 100227, 3, 0, authNull, nil), nil},
+		{"garbage", []byte("x"), nil},
+	}
+	for _, tc := range tests {
+		if got := versionMismatch(tc.rec); !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: got %x want %x", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestNFSv4Refused: an NFSv4 call on a live connection gets PROG_MISMATCH
+// 3..3 from the interposer (go-nfs would misparse it), and the same
+// connection keeps working for v3.
+func TestNFSv4Refused(t *testing.T) {
+	fx := newFixture(t)
+	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	roundTrip := func(rec []byte) []byte {
+		c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(rec))|1<<31), rec...))
+		var hdr [4]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, binary.BigEndian.Uint32(hdr[:])&^(1<<31))
+		if _, err := io.ReadFull(c, body); err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	if got, want := roundTrip(callRec(7, progNFS, 4, 0, authNull, nil)), (&xdrw{}).u32(7, 1, 0, 0, 0, 2, 3, 3).b; !bytes.Equal(got, want) {
+		t.Errorf("NFSv4 NULL: got %x want %x", got, want)
+	}
+	if got, want := roundTrip(callRec(8, progNFS, 3, 0, authNull, nil)), (&xdrw{}).u32(8, 1, 0, 0, 0, 0).b; !bytes.Equal(got, want) {
+		t.Errorf("NFSv3 NULL: got %x want %x", got, want)
+	}
+}
