@@ -144,6 +144,10 @@ func (s *Server) readBlob(h plumbing.Hash, limit int64) ([]byte, error) {
 // buildIndex reads commit h and returns its index, with every blob it needs
 // present in the blob store.
 func (s *Server) buildIndex(ctx context.Context, h plumbing.Hash) (*commitIndex, error) {
+	// One build at a time: go-git's object storage is read from one
+	// goroutine only.
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
 	start := time.Now()
 	c, err := s.repo.CommitObject(h)
 	if err != nil {

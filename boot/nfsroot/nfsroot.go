@@ -68,8 +68,9 @@ type Server struct {
 	deny     *denyList
 	key      []byte
 
-	treeMu sync.Mutex
-	trees  map[plumbing.Hash][]treeEntry
+	buildMu sync.Mutex // serialises commit builds (and so go-git reads)
+	treeMu  sync.Mutex
+	trees   map[plumbing.Hash][]treeEntry
 
 	mu      sync.Mutex
 	indexes map[plumbing.Hash]*indexEntry
