@@ -183,6 +183,9 @@ func TestMountAuthorization(t *testing.T) {
 		t.Errorf("MOUNT of a commit missing from the repo succeeded")
 	}
 
+	if st := ts.srv.Stats(); st.MountsRefused != 6 || st.MountsGranted != 0 {
+		t.Errorf("stats %+v: want 6 mounts refused, none granted", st)
+	}
 	// A nil Authorize refuses everything.
 	ts2 := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir()}, "127.0.0.1:0")
 	if _, err := mountAs(t, ts2.port, "/c/"+fx.commit, 0, 0); err == nil {
@@ -300,6 +303,9 @@ func TestPermissionsEnforced(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s ACCESS %s %#x = %#x, %v; want %#x", tc.who, tc.path, tc.ask, got, err, tc.want)
 		}
+	}
+	if st := ts.srv.Stats(); st.MountsGranted != 3 || st.Denied == 0 || st.Connections != 3 || st.Commits != 1 {
+		t.Errorf("stats %+v: want 3 mounts granted, some denials, 3 connections, 1 commit", st)
 	}
 	// Listing a directory without read permission is refused.
 	if _, err := user.ReadDirPlus("root"); err == nil {

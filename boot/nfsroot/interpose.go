@@ -48,6 +48,7 @@ func (l *permListener) Accept() (net.Conn, error) {
 	}
 	l.s.conns[pc] = true
 	l.s.mu.Unlock()
+	l.s.stats.conns.Add(1)
 	return pc, nil
 }
 
@@ -100,13 +101,14 @@ func (c *permConn) Read(p []byte) (int, error) {
 		c.in = append(c.in, c.rbuf[:n]...)
 		if perr := c.takeCalls(); perr != nil {
 			c.s.log.Warn("nfs: closing a connection that sent garbage", "client", c.ip.String(), "err", perr)
-			c.Conn.Close()
+			c.Close()
 			return 0, perr
 		}
 		if len(c.pending) > 0 {
 			break
 		}
 		if err != nil {
+			c.Close() // go-nfs closes only on a clean EOF
 			return 0, err
 		}
 	}
@@ -177,6 +179,7 @@ func (c *permConn) checkCall(rec []byte) error {
 	parseSetattrMode(rec, &cl)
 	if fh, off := firstHandle(rec, cl); off >= 0 && !c.handleAllowed(fh) {
 		// Break the MAC: go-nfs then answers NFS3ERR_STALE.
+		c.s.stats.handlesRefused.Add(1)
 		for i := off + len(fh) - macLen; i < off+len(fh); i++ {
 			rec[i] ^= 0xff
 		}
@@ -317,6 +320,7 @@ func (c *permConn) filter(rec []byte) []byte {
 	}
 	out, refused := filterReply(rec, cl)
 	if refused {
+		c.s.stats.denied.Add(1)
 		c.s.log.Debug("nfs: permission denied", "client", c.ip.String(), "uid", cl.cred.uid, "proc", cl.proc)
 	}
 	return out
@@ -325,7 +329,10 @@ func (c *permConn) filter(rec []byte) []byte {
 // Close closes the connection and forgets it.
 func (c *permConn) Close() error {
 	c.s.mu.Lock()
-	delete(c.s.conns, c)
+	if c.s.conns[c] {
+		delete(c.s.conns, c)
+		c.s.stats.conns.Add(-1)
+	}
 	c.s.mu.Unlock()
 	return c.Conn.Close()
 }

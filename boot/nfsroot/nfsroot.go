@@ -81,6 +81,7 @@ type Server struct {
 	lns     map[net.Listener]bool
 	conns   map[*permConn]bool
 	work    map[string]*workFS
+	stats   counters
 }
 
 type indexEntry struct {
@@ -256,6 +257,7 @@ func (s *Server) Close() error {
 	conns := s.conns
 	s.lns, s.conns = map[net.Listener]bool{}, map[*permConn]bool{}
 	s.mu.Unlock()
+	s.stats.conns.Store(0)
 	s.cancel()
 	for l := range lns {
 		l.Close()
@@ -295,6 +297,7 @@ func (h *handler) Mount(ctx context.Context, c net.Conn, req nfs.MountRequest) (
 	raw := string(req.Dirpath)
 	export := path.Clean("/" + raw)
 	deny := func(reason string, st nfs.MountStatus) (nfs.MountStatus, billy.Filesystem, []nfs.AuthFlavor) {
+		s.stats.mountsRefused.Add(1)
 		s.log.Warn("nfs MOUNT refused", "client", ip.String(), "export", raw, "reason", reason)
 		return st, nil, nil
 	}
@@ -317,9 +320,11 @@ func (h *handler) Mount(ctx context.Context, c net.Conn, req nfs.MountRequest) (
 		e, err := s.index(ctx, plumbing.NewHash(want))
 		if err != nil {
 			s.log.Error("nfs MOUNT failed: cannot prepare commit", "client", ip.String(), "export", export, "err", err)
+			s.stats.mountsRefused.Add(1)
 			return nfs.MountStatusErrNoEnt, nil, nil
 		}
 		s.log.Info("nfs MOUNT", "client", ip.String(), "export", export)
+		s.stats.mountsGranted.Add(1)
 		return nfs.MountStatusOk, e.fs, []nfs.AuthFlavor{nfs.AuthFlavorUnix}
 	case strings.HasPrefix(export, "/w/"):
 		if exp.Dir == "" {
@@ -328,9 +333,11 @@ func (h *handler) Mount(ctx context.Context, c net.Conn, req nfs.MountRequest) (
 		w, err := s.workExport(strings.TrimPrefix(export, "/w/"), exp)
 		if err != nil {
 			s.log.Error("nfs MOUNT failed", "client", ip.String(), "export", export, "err", err)
+			s.stats.mountsRefused.Add(1)
 			return nfs.MountStatusErrNoEnt, nil, nil
 		}
 		s.log.Info("nfs MOUNT", "client", ip.String(), "export", export, "dir", exp.Dir, "rw", exp.ReadWrite)
+		s.stats.mountsGranted.Add(1)
 		return nfs.MountStatusOk, w, []nfs.AuthFlavor{nfs.AuthFlavorUnix}
 	}
 	return deny("unknown export path (want /c/<commit> or /w/<node>)", nfs.MountStatusErrNoEnt)

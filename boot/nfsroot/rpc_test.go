@@ -233,9 +233,16 @@ func TestGarbageClosesConnection(t *testing.T) {
 		}
 		c.Close()
 	}
-	// The server still works afterwards.
+	// The server still works afterwards, and forgot the garbage connections.
 	if _, err := mountAs(t, ts.port, "/c/"+fx.commit, 0, 0); err != nil {
 		t.Errorf("MOUNT after garbage: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.srv.Stats().Connections != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := ts.srv.Stats().Connections; n != 1 {
+		t.Errorf("%d connections open; want only the one mounted client", n)
 	}
 }
 
