@@ -3,15 +3,18 @@ package nfsroot
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/google/renameio/v2"
 )
 
 // blobStore is a content-addressed store of inflated git blobs under
@@ -241,4 +244,51 @@ func (s *blobStore) writeTemp(data []byte) (string, error) {
 // open opens a stored blob for reading.
 func (s *blobStore) open(h plumbing.Hash) (*os.File, error) {
 	return os.Open(s.path(h))
+}
+
+// A commit's size list (<StateDir>/commits/<sha>: 20-byte blob id and
+// 8-byte size per blob, written atomically once all its blobs are stored)
+// lets a restarted server rebuild that commit's index without a stat per
+// blob. It is only a cache: a missing or short file means "look".
+const sizeRecord = 20 + 8
+
+func (s *blobStore) commitFile(commit plumbing.Hash) string {
+	return filepath.Join(filepath.Dir(s.dir), "commits", commit.String())
+}
+
+// loadCommitSizes primes the size cache from a commit's size list.
+func (s *blobStore) loadCommitSizes(commit plumbing.Hash) {
+	b, err := os.ReadFile(s.commitFile(commit))
+	if err != nil || len(b)%sizeRecord != 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < len(b); i += sizeRecord {
+		var h plumbing.Hash
+		copy(h[:], b[i:i+20])
+		s.sizes[h] = int64(binary.BigEndian.Uint64(b[i+20:]))
+	}
+}
+
+// saveCommitSizes records a commit's size list once its blobs are stored.
+func (s *blobStore) saveCommitSizes(commit plumbing.Hash, sizes map[plumbing.Hash]int64) error {
+	p := s.commitFile(commit)
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	hs := make([]plumbing.Hash, 0, len(sizes))
+	for h := range sizes {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return bytes.Compare(hs[i][:], hs[j][:]) < 0 })
+	b := make([]byte, 0, len(hs)*sizeRecord)
+	for _, h := range hs {
+		b = append(b, h[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(sizes[h]))
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return renameio.WriteFile(p, b, 0o600)
 }

@@ -413,9 +413,13 @@ func (b *builder) materialise(ix *commitIndex) error {
 	for _, n := range files {
 		hs = append(hs, n.blob)
 	}
+	b.s.store.loadCommitSizes(ix.commit)
 	sizes, err := b.s.store.ensureAll(b.ctx, hs, b.s.repo)
 	if err != nil {
 		return err
+	}
+	if err := b.s.store.saveCommitSizes(ix.commit, sizes); err != nil {
+		b.s.log.Warn("nfs: cannot record a commit's blob sizes (only a cache)", "commit", ix.commit.String(), "err", err)
 	}
 	for _, n := range files {
 		n.size = sizes[n.blob]

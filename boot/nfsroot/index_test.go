@@ -78,6 +78,22 @@ func TestNewCommitCostsItsDiff(t *testing.T) {
 	if first != 9 {
 		t.Errorf("first commit stored %d blobs, want 9", first)
 	}
+	if st, err := os.Stat(filepath.Join(state, "commits", fx.commit)); err != nil || st.Size() != 9*sizeRecord {
+		t.Errorf("size list of the first commit: %v, %v; want %d bytes", st, err, 9*sizeRecord)
+	}
+	// A restarted server rebuilds the commit from the size list, same sizes.
+	srv2, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Close()
+	e2, err := srv2.index(t.Context(), srv2.mustResolve(t, fx.commit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e2.ix.lookup("big.bin"); n == nil || n.size != int64(len(fx.big)) {
+		t.Errorf("big.bin after a restart: %+v; want size %d", n, len(fx.big))
+	}
 	os.WriteFile(filepath.Join(fx.repo, "etc/passwd"), []byte("changed\n"), 0o644)
 	os.WriteFile(filepath.Join(fx.repo, "new"), []byte("new file\n"), 0o644)
 	os.WriteFile(filepath.Join(fx.repo, "copy"), []byte("root notes\n"), 0o644) // same as root/notes
