@@ -1,0 +1,294 @@
+package nfsroot
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/google/renameio/v2"
+)
+
+// blobStore is a content-addressed store of inflated git blobs under
+// <StateDir>/blobs/xx/yyyy...: every blob is written once and shared by
+// every commit that contains it. Serving a new commit therefore costs disk
+// and time in proportion to the blobs it adds.
+//
+// Writes are atomic: a blob is written to a temporary file in
+// <StateDir>/blobs/tmp, fsynced, and renamed into place only once the
+// whole batch is written, so a blob's final name always holds its complete
+// content, even after a crash. Several writers work at once so file
+// creation and fsync latencies overlap.
+type blobStore struct {
+	dir   string
+	mu    sync.Mutex
+	sizes map[plumbing.Hash]int64 // blobs known to be present
+}
+
+func newBlobStore(dir string) (*blobStore, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the NFS blob store %s: %w", dir, err)
+	}
+	// Leftovers of an interrupted batch are incomplete by definition.
+	if old, err := filepath.Glob(filepath.Join(dir, "tmp", "blob-*")); err == nil {
+		for _, p := range old {
+			os.Remove(p)
+		}
+	}
+	for i := 0; i < 256; i++ {
+		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprintf("%02x", i)), 0o700); err != nil {
+			return nil, fmt.Errorf("creating the NFS blob store %s: %w", dir, err)
+		}
+	}
+	return &blobStore{dir: dir, sizes: map[plumbing.Hash]int64{}}, nil
+}
+
+func (s *blobStore) path(h plumbing.Hash) string {
+	x := h.String()
+	return filepath.Join(s.dir, x[:2], x[2:])
+}
+
+func (s *blobStore) known(h plumbing.Hash) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size, ok := s.sizes[h]
+	return size, ok
+}
+
+// ensureAll makes sure every blob in hs is stored and returns their sizes.
+// Blobs are read from git in order by this goroutine (go-git's object
+// store is not used concurrently) and written by a few writers, which
+// overlap the file-creation latency.
+func (s *blobStore) ensureAll(ctx context.Context, hs []plumbing.Hash, repo *git.Repository) (map[plumbing.Hash]int64, error) {
+	sizes := make(map[plumbing.Hash]int64, len(hs))
+	type job struct {
+		h    plumbing.Hash
+		data []byte
+	}
+	type done struct {
+		h   plumbing.Hash
+		tmp string
+		err error
+	}
+	jobs := make(chan job, 16)
+	results := make(chan done, 16)
+	var wg sync.WaitGroup
+	for i := 0; i < blobWriters; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				tmp, err := s.writeTemp(j.data)
+				results <- done{h: j.h, tmp: tmp, err: err}
+			}
+		}()
+	}
+	var written []done
+	var firstErr error
+	collected := make(chan struct{})
+	go func() {
+		for r := range results {
+			if r.err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("storing blob %s: %w", r.h, r.err)
+			}
+			written = append(written, r)
+		}
+		close(collected)
+	}()
+	var readErr error
+	for _, h := range hs {
+		if _, seen := sizes[h]; seen {
+			continue
+		}
+		if size, ok := s.known(h); ok {
+			sizes[h] = size
+			continue
+		}
+		if fi, err := os.Lstat(s.path(h)); err == nil && fi.Mode().IsRegular() {
+			sizes[h] = fi.Size()
+			continue
+		}
+		if readErr = ctx.Err(); readErr != nil {
+			break
+		}
+		blob, err := repo.BlobObject(h)
+		if err != nil {
+			readErr = fmt.Errorf("reading blob %s: %w", h, err)
+			break
+		}
+		sizes[h] = blob.Size
+		if blob.Size > bigBlob {
+			// Large blobs are streamed here, never held in memory.
+			tmp, err := s.streamTemp(blob)
+			results <- done{h: h, tmp: tmp, err: err}
+			continue
+		}
+		data, err := readBlob(blob)
+		if err != nil {
+			readErr = err
+			break
+		}
+		jobs <- job{h: h, data: data}
+	}
+	close(jobs)
+	wg.Wait()
+	close(results)
+	<-collected
+	defer func() {
+		for _, w := range written {
+			if w.tmp != "" {
+				os.Remove(w.tmp) // no-op once renamed
+			}
+		}
+	}()
+	if readErr != nil {
+		return nil, readErr
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if len(written) > 0 {
+		for _, w := range written {
+			if err := os.Rename(w.tmp, s.path(w.h)); err != nil {
+				return nil, fmt.Errorf("storing blob %s: %w", w.h, err)
+			}
+		}
+	}
+	s.mu.Lock()
+	for h, size := range sizes {
+		s.sizes[h] = size
+	}
+	s.mu.Unlock()
+	return sizes, nil
+}
+
+const blobWriters = 4
+
+// bigBlob is the size above which a blob is streamed to disk instead of
+// being handed to a writer in memory.
+var bigBlob int64 = 4 << 20
+
+// readBlob inflates a (small) blob into memory.
+func readBlob(blob *object.Blob) ([]byte, error) {
+	r, err := blob.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", blob.Hash, err)
+	}
+	defer r.Close()
+	buf := bytes.NewBuffer(make([]byte, 0, blob.Size))
+	n, err := io.Copy(buf, r)
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", blob.Hash, err)
+	}
+	if n != blob.Size {
+		return nil, fmt.Errorf("blob %s inflated to %d bytes, expected %d", blob.Hash, n, blob.Size)
+	}
+	return buf.Bytes(), nil
+}
+
+// streamTemp inflates a large blob straight into a temporary file.
+func (s *blobStore) streamTemp(blob *object.Blob) (string, error) {
+	r, err := blob.Reader()
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "blob-")
+	if err != nil {
+		return "", err
+	}
+	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != blob.Size {
+		err = fmt.Errorf("inflated to %d bytes, expected %d", n, blob.Size)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+func (s *blobStore) writeTemp(data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "blob-")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// open opens a stored blob for reading.
+func (s *blobStore) open(h plumbing.Hash) (*os.File, error) {
+	return os.Open(s.path(h))
+}
+
+// A commit's size list (<StateDir>/commits/<sha>: 20-byte blob id and
+// 8-byte size per blob, written atomically once all its blobs are stored)
+// lets a restarted server rebuild that commit's index without a stat per
+// blob. It is only a cache: a missing or short file means "look".
+const sizeRecord = 20 + 8
+
+func (s *blobStore) commitFile(commit plumbing.Hash) string {
+	return filepath.Join(filepath.Dir(s.dir), "commits", commit.String())
+}
+
+// loadCommitSizes primes the size cache from a commit's size list.
+func (s *blobStore) loadCommitSizes(commit plumbing.Hash) {
+	b, err := os.ReadFile(s.commitFile(commit))
+	if err != nil || len(b)%sizeRecord != 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < len(b); i += sizeRecord {
+		var h plumbing.Hash
+		copy(h[:], b[i:i+20])
+		s.sizes[h] = int64(binary.BigEndian.Uint64(b[i+20:]))
+	}
+}
+
+// saveCommitSizes records a commit's size list once its blobs are stored.
+func (s *blobStore) saveCommitSizes(commit plumbing.Hash, sizes map[plumbing.Hash]int64) error {
+	p := s.commitFile(commit)
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	hs := make([]plumbing.Hash, 0, len(sizes))
+	for h := range sizes {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return bytes.Compare(hs[i][:], hs[j][:]) < 0 })
+	b := make([]byte, 0, len(hs)*sizeRecord)
+	for _, h := range hs {
+		b = append(b, h[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(sizes[h]))
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return renameio.WriteFile(p, b, 0o600)
+}

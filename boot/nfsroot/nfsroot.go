@@ -1,0 +1,413 @@
+// Package nfsroot serves git commits as read-only NFSv3 root filesystems,
+// with the commit's .gitmeta applied (owners, full modes including setuid,
+// setgid and sticky, devices, fifos, empty directories, hard links), on top
+// of github.com/willscott/go-nfs. It adds what go-nfs lacks for a root
+// filesystem: deterministic signed file handles that survive a restart,
+// MOUNT authorization per client address, a deny list of secrets exported
+// as empty placeholders, and permission enforcement against AUTH_SYS
+// credentials by an RPC-layer interposer in front of go-nfs. See
+// docs/nfsroot.md.
+package nfsroot
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	billy "github.com/go-git/go-billy/v5"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	nfs "github.com/willscott/go-nfs"
+
+	gitrun "github.com/onesis/git-onesis/internal/git"
+)
+
+// Config configures a Server.
+type Config struct {
+	// RepoDir is the image repository on the server: a work tree, a linked
+	// worktree or a git dir.
+	RepoDir string
+	// StateDir holds the blob store and the handle key. Default:
+	// <common git dir>/onesis/nfs.
+	StateDir string
+	// Authorize decides who may MOUNT what: it gets the client address and
+	// the export path asked for ("/c/<40-hex commit>" or "/w/<node>") and
+	// returns the export to serve. A nil Authorize refuses every MOUNT.
+	Authorize func(client net.IP, export string) (Export, bool)
+	// Deny lists secret globs exported as empty 0600 placeholders; nil
+	// means DefaultDeny, an empty non-nil slice denies nothing.
+	Deny []string
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Export is what a MOUNT resolves to: a commit (read-only, for
+// "/c/<commit>") or a directory (for "/w/<node>" maintenance exports).
+type Export struct {
+	Commit    string
+	Dir       string
+	ReadWrite bool
+}
+
+// Server serves MOUNT and NFSv3 for the exports Config.Authorize grants.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	repo     *git.Repository
+	gitDir   string
+	stateDir string
+	store    *blobStore
+	deny     *denyList
+	key      []byte
+
+	buildMu sync.Mutex // serialises commit builds (and so go-git reads)
+	treeMu  sync.Mutex
+	trees   map[plumbing.Hash][]treeEntry
+
+	mu      sync.Mutex
+	indexes map[plumbing.Hash]*indexEntry
+	useTick uint64
+	closed  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	lns     map[net.Listener]bool
+	conns   map[*permConn]bool
+	work    map[string]*workFS
+	stats   counters
+}
+
+type indexEntry struct {
+	done    chan struct{}
+	ix      *commitIndex
+	fs      *commitFS
+	err     error
+	lastUse uint64
+}
+
+// maxIndexes bounds the commit indexes kept in memory; an evicted commit
+// is rebuilt from git (its blobs are already stored) when next used.
+const maxIndexes = 16
+
+// New opens the repository and the state directory.
+func New(cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	routeGoNFSLog(log)
+	if cfg.RepoDir == "" {
+		return nil, errors.New("nfsroot: no image repository given")
+	}
+	r, err := gitrun.Discover(cfg.RepoDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the image repository %s: %w", cfg.RepoDir, err)
+	}
+	repo, err := git.PlainOpenWithOptions(r.CommonDir, &git.PlainOpenOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("opening the image repository %s: %w", r.CommonDir, err)
+	}
+	state := cfg.StateDir
+	if state == "" {
+		state = filepath.Join(r.CommonDir, "onesis", "nfs")
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the NFS state directory: %w", err)
+	}
+	store, err := newBlobStore(filepath.Join(state, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	deny, err := newDenyList(cfg.Deny)
+	if err != nil {
+		return nil, err
+	}
+	key, err := loadKey(state)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, log: log, repo: repo, gitDir: r.CommonDir, stateDir: state, store: store, deny: deny, key: key,
+		trees: map[plumbing.Hash][]treeEntry{}, indexes: map[plumbing.Hash]*indexEntry{},
+		ctx: ctx, cancel: cancel, lns: map[net.Listener]bool{}, conns: map[*permConn]bool{}, work: map[string]*workFS{},
+	}, nil
+}
+
+// Prepare materialises a commit (blob store and index) ahead of its first
+// MOUNT. commit is a full hex commit id or any revision git understands.
+func (s *Server) Prepare(ctx context.Context, commit string) error {
+	h, err := s.resolve(commit)
+	if err != nil {
+		return err
+	}
+	_, err = s.index(ctx, h)
+	return err
+}
+
+func (s *Server) resolve(rev string) (plumbing.Hash, error) {
+	if len(rev) == 40 {
+		if _, err := hex.DecodeString(rev); err == nil {
+			return plumbing.NewHash(strings.ToLower(rev)), nil
+		}
+	}
+	h, err := s.repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("resolving %q in %s: %w", rev, s.gitDir, err)
+	}
+	return *h, nil
+}
+
+// index returns the commit's index, building it once.
+func (s *Server) index(ctx context.Context, h plumbing.Hash) (*indexEntry, error) {
+	s.mu.Lock()
+	e, ok := s.indexes[h]
+	s.useTick++
+	if ok {
+		e.lastUse = s.useTick
+		s.mu.Unlock()
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e, nil
+	}
+	e = &indexEntry{done: make(chan struct{}), lastUse: s.useTick}
+	s.indexes[h] = e
+	s.evictLocked()
+	s.mu.Unlock()
+
+	ix, err := s.buildIndex(ctx, h)
+	if err != nil {
+		e.err = err
+		s.mu.Lock()
+		delete(s.indexes, h) // a later try may succeed
+		s.mu.Unlock()
+	} else {
+		e.ix = ix
+		e.fs = &commitFS{ix: ix, store: s.store}
+	}
+	close(e.done)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (s *Server) evictLocked() {
+	for len(s.indexes) > maxIndexes {
+		var old plumbing.Hash
+		var oldest uint64 = ^uint64(0)
+		for h, e := range s.indexes {
+			select {
+			case <-e.done:
+			default:
+				continue // still building
+			}
+			if e.lastUse < oldest {
+				old, oldest = h, e.lastUse
+			}
+		}
+		if oldest == ^uint64(0) {
+			return
+		}
+		delete(s.indexes, old)
+	}
+}
+
+// Serve answers MOUNT and NFSv3 on l (one TCP listener for both, as
+// go-nfs does) until Close. Every connection goes through the permission
+// interposer.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("nfsroot: server closed")
+	}
+	s.lns[l] = true
+	s.mu.Unlock()
+	srv := &nfs.Server{Handler: (*handler)(s), Context: s.ctx}
+	err := srv.Serve(&permListener{Listener: l, s: s})
+	s.mu.Lock()
+	closed := s.closed
+	delete(s.lns, l)
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	return err
+}
+
+// Close stops every Serve and closes every client connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	lns := s.lns
+	conns := s.conns
+	s.lns, s.conns = map[net.Listener]bool{}, map[*permConn]bool{}
+	s.mu.Unlock()
+	s.stats.conns.Store(0)
+	s.cancel()
+	for l := range lns {
+		l.Close()
+	}
+	for c := range conns {
+		c.Conn.Close()
+	}
+	return nil
+}
+
+// handler is the go-nfs Handler view of a Server.
+type handler Server
+
+var _ nfs.Handler = (*handler)(nil)
+
+func clientIP(c net.Conn) net.IP {
+	if c == nil {
+		return nil
+	}
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.IP
+	case *net.UDPAddr:
+		return a.IP
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return nil
+	}
+	return net.ParseIP(host)
+}
+
+// Mount grants an export only when Config.Authorize says so.
+func (h *handler) Mount(ctx context.Context, c net.Conn, req nfs.MountRequest) (nfs.MountStatus, billy.Filesystem, []nfs.AuthFlavor) {
+	s := (*Server)(h)
+	ip := clientIP(c)
+	raw := string(req.Dirpath)
+	export := path.Clean("/" + raw)
+	deny := func(reason string, st nfs.MountStatus) (nfs.MountStatus, billy.Filesystem, []nfs.AuthFlavor) {
+		s.stats.mountsRefused.Add(1)
+		s.log.Warn("nfs MOUNT refused", "client", ip.String(), "export", raw, "reason", reason)
+		return st, nil, nil
+	}
+	if len(raw) > nfs.MntPathLen || strings.IndexByte(raw, 0) >= 0 {
+		return deny("bad export path", nfs.MountStatusErrInval)
+	}
+	if s.cfg.Authorize == nil {
+		return deny("no authorization configured", nfs.MountStatusErrAcces)
+	}
+	exp, ok := s.cfg.Authorize(ip, export)
+	if !ok {
+		return deny("client not authorized for this export", nfs.MountStatusErrAcces)
+	}
+	switch {
+	case strings.HasPrefix(export, "/c/"):
+		want := strings.ToLower(strings.TrimPrefix(export, "/c/"))
+		if len(want) != 40 || strings.ToLower(exp.Commit) != want {
+			return deny(fmt.Sprintf("export is pinned to commit %q", exp.Commit), nfs.MountStatusErrAcces)
+		}
+		e, err := s.index(ctx, plumbing.NewHash(want))
+		if err != nil {
+			s.log.Error("nfs MOUNT failed: cannot prepare commit", "client", ip.String(), "export", export, "err", err)
+			s.stats.mountsRefused.Add(1)
+			return nfs.MountStatusErrNoEnt, nil, nil
+		}
+		s.log.Info("nfs MOUNT", "client", ip.String(), "export", export)
+		s.stats.mountsGranted.Add(1)
+		return nfs.MountStatusOk, e.fs, []nfs.AuthFlavor{nfs.AuthFlavorUnix}
+	case strings.HasPrefix(export, "/w/"):
+		if exp.Dir == "" {
+			return deny("authorized export has no directory", nfs.MountStatusErrAcces)
+		}
+		w, err := s.workExport(strings.TrimPrefix(export, "/w/"), exp)
+		if err != nil {
+			s.log.Error("nfs MOUNT failed", "client", ip.String(), "export", export, "err", err)
+			s.stats.mountsRefused.Add(1)
+			return nfs.MountStatusErrNoEnt, nil, nil
+		}
+		s.log.Info("nfs MOUNT", "client", ip.String(), "export", export, "dir", exp.Dir, "rw", exp.ReadWrite)
+		s.stats.mountsGranted.Add(1)
+		return nfs.MountStatusOk, w, []nfs.AuthFlavor{nfs.AuthFlavorUnix}
+	}
+	return deny("unknown export path (want /c/<commit> or /w/<node>)", nfs.MountStatusErrNoEnt)
+}
+
+// Change makes commit exports read-only.
+func (h *handler) Change(fs billy.Filesystem) billy.Change {
+	if w, ok := fs.(*workFS); ok {
+		return w.change()
+	}
+	return nil
+}
+
+// FSStat reports the export's size; there is no free space on a commit.
+func (h *handler) FSStat(_ context.Context, fs billy.Filesystem, st *nfs.FSStat) error {
+	if c, ok := fs.(*commitFS); ok {
+		st.TotalSize = uint64(c.ix.bytes)
+		st.TotalFiles = uint64(c.ix.nodes)
+		st.FreeSize, st.AvailableSize, st.FreeFiles, st.AvailableFiles = 0, 0, 0, 0
+	}
+	if w, ok := fs.(*workFS); ok {
+		return w.fsstat(st)
+	}
+	return nil
+}
+
+// ToHandle gives the deterministic signed handle of a path.
+func (h *handler) ToHandle(fs billy.Filesystem, p []string) []byte {
+	s := (*Server)(h)
+	switch f := fs.(type) {
+	case *commitFS:
+		n := f.ix.lookup(strings.Join(p, "/"))
+		if n == nil {
+			return make([]byte, handleLen) // never verifies
+		}
+		return s.makeHandle(f.ix.commit, n.fileid)
+	case *workFS:
+		return f.toHandle(p)
+	}
+	return make([]byte, handleLen)
+}
+
+// FromHandle verifies a handle and finds its object. Unknown or forged
+// handles are refused (go-nfs answers NFS3ERR_STALE).
+func (h *handler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
+	s := (*Server)(h)
+	if isWorkHandle(fh) {
+		return s.fromWorkHandle(fh)
+	}
+	c, id, err := s.parseHandle(fh)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := s.index(s.ctx, c)
+	if err != nil {
+		s.log.Error("nfs: cannot load the commit of a valid handle", "commit", c.String(), "err", err)
+		return nil, nil, err
+	}
+	n := e.ix.byID[id]
+	if n == nil {
+		return nil, nil, errBadHandle
+	}
+	if n.path == "" {
+		return e.fs, []string{}, nil
+	}
+	return e.fs, strings.Split(n.path, "/"), nil
+}
+
+// InvalidateHandle is a no-op: handles are computed, not stored.
+func (h *handler) InvalidateHandle(billy.Filesystem, []byte) error { return nil }
+
+// HandleLimit is large: handles cost no memory.
+func (h *handler) HandleLimit() int { return 1 << 30 }
