@@ -297,10 +297,13 @@ func startServe(t *testing.T, dir string, b *fakeBuilder, logs io.Writer) *testS
 	t.Helper()
 	ts := &testServe{dhcp: &fakeDHCP{closed: make(chan struct{})}, nfs: &fakeNFS{}}
 	f := Factories{
-		DHCP:    func(p DHCPParams) (Service, error) { ts.dhcp.p = p; return ts.dhcp, nil },
-		NFS:     func(p NFSParams) (NFSServer, error) { ts.nfs.p = p; return ts.nfs, nil },
-		Portmap: func(ctx context.Context, _ net.PacketConn, _ net.Listener, _, _ int, _ *slog.Logger) error { <-ctx.Done(); return nil },
-		Initrd:  func(InitrdParams) (InitrdBuilder, error) { return b, nil },
+		DHCP: func(p DHCPParams) (Service, error) { ts.dhcp.p = p; return ts.dhcp, nil },
+		NFS:  func(p NFSParams) (NFSServer, error) { ts.nfs.p = p; return ts.nfs, nil },
+		Portmap: func(ctx context.Context, _ net.PacketConn, _ net.Listener, _, _ int, _ *slog.Logger) error {
+			<-ctx.Done()
+			return nil
+		},
+		Initrd: func(InitrdParams) (InitrdBuilder, error) { return b, nil },
 	}
 	port := freePort(t)
 	cfg := Config{RepoDir: dir, Iface: "lo", HTTPPort: port, NFSPort: freePort(t), PortmapPort: freePort(t),
