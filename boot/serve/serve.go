@@ -77,7 +77,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	}
 	var builder InitrdBuilder
 	if f.Initrd != nil {
-		builder, err = f.Initrd(InitrdParams{RepoDir: r.CommonDir, InitPath: cfg.InitPath, Modules: cfg.Modules})
+		builder, err = f.Initrd(InitrdParams{RepoDir: cfg.RepoDir, InitPath: cfg.InitPath, Modules: cfg.Modules})
 		if err != nil {
 			return nil, cfgErr("--init", "%v", err)
 		}
@@ -237,9 +237,11 @@ func (s *Server) authorize(client net.IP, export string) (NFSExport, bool) {
 		return NFSExport{}, false
 	}
 	if n.Maintenance != "" && export == "/w/"+n.Name {
+		s.event(httpboot.Event{Service: "nfs", Outcome: "mount", Node: n.Name, IP: ip.Unmap(), Stage: "mount", Detail: export + " rw"})
 		return NFSExport{Dir: n.Maintenance, ReadWrite: true}, true
 	}
 	if c, ok := strings.CutPrefix(export, "/c/"); ok && httpboot.IsCommitID(c) && c == s.pins.node(n.Name) {
+		s.event(httpboot.Event{Service: "nfs", Outcome: "mount", Node: n.Name, IP: ip.Unmap(), Stage: "mount", Commit: c})
 		return NFSExport{Commit: c}, true
 	}
 	s.event(httpboot.Event{Service: "nfs", Outcome: "denied", Node: n.Name, IP: ip.Unmap(),

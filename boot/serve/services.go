@@ -56,6 +56,9 @@ type TFTPParams struct {
 	Iface    string
 	IPXEDir  string // the iPXE binaries come from here
 	PXELinux bool   // also serve pxelinux.0 and ldlinux.c32
+	// Generate answers names outside the fixed files (pxelinux.cfg/01-<mac>
+	// and the kernel and initramfs it names, under --pxelinux); nil = none.
+	Generate func(name string, client net.IP) ([]byte, bool)
 	Event    func(httpboot.Event)
 	Logger   *slog.Logger
 }
