@@ -76,7 +76,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 		return nil, err
 	}
 	var builder InitrdBuilder
-	if f.Initrd != nil {
+	if f.Initrd != nil && !cfg.NoHTTP {
 		builder, err = f.Initrd(InitrdParams{RepoDir: cfg.RepoDir, InitPath: cfg.InitPath, Modules: cfg.Modules})
 		if err != nil {
 			return nil, cfgErr("--init", "%v", err)
