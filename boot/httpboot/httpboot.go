@@ -167,41 +167,28 @@ func (h *Handler) script(w http.ResponseWriter, r *http.Request) {
 		generic(w, http.StatusNotFound)
 		return
 	}
-	res, err := h.cfg.Resolver.Resolve(n)
+	res, err := h.Boot(n, mac, ip, "http")
 	if err != nil {
-		h.log.Error("http: cannot resolve what the node boots", "node", n.Name, "err", err)
-		h.cfg.Status.Record(Event{Service: "http", Outcome: "error", Node: n.Name, MAC: mac, IP: ip, Detail: err.Error()})
 		generic(w, http.StatusServiceUnavailable)
 		return
 	}
-	if h.cfg.Booted != nil {
-		if err := h.cfg.Booted(n.Name, res); err != nil {
-			h.log.Error("http: cannot record the booted commit", "node", n.Name, "commit", res.Commit, "err", err)
-			h.cfg.Status.Record(Event{Service: "http", Outcome: "error", Node: n.Name, MAC: mac, IP: ip, Detail: err.Error()})
-			generic(w, http.StatusServiceUnavailable)
-			return
-		}
-	}
 	body := Script(h.cfg, n, mac, res.Commit)
-	h.log.Info("http: boot script", "node", n.Name, "mac", mac.String(), "client", ip.String(), "commit", res.Commit, "from", res.From)
-	h.cfg.Status.Record(Event{Service: "http", Outcome: "script", Node: n.Name, MAC: mac, IP: ip, Stage: "script", Commit: res.Commit, Detail: res.From})
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	io.WriteString(w, body)
 }
 
-// Script renders the iPXE script for node n booting commit, per the
-// kernel command-line contract:
+// Cmdline returns the kernel command line of node n booting commit, per
+// the contract with onesis-init:
 //
 //	initrd=initrd ip=dhcp BOOTIF=01-<mac> nfsroot=<srv>:<export>[,opts] ro|rw
 //	onesis.commit=<sha> onesis.node=<name> hostname=<name> console=<c> <args>
 //
 // The export is /c/<commit> (read-only) or /w/<name> for a maintenance
-// node (read-write). The script runs no autoboot or ifconf: the interface
-// iPXE fetched the script over is already configured, so there is no
-// second DHCP and no IPv6 autoconfiguration wait.
-func Script(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string) string {
+// node (read-write). withInitrd=false leaves out initrd=initrd, for
+// loaders that add their own (PXELINUX).
+func Cmdline(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string, withInitrd bool) string {
 	export, mode := "/c/"+commit, "ro"
 	if n.Maintenance != "" {
 		export, mode = "/w/"+n.Name, "rw"
@@ -210,27 +197,75 @@ func Script(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string) 
 	if cfg.NFSOptions != "" {
 		nfsroot += "," + cfg.NFSOptions
 	}
-	args := []string{
-		"initrd=initrd", "ip=dhcp", "BOOTIF=01-" + inventory.MACString(mac),
-		"nfsroot=" + nfsroot, mode,
-		"onesis.commit=" + commit, "onesis.node=" + n.Name, "hostname=" + n.Name,
+	var args []string
+	if withInitrd {
+		args = append(args, "initrd=initrd")
 	}
+	args = append(args, "ip=dhcp", "BOOTIF=01-"+inventory.MACString(mac),
+		"nfsroot="+nfsroot, mode,
+		"onesis.commit="+commit, "onesis.node="+n.Name, "hostname="+n.Name)
 	if cfg.Console != "" {
 		args = append(args, "console="+cfg.Console)
 	}
 	if n.Args != "" {
 		args = append(args, n.Args)
 	}
+	return strings.Join(args, " ")
+}
+
+// Script renders the iPXE script for node n booting commit (see Cmdline).
+// The script runs no autoboot or ifconf: the interface iPXE fetched the
+// script over is already configured, so there is no second DHCP and no
+// IPv6 autoconfiguration wait.
+func Script(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string) string {
 	base := strings.TrimSuffix(cfg.BaseURL, "/") + "/c/" + commit
 	var b strings.Builder
 	b.WriteString("#!ipxe\n")
 	fmt.Fprintf(&b, "# git-onesis: node %s boots commit %s\n", n.Name, commit)
 	fmt.Fprintf(&b, "echo git-onesis: booting %s on commit %.12s\n", n.Name, commit)
-	fmt.Fprintf(&b, "kernel %s/kernel %s\n", base, strings.Join(args, " "))
+	fmt.Fprintf(&b, "kernel %s/kernel %s\n", base, Cmdline(cfg, n, mac, commit, true))
 	fmt.Fprintf(&b, "initrd --name initrd %s/initrd\n", base)
 	b.WriteString("boot\n")
 	return b.String()
 }
+
+// PXELinuxConfig renders pxelinux.cfg/01-<mac> for node n booting commit:
+// the kernel and initramfs come over TFTP as c/<commit>/kernel and
+// c/<commit>/initrd (relative to the TFTP root).
+func PXELinuxConfig(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# git-onesis: node %s boots commit %s\n", n.Name, commit)
+	b.WriteString("DEFAULT onesis\nPROMPT 0\nTIMEOUT 0\n")
+	b.WriteString("LABEL onesis\n")
+	fmt.Fprintf(&b, "  KERNEL c/%s/kernel\n", commit)
+	fmt.Fprintf(&b, "  INITRD c/%s/initrd\n", commit)
+	fmt.Fprintf(&b, "  APPEND %s\n", Cmdline(cfg, n, mac, commit, false))
+	return b.String()
+}
+
+// Boot resolves what node n boots and records it (booted ref, status), as
+// a script request does; the PXELINUX path over TFTP calls it too.
+func (h *Handler) Boot(n *inventory.Node, mac net.HardwareAddr, ip netip.Addr, service string) (Resolution, error) {
+	res, err := h.cfg.Resolver.Resolve(n)
+	if err != nil {
+		h.log.Error(service+": cannot resolve what the node boots", "node", n.Name, "err", err)
+		h.cfg.Status.Record(Event{Service: service, Outcome: "error", Node: n.Name, MAC: mac, IP: ip, Detail: err.Error()})
+		return Resolution{}, err
+	}
+	if h.cfg.Booted != nil {
+		if err := h.cfg.Booted(n.Name, res); err != nil {
+			h.log.Error(service+": cannot record the booted commit", "node", n.Name, "commit", res.Commit, "err", err)
+			h.cfg.Status.Record(Event{Service: service, Outcome: "error", Node: n.Name, MAC: mac, IP: ip, Detail: err.Error()})
+			return Resolution{}, err
+		}
+	}
+	h.log.Info(service+": boot script", "node", n.Name, "mac", mac.String(), "client", ip.String(), "commit", res.Commit, "from", res.From)
+	h.cfg.Status.Record(Event{Service: service, Outcome: "script", Node: n.Name, MAC: mac, IP: ip, Stage: "script", Commit: res.Commit, Detail: res.From})
+	return res, nil
+}
+
+// Config returns the handler's configuration.
+func (h *Handler) Config() Config { return h.cfg }
 
 // IsCommitID reports whether s is a full lower-case object name (40 hex
 // digits for SHA-1 repositories, 64 for SHA-256).

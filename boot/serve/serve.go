@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -76,7 +77,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 		return nil, err
 	}
 	var builder InitrdBuilder
-	if f.Initrd != nil && !cfg.NoHTTP {
+	if f.Initrd != nil && (!cfg.NoHTTP || cfg.PXELinux) {
 		builder, err = f.Initrd(InitrdParams{RepoDir: cfg.RepoDir, InitPath: cfg.InitPath, Modules: cfg.Modules})
 		if err != nil {
 			return nil, cfgErr("--init", "%v", err)
@@ -85,7 +86,9 @@ func New(cfg Config, f Factories) (*Server, error) {
 	if s.art, err = NewGitArtifacts(cfg.RepoDir, cfg.StateDir, builder); err != nil {
 		return nil, err
 	}
-	if !cfg.NoHTTP {
+	// The handler also renders PXELINUX configs for TFTP, so it exists
+	// even with --no-http (then it just does not listen).
+	{
 		s.http, err = httpboot.New(httpboot.Config{
 			BaseURL:    fmt.Sprintf("http://%s:%d", cfg.ServerIP, cfg.HTTPPort),
 			NFSServer:  cfg.ServerIP,
@@ -133,8 +136,72 @@ func ifacePrefix(name string, ip netip.Addr) (netip.Prefix, bool) {
 // Status returns the live status (also served at /status).
 func (s *Server) Status() *httpboot.Status { return s.status }
 
-// Handler returns the HTTP handler (nil with NoHTTP).
+// Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.http }
+
+// maxTFTPArtifact bounds what tftpGenerate holds in memory for one transfer.
+const maxTFTPArtifact = 512 << 20
+
+// tftpGenerate serves the PXELINUX path (--pxelinux) over TFTP:
+// pxelinux.cfg/01-<mac> is rendered for a known node, from its own
+// address only, and resolves and records its commit like an iPXE script;
+// c/<commit>/kernel and c/<commit>/initrd are the same content-addressed
+// artifacts as over HTTP, for pinned commits only.
+func (s *Server) tftpGenerate(name string, client net.IP) ([]byte, bool) {
+	cip, _ := netip.AddrFromSlice(client)
+	cip = cip.Unmap()
+	if m, ok := strings.CutPrefix(name, "pxelinux.cfg/01-"); ok {
+		mac, err := inventory.ParseMAC(m)
+		if err != nil {
+			return nil, false
+		}
+		n := s.inv.Current().ByMAC(mac)
+		if n == nil || n.IP != cip {
+			s.event(httpboot.Event{Service: "tftp", Outcome: "unknown", MAC: mac, IP: cip, Detail: name})
+			return nil, false
+		}
+		res, err := s.http.Boot(n, mac, cip, "tftp")
+		if err != nil {
+			return nil, false
+		}
+		return []byte(httpboot.PXELinuxConfig(s.http.Config(), n, mac, res.Commit)), true
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 || parts[0] != "c" || !httpboot.IsCommitID(parts[1]) || !s.servable(parts[1]) {
+		return nil, false
+	}
+	get := s.art.Kernel
+	switch parts[2] {
+	case "kernel":
+	case "initrd":
+		get = s.art.Initrd
+	default:
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	blob, err := get(ctx, parts[1])
+	if err != nil {
+		s.log.Error("tftp: cannot serve "+parts[2], "commit", parts[1], "client", cip.String(), "err", err)
+		return nil, false
+	}
+	defer blob.Content.Close()
+	if blob.Size > maxTFTPArtifact {
+		s.log.Error("tftp: artifact too large to serve over TFTP", "commit", parts[1], "size", blob.Size)
+		return nil, false
+	}
+	b, err := io.ReadAll(io.LimitReader(blob.Content, maxTFTPArtifact))
+	if err != nil {
+		return nil, false
+	}
+	n := s.inv.Current().ByIP(cip)
+	node := ""
+	if n != nil {
+		node = n.Name
+	}
+	s.status.Record(httpboot.Event{Service: "tftp", Outcome: parts[2], Node: node, IP: cip, Stage: parts[2], Commit: parts[1]})
+	return b, true
+}
 
 // HTTPAddr waits until Run is listening and returns the HTTP address.
 func (s *Server) HTTPAddr(ctx context.Context) (net.Addr, error) {
@@ -363,7 +430,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if !cfg.NoTFTP {
 		a := net.JoinHostPort(ip, fmt.Sprint(cfg.TFTPPort))
-		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux, Event: s.event, Logger: s.log})
+		var gen func(string, net.IP) ([]byte, bool)
+		if cfg.PXELinux {
+			gen = s.tftpGenerate
+		}
+		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux,
+			Generate: gen, Event: s.event, Logger: s.log})
 		if err != nil {
 			return cfgErr("--tftp-port", "TFTP cannot start on %s: %v", a, err)
 		}

@@ -540,3 +540,44 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestPXELinuxOverTFTP(t *testing.T) {
+	dir, r := imageRepo(t)
+	addNodes(t, r, "node n1 mac=52:54:00:00:00:01 ip=10.77.0.11 args=\"quiet\"\n")
+	head := sh(t, dir, "git", "rev-parse", "HEAD")
+	b := &fakeBuilder{}
+	srv, err := New(Config{RepoDir: dir, ServerIP: netip.MustParseAddr("127.0.0.1"), NoDHCP: true, NoTFTP: true,
+		NoNFS: true, NoPortmap: true, NoHTTP: true, PXELinux: true}, Factories{Initrd: func(InitrdParams) (InitrdBuilder, error) { return b, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := sh(t, dir, "git", "commit-tree", "-m", "x", head+"^{tree}")
+	if _, ok := srv.tftpGenerate("c/"+orphan+"/kernel", net.ParseIP("10.77.0.11")); ok {
+		t.Error("kernel of a commit nobody booted (and no ref names) served")
+	}
+	if _, ok := srv.tftpGenerate("pxelinux.cfg/01-52-54-00-00-00-01", net.ParseIP("10.77.0.99")); ok {
+		t.Error("config served to an address that is not the node's")
+	}
+	cfg, ok := srv.tftpGenerate("pxelinux.cfg/01-52-54-00-00-00-01", net.ParseIP("10.77.0.11"))
+	want := "# git-onesis: node n1 boots commit " + head + "\nDEFAULT onesis\nPROMPT 0\nTIMEOUT 0\nLABEL onesis\n" +
+		"  KERNEL c/" + head + "/kernel\n  INITRD c/" + head + "/initrd\n" +
+		"  APPEND ip=dhcp BOOTIF=01-52-54-00-00-00-01 nfsroot=127.0.0.1:/c/" + head + ",port=2049,mountport=2049,vers=3,proto=tcp,nolock ro" +
+		" onesis.commit=" + head + " onesis.node=n1 hostname=n1 console=ttyS0 quiet\n"
+	if !ok || string(cfg) != want {
+		t.Errorf("pxelinux config:\n%s\nwant:\n%s", cfg, want)
+	}
+	if got := sh(t, dir, "git", "rev-parse", "refs/onesis/booted/n1"); got != head {
+		t.Errorf("booted ref %s", got)
+	}
+	if k, ok := srv.tftpGenerate("c/"+head+"/kernel", net.ParseIP("10.77.0.11")); !ok || string(k) != "KERNEL 6.1.0-10" {
+		t.Errorf("kernel over TFTP: %q %v", k, ok)
+	}
+	if k, ok := srv.tftpGenerate("c/"+head+"/initrd", net.ParseIP("10.77.0.11")); !ok || string(k) != "INITRD for 6.1.0-10-amd64" {
+		t.Errorf("initrd over TFTP: %q %v", k, ok)
+	}
+	for _, bad := range []string{"c/" + head + "/vmlinuz", "c/../kernel", "pxelinux.cfg/default", "pxelinux.cfg/01-zz"} {
+		if _, ok := srv.tftpGenerate(bad, net.ParseIP("10.77.0.11")); ok {
+			t.Errorf("%s served", bad)
+		}
+	}
+}
