@@ -84,7 +84,10 @@ type Config struct {
 	// some node was pinned to, or what the serve refs resolve to now.
 	Servable func(commit string) bool
 	Status   *Status
-	Logger   *slog.Logger
+	// SecretsDir holds per-node secrets, SecretsDir/<node>/..., served at
+	// /n/<node>/secrets to that node's root only; "" disables the route.
+	SecretsDir string
+	Logger     *slog.Logger
 }
 
 // Handler is the HTTP boot handler.
@@ -113,6 +116,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /c/{commit}/{what}", h.artifact)
 	h.mux.HandleFunc("GET /status", h.status)
 	h.mux.HandleFunc("GET /metrics", h.metrics)
+	h.mux.HandleFunc("GET /n/{node}/secrets", h.secrets)
 	return h, nil
 }
 
@@ -133,12 +137,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientIP returns the request's remote address.
-func clientIP(r *http.Request) netip.Addr {
+func clientIP(r *http.Request) netip.Addr { return clientAddrPort(r).Addr().Unmap() }
+
+// clientAddrPort returns the request's remote address and port.
+func clientAddrPort(r *http.Request) netip.AddrPort {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return netip.Addr{}
+		return netip.AddrPort{}
 	}
-	return ap.Addr().Unmap()
+	return ap
 }
 
 // generic writes a short body that reveals nothing about the server.

@@ -64,6 +64,9 @@ type Config struct {
 	NFSOptions string
 	// Console is the console= kernel argument ("" = ttyS0; "none" omits it).
 	Console string
+	// SecretsDir holds per-node secrets (SecretsDir/<node>/...), served at
+	// /n/<node>/secrets to that node's root only; "" = off.
+	SecretsDir string
 	// Deny overrides the NFS secret deny list (nil = the NFS defaults).
 	Deny []string
 	// Poll is how often the inventory ref and booted refs are checked

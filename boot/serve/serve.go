@@ -100,6 +100,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 			Booted:     s.booted,
 			Servable:   s.servable,
 			Status:     s.status,
+			SecretsDir: cfg.SecretsDir,
 			Logger:     log,
 		})
 		if err != nil {

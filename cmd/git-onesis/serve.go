@@ -51,6 +51,7 @@ var serveCmd = &cli.Command{
 		&cli.StringSliceFlag{Name: "module", Usage: "extra kernel `MODULE` for the initramfs (repeatable)"},
 		&cli.StringFlag{Name: "console", Usage: "console= kernel argument (default ttyS0; 'none' to omit)"},
 		&cli.StringFlag{Name: "nfs-options", Usage: "`OPTIONS` appended to nfsroot= (default port=P,mountport=P,vers=3,proto=tcp,nolock)"},
+		&cli.StringFlag{Name: "secrets-dir", Usage: "serve `DIR`/NODE/ at /n/NODE/secrets to that node's root only"},
 		&cli.StringSliceFlag{Name: "deny", Usage: "secret `GLOB` exported as an empty 0600 placeholder (repeatable; replaces the defaults)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
 		&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
@@ -94,7 +95,7 @@ func runServe(c *cli.Context) error {
 		AnnounceRA: !c.Bool("no-ra") && c.String("iface") != "",
 		Discover:   c.Bool("discover"), PXELinux: c.Bool("pxelinux"), IPXEDir: c.String("ipxe-dir"),
 		StateDir: c.String("state-dir"), InitPath: c.String("init"), Modules: c.StringSlice("module"),
-		Console: c.String("console"), NFSOptions: c.String("nfs-options"), Logger: log,
+		Console: c.String("console"), NFSOptions: c.String("nfs-options"), SecretsDir: c.String("secrets-dir"), Logger: log,
 	}
 	if c.IsSet("deny") {
 		cfg.Deny = c.StringSlice("deny")
