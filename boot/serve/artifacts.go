@@ -31,7 +31,8 @@ import (
 // newest) boot/vmlinuz-*; it is read with go-git, never from the work
 // tree, and symlinks are followed only inside the commit's tree. Both are
 // cached content-addressed under StateDir: kernels by blob id, initramfs
-// images by (the kernel's modules tree, kernel version, builder key), so a
+// images by (the kernel's modules tree, the firmware tree, kernel version,
+// builder key), so a
 // new commit that changes neither reuses the same initramfs.
 type GitArtifacts struct {
 	StateDir string
@@ -245,10 +246,10 @@ func openBlob(p, hash string, when time.Time) (*httpboot.Blob, error) {
 	return &httpboot.Blob{Content: f, Size: st.Size(), Hash: hash, ModTime: when}, nil
 }
 
-// modulesTree returns the tree id of the kernel's modules directory in
-// the commit ("none" when the image has none).
-func modulesTree(t *object.Tree, kver string) string {
-	for _, p := range []string{"usr/lib/modules/" + kver, "lib/modules/" + kver} {
+// treeID returns the tree id of the first of paths that is a directory in
+// t ("none" when none is).
+func treeID(t *object.Tree, paths ...string) string {
+	for _, p := range paths {
 		if e, err := t.FindEntry(p); err == nil && e.Mode == filemode.Dir {
 			return e.Hash.String()
 		}
@@ -266,9 +267,12 @@ func (a *GitArtifacts) InitrdKey(commit string) (string, *kernel, error) {
 		return "", nil, err
 	}
 	a.mu.Lock()
-	mods := modulesTree(k.tree, k.kver)
+	// What the initramfs takes from the image: the kernel's modules and
+	// the firmware they declare.
+	mods := treeID(k.tree, "usr/lib/modules/"+k.kver, "lib/modules/"+k.kver)
+	fw := treeID(k.tree, "usr/lib/firmware", "lib/firmware")
 	a.mu.Unlock()
-	sum := sha256.Sum256([]byte("onesis-initrd-v1\n" + mods + "\n" + k.kver + "\n" + a.Builder.Key() + "\n"))
+	sum := sha256.Sum256([]byte("onesis-initrd-v2\n" + mods + "\n" + fw + "\n" + k.kver + "\n" + a.Builder.Key() + "\n"))
 	return hex.EncodeToString(sum[:]), k, nil
 }
 
