@@ -1,0 +1,374 @@
+// Package httpboot serves the HTTP side of network boot: the per-node iPXE
+// script that decides which commit a node boots, the kernel and initramfs
+// of a commit (content-addressed and immutable), /status and /metrics.
+//
+// The script is the one place where a node's ref is resolved to a commit.
+// The commit is then carried in every later URL and in the kernel command
+// line, so the node stays on it until it reboots, whatever its branch does.
+package httpboot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onesis/git-onesis/boot/inventory"
+)
+
+// Resolution is the outcome of resolving what a node boots.
+type Resolution struct {
+	Commit string // full object name of the commit
+	// From says where the commit came from, for logs and status:
+	// "node ref testing", "serve --ref prod", "HEAD (main)",
+	// "worktree /srv/update".
+	From string
+}
+
+// Resolver decides the commit a node boots now: the node's ref, else serve
+// --ref, else the branch checked out in the repository. A maintenance node
+// resolves to its work tree's HEAD commit (for the kernel and initrd).
+type Resolver interface {
+	Resolve(n *inventory.Node) (Resolution, error)
+}
+
+// Blob is one servable artifact.
+type Blob struct {
+	Content io.ReadSeekCloser
+	Size    int64
+	// Hash identifies the content (a git blob id or a sha256), used as the
+	// strong ETag.
+	Hash    string
+	ModTime time.Time
+}
+
+// Artifacts gives the kernel and initramfs of a commit.
+type Artifacts interface {
+	Kernel(ctx context.Context, commit string) (*Blob, error)
+	Initrd(ctx context.Context, commit string) (*Blob, error)
+}
+
+// ErrNotFound is what Artifacts return for a commit without a kernel.
+var ErrNotFound = errors.New("not found")
+
+// Config configures the handler.
+type Config struct {
+	// BaseURL is how nodes reach this server, e.g. "http://10.77.0.1:8080".
+	BaseURL string
+	// NFSServer is the NFS server address put in nfsroot=.
+	NFSServer netip.Addr
+	// NFSOptions are appended to the export in nfsroot=, e.g.
+	// "port=2049,mountport=2049,vers=3,proto=tcp,nolock".
+	NFSOptions string
+	// Console is the console= argument ("" omits it).
+	Console string
+	// Inventory returns the current node inventory.
+	Inventory func() *inventory.Inventory
+	Resolver  Resolver
+	Artifacts Artifacts
+	// Booted records that node was handed commit (refs/onesis/booted/NODE).
+	// An error fails the script: an unrecorded commit could be gc'd under
+	// the running node.
+	Booted func(node string, r Resolution) error
+	// Servable reports whether commit may be served under /c/: a commit
+	// some node was pinned to, or what the serve refs resolve to now.
+	Servable func(commit string) bool
+	Status   *Status
+	// SecretsDir holds per-node secrets, SecretsDir/<node>/..., served at
+	// /n/<node>/secrets to that node's root only; "" disables the route.
+	SecretsDir string
+	Logger     *slog.Logger
+}
+
+// Handler is the HTTP boot handler.
+type Handler struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+}
+
+// New returns the handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Inventory == nil || cfg.Resolver == nil || cfg.Artifacts == nil || cfg.Servable == nil {
+		return nil, errors.New("httpboot: Inventory, Resolver, Artifacts and Servable are required")
+	}
+	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("httpboot: base URL %q is not http://HOST:PORT", cfg.BaseURL)
+	}
+	if cfg.Status == nil {
+		cfg.Status = NewStatus()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	h.mux.HandleFunc("GET /boot/{file}", h.script)
+	h.mux.HandleFunc("GET /c/{commit}/{what}", h.artifact)
+	h.mux.HandleFunc("GET /status", h.status)
+	h.mux.HandleFunc("GET /metrics", h.metrics)
+	h.mux.HandleFunc("GET /n/{node}/secrets", h.secrets)
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Server", "git-onesis")
+	// Unclean paths and unknown routes get the same generic answer, not
+	// the mux's redirects or method hints.
+	if r.URL.Path != path.Clean(r.URL.Path) {
+		generic(w, http.StatusNotFound)
+		return
+	}
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		generic(w, http.StatusNotFound)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// clientIP returns the request's remote address.
+func clientIP(r *http.Request) netip.Addr { return clientAddrPort(r).Addr().Unmap() }
+
+// clientAddrPort returns the request's remote address and port.
+func clientAddrPort(r *http.Request) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return ap
+}
+
+// generic writes a short body that reveals nothing about the server.
+func generic(w http.ResponseWriter, code int) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	io.WriteString(w, strings.ToLower(http.StatusText(code))+"\n")
+}
+
+func (h *Handler) script(w http.ResponseWriter, r *http.Request) {
+	file := r.PathValue("file")
+	ip := clientIP(r)
+	macText, ok := strings.CutSuffix(file, ".ipxe")
+	mac, err := inventory.ParseMAC(macText)
+	if !ok || err != nil {
+		h.cfg.Status.Record(Event{Service: "http", Outcome: "badrequest", IP: ip, Detail: "bad script name"})
+		generic(w, http.StatusNotFound)
+		return
+	}
+	inv := h.cfg.Inventory()
+	n := inv.ByMAC(mac)
+	if n == nil {
+		h.log.Info("http: boot script for an unknown MAC", "mac", mac.String(), "client", ip.String())
+		h.cfg.Status.Record(Event{Service: "http", Outcome: "unknown", MAC: mac, IP: ip})
+		generic(w, http.StatusNotFound)
+		return
+	}
+	res, err := h.Boot(n, mac, ip, "http")
+	if err != nil {
+		generic(w, http.StatusServiceUnavailable)
+		return
+	}
+	body := Script(h.cfg, n, mac, res.Commit)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	io.WriteString(w, body)
+}
+
+// Cmdline returns the kernel command line of node n booting commit, per
+// the contract with onesis-init:
+//
+//	initrd=initrd ip=dhcp BOOTIF=01-<mac> nfsroot=<srv>:<export>[,opts] ro|rw
+//	onesis.commit=<sha> onesis.node=<name> hostname=<name> console=<c> <args>
+//
+// The export is /c/<commit> (read-only) or /w/<name> for a maintenance
+// node (read-write). withInitrd=false leaves out initrd=initrd, for
+// loaders that add their own (PXELINUX).
+func Cmdline(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string, withInitrd bool) string {
+	export, mode := "/c/"+commit, "ro"
+	if n.Maintenance != "" {
+		export, mode = "/w/"+n.Name, "rw"
+	}
+	nfsroot := cfg.NFSServer.String() + ":" + export
+	if cfg.NFSOptions != "" {
+		nfsroot += "," + cfg.NFSOptions
+	}
+	var args []string
+	if withInitrd {
+		args = append(args, "initrd=initrd")
+	}
+	args = append(args, "ip=dhcp", "BOOTIF=01-"+inventory.MACString(mac),
+		"nfsroot="+nfsroot, mode,
+		"onesis.commit="+commit, "onesis.node="+n.Name, "hostname="+n.Name)
+	if cfg.Console != "" {
+		args = append(args, "console="+cfg.Console)
+	}
+	if n.Args != "" {
+		args = append(args, n.Args)
+	}
+	return strings.Join(args, " ")
+}
+
+// Script renders the iPXE script for node n booting commit (see Cmdline).
+// The script runs no autoboot or ifconf: the interface iPXE fetched the
+// script over is already configured, so there is no second DHCP and no
+// IPv6 autoconfiguration wait.
+func Script(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string) string {
+	base := strings.TrimSuffix(cfg.BaseURL, "/") + "/c/" + commit
+	var b strings.Builder
+	b.WriteString("#!ipxe\n")
+	fmt.Fprintf(&b, "# git-onesis: node %s boots commit %s\n", n.Name, commit)
+	fmt.Fprintf(&b, "echo git-onesis: booting %s on commit %.12s\n", n.Name, commit)
+	fmt.Fprintf(&b, "kernel %s/kernel %s\n", base, Cmdline(cfg, n, mac, commit, true))
+	fmt.Fprintf(&b, "initrd --name initrd %s/initrd\n", base)
+	b.WriteString("boot\n")
+	return b.String()
+}
+
+// PXELinuxConfig renders pxelinux.cfg/01-<mac> for node n booting commit:
+// the kernel and initramfs come over TFTP as c/<commit>/kernel and
+// c/<commit>/initrd (relative to the TFTP root).
+func PXELinuxConfig(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# git-onesis: node %s boots commit %s\n", n.Name, commit)
+	b.WriteString("DEFAULT onesis\nPROMPT 0\nTIMEOUT 0\n")
+	b.WriteString("LABEL onesis\n")
+	fmt.Fprintf(&b, "  KERNEL c/%s/kernel\n", commit)
+	fmt.Fprintf(&b, "  INITRD c/%s/initrd\n", commit)
+	fmt.Fprintf(&b, "  APPEND %s\n", Cmdline(cfg, n, mac, commit, false))
+	return b.String()
+}
+
+// Boot resolves what node n boots and records it (booted ref, status), as
+// a script request does; the PXELINUX path over TFTP calls it too.
+func (h *Handler) Boot(n *inventory.Node, mac net.HardwareAddr, ip netip.Addr, service string) (Resolution, error) {
+	res, err := h.cfg.Resolver.Resolve(n)
+	if err != nil {
+		h.log.Error(service+": cannot resolve what the node boots", "node", n.Name, "err", err)
+		h.cfg.Status.Record(Event{Service: service, Outcome: "error", Node: n.Name, MAC: mac, IP: ip, Detail: err.Error()})
+		return Resolution{}, err
+	}
+	if h.cfg.Booted != nil {
+		if err := h.cfg.Booted(n.Name, res); err != nil {
+			h.log.Error(service+": cannot record the booted commit", "node", n.Name, "commit", res.Commit, "err", err)
+			h.cfg.Status.Record(Event{Service: service, Outcome: "error", Node: n.Name, MAC: mac, IP: ip, Detail: err.Error()})
+			return Resolution{}, err
+		}
+	}
+	h.log.Info(service+": boot script", "node", n.Name, "mac", mac.String(), "client", ip.String(), "commit", res.Commit, "from", res.From)
+	h.cfg.Status.Record(Event{Service: service, Outcome: "script", Node: n.Name, MAC: mac, IP: ip, Stage: "script", Commit: res.Commit, Detail: res.From})
+	return res, nil
+}
+
+// Config returns the handler's configuration.
+func (h *Handler) Config() Config { return h.cfg }
+
+// IsCommitID reports whether s is a full lower-case object name (40 hex
+// digits for SHA-1 repositories, 64 for SHA-256).
+func IsCommitID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Handler) artifact(w http.ResponseWriter, r *http.Request) {
+	commit, what := r.PathValue("commit"), r.PathValue("what")
+	ip := clientIP(r)
+	node := ""
+	if n := h.cfg.Inventory().ByIP(ip); n != nil {
+		node = n.Name
+	}
+	if !IsCommitID(commit) || (what != "kernel" && what != "initrd") || !h.cfg.Servable(commit) {
+		h.cfg.Status.Record(Event{Service: "http", Outcome: "notfound", Node: node, IP: ip, Detail: r.URL.Path})
+		generic(w, http.StatusNotFound)
+		return
+	}
+	get := h.cfg.Artifacts.Kernel
+	if what == "initrd" {
+		get = h.cfg.Artifacts.Initrd
+	}
+	blob, err := get(r.Context(), commit)
+	if err != nil {
+		code := http.StatusServiceUnavailable
+		if errors.Is(err, ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		h.log.Error("http: cannot serve "+what, "commit", commit, "client", ip.String(), "err", err)
+		h.cfg.Status.Record(Event{Service: "http", Outcome: "error", Node: node, IP: ip, Commit: commit, Detail: what + ": " + err.Error()})
+		generic(w, code)
+		return
+	}
+	defer blob.Content.Close()
+	w.Header().Set("ETag", strconv.Quote(blob.Hash))
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Header().Set("Content-Type", "application/octet-stream")
+	outcome := what
+	if match := r.Header.Get("If-None-Match"); match != "" && etagMatch(match, blob.Hash) {
+		outcome = what + "_notmodified"
+	}
+	h.cfg.Status.Record(Event{Service: "http", Outcome: outcome, Node: node, IP: ip, Stage: what, Commit: commit})
+	http.ServeContent(w, r, "", blob.ModTime, blob.Content)
+}
+
+func etagMatch(header, hash string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == strconv.Quote(hash) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusDoc is the /status document.
+type statusDoc struct {
+	Time            time.Time    `json:"time"`
+	InventoryCommit string       `json:"inventory_commit,omitempty"`
+	Nodes           []NodeStatus `json:"nodes"`
+}
+
+func (h *Handler) knownNodes() ([]NodeStatus, *inventory.Inventory) {
+	inv := h.cfg.Inventory()
+	known := make([]NodeStatus, 0, len(inv.Nodes))
+	for _, n := range inv.Nodes {
+		ns := NodeStatus{Name: n.Name, IP: n.IP.String()}
+		for _, m := range n.MACs {
+			ns.MACs = append(ns.MACs, m.String())
+		}
+		known = append(known, ns)
+	}
+	return known, inv
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
+	known, inv := h.knownNodes()
+	doc := statusDoc{Time: time.Now().UTC(), InventoryCommit: inv.Commit, Nodes: h.cfg.Status.Snapshot(known)}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(doc)
+}
+
+func (h *Handler) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	h.cfg.Status.WriteMetrics(w, len(h.cfg.Inventory().Nodes))
+}

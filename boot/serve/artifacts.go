@@ -1,0 +1,310 @@
+package serve
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/google/renameio/v2"
+
+	"github.com/onesis/git-onesis/boot/httpboot"
+)
+
+// GitArtifacts serves a commit's kernel and initramfs. The kernel is the
+// commit's boot/vmlinuz (or /vmlinuz) symlink target, else its only (or
+// newest) boot/vmlinuz-*; it is read with go-git, never from the work
+// tree, and symlinks are followed only inside the commit's tree. Both are
+// cached content-addressed under StateDir: kernels by blob id, initramfs
+// images by (the kernel's modules tree, the firmware tree, kernel version,
+// builder key), so a
+// new commit that changes neither reuses the same initramfs.
+type GitArtifacts struct {
+	StateDir string
+	Builder  InitrdBuilder // nil: initrd requests fail with a clear error
+
+	repo  *gogit.Repository
+	mu    sync.Mutex // go-git object access
+	locks sync.Map   // cache key -> *sync.Mutex
+}
+
+// NewGitArtifacts opens the repository at repoDir with go-git.
+func NewGitArtifacts(repoDir, stateDir string, b InitrdBuilder) (*GitArtifacts, error) {
+	r, err := gogit.PlainOpenWithOptions(repoDir, &gogit.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s to read kernels: %w", repoDir, err)
+	}
+	return &GitArtifacts{StateDir: stateDir, Builder: b, repo: r}, nil
+}
+
+// kernel is a commit's kernel.
+type kernel struct {
+	path, kver string
+	blob       plumbing.Hash
+	size       int64
+	when       time.Time
+	tree       *object.Tree
+}
+
+// FindKernel locates the kernel of commit.
+func (a *GitArtifacts) findKernel(commit string) (*kernel, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", commit, err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", commit, err)
+	}
+	k := &kernel{when: c.Committer.When, tree: tree}
+	for _, link := range []string{"boot/vmlinuz", "vmlinuz"} {
+		p, ok, err := resolveInTree(tree, link)
+		if err != nil {
+			return nil, fmt.Errorf("commit %.12s: %s: %w", commit, link, err)
+		}
+		if ok {
+			k.path = p
+			break
+		}
+	}
+	if k.path == "" {
+		bt, err := tree.Tree("boot")
+		if err != nil {
+			return nil, fmt.Errorf("commit %.12s has no boot/ directory: %w", commit, httpboot.ErrNotFound)
+		}
+		var names []string
+		for _, e := range bt.Entries {
+			if strings.HasPrefix(e.Name, "vmlinuz-") && e.Mode.IsFile() && e.Mode != filemode.Symlink {
+				names = append(names, e.Name)
+			}
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("commit %.12s has no boot/vmlinuz-*: %w", commit, httpboot.ErrNotFound)
+		}
+		slices.SortFunc(names, compareVersions)
+		k.path = "boot/" + names[len(names)-1]
+	}
+	e, err := tree.FindEntry(k.path)
+	if err != nil {
+		return nil, fmt.Errorf("commit %.12s: %s: %w", commit, k.path, err)
+	}
+	if e.Mode != filemode.Regular && e.Mode != filemode.Executable {
+		return nil, fmt.Errorf("commit %.12s: %s is not a regular file: %w", commit, k.path, httpboot.ErrNotFound)
+	}
+	k.blob = e.Hash
+	k.kver = strings.TrimPrefix(path.Base(k.path), "vmlinuz-")
+	if k.kver == "vmlinuz" {
+		k.kver = ""
+	}
+	return k, nil
+}
+
+// resolveInTree follows the symlink at p (up to 8 links) inside tree and
+// returns the final path. ok is false when p does not exist or is not a
+// symlink. A target that leaves the tree is an error.
+func resolveInTree(tree *object.Tree, p string) (string, bool, error) {
+	e, err := tree.FindEntry(p)
+	if err != nil || e.Mode != filemode.Symlink {
+		return "", false, nil
+	}
+	for range 8 {
+		f, err := tree.TreeEntryFile(e)
+		if err != nil {
+			return "", false, err
+		}
+		target, err := f.Contents()
+		if err != nil {
+			return "", false, err
+		}
+		if strings.HasPrefix(target, "/") {
+			p = path.Clean(target[1:])
+		} else {
+			p = path.Clean(path.Join(path.Dir(p), target))
+		}
+		if p == ".." || strings.HasPrefix(p, "../") || p == "." {
+			return "", false, fmt.Errorf("symlink target %q leaves the image", target)
+		}
+		e, err = tree.FindEntry(p)
+		if err != nil {
+			return "", false, fmt.Errorf("symlink target %q does not exist in the commit", target)
+		}
+		if e.Mode != filemode.Symlink {
+			return p, true, nil
+		}
+	}
+	return "", false, errors.New("too many levels of symbolic links")
+}
+
+// compareVersions orders vmlinuz-* names by their numeric parts, so
+// 6.1.0-10 sorts after 6.1.0-9.
+func compareVersions(a, b string) int {
+	split := func(s string) []string {
+		return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '-' || r == '_' || r == '+' || r == '~' })
+	}
+	pa, pb := split(a), split(b)
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		na, ea := strconv.Atoi(pa[i])
+		nb, eb := strconv.Atoi(pb[i])
+		if ea == nil && eb == nil {
+			if c := cmp.Compare(na, nb); c != 0 {
+				return c
+			}
+			continue
+		}
+		if c := strings.Compare(pa[i], pb[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Or(cmp.Compare(len(pa), len(pb)), strings.Compare(a, b))
+}
+
+func (a *GitArtifacts) lock(key string) func() {
+	m, _ := a.locks.LoadOrStore(key, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Kernel implements httpboot.Artifacts.
+func (a *GitArtifacts) Kernel(ctx context.Context, commit string) (*httpboot.Blob, error) {
+	k, err := a.findKernel(commit)
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(a.StateDir, "blobs", k.blob.String())
+	unlock := a.lock(p)
+	defer unlock()
+	if _, err := os.Stat(p); err != nil {
+		if err := a.writeBlob(p, k.blob); err != nil {
+			return nil, err
+		}
+	}
+	return openBlob(p, k.blob.String(), k.when)
+}
+
+func (a *GitArtifacts) writeBlob(p string, h plumbing.Hash) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b, err := a.repo.BlobObject(h)
+	if err != nil {
+		return fmt.Errorf("reading kernel blob %s: %w", h, err)
+	}
+	r, err := b.Reader()
+	if err != nil {
+		return fmt.Errorf("reading kernel blob %s: %w", h, err)
+	}
+	defer r.Close()
+	return writeAtomic(p, func(w io.Writer) error { _, err := io.Copy(w, r); return err })
+}
+
+// writeAtomic creates p through a temporary file renamed into place.
+func writeAtomic(p string, fill func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("creating the cache directory: %w", err)
+	}
+	t, err := renameio.TempFile("", p)
+	if err != nil {
+		return fmt.Errorf("caching %s: %w", p, err)
+	}
+	defer t.Cleanup()
+	if err := fill(t); err != nil {
+		return fmt.Errorf("caching %s: %w", p, err)
+	}
+	if err := t.Chmod(0o644); err != nil {
+		return err
+	}
+	return t.CloseAtomicallyReplace()
+}
+
+func openBlob(p, hash string, when time.Time) (*httpboot.Blob, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &httpboot.Blob{Content: f, Size: st.Size(), Hash: hash, ModTime: when}, nil
+}
+
+// treeID returns the tree id of the first of paths that is a directory in
+// t ("none" when none is).
+func treeID(t *object.Tree, paths ...string) string {
+	for _, p := range paths {
+		if e, err := t.FindEntry(p); err == nil && e.Mode == filemode.Dir {
+			return e.Hash.String()
+		}
+	}
+	return "none"
+}
+
+// InitrdKey returns the cache key of commit's initramfs.
+func (a *GitArtifacts) InitrdKey(commit string) (string, *kernel, error) {
+	if a.Builder == nil {
+		return "", nil, errors.New("this git-onesis was built without initramfs support")
+	}
+	k, err := a.findKernel(commit)
+	if err != nil {
+		return "", nil, err
+	}
+	a.mu.Lock()
+	// What the initramfs takes from the image: the kernel's modules and
+	// the firmware they declare.
+	mods := treeID(k.tree, "usr/lib/modules/"+k.kver, "lib/modules/"+k.kver)
+	fw := treeID(k.tree, "usr/lib/firmware", "lib/firmware")
+	a.mu.Unlock()
+	sum := sha256.Sum256([]byte("onesis-initrd-v2\n" + mods + "\n" + fw + "\n" + k.kver + "\n" + a.Builder.Key() + "\n"))
+	return hex.EncodeToString(sum[:]), k, nil
+}
+
+// Initrd implements httpboot.Artifacts: built once per cache key.
+func (a *GitArtifacts) Initrd(ctx context.Context, commit string) (*httpboot.Blob, error) {
+	key, k, err := a.InitrdKey(commit)
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(a.StateDir, "initrd", key)
+	unlock := a.lock(p)
+	defer unlock()
+	hashFile := p + ".sha256"
+	if hb, err := os.ReadFile(hashFile); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return openBlob(p, strings.TrimSpace(string(hb)), k.when)
+		}
+	}
+	// The build outlives the request that started it: other nodes may be
+	// waiting for the same image.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+	defer cancel()
+	h := sha256.New()
+	err = writeAtomic(p, func(w io.Writer) error {
+		return a.Builder.Build(bctx, commit, k.kver, io.MultiWriter(w, h))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the initramfs of %.12s: %w", commit, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := renameio.WriteFile(hashFile, []byte(sum+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return openBlob(p, sum, k.when)
+}

@@ -1,0 +1,130 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/internal/git"
+)
+
+// BootedPrefix is where each node's last booted commit is recorded.
+const BootedPrefix = "refs/onesis/booted/"
+
+// GitResolver resolves what a node boots with the real git, at every call,
+// so a moved branch or a new checkout is followed without a restart:
+// the node's ref, else Ref (serve --ref), else the branch checked out in
+// Repo. A maintenance node boots its work tree; its commit (for kernel and
+// initramfs) is that work tree's HEAD.
+type GitResolver struct {
+	Repo *git.Repo
+	Ref  string
+}
+
+// Resolve implements httpboot.Resolver.
+func (g *GitResolver) Resolve(n *inventory.Node) (httpboot.Resolution, error) {
+	switch {
+	case n.Maintenance != "":
+		wt, err := git.Discover(n.Maintenance)
+		if err != nil {
+			return httpboot.Resolution{}, fmt.Errorf("node %s: maintenance work tree %s: %w", n.Name, n.Maintenance, err)
+		}
+		if wt.CommonDir != g.Repo.CommonDir || wt.Top == "" {
+			return httpboot.Resolution{}, fmt.Errorf("node %s: %s is not a work tree of the served repository %s", n.Name, n.Maintenance, g.Repo.CommonDir)
+		}
+		c, ok, err := wt.HeadCommit()
+		if err != nil || !ok {
+			return httpboot.Resolution{}, fmt.Errorf("node %s: maintenance work tree %s has no commit: %v", n.Name, n.Maintenance, err)
+		}
+		return httpboot.Resolution{Commit: c, From: "worktree " + wt.Top}, nil
+	case n.Ref != "":
+		c, err := g.Repo.ResolveRev(n.Ref)
+		if err != nil {
+			return httpboot.Resolution{}, fmt.Errorf("node %s: ref %s: %w", n.Name, n.Ref, err)
+		}
+		return httpboot.Resolution{Commit: c, From: "node ref " + n.Ref}, nil
+	}
+	return g.Default()
+}
+
+// Default resolves what a node without its own ref boots: Ref, else HEAD.
+func (g *GitResolver) Default() (httpboot.Resolution, error) {
+	if g.Ref != "" {
+		c, err := g.Repo.ResolveRev(g.Ref)
+		if err != nil {
+			return httpboot.Resolution{}, fmt.Errorf("serve --ref %s: %w", g.Ref, err)
+		}
+		return httpboot.Resolution{Commit: c, From: "serve --ref " + g.Ref}, nil
+	}
+	c, ok, err := g.Repo.HeadCommit()
+	if err != nil {
+		return httpboot.Resolution{}, err
+	}
+	if !ok {
+		return httpboot.Resolution{}, errors.New("the checked-out branch has no commit yet; commit the image first")
+	}
+	from := "HEAD (detached)"
+	if out, err := g.Repo.Run("symbolic-ref", "-q", "--short", "HEAD"); err == nil {
+		from = "branch " + strings.TrimSpace(string(out))
+	}
+	return httpboot.Resolution{Commit: c, From: from}, nil
+}
+
+// pins tracks the commit each node was handed, mirrored in
+// refs/onesis/booted/<node>, so that a restarted serve still authorises
+// the NFS mounts of running nodes and serves their kernels.
+type pins struct {
+	repo   *git.Repo
+	mu     sync.Mutex
+	byNode map[string]string
+	all    map[string]bool // every commit handed out since start, plus booted refs
+}
+
+func loadPins(r *git.Repo) (*pins, error) {
+	p := &pins{repo: r, byNode: map[string]string{}, all: map[string]bool{}}
+	out, err := r.Run("for-each-ref", "--format=%(objectname) %(refname)", BootedPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("reading the booted refs: %w", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		oid, ref, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		node := strings.TrimPrefix(ref, BootedPrefix)
+		p.byNode[node] = oid
+		p.all[oid] = true
+	}
+	return p, nil
+}
+
+// record writes refs/onesis/booted/<node> and remembers the pin.
+func (p *pins) record(node string, res httpboot.Resolution) error {
+	if err := inventory.CheckName(node); err != nil {
+		return err
+	}
+	if _, err := p.repo.Run("update-ref", "-m", "onesis: "+node+" booted "+res.From, BootedPrefix+node, res.Commit); err != nil {
+		return fmt.Errorf("recording %s%s: %w", BootedPrefix, node, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.byNode[node] = res.Commit
+	p.all[res.Commit] = true
+	return nil
+}
+
+// node returns the commit node was last handed ("" if none).
+func (p *pins) node(name string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byNode[name]
+}
+
+func (p *pins) has(commit string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.all[commit]
+}

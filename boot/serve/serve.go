@@ -1,0 +1,514 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/internal/git"
+)
+
+// DefaultStateDir is serve's state directory for repository r.
+func DefaultStateDir(r *git.Repo) string { return filepath.Join(r.CommonDir, "onesis", "serve") }
+
+// Server is a configured serve instance. Create it with New, then Run.
+type Server struct {
+	cfg    Config
+	f      Factories
+	log    *slog.Logger
+	repo   *git.Repo
+	inv    *inventory.Watcher
+	status *httpboot.Status
+	res    *GitResolver
+	pins   *pins
+	art    *GitArtifacts
+	http   *httpboot.Handler
+	nfs    NFSServer
+
+	ifacePrefix netip.Prefix // the server address's network on Iface
+
+	mu       sync.Mutex
+	httpAddr net.Addr
+	ready    chan struct{}
+}
+
+// New validates cfg and prepares every enabled service without opening
+// sockets.
+func New(cfg Config, f Factories) (*Server, error) {
+	if err := cfg.Validate(f); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	r, err := git.Discover(cfg.RepoDir)
+	if err != nil {
+		return nil, cfgErr("repository", "%s: %v", cfg.RepoDir, err)
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir(r)
+	}
+	s := &Server{cfg: cfg, f: f, log: log, repo: r, status: httpboot.NewStatus(), ready: make(chan struct{})}
+	s.ifacePrefix = netip.PrefixFrom(cfg.ServerIP, 24).Masked()
+	if cfg.Iface != "" {
+		if p, ok := ifacePrefix(cfg.Iface, cfg.ServerIP); ok {
+			s.ifacePrefix = p
+		}
+	}
+	if s.inv, err = inventory.NewWatcher(r, log); err != nil {
+		return nil, fmt.Errorf("loading the node inventory: %w", err)
+	}
+	s.res = &GitResolver{Repo: r, Ref: cfg.Ref}
+	if cfg.Ref != "" {
+		if _, err := s.res.Default(); err != nil {
+			return nil, cfgErr("--ref", "%v", err)
+		}
+	}
+	if s.pins, err = loadPins(r); err != nil {
+		return nil, err
+	}
+	var builder InitrdBuilder
+	if f.Initrd != nil && (!cfg.NoHTTP || cfg.PXELinux) {
+		builder, err = f.Initrd(InitrdParams{RepoDir: cfg.RepoDir, InitPath: cfg.InitPath, Modules: cfg.Modules})
+		if err != nil {
+			return nil, cfgErr("--init", "%v", err)
+		}
+	}
+	if s.art, err = NewGitArtifacts(cfg.RepoDir, cfg.StateDir, builder); err != nil {
+		return nil, err
+	}
+	// The handler also renders PXELINUX configs for TFTP, so it exists
+	// even with --no-http (then it just does not listen).
+	{
+		s.http, err = httpboot.New(httpboot.Config{
+			BaseURL:    fmt.Sprintf("http://%s:%d", cfg.ServerIP, cfg.HTTPPort),
+			NFSServer:  cfg.ServerIP,
+			NFSOptions: cfg.NFSOptions,
+			Console:    cfg.Console,
+			Inventory:  s.inv.Current,
+			Resolver:   s.res,
+			Artifacts:  s.art,
+			Booted:     s.booted,
+			Servable:   s.servable,
+			Status:     s.status,
+			SecretsDir: cfg.SecretsDir,
+			Logger:     log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.NoNFS {
+		s.nfs, err = f.NFS(NFSParams{RepoDir: cfg.RepoDir, StateDir: filepath.Join(cfg.StateDir, "nfs"),
+			Authorize: s.authorize, Deny: cfg.Deny, Event: s.event, Logger: log})
+		if err != nil {
+			return nil, cfgErr("--no-nfs", "starting the NFS server: %v", err)
+		}
+	}
+	return s, nil
+}
+
+func ifacePrefix(name string, ip netip.Addr) (netip.Prefix, bool) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if pn, ok := a.(*net.IPNet); ok {
+			if a, ok := netip.AddrFromSlice(pn.IP); ok && a.Unmap() == ip {
+				ones, _ := pn.Mask.Size()
+				return netip.PrefixFrom(ip, ones).Masked(), true
+			}
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// Status returns the live status (also served at /status).
+func (s *Server) Status() *httpboot.Status { return s.status }
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.http }
+
+// maxTFTPArtifact bounds what tftpGenerate holds in memory for one transfer.
+const maxTFTPArtifact = 512 << 20
+
+// tftpGenerate serves the PXELINUX path (--pxelinux) over TFTP:
+// pxelinux.cfg/01-<mac> is rendered for a known node, from its own
+// address only, and resolves and records its commit like an iPXE script;
+// c/<commit>/kernel and c/<commit>/initrd are the same content-addressed
+// artifacts as over HTTP, for pinned commits only.
+func (s *Server) tftpGenerate(name string, client net.IP) ([]byte, bool) {
+	cip, _ := netip.AddrFromSlice(client)
+	cip = cip.Unmap()
+	if m, ok := strings.CutPrefix(name, "pxelinux.cfg/01-"); ok {
+		mac, err := inventory.ParseMAC(m)
+		if err != nil {
+			return nil, false
+		}
+		n := s.inv.Current().ByMAC(mac)
+		if n == nil || n.IP != cip {
+			s.event(httpboot.Event{Service: "tftp", Outcome: "unknown", MAC: mac, IP: cip, Detail: name})
+			return nil, false
+		}
+		res, err := s.http.Boot(n, mac, cip, "tftp")
+		if err != nil {
+			return nil, false
+		}
+		return []byte(httpboot.PXELinuxConfig(s.http.Config(), n, mac, res.Commit)), true
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 || parts[0] != "c" || !httpboot.IsCommitID(parts[1]) || !s.servable(parts[1]) {
+		return nil, false
+	}
+	get := s.art.Kernel
+	switch parts[2] {
+	case "kernel":
+	case "initrd":
+		get = s.art.Initrd
+	default:
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	blob, err := get(ctx, parts[1])
+	if err != nil {
+		s.log.Error("tftp: cannot serve "+parts[2], "commit", parts[1], "client", cip.String(), "err", err)
+		return nil, false
+	}
+	defer blob.Content.Close()
+	if blob.Size > maxTFTPArtifact {
+		s.log.Error("tftp: artifact too large to serve over TFTP", "commit", parts[1], "size", blob.Size)
+		return nil, false
+	}
+	b, err := io.ReadAll(io.LimitReader(blob.Content, maxTFTPArtifact))
+	if err != nil {
+		return nil, false
+	}
+	n := s.inv.Current().ByIP(cip)
+	node := ""
+	if n != nil {
+		node = n.Name
+	}
+	s.status.Record(httpboot.Event{Service: "tftp", Outcome: parts[2], Node: node, IP: cip, Stage: parts[2], Commit: parts[1]})
+	return b, true
+}
+
+// HTTPAddr waits until Run is listening and returns the HTTP address.
+func (s *Server) HTTPAddr(ctx context.Context) (net.Addr, error) {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.httpAddr, nil
+}
+
+// event logs ev and feeds status and metrics.
+func (s *Server) event(ev httpboot.Event) {
+	if ev.Node == "" && ev.MAC != nil {
+		if n := s.inv.Current().ByMAC(ev.MAC); n != nil {
+			ev.Node = n.Name
+		}
+	}
+	if ev.Node == "" && ev.IP.IsValid() {
+		if n := s.inv.Current().ByIP(ev.IP); n != nil {
+			ev.Node = n.Name
+		}
+	}
+	s.status.Record(ev)
+	attrs := []any{"outcome", ev.Outcome}
+	if ev.Node != "" {
+		attrs = append(attrs, "node", ev.Node)
+	}
+	if ev.MAC != nil {
+		attrs = append(attrs, "mac", ev.MAC.String())
+	}
+	if ev.IP.IsValid() {
+		attrs = append(attrs, "client", ev.IP.String())
+	}
+	if ev.Commit != "" {
+		attrs = append(attrs, "commit", ev.Commit)
+	}
+	if ev.Detail != "" {
+		attrs = append(attrs, "detail", ev.Detail)
+	}
+	s.log.Info(ev.Service, attrs...)
+}
+
+// booted records a script's commit, then starts materialising it for NFS.
+func (s *Server) booted(node string, res httpboot.Resolution) error {
+	if err := s.pins.record(node, res); err != nil {
+		return err
+	}
+	if s.nfs != nil {
+		n := s.inv.Current().ByName(node)
+		if n == nil || n.Maintenance == "" {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+				defer cancel()
+				if err := s.nfs.Prepare(ctx, res.Commit); err != nil {
+					s.log.Error("nfs: preparing the export failed", "node", node, "commit", res.Commit, "err", err)
+				}
+			}()
+		}
+	}
+	return nil
+}
+
+// servable reports whether /c/<commit>/ may be served: a pinned commit, or
+// what a node or the serve default resolves to right now.
+func (s *Server) servable(commit string) bool {
+	if s.pins.has(commit) {
+		return true
+	}
+	if r, err := s.res.Default(); err == nil && r.Commit == commit {
+		return true
+	}
+	seen := map[string]bool{}
+	for _, n := range s.inv.Current().Nodes {
+		key := n.Ref + "\x00" + n.Maintenance
+		if (n.Ref == "" && n.Maintenance == "") || seen[key] {
+			continue
+		}
+		seen[key] = true
+		if r, err := s.res.Resolve(n); err == nil && r.Commit == commit {
+			return true
+		}
+	}
+	return false
+}
+
+// authorize is the NFS MOUNT policy: a known node's address may mount its
+// pinned commit, read-only, or, for a maintenance node, its own work tree
+// read-write. Everything else is refused.
+func (s *Server) authorize(client net.IP, export string) (NFSExport, bool) {
+	ip, ok := netip.AddrFromSlice(client)
+	if !ok {
+		return NFSExport{}, false
+	}
+	n := s.inv.Current().ByIP(ip.Unmap())
+	if n == nil {
+		s.event(httpboot.Event{Service: "nfs", Outcome: "denied", IP: ip.Unmap(), Detail: "mount " + export + " from an unknown address"})
+		return NFSExport{}, false
+	}
+	if n.Maintenance != "" && export == "/w/"+n.Name {
+		s.event(httpboot.Event{Service: "nfs", Outcome: "mount", Node: n.Name, IP: ip.Unmap(), Stage: "mount", Detail: export + " rw"})
+		return NFSExport{Dir: n.Maintenance, ReadWrite: true}, true
+	}
+	if c, ok := strings.CutPrefix(export, "/c/"); ok && httpboot.IsCommitID(c) && c == s.pins.node(n.Name) {
+		s.event(httpboot.Event{Service: "nfs", Outcome: "mount", Node: n.Name, IP: ip.Unmap(), Stage: "mount", Commit: c})
+		return NFSExport{Commit: c}, true
+	}
+	s.event(httpboot.Event{Service: "nfs", Outcome: "denied", Node: n.Name, IP: ip.Unmap(),
+		Detail: "mount " + export + " is not the node's pinned export"})
+	return NFSExport{}, false
+}
+
+// lookup is the DHCP policy: known MACs only, with the node's static
+// address and its network's mask, router and DNS.
+func (s *Server) lookup(mac net.HardwareAddr) (Lease, bool) {
+	inv := s.inv.Current()
+	n := inv.ByMAC(mac)
+	if n == nil {
+		return Lease{}, false
+	}
+	ip := n.IP.As4()
+	l := Lease{IP: net.IP(ip[:]), Hostname: n.Name, LeaseTime: time.Hour}
+	bits := s.ifacePrefix.Bits()
+	if nw := inv.NetworkFor(n.IP); nw != nil {
+		bits = nw.Prefix.Bits()
+		if nw.Router.IsValid() {
+			r := nw.Router.As4()
+			l.Router = net.IP(r[:])
+		}
+		for _, d := range nw.DNS {
+			a := d.As4()
+			l.DNS = append(l.DNS, net.IP(a[:]))
+		}
+		l.Domain = nw.Domain
+	}
+	l.Mask = net.CIDRMask(bits, 32)
+	return l, true
+}
+
+// discover records an unknown MAC.
+func (s *Server) discover(mac net.HardwareAddr, info string) {
+	if err := inventory.RecordDiscovered(filepath.Join(s.cfg.StateDir, "discovered"), mac, info, time.Now()); err != nil {
+		s.log.Warn("dhcp: cannot record a discovered MAC", "mac", mac.String(), "err", err)
+	}
+}
+
+// listenErr names the service and address of a failed listen.
+func listenErr(service, flag string, addr string, err error) error {
+	return cfgErr(flag, "%s cannot listen on %s: %v", service, addr, errors.Unwrap(err))
+}
+
+// Run starts every enabled service and blocks until ctx is done or a
+// service fails; then it closes them all and returns. A failure names the
+// service and its port.
+func (s *Server) Run(ctx context.Context) error {
+	cfg := s.cfg
+	ip := cfg.ServerIP.String()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+	errc := make(chan error, 8)
+	var wg sync.WaitGroup
+	start := func(name string, run func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	// Open every socket first, so a busy port fails before anything runs.
+	var httpL, nfsL, pmTCP net.Listener
+	var pmUDP net.PacketConn
+	var err error
+	if !cfg.NoHTTP {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.HTTPPort))
+		if httpL, err = net.Listen("tcp4", a); err != nil {
+			return listenErr("HTTP", "--http-port", a, err)
+		}
+		closers = append(closers, httpL.Close)
+	}
+	if !cfg.NoNFS {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.NFSPort))
+		if nfsL, err = net.Listen("tcp4", a); err != nil {
+			return listenErr("NFS", "--nfs-port", a, err)
+		}
+		closers = append(closers, nfsL.Close, s.nfs.Close)
+	}
+	if !cfg.NoPortmap {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.PortmapPort))
+		if pmUDP, err = net.ListenPacket("udp4", a); err != nil {
+			return listenErr("portmap (udp)", "--portmap-port", a, err)
+		}
+		closers = append(closers, pmUDP.Close)
+		if pmTCP, err = net.Listen("tcp4", a); err != nil {
+			return listenErr("portmap (tcp)", "--portmap-port", a, err)
+		}
+		closers = append(closers, pmTCP.Close)
+	}
+	if !cfg.NoDHCP {
+		var disc func(net.HardwareAddr, string)
+		if cfg.Discover {
+			disc = s.discover
+		}
+		url := ""
+		if !cfg.NoHTTP {
+			url = fmt.Sprintf("http://%s:%d/boot/${mac:hexhyp}.ipxe", ip, cfg.HTTPPort)
+		}
+		d, err := s.f.DHCP(DHCPParams{Iface: cfg.Iface, ServerIP: net.ParseIP(ip), Lookup: s.lookup,
+			HTTPBootURL: url, PXELinux: cfg.PXELinux, Discover: disc, Event: s.event, Logger: s.log})
+		if err != nil {
+			return cfgErr("--iface", "DHCP cannot start on %s port 67: %v", cfg.Iface, err)
+		}
+		closers = append(closers, d.Close)
+		start("dhcp", d.Serve)
+	}
+	if !cfg.NoTFTP {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.TFTPPort))
+		var gen func(string, net.IP) ([]byte, bool)
+		if cfg.PXELinux {
+			gen = s.tftpGenerate
+		}
+		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux,
+			Generate: gen, Event: s.event, Logger: s.log})
+		if err != nil {
+			return cfgErr("--tftp-port", "TFTP cannot start on %s: %v", a, err)
+		}
+		closers = append(closers, t.Close)
+		start("tftp", t.Serve)
+	}
+	if cfg.AnnounceRA {
+		ra, err := newRAResponder(cfg.Iface, s.log)
+		if err != nil {
+			return cfgErr("--no-ra", "IPv6 router advertisements on %s: %v", cfg.Iface, err)
+		}
+		closers = append(closers, ra.Close)
+		start("ra", ra.Serve)
+	}
+	if nfsL != nil {
+		start("nfs", func() error { return s.nfs.Serve(nfsL) })
+	}
+	if pmUDP != nil {
+		start("portmap", func() error {
+			return s.f.Portmap(ctx, pmUDP, pmTCP, cfg.NFSPort, cfg.NFSPort, s.log)
+		})
+	}
+	var hs *http.Server
+	if httpL != nil {
+		hs = &http.Server{Handler: s.http, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		start("http", func() error {
+			if err := hs.Serve(httpL); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		s.mu.Lock()
+		s.httpAddr = httpL.Addr()
+		s.mu.Unlock()
+	}
+	start("inventory", func() error { s.inv.Run(ctx, cfg.Poll); return nil })
+	close(s.ready)
+	s.log.Info("serve: ready", "addr", ip, "iface", cfg.Iface, "http", !cfg.NoHTTP, "dhcp", !cfg.NoDHCP,
+		"tftp", !cfg.NoTFTP, "nfs", !cfg.NoNFS, "portmap", !cfg.NoPortmap, "nodes", len(s.inv.Current().Nodes),
+		"default", s.describeDefault())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("serve: shutting down")
+	case runErr = <-errc:
+		s.log.Error("serve: a service failed; shutting down", "err", runErr)
+	}
+	cancel()
+	if hs != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		hs.Shutdown(sctx)
+		scancel()
+	}
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
+	closers = nil
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.log.Warn("serve: some services did not stop within 10 s")
+	}
+	return runErr
+}
+
+func (s *Server) describeDefault() string {
+	r, err := s.res.Default()
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return fmt.Sprintf("%s %.12s", r.From, r.Commit)
+}

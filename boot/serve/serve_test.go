@@ -1,0 +1,583 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/internal/git"
+)
+
+func TestMain(m *testing.M) {
+	home, err := os.MkdirTemp("", "serve-test-home")
+	if err != nil {
+		panic(err)
+	}
+	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+		"GIT_OBJECT_DIRECTORY", "GIT_CONFIG_PARAMETERS", "XDG_CONFIG_HOME"} {
+		os.Unsetenv(k)
+	}
+	for k, v := range map[string]string{
+		"HOME": home, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": home,
+		"GIT_AUTHOR_NAME": "Ada Admin", "GIT_AUTHOR_EMAIL": "ada@example.invalid",
+		"GIT_COMMITTER_NAME": "Ada Admin", "GIT_COMMITTER_EMAIL": "ada@example.invalid", "LC_ALL": "C",
+	} {
+		os.Setenv(k, v)
+	}
+	code := m.Run()
+	os.RemoveAll(home)
+	os.Exit(code)
+}
+
+func sh(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func write(t *testing.T, root, rel, body string) {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// imageRepo makes an image repository with two kernels (the newer must be
+// chosen), a modules tree, and a branch "testing".
+func imageRepo(t *testing.T) (dir string, r *git.Repo) {
+	t.Helper()
+	dir = t.TempDir()
+	dir, _ = filepath.EvalSymlinks(dir)
+	sh(t, dir, "git", "init", "-q", "-b", "main")
+	write(t, dir, "boot/vmlinuz-6.1.0-9-amd64", "old kernel")
+	write(t, dir, "boot/vmlinuz-6.1.0-10-amd64", "KERNEL 6.1.0-10")
+	write(t, dir, "usr/lib/modules/6.1.0-10-amd64/kernel/virtio_net.ko", "module")
+	write(t, dir, "etc/hostname", "v1")
+	sh(t, dir, "git", "add", "-A")
+	sh(t, dir, "git", "commit", "-q", "-m", "v1")
+	sh(t, dir, "git", "branch", "testing")
+	r, err := git.Discover(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, r
+}
+
+func addNodes(t *testing.T, r *git.Repo, text string) {
+	t.Helper()
+	add, err := inventory.Parse("add", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inventory.Update(r, "test nodes", func(inv *inventory.Inventory) error {
+		for _, nw := range add.Networks {
+			if err := inv.PutNetwork(nw); err != nil {
+				return err
+			}
+		}
+		for _, n := range add.Nodes {
+			if err := inv.Put(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestResolverPrecedence(t *testing.T) {
+	dir, r := imageRepo(t)
+	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
+	write(t, dir, "etc/hostname", "v2")
+	sh(t, dir, "git", "commit", "-q", "-am", "v2")
+	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
+	plain := &inventory.Node{Name: "a"}
+	pinned := &inventory.Node{Name: "b", Ref: "testing"}
+
+	g := &GitResolver{Repo: r}
+	check := func(n *inventory.Node, want, from string) {
+		t.Helper()
+		res, err := g.Resolve(n)
+		if err != nil || res.Commit != want || res.From != from {
+			t.Errorf("Resolve(%s) = %+v, %v; want %.7s from %q", n.Name, res, err, want, from)
+		}
+	}
+	check(plain, c2, "branch main")
+	check(pinned, c1, "node ref testing")
+	g.Ref = "testing"
+	check(plain, c1, "serve --ref testing")
+	g.Ref = ""
+	// A new checkout is followed at the next resolution, without restart.
+	sh(t, dir, "git", "checkout", "-q", "testing")
+	check(plain, c1, "branch testing")
+	// So is a moved branch.
+	write(t, dir, "etc/hostname", "v3")
+	sh(t, dir, "git", "commit", "-q", "-am", "v3")
+	c3 := sh(t, dir, "git", "rev-parse", "HEAD")
+	check(plain, c3, "branch testing")
+	check(pinned, c3, "node ref testing")
+	// A maintenance node boots its linked worktree's HEAD.
+	wt := filepath.Join(t.TempDir(), "update")
+	sh(t, dir, "git", "worktree", "add", "-q", "-b", "update", wt, c2)
+	wt, _ = filepath.EvalSymlinks(wt)
+	check(&inventory.Node{Name: "m", Maintenance: wt, Ref: "testing"}, c2, "worktree "+wt)
+	// A directory of another repository is refused.
+	other := t.TempDir()
+	sh(t, other, "git", "init", "-q")
+	if _, err := g.Resolve(&inventory.Node{Name: "m", Maintenance: other}); err == nil || !strings.Contains(err.Error(), "not a work tree of the served repository") {
+		t.Errorf("foreign work tree: %v", err)
+	}
+	if _, err := g.Resolve(&inventory.Node{Name: "x", Ref: "nosuch"}); err == nil || !strings.Contains(err.Error(), "node x: ref nosuch") {
+		t.Errorf("bad ref: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir, _ := imageRepo(t)
+	all := Factories{
+		DHCP:    func(DHCPParams) (Service, error) { return nil, nil },
+		TFTP:    func(TFTPParams) (Service, error) { return nil, nil },
+		NFS:     func(NFSParams) (NFSServer, error) { return nil, nil },
+		Portmap: func(context.Context, net.PacketConn, net.Listener, int, int, *slog.Logger) error { return nil },
+	}
+	ipxe := t.TempDir()
+	for _, f := range []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"} {
+		write(t, ipxe, f, "x")
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		f    Factories
+		want string
+	}{
+		{"no iface", Config{RepoDir: dir}, all, "--iface: the provisioning interface is required"},
+		{"bad iface", Config{RepoDir: dir, Iface: "nosuch0"}, all, `--iface: no network interface "nosuch0"`},
+		{"addr not on iface", Config{RepoDir: dir, Iface: "lo", ServerIP: netip.MustParseAddr("10.9.9.9"), IPXEDir: ipxe}, all, "--addr: 10.9.9.9 is not an address of interface lo"},
+		{"port clash", Config{RepoDir: dir, Iface: "lo", HTTPPort: 2049, IPXEDir: ipxe}, all, "--nfs-port: port 2049 is already used by --http-port"},
+		{"port range", Config{RepoDir: dir, Iface: "lo", HTTPPort: 70000, IPXEDir: ipxe}, all, "--http-port: port 70000 is out of range"},
+		{"no ipxe", Config{RepoDir: dir, Iface: "lo", IPXEDir: t.TempDir()}, all, "--ipxe-dir: "},
+		{"unwired", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe}, Factories{}, "--no-dhcp: this git-onesis was built without the DHCP server"},
+		{"no repo", Config{RepoDir: "/nonexistent", Iface: "lo"}, all, "repository: /nonexistent is not a directory"},
+		{"ok", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe}, all, ""},
+		{"http only", Config{RepoDir: dir, ServerIP: netip.MustParseAddr("127.0.0.1"), NoDHCP: true, NoTFTP: true, NoNFS: true, NoPortmap: true}, Factories{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cfg
+			err := c.Validate(tc.f)
+			if tc.want == "" {
+				if err != nil || c.ServerIP != netip.MustParseAddr("127.0.0.1") || c.HTTPPort != 8080 {
+					t.Errorf("Validate: %v, %+v", err, c)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// fakeDHCP stands in for package dhcp (NET's; wired in wire_dhcp.go): it
+// captures the parameters so the test can call Lookup as the server would.
+type fakeDHCP struct {
+	p      DHCPParams
+	closed chan struct{}
+}
+
+func (f *fakeDHCP) Serve() error { <-f.closed; return nil }
+func (f *fakeDHCP) Close() error {
+	select {
+	case <-f.closed:
+	default:
+		close(f.closed)
+	}
+	return nil
+}
+
+// fakeNFS stands in for package nfsroot (NFS's; wired in wire_nfs.go): it
+// records Prepare calls and exposes Authorize.
+type fakeNFS struct {
+	p        NFSParams
+	mu       sync.Mutex
+	prepared []string
+}
+
+func (f *fakeNFS) Prepare(_ context.Context, c string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.prepared = append(f.prepared, c)
+	return nil
+}
+func (f *fakeNFS) Serve(l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return nil
+		}
+		c.Close()
+	}
+}
+func (f *fakeNFS) Close() error { return nil }
+
+// fakeBuilder stands in for initramfs.Build (INIT's; wired in
+// wire_initramfs.go): it writes a deterministic image naming its inputs
+// and counts builds, so the cache can be checked.
+type fakeBuilder struct {
+	mu     sync.Mutex
+	builds int
+}
+
+func (b *fakeBuilder) Key() string { return "modules=virtio_net init=fake" }
+func (b *fakeBuilder) Build(_ context.Context, commit, kver string, w io.Writer) error {
+	b.mu.Lock()
+	b.builds++
+	b.mu.Unlock()
+	_, err := fmt.Fprintf(w, "INITRD for %s", kver)
+	return err
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+type testServe struct {
+	srv    *Server
+	base   string
+	dhcp   *fakeDHCP
+	nfs    *fakeNFS
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+func startServe(t *testing.T, dir string, b *fakeBuilder, logs io.Writer) *testServe {
+	t.Helper()
+	ts := &testServe{dhcp: &fakeDHCP{closed: make(chan struct{})}, nfs: &fakeNFS{}}
+	f := Factories{
+		DHCP: func(p DHCPParams) (Service, error) { ts.dhcp.p = p; return ts.dhcp, nil },
+		NFS:  func(p NFSParams) (NFSServer, error) { ts.nfs.p = p; return ts.nfs, nil },
+		Portmap: func(ctx context.Context, _ net.PacketConn, _ net.Listener, _, _ int, _ *slog.Logger) error {
+			<-ctx.Done()
+			return nil
+		},
+		Initrd: func(InitrdParams) (InitrdBuilder, error) { return b, nil },
+	}
+	port := freePort(t)
+	cfg := Config{RepoDir: dir, Iface: "lo", HTTPPort: port, NFSPort: freePort(t), PortmapPort: freePort(t),
+		NoTFTP: true, Poll: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	srv, err := New(cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.srv, ts.cancel, ts.done = srv, cancel, make(chan error, 1)
+	go func() { ts.done <- srv.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	addr, err := srv.HTTPAddr(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.base = "http://" + addr.String()
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func (ts *testServe) stop() {
+	ts.once.Do(func() {
+		ts.cancel()
+		select {
+		case <-ts.done:
+		case <-time.After(15 * time.Second):
+			panic("serve did not stop within 15 s")
+		}
+	})
+}
+
+func TestServeOnLoopback(t *testing.T) {
+	dir, r := imageRepo(t)
+	wt := filepath.Join(t.TempDir(), "update")
+	sh(t, dir, "git", "worktree", "add", "-q", "-b", "update", wt)
+	wt, _ = filepath.EvalSymlinks(wt)
+	addNodes(t, r, "network 10.77.0.0/24 router=10.77.0.1 dns=10.77.0.2 domain=c.example\n"+
+		"node n1 mac=52:54:00:00:00:01 ip=10.77.0.11\n"+
+		"node n2 mac=52:54:00:00:00:02 ip=10.77.0.12 ref=testing\n"+
+		"node m1 mac=52:54:00:00:00:03 ip=10.77.0.13 maintenance="+wt+"\n")
+	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
+	var logs syncBuffer
+	b := &fakeBuilder{}
+	ts := startServe(t, dir, b, &logs)
+
+	// DHCP policy: known MACs only, with the network's parameters.
+	l, ok := ts.dhcp.p.Lookup(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1})
+	if !ok || l.IP.String() != "10.77.0.11" || net.IP(l.Mask).String() != "255.255.255.0" || l.Router.String() != "10.77.0.1" ||
+		len(l.DNS) != 1 || l.Hostname != "n1" || l.Domain != "c.example" {
+		t.Errorf("Lookup(n1) = %+v, %v", l, ok)
+	}
+	if _, ok := ts.dhcp.p.Lookup(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 0x99}); ok {
+		t.Error("an unknown MAC got a lease")
+	}
+	if !strings.HasSuffix(ts.dhcp.p.HTTPBootURL, "/boot/${mac:hexhyp}.ipxe") || ts.dhcp.p.Discover != nil {
+		t.Errorf("DHCP params: %+v", ts.dhcp.p)
+	}
+
+	code, script := httpGet(t, ts.base+"/boot/52-54-00-00-00-01.ipxe")
+	if code != 200 || !strings.Contains(script, "onesis.commit="+c1) || !strings.Contains(script, "nfsroot=127.0.0.1:/c/"+c1+",port=") {
+		t.Fatalf("script: %d\n%s", code, script)
+	}
+	if got := sh(t, dir, "git", "rev-parse", "refs/onesis/booted/n1"); got != c1 {
+		t.Errorf("booted ref = %s, want %s", got, c1)
+	}
+	code, k := httpGet(t, ts.base+"/c/"+c1+"/kernel")
+	if code != 200 || k != "KERNEL 6.1.0-10" {
+		t.Errorf("kernel: %d %q", code, k)
+	}
+	code, ird := httpGet(t, ts.base+"/c/"+c1+"/initrd")
+	if code != 200 || ird != "INITRD for 6.1.0-10-amd64" {
+		t.Errorf("initrd: %d %q", code, ird)
+	}
+
+	// NFS policy: n1 may mount its pinned commit only; strangers nothing.
+	auth := ts.nfs.p.Authorize
+	if e, ok := auth(net.ParseIP("10.77.0.11"), "/c/"+c1); !ok || e.Commit != c1 || e.ReadWrite {
+		t.Errorf("n1 mount of its commit: %+v %v", e, ok)
+	}
+	if _, ok := auth(net.ParseIP("10.77.0.99"), "/c/"+c1); ok {
+		t.Error("an unknown address may mount")
+	}
+	if _, ok := auth(net.ParseIP("10.77.0.11"), "/w/m1"); ok {
+		t.Error("n1 may mount m1's work tree")
+	}
+	if e, ok := auth(net.ParseIP("10.77.0.13"), "/w/m1"); !ok || !e.ReadWrite || e.Dir != wt {
+		t.Errorf("maintenance mount: %+v %v", e, ok)
+	}
+
+	// The branch moves: n1 stays on c1 until it fetches a script again.
+	write(t, dir, "etc/hostname", "v2")
+	sh(t, dir, "git", "commit", "-q", "-am", "v2")
+	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
+	if _, ok := auth(net.ParseIP("10.77.0.11"), "/c/"+c1); !ok {
+		t.Error("a running node lost its root when the branch moved")
+	}
+	if _, ok := auth(net.ParseIP("10.77.0.11"), "/c/"+c2); ok {
+		t.Error("a running node may mount a commit it did not boot")
+	}
+	_, script = httpGet(t, ts.base+"/boot/52-54-00-00-00-01.ipxe")
+	if !strings.Contains(script, "onesis.commit="+c2) {
+		t.Errorf("reboot does not follow the moved branch:\n%s", script)
+	}
+	// n2 has its own ref; the old commit stays servable (pinned).
+	_, script = httpGet(t, ts.base+"/boot/52-54-00-00-00-02.ipxe")
+	if !strings.Contains(script, "onesis.commit="+c1) {
+		t.Errorf("node ref ignored:\n%s", script)
+	}
+	if code, _ := httpGet(t, ts.base+"/c/"+c1+"/kernel"); code != 200 {
+		t.Errorf("pinned old commit: %d", code)
+	}
+	// The initramfs is built once: c2 has the same kernel and modules.
+	httpGet(t, ts.base+"/c/"+c2+"/initrd")
+	httpGet(t, ts.base+"/c/"+c1+"/initrd")
+	if b.builds != 1 {
+		t.Errorf("initramfs built %d times, want 1", b.builds)
+	}
+	// Maintenance node: its work tree, read-write.
+	_, script = httpGet(t, ts.base+"/boot/52-54-00-00-00-03.ipxe")
+	if !strings.Contains(script, "nfsroot=127.0.0.1:/w/m1,") || !strings.Contains(script, " rw ") {
+		t.Errorf("maintenance script:\n%s", script)
+	}
+	// A commit no one booted is not served.
+	orphan := sh(t, dir, "git", "commit-tree", "-m", "x", c1+"^{tree}")
+	if code, _ := httpGet(t, ts.base+"/c/"+orphan+"/kernel"); code != 404 {
+		t.Errorf("unpinned commit served: %d", code)
+	}
+
+	// The inventory reloads without a restart.
+	addNodes(t, r, "node n4 mac=52:54:00:00:00:04 ip=10.77.0.14\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := ts.dhcp.p.Lookup(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 4}); ok {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := httpGet(t, ts.base+"/boot/52-54-00-00-00-04.ipxe"); code != 200 {
+		t.Errorf("new node after reload: %d", code)
+	}
+	if _, body := httpGet(t, ts.base+"/status"); !strings.Contains(body, `"commit": "`+c2+`"`) {
+		t.Errorf("status lacks n1's commit:\n%s", body)
+	}
+	ts.dhcp.p.Event(httpboot.Event{Service: "dhcp", Outcome: "ack", MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, Stage: "dhcp"})
+	if _, m := httpGet(t, ts.base+"/metrics"); !strings.Contains(m, `onesis_serve_events_total{service="dhcp",outcome="ack"} 1`) {
+		t.Errorf("metrics:\n%s", m)
+	}
+
+	// Restart: a new serve still authorises the running nodes' mounts.
+	ts.stop()
+	ts2 := startServe(t, dir, b, &logs)
+	if _, ok := ts2.nfs.p.Authorize(net.ParseIP("10.77.0.11"), "/c/"+c2); !ok {
+		t.Error("after a restart the running node's root is refused")
+	}
+	if code, _ := httpGet(t, ts2.base+"/c/"+c1+"/kernel"); code != 200 {
+		t.Errorf("after a restart a booted commit is not served: %d", code)
+	}
+	if !strings.Contains(logs.String(), "serve: ready") || !strings.Contains(logs.String(), "serve: shutting down") {
+		t.Errorf("logs:\n%s", logs.String())
+	}
+}
+
+func TestServeFailsFastOnBusyPort(t *testing.T) {
+	dir, _ := imageRepo(t)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().(*net.TCPAddr).Port
+	srv, err := New(Config{RepoDir: dir, ServerIP: netip.MustParseAddr("127.0.0.1"), HTTPPort: busy,
+		NoDHCP: true, NoTFTP: true, NoNFS: true, NoPortmap: true}, Factories{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Run(ctx)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Setting != "--http-port" || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d", busy)) {
+		t.Errorf("Run on a busy port: %v", err)
+	}
+}
+
+func TestKernelChoice(t *testing.T) {
+	dir, _ := imageRepo(t)
+	// A boot/vmlinuz symlink wins over the newest version.
+	sh(t, dir, "ln", "-s", "vmlinuz-6.1.0-9-amd64", "boot/vmlinuz")
+	sh(t, dir, "git", "add", "-A")
+	sh(t, dir, "git", "commit", "-q", "-m", "link")
+	c := sh(t, dir, "git", "rev-parse", "HEAD")
+	a, err := NewGitArtifacts(dir, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := a.Kernel(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(blob.Content)
+	blob.Content.Close()
+	if string(got) != "old kernel" || blob.Hash != sh(t, dir, "git", "rev-parse", c+":boot/vmlinuz-6.1.0-9-amd64") {
+		t.Errorf("kernel via symlink: %q hash %s", got, blob.Hash)
+	}
+	// A symlink out of the image is refused.
+	sh(t, dir, "ln", "-sfn", "../../../etc/passwd", "boot/vmlinuz")
+	sh(t, dir, "git", "commit", "-q", "-am", "escape")
+	c = sh(t, dir, "git", "rev-parse", "HEAD")
+	if _, err := a.Kernel(context.Background(), c); err == nil || !strings.Contains(err.Error(), "leaves the image") {
+		t.Errorf("escaping symlink: %v", err)
+	}
+	if _, err := a.Initrd(context.Background(), c); err == nil || !strings.Contains(err.Error(), "without initramfs support") {
+		t.Errorf("initrd without a builder: %v", err)
+	}
+	if compareVersions("vmlinuz-6.1.0-10-amd64", "vmlinuz-6.1.0-9-amd64") <= 0 {
+		t.Error("version order")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestPXELinuxOverTFTP(t *testing.T) {
+	dir, r := imageRepo(t)
+	addNodes(t, r, "node n1 mac=52:54:00:00:00:01 ip=10.77.0.11 args=\"quiet\"\n")
+	head := sh(t, dir, "git", "rev-parse", "HEAD")
+	b := &fakeBuilder{}
+	srv, err := New(Config{RepoDir: dir, ServerIP: netip.MustParseAddr("127.0.0.1"), NoDHCP: true, NoTFTP: true,
+		NoNFS: true, NoPortmap: true, NoHTTP: true, PXELinux: true}, Factories{Initrd: func(InitrdParams) (InitrdBuilder, error) { return b, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := sh(t, dir, "git", "commit-tree", "-m", "x", head+"^{tree}")
+	if _, ok := srv.tftpGenerate("c/"+orphan+"/kernel", net.ParseIP("10.77.0.11")); ok {
+		t.Error("kernel of a commit nobody booted (and no ref names) served")
+	}
+	if _, ok := srv.tftpGenerate("pxelinux.cfg/01-52-54-00-00-00-01", net.ParseIP("10.77.0.99")); ok {
+		t.Error("config served to an address that is not the node's")
+	}
+	cfg, ok := srv.tftpGenerate("pxelinux.cfg/01-52-54-00-00-00-01", net.ParseIP("10.77.0.11"))
+	want := "# git-onesis: node n1 boots commit " + head + "\nDEFAULT onesis\nPROMPT 0\nTIMEOUT 0\nLABEL onesis\n" +
+		"  KERNEL c/" + head + "/kernel\n  INITRD c/" + head + "/initrd\n" +
+		"  APPEND ip=dhcp BOOTIF=01-52-54-00-00-00-01 nfsroot=127.0.0.1:/c/" + head + ",port=2049,mountport=2049,vers=3,proto=tcp,nolock ro" +
+		" onesis.commit=" + head + " onesis.node=n1 hostname=n1 console=ttyS0 quiet\n"
+	if !ok || string(cfg) != want {
+		t.Errorf("pxelinux config:\n%s\nwant:\n%s", cfg, want)
+	}
+	if got := sh(t, dir, "git", "rev-parse", "refs/onesis/booted/n1"); got != head {
+		t.Errorf("booted ref %s", got)
+	}
+	if k, ok := srv.tftpGenerate("c/"+head+"/kernel", net.ParseIP("10.77.0.11")); !ok || string(k) != "KERNEL 6.1.0-10" {
+		t.Errorf("kernel over TFTP: %q %v", k, ok)
+	}
+	if k, ok := srv.tftpGenerate("c/"+head+"/initrd", net.ParseIP("10.77.0.11")); !ok || string(k) != "INITRD for 6.1.0-10-amd64" {
+		t.Errorf("initrd over TFTP: %q %v", k, ok)
+	}
+	for _, bad := range []string{"c/" + head + "/vmlinuz", "c/../kernel", "pxelinux.cfg/default", "pxelinux.cfg/01-zz"} {
+		if _, ok := srv.tftpGenerate(bad, net.ParseIP("10.77.0.11")); ok {
+			t.Errorf("%s served", bad)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package serve
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/onesis/git-onesis/boot/httpboot"
+)
+
+// The other boot packages are reached through these interfaces, so this
+// package builds and is tested without them. The adapters that call their
+// real APIs live in wire_*.go (build tag onesis_wire) and fill Wired in
+// their init functions.
+
+// Service is a running network service.
+type Service interface {
+	Serve() error
+	Close() error
+}
+
+// Lease is what DHCP hands a known node.
+type Lease struct {
+	IP        net.IP
+	Mask      net.IPMask
+	Router    net.IP // nil when the network has none
+	DNS       []net.IP
+	Hostname  string
+	Domain    string
+	LeaseTime time.Duration
+}
+
+// DHCPParams configures the DHCP server (package dhcp).
+type DHCPParams struct {
+	Iface    string
+	ServerIP net.IP
+	// Lookup answers known MACs only; false means stay silent.
+	Lookup func(mac net.HardwareAddr) (Lease, bool)
+	// HTTPBootURL is the script URL given to a running iPXE, with iPXE's
+	// ${mac:hexhyp} left for the client to expand.
+	HTTPBootURL string
+	PXELinux    bool
+	// Discover, when non-nil, is called for unknown MACs with a
+	// description of the client.
+	Discover func(mac net.HardwareAddr, info string)
+	// Event receives every request answered or ignored.
+	Event  func(httpboot.Event)
+	Logger *slog.Logger
+}
+
+// TFTPParams configures the TFTP server (package tftp).
+type TFTPParams struct {
+	Addr     string // ip:port
+	Iface    string
+	IPXEDir  string // the iPXE binaries come from here
+	PXELinux bool   // also serve pxelinux.0 and ldlinux.c32
+	// Generate answers names outside the fixed files (pxelinux.cfg/01-<mac>
+	// and the kernel and initramfs it names, under --pxelinux); nil = none.
+	Generate func(name string, client net.IP) ([]byte, bool)
+	Event    func(httpboot.Event)
+	Logger   *slog.Logger
+}
+
+// NFSExport is what a client may mount (mirrors nfsroot.Export).
+type NFSExport struct {
+	Commit    string // for /c/<commit>
+	Dir       string // for /w/<node>: the maintenance work tree
+	ReadWrite bool
+}
+
+// NFSParams configures the NFS root server (package nfsroot).
+type NFSParams struct {
+	RepoDir   string
+	StateDir  string
+	Authorize func(client net.IP, export string) (NFSExport, bool)
+	Deny      []string
+	Event     func(httpboot.Event)
+	Logger    *slog.Logger
+}
+
+// NFSServer is the NFS root server.
+type NFSServer interface {
+	// Prepare materialises commit ahead of the node's MOUNT.
+	Prepare(ctx context.Context, commit string) error
+	// Serve answers MOUNT and NFS on l until Close.
+	Serve(l net.Listener) error
+	Close() error
+}
+
+// PortmapFunc runs a PMAP v2 responder until ctx is done (package portmap).
+type PortmapFunc func(ctx context.Context, udp net.PacketConn, tcp net.Listener, nfsPort, mountPort int, log *slog.Logger) error
+
+// InitrdParams configures the initramfs builder (package initramfs).
+type InitrdParams struct {
+	RepoDir  string
+	InitPath string   // onesis-init binary ("" = locate it)
+	Modules  []string // nil = the builder's default
+}
+
+// InitrdBuilder builds the initramfs for a commit's kernel.
+type InitrdBuilder interface {
+	// Key names everything besides the image's modules that goes into
+	// the initramfs (module list, init binary hash); it is part of the
+	// cache key.
+	Key() string
+	// Build writes the initramfs for kernel version kver of commit's
+	// image to w (reproducibly: same inputs, same bytes).
+	Build(ctx context.Context, commit, kver string, w io.Writer) error
+}
+
+// Factories create the services of the other boot packages. A nil
+// factory means this binary was built without that service.
+type Factories struct {
+	DHCP    func(DHCPParams) (Service, error)
+	TFTP    func(TFTPParams) (Service, error)
+	NFS     func(NFSParams) (NFSServer, error)
+	Portmap PortmapFunc
+	Initrd  func(InitrdParams) (InitrdBuilder, error)
+}
+
+// Wired holds the real services; the wire_*.go files fill it in.
+var Wired Factories

@@ -1,0 +1,71 @@
+//go:build onesis_wire
+
+package serve
+
+// The adapter from serve to package dhcp (helper NET). The lead removes the
+// build tag when the branches merge.
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/onesis/git-onesis/boot/dhcp"
+	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/inventory"
+)
+
+func init() { Wired.DHCP = newDHCP }
+
+func newDHCP(p DHCPParams) (Service, error) {
+	cfg := dhcp.Config{
+		Iface:       p.Iface,
+		ServerIP:    p.ServerIP,
+		HTTPBootURL: p.HTTPBootURL,
+		PXELinux:    p.PXELinux,
+		Logger:      p.Logger,
+		Lookup: func(mac net.HardwareAddr) (dhcp.Lease, bool) {
+			l, ok := p.Lookup(mac)
+			return dhcp.Lease{IP: l.IP, Mask: l.Mask, Router: l.Router, DNS: l.DNS, Hostname: l.Hostname,
+				Domain: l.Domain, LeaseTime: l.LeaseTime}, ok
+		},
+	}
+	if p.Discover != nil {
+		cfg.Discover = func(mac net.HardwareAddr, info dhcp.ClientInfo) {
+			desc := "firmware=" + info.Firmware.String()
+			if info.VendorClass != "" {
+				desc += " vendor_class=" + info.VendorClass
+			}
+			if len(info.UserClass) > 0 {
+				desc += " user_class=" + strings.Join(info.UserClass, ",")
+			}
+			if info.Hostname != "" {
+				desc += " hostname=" + info.Hostname
+			}
+			p.Discover(mac, desc)
+		}
+	}
+	if p.Event != nil {
+		cfg.Event = func(e dhcp.Event) { p.Event(dhcpEvent(e)) }
+	}
+	return dhcp.New(cfg)
+}
+
+// dhcpEvent maps a DHCP outcome onto a status event: outcome "offer",
+// "ack" or "nak" when answered, else "ignored"; an ACK moves the node to
+// stage "dhcp".
+func dhcpEvent(e dhcp.Event) httpboot.Event {
+	ev := httpboot.Event{Time: e.Time, Service: "dhcp", Outcome: "ignored"}
+	if e.Answered && e.Reply != "" {
+		ev.Outcome = strings.ToLower(e.Reply)
+	}
+	if ev.Outcome == "ack" {
+		ev.Stage = "dhcp"
+	}
+	ev.MAC, _ = inventory.ParseMAC(e.MAC)
+	if ip, err := netip.ParseAddr(e.IP); err == nil {
+		ev.IP = ip
+	}
+	ev.Detail = strings.TrimSpace(strings.Join([]string{e.Message, e.Firmware, e.BootFile, e.Reason}, " "))
+	return ev
+}

@@ -1,0 +1,174 @@
+//go:build onesis_wire
+
+package serve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeWiredNetns runs the real serve (real DHCP, TFTP, HTTP, portmap
+// and NFS servers) in a network namespace the test creates, on a veth
+// pair, and talks to it with real clients from the other end: busybox
+// udhcpc, tftp-hpa, curl and rpcinfo. No traffic leaves the namespace.
+func TestServeWiredNetns(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: creates a network namespace and binds ports 67, 69 and 111 (CI runs as root)")
+	}
+	for _, tool := range []string{"busybox", "tftp", "curl", "rpcinfo", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed (.ci/run installs it): %v", tool, err)
+		}
+	}
+	dir, r := imageRepo(t)
+	addNodes(t, r, "network 10.77.0.0/24 router=10.77.0.1 dns=10.77.0.1 domain=c.example\n"+
+		"node n1 mac=52:54:00:00:00:01 ip=10.77.0.11\n")
+	head := sh(t, dir, "git", "rev-parse", "HEAD")
+
+	ns := fmt.Sprintf("onesis-serve-%d", os.Getpid())
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+	run("ip", "-n", ns, "link", "set", "lo", "up")
+	run("ip", "-n", ns, "link", "add", "srv0", "type", "veth", "peer", "name", "cli0")
+	run("ip", "-n", ns, "addr", "add", "10.77.0.1/24", "dev", "srv0")
+	run("ip", "-n", ns, "link", "set", "cli0", "address", "52:54:00:00:00:01")
+	run("ip", "-n", ns, "link", "set", "srv0", "up")
+	run("ip", "-n", ns, "link", "set", "cli0", "up")
+
+	init := filepath.Join(t.TempDir(), "onesis-init") // never run: no initramfs is fetched here
+	os.WriteFile(init, []byte("#!/bin/sh\n"), 0o755)
+	cfg, _ := json.Marshal(map[string]string{"repo": dir, "init": init, "state": t.TempDir()})
+	srv := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestServeHelper$")
+	srv.Env = append(os.Environ(), "ONESIS_SERVE_HELPER="+string(cfg))
+	var logs bytes.Buffer
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		srv.Process.Signal(syscall.SIGTERM) // ip netns exec execs the helper: this is its PID
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			srv.Process.Kill()
+			<-exited
+		}
+	})
+	in := func(args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	// Wait for HTTP (the last service to start).
+	var script string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if out, err := in("curl", "-sf", "--max-time", "2", "http://10.77.0.1:8080/boot/52-54-00-00-00-01.ipxe"); err == nil {
+			script = out
+			break
+		}
+	}
+	if !strings.Contains(script, "onesis.commit="+head) || !strings.Contains(script, "nfsroot=10.77.0.1:/c/"+head) {
+		t.Fatalf("script: %q\nserve logs:\n%s", script, logs.String())
+	}
+
+	// DHCP: the known MAC gets its lease; as an iPXE, the script URL.
+	udhcpcScript := filepath.Join(t.TempDir(), "udhcpc.sh")
+	os.WriteFile(udhcpcScript, []byte("#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE ip=$ip subnet=$subnet router=$router dns=$dns hostname=$hostname domain=$domain boot_file=$boot_file\"\nexit 0\n"), 0o755)
+	out, err := in("busybox", "udhcpc", "-i", "cli0", "-n", "-q", "-f", "-t", "4", "-T", "1", "-s", udhcpcScript)
+	if err != nil || !strings.Contains(out, "LEASE ip=10.77.0.11 subnet=255.255.255.0 router=10.77.0.1 dns=10.77.0.1 hostname=n1 domain=c.example") {
+		t.Errorf("udhcpc for the known MAC: %v\n%s", err, out)
+	}
+	out, err = in("busybox", "udhcpc", "-i", "cli0", "-n", "-q", "-f", "-t", "4", "-T", "1", "-s", udhcpcScript, "-x", "0x4d:69505845")
+	if err != nil || !strings.Contains(out, "boot_file=http://10.77.0.1:8080/boot/${mac:hexhyp}.ipxe") {
+		t.Errorf("udhcpc as iPXE: %v\n%s", err, out)
+	}
+	// An unknown MAC gets silence.
+	run("ip", "-n", ns, "link", "set", "cli0", "address", "52:54:00:00:00:99")
+	if out, err := in("busybox", "udhcpc", "-i", "cli0", "-n", "-q", "-f", "-t", "2", "-T", "1", "-s", udhcpcScript); err == nil || strings.Contains(out, "LEASE") {
+		t.Errorf("udhcpc for an unknown MAC got a lease: %s", out)
+	}
+
+	// TFTP: the iPXE binary, byte for byte; traversal refused generically.
+	got := filepath.Join(t.TempDir(), "undionly.kpxe")
+	if out, err := in("tftp", "10.77.0.1", "-c", "get", "undionly.kpxe", got); err != nil {
+		t.Errorf("tftp get: %v %s", err, out)
+	}
+	want, _ := os.ReadFile("/usr/lib/ipxe/undionly.kpxe")
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, want) || len(want) == 0 {
+		t.Errorf("tftp: got %d bytes, want %d", len(b), len(want))
+	}
+	out, _ = in("tftp", "10.77.0.1", "-c", "get", "../../etc/shadow", filepath.Join(t.TempDir(), "x"))
+	if !strings.Contains(out, "Error code") || strings.Contains(out, "/usr/lib") || strings.Contains(out, "shadow:") {
+		t.Errorf("tftp traversal: %q", out)
+	}
+
+	// portmap answers for NFS and MOUNT on the NFS port.
+	if out, err := in("rpcinfo", "-p", "10.77.0.1"); err != nil || !strings.Contains(out, "100003") || !strings.Contains(out, "2049") {
+		t.Errorf("rpcinfo: %v\n%s", err, out)
+	}
+	// The kernel over HTTP, content-addressed.
+	if out, err := in("curl", "-sf", "--max-time", "5", "http://10.77.0.1:8080/c/"+head+"/kernel"); err != nil || out != "KERNEL 6.1.0-10" {
+		t.Errorf("kernel: %v %q", err, out)
+	}
+	if out, err := in("curl", "-sf", "--max-time", "5", "http://10.77.0.1:8080/status"); err != nil || !strings.Contains(out, `"dhcp": "ack"`) {
+		t.Errorf("status after DHCP: %v\n%s", err, out)
+	}
+	srv.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("serve did not exit cleanly: %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Errorf("serve did not stop on SIGTERM")
+	}
+}
+
+// TestServeHelper is the subprocess side of TestServeWiredNetns: the real
+// serve on srv0, until SIGTERM.
+func TestServeHelper(t *testing.T) {
+	env := os.Getenv("ONESIS_SERVE_HELPER")
+	if env == "" {
+		t.Skip("helper process for TestServeWiredNetns")
+	}
+	var p map[string]string
+	if err := json.Unmarshal([]byte(env), &p); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	srv, err := New(Config{RepoDir: p["repo"], Iface: "srv0", ServerIP: netip.MustParseAddr("10.77.0.1"),
+		StateDir: p["state"], InitPath: p["init"], AnnounceRA: true, Logger: log}, Wired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // bounded even if never signalled
+	defer cancel()
+	if err := srv.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,640 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/sysimage"
+	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/image"
+)
+
+func init() { register(nodeCmd) }
+
+var nodeCmd = &cli.Command{
+	Name:      "node",
+	Usage:     "manage the node inventory that git onesis serve boots from",
+	UsageText: "git onesis node (add|set|rm|list|import|network|discovered) ...",
+	Description: "The inventory is the file 'nodes' in the tree of " + inventory.Ref + ",\n" +
+		"shared by every branch and worktree. Each change is a commit under your git\n" +
+		"identity, so 'git log -p " + inventory.Ref + "' shows who changed which node.\n" +
+		"A running serve reloads it within seconds; a broken hand edit is refused\n" +
+		"and the last good inventory kept.",
+	Action: nodeDispatch,
+}
+
+// nodeSubcommands are dispatched by nodeDispatch rather than urfave/cli, so
+// that options may follow the node name.
+var nodeSubcommands = []*cli.Command{nodeAddCmd, nodeSetCmd, nodeRmCmd, nodeListCmd, nodeImportCmd, nodeNetworkCmd, nodeDiscoveredCmd}
+
+// nodeDispatch runs a node subcommand. Options may follow the node name,
+// as in `git onesis node add n1 --mac M --ip I`: urfave/cli v2 stops at the
+// first positional argument, so the arguments are reordered (options
+// first, then positionals) before the subcommand parses them.
+func nodeDispatch(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return usageErr("git onesis node needs a subcommand\nSee 'git onesis node --help'.")
+	}
+	var sub *cli.Command
+	for _, s := range nodeSubcommands {
+		if s.HasName(args[0]) {
+			sub = s
+		}
+	}
+	if sub == nil {
+		return usageErr("'%s' is not a node subcommand\nSee 'git onesis node --help'.", args[0])
+	}
+	isBool := map[string]bool{"help": true, "h": true}
+	for _, f := range sub.Flags {
+		if _, ok := f.(*cli.BoolFlag); ok {
+			for _, n := range f.Names() {
+				isBool[n] = true
+			}
+		}
+	}
+	var opts, pos []string
+	rest := args[1:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			pos = append(pos, rest[i:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		opts = append(opts, a)
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && !isBool[name] && i+1 < len(rest) {
+			i++
+			opts = append(opts, rest[i])
+		}
+	}
+	sc := cli.NewContext(c.App, nil, c)
+	sc.Command = sub
+	return sub.Run(sc, append([]string{sub.Name}, append(opts, pos...)...)...)
+}
+
+func init() {
+	var lines []string
+	for _, c := range nodeSubcommands {
+		c.OnUsageError = onUsageError
+		c.HelpName = "git onesis node " + c.Name
+		lines = append(lines, fmt.Sprintf("    %-11s %s", c.Name, c.Usage))
+	}
+	nodeCmd.Description += "\n\nSubcommands (see 'git onesis node SUBCOMMAND --help'):\n" + strings.Join(lines, "\n")
+}
+
+var nodeFieldFlags = []cli.Flag{
+	&cli.StringSliceFlag{Name: "mac", Usage: "Ethernet `MAC` address (repeat for more NICs)"},
+	&cli.StringFlag{Name: "ip", Usage: "static IPv4 `ADDRESS`"},
+	&cli.StringFlag{Name: "ref", Usage: "boot `REV` instead of serve --ref or the checked-out branch"},
+	&cli.StringFlag{Name: "maintenance", Usage: "boot the work tree `DIR` read-write (a maintenance node)"},
+	&cli.StringFlag{Name: "args", Usage: "extra kernel `ARGUMENTS`"},
+}
+
+var nodeAddCmd = &cli.Command{
+	Name:      "add",
+	Usage:     "add a node",
+	UsageText: "git onesis node add NAME --mac MAC [--mac MAC2] --ip IP [--ref REV] [--maintenance DIR] [--args '...']",
+	Flags:     nodeFieldFlags,
+	Action:    runNodeAdd,
+}
+
+var nodeSetCmd = &cli.Command{
+	Name:      "set",
+	Usage:     "change a node; --mac replaces its MACs, an empty value clears --ref, --maintenance or --args",
+	UsageText: "git onesis node set NAME [--mac MAC...] [--ip IP] [--ref REV] [--maintenance DIR] [--args '...']",
+	Flags:     nodeFieldFlags,
+	Action:    runNodeSet,
+}
+
+var nodeRmCmd = &cli.Command{
+	Name:      "rm",
+	Usage:     "remove nodes",
+	UsageText: "git onesis node rm NAME...",
+	Action:    runNodeRm,
+}
+
+var nodeListCmd = &cli.Command{
+	Name:      "list",
+	Aliases:   []string{"ls"},
+	Usage:     "list nodes with the class and properties the image's etc/sysimage.conf gives them",
+	UsageText: "git onesis node list [--json|--porcelain] [NAME...]",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
+		&cli.BoolFlag{Name: "porcelain", Usage: "print one tab-separated line per node, for scripts"},
+	},
+	Action: runNodeList,
+}
+
+var nodeImportCmd = &cli.Command{
+	Name:      "import",
+	Usage:     "add the host blocks of an ISC dhcpd.conf",
+	UsageText: "git onesis node import [--replace] [--dry-run] FILE",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "replace", Usage: "overwrite nodes that already exist"},
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the records, change nothing"},
+	},
+	Action: runNodeImport,
+}
+
+var nodeNetworkCmd = &cli.Command{
+	Name:      "network",
+	Usage:     "set the mask, router, DNS and domain DHCP gives the nodes of a network",
+	UsageText: "git onesis node network PREFIX [--router IP] [--dns IP,...] [--domain NAME] | --rm PREFIX",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "router", Usage: "default gateway `IP`"},
+		&cli.StringFlag{Name: "dns", Usage: "comma-separated DNS server `IPS`"},
+		&cli.StringFlag{Name: "domain", Usage: "DNS domain `NAME`"},
+		&cli.BoolFlag{Name: "rm", Usage: "remove the network"},
+	},
+	Action: runNodeNetwork,
+}
+
+var nodeDiscoveredCmd = &cli.Command{
+	Name:      "discovered",
+	Usage:     "list unknown MACs that serve --discover has seen",
+	UsageText: "git onesis node discovered [--state-dir DIR]",
+	Flags:     []cli.Flag{&cli.StringFlag{Name: "state-dir", Usage: "serve's state `DIR` (default: GITDIR/onesis/serve)"}},
+	Action:    runNodeDiscovered,
+}
+
+// nodeRepo opens the repository around the current directory; the
+// inventory needs no work tree.
+func nodeRepo() (*git.Repo, error) {
+	r, err := git.Discover(".")
+	if errors.Is(err, git.ErrNotRepo) {
+		return nil, cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
+	}
+	return r, fatal(err)
+}
+
+// nodeName takes the single NAME argument.
+func nodeName(c *cli.Context) (string, error) {
+	if err := noFlagsAfterArgs(c); err != nil {
+		return "", err
+	}
+	if c.NArg() != 1 {
+		return "", usageErr("give exactly one node NAME\nSee 'git onesis node %s --help'.", c.Command.Name)
+	}
+	name := c.Args().First()
+	if err := inventory.CheckName(name); err != nil {
+		return "", usageErr("%v", err)
+	}
+	return name, nil
+}
+
+// applyNodeFlags copies the flags given on the command line into n.
+func applyNodeFlags(c *cli.Context, n *inventory.Node) error {
+	if c.IsSet("mac") {
+		n.MACs = nil
+		for _, s := range c.StringSlice("mac") {
+			for _, part := range strings.Split(s, ",") {
+				m, err := inventory.ParseMAC(strings.TrimSpace(part))
+				if err != nil {
+					return usageErr("--mac: %v", err)
+				}
+				n.MACs = append(n.MACs, m)
+			}
+		}
+	}
+	if c.IsSet("ip") {
+		ip, err := netip.ParseAddr(c.String("ip"))
+		if err != nil {
+			return usageErr("--ip: %q is not an IP address", c.String("ip"))
+		}
+		n.IP = ip
+	}
+	if c.IsSet("ref") {
+		n.Ref = c.String("ref")
+	}
+	if c.IsSet("maintenance") {
+		d := c.String("maintenance")
+		if d != "" {
+			abs, err := filepath.Abs(d)
+			if err != nil {
+				return usageErr("--maintenance: %v", err)
+			}
+			d = abs
+		}
+		n.Maintenance = d
+	}
+	if c.IsSet("args") {
+		n.Args = c.String("args")
+	}
+	if err := n.Validate(); err != nil {
+		return usageErr("%v", err)
+	}
+	return nil
+}
+
+// inventoryRefused is an inventory change refused for a reason the admin
+// can fix (conflict, unknown node): exit 1.
+func inventoryRefused(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := exitCoder(err); ok {
+		return err
+	}
+	var ge *git.Error
+	if errors.As(err, &ge) {
+		return fatal(err)
+	}
+	return cli.Exit("error: "+err.Error(), exitDiff)
+}
+
+func macList(ms []net.HardwareAddr) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func runNodeAdd(c *cli.Context) error {
+	name, err := nodeName(c)
+	if err != nil {
+		return err
+	}
+	if !c.IsSet("mac") || !c.IsSet("ip") {
+		return usageErr("node add needs --mac and --ip\nSee 'git onesis node add --help'.")
+	}
+	n := &inventory.Node{Name: name}
+	if err := applyNodeFlags(c, n); err != nil {
+		return err
+	}
+	r, err := nodeRepo()
+	if err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("node add %s (%s)\n\n%s\n", name, macList(n.MACs), n.Record())
+	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+		if inv.ByName(name) != nil {
+			return fmt.Errorf("node %s already exists; change it with 'git onesis node set %s'", name, name)
+		}
+		return inv.Put(n)
+	})
+	return inventoryRefused(err)
+}
+
+func runNodeSet(c *cli.Context) error {
+	name, err := nodeName(c)
+	if err != nil {
+		return err
+	}
+	r, err := nodeRepo()
+	if err != nil {
+		return err
+	}
+	var changes []string
+	for _, f := range []string{"mac", "ip", "ref", "maintenance", "args"} {
+		if c.IsSet(f) {
+			v := c.String(f)
+			if f == "mac" {
+				v = strings.Join(c.StringSlice(f), ",")
+			}
+			changes = append(changes, fmt.Sprintf("%s=%q", f, v))
+		}
+	}
+	if len(changes) == 0 {
+		return usageErr("node set needs at least one of --mac, --ip, --ref, --maintenance, --args")
+	}
+	msg := "node set " + name + " " + strings.Join(changes, " ")
+	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+		old := inv.ByName(name)
+		if old == nil {
+			return fmt.Errorf("there is no node %q; add it with 'git onesis node add'", name)
+		}
+		n := *old
+		if err := applyNodeFlags(c, &n); err != nil {
+			return err
+		}
+		return inv.Put(&n)
+	})
+	return inventoryRefused(err)
+}
+
+func runNodeRm(c *cli.Context) error {
+	if err := noFlagsAfterArgs(c); err != nil {
+		return err
+	}
+	names := c.Args().Slice()
+	if len(names) == 0 {
+		return usageErr("give at least one node NAME\nSee 'git onesis node rm --help'.")
+	}
+	r, err := nodeRepo()
+	if err != nil {
+		return err
+	}
+	_, err = inventory.Update(r, "node rm "+strings.Join(names, " "), func(inv *inventory.Inventory) error {
+		for _, n := range names {
+			if err := inv.Remove(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return inventoryRefused(err)
+}
+
+func runNodeImport(c *cli.Context) error {
+	if err := noFlagsAfterArgs(c); err != nil {
+		return err
+	}
+	if c.NArg() != 1 {
+		return usageErr("give exactly one dhcpd.conf FILE\nSee 'git onesis node import --help'.")
+	}
+	file := c.Args().First()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fatal(fmt.Errorf("reading %s: %w", file, err))
+	}
+	im, err := inventory.ImportDHCPD(file, b)
+	if err != nil {
+		return inventoryRefused(err)
+	}
+	for _, w := range im.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+	}
+	r, err := nodeRepo()
+	if err != nil {
+		return err
+	}
+	if c.Bool("dry-run") {
+		inv, err := inventory.Load(r)
+		if err != nil {
+			return fatal(err)
+		}
+		inv = inv.Clone()
+		if err := inv.Merge(im, file, c.Bool("replace")); err != nil {
+			return inventoryRefused(err)
+		}
+		_, err = c.App.Writer.Write(inv.Marshal())
+		return fatal(err)
+	}
+	msg := fmt.Sprintf("node import %s (%d nodes, %d networks)", filepath.Base(file), len(im.Nodes), len(im.Networks))
+	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+		return inv.Merge(im, file, c.Bool("replace"))
+	})
+	if err == nil {
+		fmt.Fprintf(c.App.ErrWriter, "imported %d nodes and %d networks from %s\n", len(im.Nodes), len(im.Networks), file)
+	}
+	return inventoryRefused(err)
+}
+
+func runNodeNetwork(c *cli.Context) error {
+	if err := noFlagsAfterArgs(c); err != nil {
+		return err
+	}
+	if c.NArg() != 1 {
+		return usageErr("give exactly one network PREFIX such as 10.77.0.0/24")
+	}
+	p, err := netip.ParsePrefix(c.Args().First())
+	if err != nil {
+		return usageErr("%q is not a network prefix such as 10.77.0.0/24", c.Args().First())
+	}
+	nw := &inventory.Network{Prefix: p, Domain: c.String("domain")}
+	if s := c.String("router"); s != "" {
+		if nw.Router, err = netip.ParseAddr(s); err != nil {
+			return usageErr("--router: %q is not an IP address", s)
+		}
+	}
+	if s := c.String("dns"); s != "" {
+		for _, d := range strings.Split(s, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(d))
+			if err != nil {
+				return usageErr("--dns: %q is not an IP address", d)
+			}
+			nw.DNS = append(nw.DNS, a)
+		}
+	}
+	if !c.Bool("rm") {
+		if err := nw.Validate(); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	r, err := nodeRepo()
+	if err != nil {
+		return err
+	}
+	verb := "set"
+	if c.Bool("rm") {
+		verb = "rm"
+	}
+	_, err = inventory.Update(r, "node network "+verb+" "+p.String(), func(inv *inventory.Inventory) error {
+		if c.Bool("rm") {
+			for i, o := range inv.Networks {
+				if o.Prefix == p {
+					inv.Networks = append(inv.Networks[:i], inv.Networks[i+1:]...)
+					return nil
+				}
+			}
+			return fmt.Errorf("there is no network %s in the inventory", p)
+		}
+		return inv.PutNetwork(nw)
+	})
+	return inventoryRefused(err)
+}
+
+// jsonNode is one node of `node list --json`.
+type jsonNode struct {
+	Name        string   `json:"name"`
+	MACs        []string `json:"macs"`
+	IP          string   `json:"ip"`
+	Ref         string   `json:"ref,omitempty"`
+	Maintenance string   `json:"maintenance,omitempty"`
+	Args        string   `json:"args,omitempty"`
+	Class       string   `json:"class"`
+	Properties  []string `json:"properties"`
+	// ClassFrom says where the class was resolved: the revision or work
+	// tree whose etc/sysimage.conf was read; "" if none could be.
+	ClassFrom string `json:"class_from,omitempty"`
+}
+
+func runNodeList(c *cli.Context) error {
+	if err := noFlagsAfterArgs(c); err != nil {
+		return err
+	}
+	if c.Bool("json") && c.Bool("porcelain") {
+		return usageErr("--json and --porcelain are exclusive")
+	}
+	r, err := nodeRepo()
+	if err != nil {
+		return err
+	}
+	inv, err := inventory.Load(r)
+	if err != nil {
+		return fatal(err)
+	}
+	nodes := inv.Nodes
+	if c.NArg() > 0 {
+		nodes = nil
+		for _, name := range c.Args().Slice() {
+			n := inv.ByName(name)
+			if n == nil {
+				return cli.Exit(fmt.Sprintf("error: there is no node %q", name), exitDiff)
+			}
+			nodes = append(nodes, n)
+		}
+	}
+	res := newClassResolver(r, c.App.ErrWriter)
+	out := make([]jsonNode, 0, len(nodes))
+	for _, n := range nodes {
+		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}}
+		for _, m := range n.MACs {
+			j.MACs = append(j.MACs, m.String())
+		}
+		if sn, from := res.resolve(n); sn != nil {
+			j.Class, j.ClassFrom = sn.Class, from
+			if sn.Props != nil {
+				j.Properties = sn.Props
+			}
+		}
+		out = append(out, j)
+	}
+	w := c.App.Writer
+	switch {
+	case c.Bool("json"):
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return fatal(enc.Encode(out))
+	case c.Bool("porcelain"):
+		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args
+		for _, j := range out {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args)
+		}
+	default:
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tNOTES")
+		for _, j := range out {
+			notes := []string{}
+			if j.Maintenance != "" {
+				notes = append(notes, "maintenance rw "+j.Maintenance)
+			}
+			if j.Args != "" {
+				notes = append(notes, "args: "+j.Args)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), strings.Join(notes, "; "))
+		}
+		return fatal(tw.Flush())
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// classResolver resolves each node's class from the sysimage.conf of what
+// it boots: its maintenance work tree, its ref, or HEAD (the work tree when
+// HEAD is unborn). Configs are read once per source; problems are warned
+// about once and leave the class empty.
+type classResolver struct {
+	repo   *git.Repo
+	im     *image.Image
+	stderr interface{ Write([]byte) (int, error) }
+	cache  map[string]*sysimage.Config
+	warned map[string]bool
+}
+
+func newClassResolver(r *git.Repo, stderr interface{ Write([]byte) (int, error) }) *classResolver {
+	cr := &classResolver{repo: r, stderr: stderr, cache: map[string]*sysimage.Config{}, warned: map[string]bool{}}
+	if r.Top != "" {
+		cr.im = &image.Image{Git: r, Root: r.Top}
+	}
+	return cr
+}
+
+func (cr *classResolver) resolve(n *inventory.Node) (*sysimage.Node, string) {
+	from := n.Ref
+	if n.Maintenance != "" {
+		from = n.Maintenance
+	} else if from == "" {
+		from = "HEAD"
+		if _, ok, _ := cr.repo.HeadCommit(); !ok {
+			from = ""
+		}
+	}
+	cfg, ok := cr.cache[from]
+	if !ok {
+		var err error
+		switch {
+		case n.Maintenance != "":
+			cfg, err = sysimage.Parse(classTreeOpener(n.Maintenance), classConfPath)
+		case cr.im == nil:
+			// A bare repository: only committed configs can be read.
+			im := &image.Image{Git: cr.repo}
+			if from == "" {
+				err = errors.New("no commit to read etc/sysimage.conf from")
+			} else {
+				cfg, err = classLoadConfig(im, from)
+			}
+		default:
+			cfg, err = classLoadConfig(cr.im, from)
+		}
+		if err != nil && !cr.warned[from] {
+			cr.warned[from] = true
+			where := from
+			if where == "" {
+				where = "the work tree"
+			}
+			fmt.Fprintf(cr.stderr, "warning: no class for nodes booting %s: %v\n", where, err)
+		}
+		cr.cache[from] = cfg
+	}
+	if cfg == nil {
+		return nil, ""
+	}
+	sn, err := cfg.Resolve(n.Name, "")
+	if err != nil {
+		return nil, ""
+	}
+	if from == "" {
+		from = "worktree"
+	}
+	return sn, from
+}
+
+func runNodeDiscovered(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErr("discovered takes no arguments")
+	}
+	dir := c.String("state-dir")
+	if dir == "" {
+		r, err := nodeRepo()
+		if err != nil {
+			return err
+		}
+		dir = filepath.Join(r.CommonDir, "onesis", "serve")
+	}
+	list, err := inventory.ReadDiscovered(filepath.Join(dir, "discovered"))
+	if err != nil {
+		return fatal(err)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAC\tLAST SEEN\tCOUNT\tCLIENT")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.MAC, s.Last.UTC().Format(time.RFC3339), s.Count, s.Info)
+	}
+	return fatal(tw.Flush())
+}

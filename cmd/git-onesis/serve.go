@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/onesis/git-onesis/boot/serve"
+	"github.com/onesis/git-onesis/internal/git"
+)
+
+func init() { register(serveCmd) }
+
+var serveCmd = &cli.Command{
+	Name:      "serve",
+	Usage:     "boot the inventory's nodes from this repository: DHCP, TFTP, HTTP, portmap and an NFS root in one process",
+	UsageText: "git onesis serve --iface IFACE [--addr IP] [--ref REV] [--no-dhcp] [--no-tftp] [--no-http] [--no-nfs] [--no-portmap] [options]",
+	Description: "Each node of 'git onesis node list' boots, by MAC, the commit its ref names, else\n" +
+		"--ref, else the branch checked out here (re-read at every boot, so a new commit\n" +
+		"or checkout needs no restart). The commit is fixed when the node fetches its\n" +
+		"iPXE script and recorded in refs/onesis/booted/NODE; the node keeps it until\n" +
+		"it reboots. Each service can be switched off to keep a site's own dnsmasq or\n" +
+		"knfsd. Logs are structured (slog) on stderr; SIGTERM or SIGINT shut down\n" +
+		"cleanly. See docs/serve.md.",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "iface", Usage: "provisioning `INTERFACE` (DHCP and TFTP bind to it)"},
+		&cli.StringFlag{Name: "addr", Usage: "server `IP` nodes reach (default: the interface's first IPv4 address)"},
+		&cli.StringFlag{Name: "ref", Usage: "boot `REV` instead of the checked-out branch (node refs still win)"},
+		&cli.IntFlag{Name: "http-port", Value: 8080, Usage: "HTTP `PORT`"},
+		&cli.IntFlag{Name: "tftp-port", Value: 69, Usage: "TFTP `PORT`"},
+		&cli.IntFlag{Name: "nfs-port", Value: 2049, Usage: "NFS and MOUNT `PORT`"},
+		&cli.IntFlag{Name: "portmap-port", Value: 111, Usage: "portmapper `PORT`"},
+		&cli.BoolFlag{Name: "no-dhcp", Usage: "do not run the DHCP server"},
+		&cli.BoolFlag{Name: "no-tftp", Usage: "do not run the TFTP server"},
+		&cli.BoolFlag{Name: "no-http", Usage: "do not run the HTTP server"},
+		&cli.BoolFlag{Name: "no-nfs", Usage: "do not run the NFS server"},
+		&cli.BoolFlag{Name: "no-portmap", Usage: "do not run the portmapper"},
+		&cli.BoolFlag{Name: "no-ra", Usage: "do not answer IPv6 router solicitations (iPXE then waits ~16 s)"},
+		&cli.BoolFlag{Name: "discover", Usage: "record unknown MACs for 'git onesis node discovered'"},
+		&cli.BoolFlag{Name: "pxelinux", Usage: "give BIOS clients pxelinux.0 instead of undionly.kpxe"},
+		&cli.StringFlag{Name: "ipxe-dir", Value: "/usr/lib/ipxe", Usage: "`DIR` holding undionly.kpxe, ipxe.efi and snponly.efi"},
+		&cli.StringFlag{Name: "state-dir", Usage: "cache and state `DIR` (default: GITDIR/onesis/serve)"},
+		&cli.StringFlag{Name: "init", Usage: "onesis-init `BINARY` for initramfs images (default: next to git-onesis)"},
+		&cli.StringSliceFlag{Name: "module", Usage: "extra kernel `MODULE` for the initramfs (repeatable)"},
+		&cli.StringFlag{Name: "console", Usage: "console= kernel argument (default ttyS0; 'none' to omit)"},
+		&cli.StringFlag{Name: "nfs-options", Usage: "`OPTIONS` appended to nfsroot= (default port=P,mountport=P,vers=3,proto=tcp,nolock)"},
+		&cli.StringFlag{Name: "secrets-dir", Usage: "serve `DIR`/NODE/ at /n/NODE/secrets to that node's root only"},
+		&cli.StringSliceFlag{Name: "deny", Usage: "secret `GLOB` exported as an empty 0600 placeholder (repeatable; replaces the defaults)"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
+		&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
+	},
+	Action: runServe,
+}
+
+func runServe(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErr("serve takes no arguments")
+	}
+	level := slog.LevelInfo
+	if c.Bool("debug") {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	switch c.String("log-format") {
+	case "text":
+		log = slog.New(slog.NewTextHandler(c.App.ErrWriter, opts))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts))
+	default:
+		return usageErr("--log-format must be text or json")
+	}
+	r, err := git.Discover(".")
+	if errors.Is(err, git.ErrNotRepo) {
+		return cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
+	}
+	if err != nil {
+		return fatal(err)
+	}
+	repoDir := r.Top
+	if repoDir == "" {
+		repoDir = r.GitDir
+	}
+	cfg := serve.Config{
+		RepoDir: repoDir, Iface: c.String("iface"), Ref: c.String("ref"),
+		TFTPPort: c.Int("tftp-port"), HTTPPort: c.Int("http-port"), NFSPort: c.Int("nfs-port"), PortmapPort: c.Int("portmap-port"),
+		NoDHCP: c.Bool("no-dhcp"), NoTFTP: c.Bool("no-tftp"), NoHTTP: c.Bool("no-http"), NoNFS: c.Bool("no-nfs"), NoPortmap: c.Bool("no-portmap"),
+		AnnounceRA: !c.Bool("no-ra") && c.String("iface") != "",
+		Discover:   c.Bool("discover"), PXELinux: c.Bool("pxelinux"), IPXEDir: c.String("ipxe-dir"),
+		StateDir: c.String("state-dir"), InitPath: c.String("init"), Modules: c.StringSlice("module"),
+		Console: c.String("console"), NFSOptions: c.String("nfs-options"), SecretsDir: c.String("secrets-dir"), Logger: log,
+	}
+	if c.IsSet("deny") {
+		cfg.Deny = c.StringSlice("deny")
+	}
+	if a := c.String("addr"); a != "" {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return usageErr("--addr: %q is not an IP address", a)
+		}
+		cfg.ServerIP = ip
+	}
+	for _, p := range []string{"http-port", "tftp-port", "nfs-port", "portmap-port"} {
+		if v := c.Int(p); v < 1 || v > 65535 {
+			return usageErr("--%s: %d is not a port number (1-65535)", p, v)
+		}
+	}
+	srv, err := serve.New(cfg, serve.Wired)
+	if err != nil {
+		return cli.Exit("fatal: "+strings.TrimSpace(err.Error()), exitFatal)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		return cli.Exit(fmt.Sprintf("fatal: %v", err), exitFatal)
+	}
+	return nil
+}
