@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# git-onesis boot demo: two QEMU nodes network-boot one image from git.
+#
+#   1. build a small busybox image with a oneSIS sysimage.conf (two classes, a
+#      class variant of /etc/fstab), a setuid file, a device node, an empty
+#      dir and a 0600 secret; add the Debian kernel and its netboot modules
+#   2. git onesis init --commit, git onesis sysimage, commit
+#   3. a private network namespace: bridge + two taps; git onesis serve in it
+#   4. two nodes in the inventory (n1 on the checked-out branch, n2 on its own)
+#   5. PXE-boot both: iPXE -> DHCP -> HTTP script -> kernel + initramfs ->
+#      NFS root -> personality -> the image's /sbin/init
+#   6. each console reports hostname, class, /etc/fstab, commit, setuid bit,
+#      device node
+#   7. commit a change on n2's branch, reboot n2: new commit; n1, still up,
+#      stays on its commit
+#   8. tear down what it started
+#
+# Run by `make demo` as root. Set KEEP=1 to keep the work dir, E2E=1 for the
+# extra checks `make e2e` runs. Exit status 0 only if every check passed.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+GIT_ONESIS=${GIT_ONESIS:-$REPO/bin/git-onesis}
+CACHE=${GIT_ONESIS_TEST_CACHE:-/var/cache/git-onesis-test}
+E2E=${E2E:-}
+START=$(date +%s)
+
+if [ -t 1 ]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B= G= R= N=; fi
+T() { printf '%4ss' $(($(date +%s) - START)); }
+step() { printf '\n%s[%s] ==== %s ====%s\n' "$B" "$(T)" "$*" "$N"; }
+say() { printf '       %s\n' "$*"; }
+FAILED=0
+ok() { printf '  %sok%s   %s\n' "$G" "$N" "$*"; }
+bad() { printf '  %sFAIL%s %s\n' "$R" "$N" "$*"; FAILED=1; }
+check() { # DESCRIPTION COMMAND...: ok when COMMAND succeeds
+	local d=$1; shift
+	if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d"; fi
+}
+die() { printf '%sdemo: %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (network namespaces, device nodes, QEMU on taps); e.g. sudo make demo"
+[ -x "$GIT_ONESIS" ] || die "$GIT_ONESIS not built; run 'make build'"
+[ -x "$(dirname "$GIT_ONESIS")/onesis-init" ] || die "$(dirname "$GIT_ONESIS")/onesis-init not built; run 'make build'"
+for tool in qemu-system-x86_64 ip busybox apt-get apt-cache dpkg-deb depmod modprobe curl; do
+	command -v "$tool" >/dev/null || die "$tool not found; run .ci/run or: apt-get install qemu-system-x86 ipxe-qemu ipxe busybox-static kmod iproute2 curl"
+done
+
+export PATH="$(dirname "$GIT_ONESIS"):$PATH"
+export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.invalid
+export GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.invalid
+export GIT_PAGER=cat PAGER=cat
+umask 022
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/git-onesis-boot.XXXXXX")
+NS=onesis-demo-$$
+SERVE_PID=
+declare -A QEMU_PID=()
+cleanup() {
+	for n in "${!QEMU_PID[@]}"; do kill "${QEMU_PID[$n]}" 2>/dev/null || true; done
+	[ -z "$SERVE_PID" ] || kill "$SERVE_PID" 2>/dev/null || true
+	sleep 0.5
+	for n in "${!QEMU_PID[@]}"; do kill -9 "${QEMU_PID[$n]}" 2>/dev/null || true; done
+	[ -z "$SERVE_PID" ] || kill -9 "$SERVE_PID" 2>/dev/null || true
+	ip netns del "$NS" 2>/dev/null || true
+	if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
+}
+trap cleanup EXIT
+IMG=$WORK/image
+SRV=10.77.0.1
+
+# ------------------------------------------------------------------ kernel
+step "1. The Debian kernel (downloaded and unpacked, never installed)"
+PKG=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1)
+if [ -z "$PKG" ]; then apt-get update -q >/dev/null; PKG=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1); fi
+[ -n "$PKG" ] || die "apt-cache names no kernel package for linux-image-amd64"
+KVER=${PKG#linux-image-}
+KROOT=$CACHE/$PKG
+if [ ! -f "$KROOT/lib/modules/$KVER/modules.dep" ]; then
+	mkdir -p "$CACHE"
+	( cd "$CACHE" && ls "$PKG"_*.deb >/dev/null 2>&1 || apt-get download -q "$PKG" >/dev/null )
+	tmp=$(mktemp -d "$CACHE/unpack-XXXXXX")
+	dpkg-deb -x "$CACHE/$PKG"_*.deb "$tmp"
+	depmod -b "$tmp" "$KVER"
+	mv "$tmp" "$KROOT" 2>/dev/null || rm -rf "$tmp"
+fi
+say "kernel $KVER from $PKG"
+
+# ------------------------------------------------------------------ image
+step "2. A small image: busybox, two classes, setuid, a device, a secret"
+mkdir -p "$IMG"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,opt/demo,var/empty,boot}
+cp "$(command -v busybox)" "$IMG/bin/busybox"
+for a in sh cat echo mount umount hostname readlink grep sed stat sleep poweroff ls su id head tr; do ln -s busybox "$IMG/bin/$a"; done
+cat >"$IMG/sbin/init" <<'EOF'
+#!/bin/sh
+# The image's own init: report what this node sees, then stay up and
+# say which commit it runs every few seconds.
+mount -t proc proc /proc 2>/dev/null
+C=$(sed -n 's/.*onesis\.commit=\([0-9a-f]*\).*/\1/p' /proc/cmdline)
+echo "NODE $(hostname): init running from $(grep ' / ' /proc/mounts | grep -v rootfs | cut -d' ' -f1,3,4 | cut -c1-60)"
+echo "NODE $(hostname): commit ${C:-?}"
+echo "NODE $(hostname): /etc/fstab -> $(readlink /etc/fstab) -> $(readlink /ram/etc/fstab): $(cat /etc/fstab)"
+echo "NODE $(hostname): motd: $(cat /etc/motd)"
+echo "NODE $(hostname): setuid file: $(stat -c '%a %U' /opt/demo/suid-tool)"
+echo "NODE $(hostname): device node: $(stat -c '%F %t,%T' /opt/demo/null)"
+echo "NODE $(hostname): empty dir: $(stat -c '%F %a' /var/empty)"
+if su -s /bin/sh demo -c 'cat /etc/demo-secret' >/dev/null 2>&1; then echo "NODE $(hostname): secret: READABLE by uid 1000"; else echo "NODE $(hostname): secret: denied to uid 1000"; fi
+echo "NODE $(hostname): shadow: $(stat -c '%s bytes %a' /etc/shadow)"
+if touch /etc/written 2>/dev/null; then echo "NODE $(hostname): root: writable"; else echo "NODE $(hostname): root: read-only"; fi
+echo "NODE $(hostname): ready"
+while :; do
+	sleep 3
+	echo "NODE $(hostname): alive on ${C:-?}: $(cat /etc/motd)"
+done
+EOF
+chmod 755 "$IMG/sbin/init"
+printf 'root:x:0:0:root:/root:/bin/sh\ndemo:x:1000:1000::/tmp:/bin/sh\n' >"$IMG/etc/passwd"
+printf 'root:x:0:\ndemo:x:1000:\n' >"$IMG/etc/group"
+printf 'root:$6$demo$notarealhash:19000:0:99999:7:::\n' >"$IMG/etc/shadow"; chmod 640 "$IMG/etc/shadow"
+printf 'top secret\n' >"$IMG/etc/demo-secret"; chmod 600 "$IMG/etc/demo-secret"
+printf 'welcome to the demo image, version 1\n' >"$IMG/etc/motd"
+printf '# default fstab\n' >"$IMG/etc/fstab"
+printf '# fstab for compute nodes: /scratch\n' >"$IMG/etc/fstab.cluster.compute"
+printf '# fstab for login nodes: /home\n' >"$IMG/etc/fstab.cluster.login"
+cat >"$IMG/etc/sysimage.conf" <<'EOF'
+# oneSIS configuration, as sites bring it
+NODECLASS_MAP  n1  cluster.compute
+NODECLASS_MAP: n2  cluster.login
+RAMSIZE 16m
+RAMDIR /tmp -m 1777
+LINKBACK /etc/fstab CLASS
+EOF
+printf '#!/bin/sh\necho tool\n' >"$IMG/opt/demo/suid-tool"; chmod 4755 "$IMG/opt/demo/suid-tool"
+mknod "$IMG/opt/demo/null" c 1 3; chmod 666 "$IMG/opt/demo/null"
+chmod 1777 "$IMG/tmp"; chmod 700 "$IMG/root"; chmod 711 "$IMG/var/empty"
+# The kernel and the modules a network boot needs, from the kernel package.
+cp "$KROOT/boot/vmlinuz-$KVER" "$IMG/boot/"
+MODS=$(modprobe -d "$KROOT" -S "$KVER" --show-depends -a virtio_pci virtio_net e1000 af_packet nfsv3 nfs 2>/dev/null | awk '$1 == "insmod" { print $2 }' | sort -u)
+[ -n "$MODS" ] || die "modprobe found no netboot modules in $KROOT"
+for m in $MODS; do
+	rel=${m#"$KROOT"/}
+	mkdir -p "$IMG/$(dirname "$rel")"
+	cp "$m" "$IMG/$rel"
+done
+cp "$KROOT/lib/modules/$KVER/modules.builtin" "$KROOT/lib/modules/$KVER/modules.order" "$IMG/lib/modules/$KVER/" 2>/dev/null || true
+depmod -b "$IMG" "$KVER" 2>&1 | grep -v "modules.builtin.modinfo" || true
+say "$(find "$IMG" | wc -l) entries, $(du -sh "$IMG" | cut -f1), $(echo "$MODS" | wc -l) kernel modules"
+
+# ------------------------------------------------------------------ git
+step "3. Into git: init --commit, the sysimage transform, commit"
+cd "$IMG"
+git init -q -b main
+git onesis init --commit -q -m "demo image"
+git onesis sysimage
+git add -A
+git onesis commit -q -m "sysimage transform: /etc/fstab is a class linkback"
+git branch login-test
+C1=$(git rev-parse HEAD)
+say "main = ${C1:0:12}; n2 will boot branch login-test"
+git onesis ls etc/fstab opt/demo
+check "git onesis status is clean" git onesis status -q
+
+# ------------------------------------------------------------------ network
+step "4. A private network namespace with a bridge and two taps; serve in it"
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" link add br0 type bridge
+ip -n "$NS" addr add "$SRV/24" dev br0
+ip -n "$NS" link set br0 up
+for i in 0 1; do
+	ip -n "$NS" tuntap add dev "tap$i" mode tap
+	ip -n "$NS" link set "tap$i" master br0
+	ip -n "$NS" link set "tap$i" up
+done
+git onesis node add n1 --mac 52:54:00:0e:00:01 --ip 10.77.0.11
+git onesis node add n2 --mac 52:54:00:0e:00:02 --ip 10.77.0.12 --ref login-test
+git onesis node list
+SERVE_LOG=$WORK/serve.log
+ip netns exec "$NS" git onesis serve --iface br0 >"$SERVE_LOG" 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 1 100); do
+	ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >/dev/null 2>&1 && break
+	kill -0 "$SERVE_PID" 2>/dev/null || { cat "$SERVE_LOG"; die "serve exited"; }
+	sleep 0.2
+done
+ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >/dev/null || { cat "$SERVE_LOG"; die "serve did not come up"; }
+say "serve is up (pid $SERVE_PID): DHCP, TFTP, HTTP :8080, portmap, NFS :2049 on br0"
+
+# ------------------------------------------------------------------ boot
+boot() { # NODE TAP MAC: start QEMU, console to $WORK/NODE.log
+	local n=$1 tap=$2 mac=$3
+	: >"$WORK/$n.log"
+	ip netns exec "$NS" qemu-system-x86_64 -machine accel=tcg -m 384 -smp 1 -no-reboot \
+		-display none -monitor none -serial "file:$WORK/$n.log" \
+		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
+		-device "virtio-net-pci,netdev=n0,mac=$mac" -boot n >"$WORK/$n.qemu" 2>&1 &
+	QEMU_PID[$n]=$!
+}
+wait_for() { # NODE PATTERN SECONDS
+	local n=$1 pat=$2 secs=$3 i
+	for ((i = 0; i < secs * 2; i++)); do
+		grep -q -- "$pat" "$WORK/$n.log" 2>/dev/null && return 0
+		kill -0 "${QEMU_PID[$n]}" 2>/dev/null || break
+		sleep 0.5
+	done
+	return 1
+}
+report() { # NODE: the console lines that tell the story
+	grep -a -E '^(onesis: (hostname|class|mounted|switch)|NODE )' "$WORK/$1.log" | grep -av alive | sed 's/^/       | /' | cut -c1-130
+}
+
+step "5. PXE-boot n1 and n2 (iPXE -> DHCP -> HTTP -> kernel + initramfs -> NFS root -> /ram -> init)"
+BOOT0=$(date +%s)
+boot n1 tap0 52:54:00:0e:00:01
+boot n2 tap1 52:54:00:0e:00:02
+for n in n1 n2; do
+	if wait_for "$n" "NODE $n: ready" 240; then
+		ok "$n booted the image's init in $(($(date +%s) - BOOT0)) s"
+	else
+		bad "$n did not reach the image's init"
+		tail -40 "$WORK/$n.log"; tail -20 "$SERVE_LOG"
+	fi
+done
+
+step "6. What each node reports"
+for n in n1 n2; do say "$n:"; report "$n"; done
+check "n1 is class cluster.compute, /etc/fstab is the compute variant" grep -aq "NODE n1: /etc/fstab -> /ram/etc/fstab -> /etc/fstab.cluster.compute" "$WORK/n1.log"
+check "n2 is class cluster.login, /etc/fstab is the login variant" grep -aq "NODE n2: /etc/fstab -> /ram/etc/fstab -> /etc/fstab.cluster.login" "$WORK/n2.log"
+check "both booted commit ${C1:0:12}" sh -c "grep -aq 'NODE n1: commit $C1' '$WORK/n1.log' && grep -aq 'NODE n2: commit $C1' '$WORK/n2.log'"
+check "the setuid bit came through NFS (4755 root)" grep -aq "NODE n1: setuid file: 4755 root" "$WORK/n1.log"
+check "the device node came through (char 1,3)" grep -aq "NODE n1: device node: character special file 1,3" "$WORK/n1.log"
+check "the root is read-only" grep -aq "NODE n1: root: read-only" "$WORK/n1.log"
+check "uid 1000 on the node cannot read the 0600 secret" grep -aq "NODE n1: secret: denied to uid 1000" "$WORK/n1.log"
+check "/etc/shadow is an empty placeholder" grep -aq "NODE n1: shadow: 0 bytes 600" "$WORK/n1.log"
+check "refs/onesis/booted/n1 and n2 record the commit" sh -c "[ \$(git rev-parse refs/onesis/booted/n1) = $C1 ] && [ \$(git rev-parse refs/onesis/booted/n2) = $C1 ]"
+say "serve's /status:"
+ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" | head -c 1200 | sed 's/^/       | /'; echo
+
+step "7. A change on n2's branch; n2 reboots onto it, n1 stays where it is"
+git worktree add -q "$WORK/login" login-test
+( cd "$WORK/login" && printf 'welcome to the demo image, version 2 (login)\n' >etc/motd && git onesis commit -q -am "login nodes: new motd" )
+C2=$(git rev-parse login-test)
+git worktree remove "$WORK/login"
+say "login-test = ${C2:0:12}; main stays ${C1:0:12}"
+kill "${QEMU_PID[n2]}" 2>/dev/null || true; wait "${QEMU_PID[n2]}" 2>/dev/null || true
+boot n2 tap1 52:54:00:0e:00:02
+BOOT0=$(date +%s)
+if wait_for n2 "NODE n2: ready" 240; then ok "n2 rebooted in $(($(date +%s) - BOOT0)) s"; else bad "n2 did not come back"; tail -30 "$WORK/n2.log"; fi
+report n2
+check "n2 now runs ${C2:0:12} with the new motd" sh -c "grep -aq 'NODE n2: commit $C2' '$WORK/n2.log' && grep -aq 'version 2 (login)' '$WORK/n2.log'"
+: >"$WORK/n1.tail"; sleep 7; tail -c 2000 "$WORK/n1.log" >"$WORK/n1.tail"
+check "n1, still up, is still on ${C1:0:12} (its root never changed)" grep -aq "NODE n1: alive on $C1: welcome to the demo image, version 1" "$WORK/n1.tail"
+check "refs/onesis/booted/n2 moved to ${C2:0:12}" sh -c "[ \$(git rev-parse refs/onesis/booted/n2) = $C2 ]"
+
+if [ -n "$E2E" ]; then
+	step "E2E. Faults and refusals"
+	# An unknown MAC gets no lease and does not boot.
+	ip -n "$NS" tuntap add dev tap9 mode tap; ip -n "$NS" link set tap9 master br0; ip -n "$NS" link set tap9 up
+	boot stranger tap9 52:54:00:0e:00:99
+	sleep 45
+	check "an unknown MAC gets no lease (no boot)" sh -c "! grep -aq 'NODE' '$WORK/stranger.log' && grep -aq 'No configuration methods succeeded\|No bootable device' '$WORK/stranger.log'"
+	kill "${QEMU_PID[stranger]}" 2>/dev/null || true; unset 'QEMU_PID[stranger]'
+	# TFTP traversal is refused with a generic error.
+	if command -v tftp >/dev/null; then
+		out=$(cd "$WORK" && ip netns exec "$NS" timeout 10 tftp "$SRV" -c get ../../etc/shadow stolen 2>&1 || true)
+		check "TFTP ../../etc/shadow is refused, no file, no server path in the error" sh -c "[ ! -s '$WORK/stolen' ] && ! printf '%s' '$out' | grep -q '/'"
+	fi
+	# serve killed and restarted under a running node: its NFS root still works.
+	kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+	ip netns exec "$NS" git onesis serve --iface br0 >>"$SERVE_LOG" 2>&1 &
+	SERVE_PID=$!
+	sleep 12
+	tail -c 1500 "$WORK/n1.log" >"$WORK/n1.tail2"
+	check "after a serve restart n1 still reads its NFS root (stable handles)" grep -aq "NODE n1: alive on $C1: welcome" "$WORK/n1.tail2"
+	check "no stale file handle on n1's console" sh -c "! grep -aqi 'stale' '$WORK/n1.log'"
+	check "git onesis status on the server is still clean" git onesis status -q
+fi
+
+step "8. Tear down"
+say "stopping QEMU, serve, and the namespace $NS"
+elapsed=$(($(date +%s) - START))
+if [ "$FAILED" = 0 ]; then
+	printf '\n%sdemo: all checks passed in %d s%s\n' "$G" "$elapsed" "$N"
+else
+	printf '\n%sdemo: some checks FAILED (%d s); logs in %s (KEEP=1 keeps them)%s\n' "$R" "$elapsed" "$WORK" "$N"
+	exit 1
+fi
