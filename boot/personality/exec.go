@@ -27,6 +27,20 @@ type ExecOptions struct {
 // symlink in the image is copied as a symlink with the same text, and
 // links created in ramDir hold absolute image paths as text.
 func Execute(plan *Plan, imageDir, ramDir string, o ExecOptions) error {
+	// Mount steps come first, before ramDir is opened: a tmpfs mounted on
+	// ramDir afterwards would sit on top of the opened directory, and the
+	// steps would write beneath it (into the read-only NFS root at boot).
+	for _, s := range plan.Steps {
+		if s.Kind != Mount || o.Mount == nil {
+			continue
+		}
+		if err := o.Mount(s); err != nil {
+			return fmt.Errorf("mounting tmpfs on %s: %w", ramDir, err)
+		}
+		if o.Log != nil {
+			o.Log(s)
+		}
+	}
 	img, err := OpenDir(imageDir)
 	if err != nil {
 		return err
@@ -40,11 +54,6 @@ func Execute(plan *Plan, imageDir, ramDir string, o ExecOptions) error {
 	x := &executor{img: img, ram: ram}
 	for _, s := range plan.Steps {
 		if s.Kind == Mount {
-			if o.Mount != nil {
-				if err := o.Mount(s); err != nil {
-					return fmt.Errorf("mounting tmpfs on %s: %w", ramDir, err)
-				}
-			}
 			continue
 		}
 		if err := x.step(s); err != nil {

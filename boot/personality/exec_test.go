@@ -219,8 +219,14 @@ var/log/messages 0640 0:4 "boot log\n"`},
 			}
 			ram := t.TempDir()
 			var mounted []string
+			// A real tmpfs, mounted by the callback as the node's init does:
+			// the steps must land in it, not in the directory beneath.
 			err = personality.Execute(plan, img, ram, personality.ExecOptions{Mount: func(s personality.Step) error {
-				mounted = append(mounted, s.Options) // the node's init mounts; the test only notes it
+				mounted = append(mounted, s.Options)
+				if err := syscall.Mount("tmpfs", ram, "tmpfs", 0, s.Options); err != nil {
+					return err
+				}
+				t.Cleanup(func() { syscall.Unmount(ram, syscall.MNT_DETACH) })
 				return nil
 			}})
 			if err != nil {
