@@ -1,5 +1,3 @@
-//go:build onesis_wire
-
 package serve
 
 // The adapter from serve to package dhcp (helper NET). The lead removes the

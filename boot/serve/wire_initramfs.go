@@ -1,5 +1,3 @@
-//go:build onesis_wire
-
 package serve
 
 // The adapter from serve to packages initramfs and gitfs (helper INIT). The

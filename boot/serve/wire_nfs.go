@@ -1,5 +1,3 @@
-//go:build onesis_wire
-
 package serve
 
 // The adapters from serve to packages nfsroot and portmap (helper NFS). The

@@ -1,5 +1,3 @@
-//go:build onesis_wire
-
 package serve
 
 import (
