@@ -1,7 +1,8 @@
 # git-onesis Makefile.
 #
 # On a fresh machine (after .ci/run's package installs):
-#     make demo     # build, then show record / tamper / status / diff / apply
+#     make demo     # build, then PXE-boot two QEMU nodes from a git branch (internal/demo/boot.sh)
+#     make demo-meta  # record / tamper / status / diff / apply on a small image
 #     make test     # vet, gofmt check, all tests, a short fuzz run
 #
 # Everything git-related in `make test` runs hermetically: GIT_DIR,
@@ -51,7 +52,7 @@ HERMETIC_ENV = env \
 	GOFLAGS="$$($(GO) env GOFLAGS)" \
 	LC_ALL=C
 
-.PHONY: all build test vet fmt-check lint fuzz demo bench man install uninstall clean
+.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-meta bench man install uninstall clean
 
 all: build
 
@@ -85,13 +86,33 @@ test:
 	echo "== fuzz FuzzParse for $(FUZZTIME)"; \
 	grep -qs '^func FuzzParse(' meta/*_test.go || echo "warning: meta has no FuzzParse; go test -fuzz will find nothing to run" >&2; \
 	$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./meta/; \
+	echo "== fuzz FuzzDHCPReply and FuzzTFTPRequest for $(FUZZTIME) each"; \
+	$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz=FuzzDHCPReply -fuzztime=$(FUZZTIME) ./boot/dhcp/; \
+	$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz=FuzzTFTPRequest -fuzztime=$(FUZZTIME) ./boot/tftp/; \
+	echo "== make e2e: the whole boot chain in QEMU"; \
+	$(MAKE) --no-print-directory e2e; \
 	echo "== make test: all passed"
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./meta/
 
-# Needs root (device nodes, chown, setcap). Runs in its own temp dir and HOME.
+# The main job. Needs root (network namespaces, taps, QEMU); .ci/run installs
+# the packages. Downloads the Debian kernel .deb once into
+# /var/cache/git-onesis-test (unpacked, never installed).
 demo: build
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
+	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
+	$(HERMETIC_ENV) GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
+
+# The same chain as assertions, plus an unknown MAC, TFTP traversal and a
+# serve restart under a running node. Part of `make test`.
+e2e: build
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-e2e-env.XXXXXX"); \
+	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
+	$(HERMETIC_ENV) E2E=1 GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
+
+# Metadata only: record, tamper, status, diff, apply on a small image.
+demo-meta: build
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/demo.sh
