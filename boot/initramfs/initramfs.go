@@ -181,6 +181,7 @@ func Build(w io.Writer, o Options) (*Manifest, error) {
 		}
 		a.file(path.Join(modDir, plainName(mod.File)), plain, 0o644, why)
 		list.WriteString(mod.Name + "\n")
+		var missingFW []string
 		for _, fw := range firmwareOf(plain) {
 			fwPath := path.Join("lib/firmware", path.Clean(fw))
 			if _, done := a.recs[fwPath]; done {
@@ -191,9 +192,8 @@ func Build(w io.Writer, o Options) (*Manifest, error) {
 				return nil, fmt.Errorf("firmware %s of module %s (/%s): %w", fw, mod.Name, from, err)
 			}
 			if !ok {
-				note := "firmware " + fw + " (for " + mod.Name + "): not in the image's /lib/firmware"
-				if !slices.Contains(m.Skipped, note) {
-					m.Skipped = append(m.Skipped, note)
+				if !slices.Contains(missingFW, fw) {
+					missingFW = append(missingFW, fw)
 				}
 				continue
 			}
@@ -202,6 +202,10 @@ func Build(w io.Writer, o Options) (*Manifest, error) {
 				why += " (from /" + from + ")"
 			}
 			a.file(fwPath, b, 0o644, why)
+		}
+		if len(missingFW) > 0 {
+			m.Skipped = append(m.Skipped, fmt.Sprintf("firmware for %s: %d files not in the image's /lib/firmware (the distribution's firmware package has them): %s",
+				mod.Name, len(missingFW), strings.Join(missingFW, " ")))
 		}
 	}
 	var dep bytes.Buffer
