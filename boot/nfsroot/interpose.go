@@ -205,7 +205,7 @@ func (c *permConn) handleAllowed(fh []byte) bool {
 	case isWorkHandle(fh):
 		var id [20]byte
 		id[0] = 'W'
-		copy(id[1:], fh[1:9])
+		copy(id[1:], fh[4:12])
 		return c.workAllowed(id)
 	}
 	return true
