@@ -318,6 +318,17 @@ func (c *permConn) filter(rec []byte) []byte {
 			patchSetattrMode(rec, cl.setattrMode)
 		}
 	}
+	if cl.createMode != 0 {
+		// go-nfs creates with mode&0777: add the special bits asked for.
+		if fh, modeOff := createdHandle(rec); isWorkHandle(fh) {
+			if err := c.s.workChmod(fh, cl.createMode); err != nil {
+				c.s.log.Warn("nfs: cannot apply the full mode of a CREATE/MKDIR", "client", c.ip.String(), "err", err)
+			} else if modeOff >= 0 {
+				old := binary.BigEndian.Uint32(rec[modeOff:])
+				binary.BigEndian.PutUint32(rec[modeOff:], old&^0o7777|cl.createMode)
+			}
+		}
+	}
 	out, refused := filterReply(rec, cl)
 	if refused {
 		c.s.stats.denied.Add(1)

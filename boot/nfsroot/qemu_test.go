@@ -167,7 +167,6 @@ echo "WMOUNT rc=$?"
 echo "written on the node" > /w/etc/motd
 chmod 4755 /w/usr/bin/hello
 mkdir -m 1777 /w/scratch
-chmod 1777 /w/scratch
 ln -s /usr/bin/hello /w/newlink
 rm /w/root/notes
 stat -c "WSTAT %n %a" /w/usr/bin/hello /w/scratch
