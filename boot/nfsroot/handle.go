@@ -14,6 +14,9 @@ import (
 	"github.com/google/renameio/v2"
 )
 
+// Every handle length is a multiple of 4: go-nfs reads opaques without
+// their XDR padding, so a 33-byte handle would shift the arguments after it.
+//
 // A commit file handle is commit(20) || fileid(8, big endian) ||
 // HMAC-SHA256(key, "onesis-nfs-c1" || commit || fileid)[:16]: 44 bytes,
 // deterministic for a given key, commit and path, and unforgeable without

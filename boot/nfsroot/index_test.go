@@ -193,3 +193,36 @@ func TestLargeBlobsStreamed(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", left)
 	}
 }
+
+func TestNewDefaultsAndErrors(t *testing.T) {
+	fx := newFixture(t)
+	wt := filepath.Join(t.TempDir(), "wt")
+	run(t, fx.repo, "git", "worktree", "add", "-q", wt, "-b", "update")
+	// A linked worktree: state goes to the common git dir.
+	srv, err := New(Config{RepoDir: wt, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if _, err := os.Stat(filepath.Join(fx.repo, ".git", "onesis", "nfs", keyFile)); err != nil {
+		t.Errorf("default state dir: %v", err)
+	}
+	if err := srv.Prepare(t.Context(), "update"); err != nil {
+		t.Errorf("Prepare of a branch name: %v", err)
+	}
+	for _, cfg := range []Config{
+		{},
+		{RepoDir: t.TempDir()},
+		{RepoDir: fx.repo, StateDir: t.TempDir(), Deny: []string{"etc/[oops"}},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+	if err := srv.Prepare(t.Context(), strings.Repeat("0", 40)); err == nil {
+		t.Errorf("Prepare of a missing commit succeeded")
+	}
+	if err := srv.Prepare(t.Context(), "no-such-branch"); err == nil {
+		t.Errorf("Prepare of a missing branch succeeded")
+	}
+}

@@ -205,7 +205,7 @@ func (c *permConn) handleAllowed(fh []byte) bool {
 	case isWorkHandle(fh):
 		var id [20]byte
 		id[0] = 'W'
-		copy(id[1:], fh[1:9])
+		copy(id[1:], fh[4:12])
 		return c.workAllowed(id)
 	}
 	return true
@@ -316,6 +316,17 @@ func (c *permConn) filter(rec []byte) []byte {
 			c.s.log.Warn("nfs: cannot apply the full mode of a SETATTR", "client", c.ip.String(), "err", err)
 		} else {
 			patchSetattrMode(rec, cl.setattrMode)
+		}
+	}
+	if cl.createMode != 0 {
+		// go-nfs creates with mode&0777: add the special bits asked for.
+		if fh, modeOff := createdHandle(rec); isWorkHandle(fh) {
+			if err := c.s.workChmod(fh, cl.createMode); err != nil {
+				c.s.log.Warn("nfs: cannot apply the full mode of a CREATE/MKDIR", "client", c.ip.String(), "err", err)
+			} else if modeOff >= 0 {
+				old := binary.BigEndian.Uint32(rec[modeOff:])
+				binary.BigEndian.PutUint32(rec[modeOff:], old&^0o7777|cl.createMode)
+			}
 		}
 	}
 	out, refused := filterReply(rec, cl)

@@ -35,6 +35,9 @@ func TestHelperProcess(t *testing.T) {
 			if guest != nil && ip.Equal(guest) {
 				ip = net.IPv4(127, 0, 0, 1)
 			}
+			if w := os.Getenv("ONESIS_NFS_WORK"); w != "" && ip.IsLoopback() && export == "/w/node1" {
+				return Export{Dir: w, ReadWrite: true}, true
+			}
 			return allow(ip, export)
 		}})
 	if err != nil {

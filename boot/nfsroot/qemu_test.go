@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -160,6 +161,18 @@ if [ -x /usr/lib/klibc/bin/nfsmount ]; then
   /usr/lib/klibc/bin/nfsmount -o ro,nolock,tcp 10.77.0.1:/c/@COMMIT@ /mnt2 2>&1 | sed 's/^/KLIBCOUT /'
   stat -c "KLIBC %a %u %g" /mnt2/bin/suid
 fi
+mkdir -p /w
+mount -t nfs -o rw,vers=3,proto=tcp,port=2049,mountport=2049,nolock,noacl,timeo=20,addr=10.77.0.1 10.77.0.1:/w/node1 /w
+echo "WMOUNT rc=$?"
+echo "written on the node" > /w/etc/motd
+chmod 4755 /w/usr/bin/hello
+mkdir -m 1777 /w/scratch
+ln -s /usr/bin/hello /w/newlink
+rm /w/root/notes
+stat -c "WSTAT %n %a" /w/usr/bin/hello /w/scratch
+ls -a /w | tr '\n' ' ' | sed 's/^/WLS /'; echo
+umount /w
+echo "WUMOUNT rc=$?"
 echo DONE
 poweroff -f
 `
@@ -249,7 +262,9 @@ func TestQEMUKernelClient(t *testing.T) {
 			t.Fatalf("ip %v: %v: %s", args, err, out)
 		}
 	}
-	env := []string{helperEnv + "=1", "ONESIS_NFS_COMMIT=" + fx.commit, "ONESIS_NFS_REPO=" + fx.repo,
+	wt := filepath.Join(t.TempDir(), "wt")
+	run(t, fx.repo, "git", "worktree", "add", "-q", wt, "-b", "update")
+	env := []string{"ONESIS_NFS_WORK=" + wt, helperEnv + "=1", "ONESIS_NFS_COMMIT=" + fx.commit, "ONESIS_NFS_REPO=" + fx.repo,
 		"ONESIS_NFS_STATE=" + t.TempDir(), "ONESIS_NFS_ADDR=10.77.0.1:2049", "ONESIS_NFS_CLIENT=10.77.0.2",
 		"ONESIS_PORTMAP_ADDR=10.77.0.1:111"}
 	h := startHelper(t, ns, env)
@@ -331,6 +346,31 @@ func TestQEMUKernelClient(t *testing.T) {
 		t.Errorf("klibc nfsmount through our portmapper did not mount: %q", lines["KLIBCOUT"])
 	} else if !klibc {
 		t.Log("klibc-utils not installed: the klibc nfsmount + portmap check did not run")
+	}
+	// The maintenance export: what the node did is in the worktree.
+	for _, w := range []string{"WMOUNT rc=0", "WSTAT /w/usr/bin/hello 4755", "WSTAT /w/scratch 1777", "WUMOUNT rc=0"} {
+		if !strings.Contains(text, w+"\n") {
+			t.Errorf("serial console lacks %q", w)
+		}
+	}
+	if ls := strings.Join(lines["WLS"], " "); strings.Contains(ls, ".git") || !strings.Contains(ls, "etc") {
+		t.Errorf("maintenance listing %q: want etc and no .git", ls)
+	}
+	if b, err := os.ReadFile(filepath.Join(wt, "etc/motd")); err != nil || string(b) != "written on the node\n" {
+		t.Errorf("etc/motd in the worktree: %q, %v", b, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(wt, "usr/bin/hello"), &st); err != nil || st.Mode&0o7777 != 0o4755 {
+		t.Errorf("usr/bin/hello in the worktree: mode %#o, %v; want 04755", st.Mode&0o7777, err)
+	}
+	if err := syscall.Lstat(filepath.Join(wt, "scratch"), &st); err != nil || st.Mode&0o7777 != 0o1777 {
+		t.Errorf("scratch in the worktree: mode %#o, %v; want 01777", st.Mode&0o7777, err)
+	}
+	if l, err := os.Readlink(filepath.Join(wt, "newlink")); err != nil || l != "/usr/bin/hello" {
+		t.Errorf("newlink in the worktree: %q, %v", l, err)
+	}
+	if _, err := os.Lstat(filepath.Join(wt, "root/notes")); err == nil {
+		t.Errorf("root/notes still in the worktree after rm on the node")
 	}
 	if u := strings.Join(lines["USERREAD"], "\n"); !strings.Contains(u, "Permission denied") || strings.Contains(u, "root-only-secret") {
 		t.Errorf("uid 1000 reading secret600: %q; want Permission denied", u)

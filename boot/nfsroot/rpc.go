@@ -20,6 +20,8 @@ const (
 	nfsProcSetattr     = 2
 	nfsProcLookup      = 3
 	nfsProcAccess      = 4
+	nfsProcCreate      = 8
+	nfsProcMkdir       = 9
 	nfsProcReadlink    = 5
 	nfsProcRead        = 6
 	nfsProcReaddir     = 16
@@ -119,6 +121,8 @@ type call struct {
 	// SETATTR with a mode: the handle and the full mode asked for.
 	setattrFH   []byte
 	setattrMode uint32
+	// CREATE/MKDIR with setuid, setgid or sticky in the mode asked for.
+	createMode uint32
 }
 
 // parseCall reads an RPC CALL record body (without the record mark). A
@@ -354,13 +358,34 @@ func firstHandle(rec []byte, c call) ([]byte, int) {
 }
 
 // parseSetattrMode fills c.setattrFH and c.setattrMode when rec is an
-// NFSv3 SETATTR that sets the mode.
+// NFSv3 SETATTR that sets the mode, and c.setattrMode (with a nil handle:
+// the new object's comes in the reply) for a CREATE or MKDIR that sets
+// special mode bits.
 func parseSetattrMode(rec []byte, c *call) {
-	if c.prog != progNFS || c.vers != 3 || c.proc != nfsProcSetattr {
+	if c.prog != progNFS || c.vers != 3 {
 		return
 	}
 	r := &xdrReader{b: rec, off: c.argOff}
 	fh := r.opaque(64)
+	switch c.proc {
+	case nfsProcSetattr:
+	case nfsProcMkdir, nfsProcCreate:
+		r.opaque(255) // the new name
+		if c.proc == nfsProcCreate {
+			if how := r.u32(); r.bad || how > 1 { // UNCHECKED or GUARDED carry a sattr3
+				return
+			}
+		}
+		if set := r.u32(); r.bad || set != 1 {
+			return
+		}
+		if mode := r.u32(); !r.bad && mode&0o7000 != 0 {
+			c.createMode = mode & 0o7777
+		}
+		return
+	default:
+		return
+	}
 	if set := r.u32(); r.bad || set != 1 {
 		return
 	}
@@ -420,4 +445,31 @@ func versionMismatch(rec []byte) []byte {
 		out = binary.BigEndian.AppendUint32(out, v)
 	}
 	return out
+}
+
+// createdHandle returns the new object's handle from a successful CREATE
+// or MKDIR reply and the offset of its post-op mode field (-1 if absent).
+func createdHandle(rec []byte) ([]byte, int) {
+	_, off := replyResults(rec)
+	if off < 0 {
+		return nil, -1
+	}
+	r := &xdrReader{b: rec, off: off}
+	if status := r.u32(); r.bad || status != 0 {
+		return nil, -1
+	}
+	if follows := r.u32(); r.bad || follows == 0 {
+		return nil, -1
+	}
+	fh := r.opaque(64)
+	if follows := r.u32(); r.bad || follows == 0 {
+		return fh, -1
+	}
+	r.u32() // type
+	modeOff := r.off
+	r.u32()
+	if r.bad {
+		return fh, -1
+	}
+	return fh, modeOff
 }

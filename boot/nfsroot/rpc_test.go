@@ -359,3 +359,67 @@ func FuzzPermConn(f *testing.F) {
 		t.Fatal("the interposed reader did not end")
 	})
 }
+
+func TestParseSetattrMode(t *testing.T) {
+	fh := bytes.Repeat([]byte{9}, workHandleLen)
+	args := func(proc uint32, tail ...uint32) []byte {
+		rec := callRec(1, progNFS, 3, proc, authUnix, authUnixBody(0, 0))
+		w := &xdrw{b: rec}
+		w.opaque(fh)
+		if proc != nfsProcSetattr {
+			w.opaque([]byte("newname"))
+		}
+		return w.u32(tail...).b
+	}
+	tests := []struct {
+		name              string
+		rec               []byte
+		proc              uint32
+		wantFH            bool
+		wantMode, wantNew uint32
+	}{
+		{"setattr 04755", args(nfsProcSetattr, 1, 0o4755), nfsProcSetattr, true, 0o4755, 0},
+		{"setattr 0644", args(nfsProcSetattr, 1, 0o644), nfsProcSetattr, true, 0o644, 0},
+		{"setattr without mode", args(nfsProcSetattr, 0, 1, 5), nfsProcSetattr, false, 0, 0},
+		{"mkdir 01777", args(nfsProcMkdir, 1, 0o1777), nfsProcMkdir, false, 0, 0o1777},
+		{"mkdir 0755", args(nfsProcMkdir, 1, 0o755), nfsProcMkdir, false, 0, 0},
+		{"create unchecked 04711", args(nfsProcCreate, 0, 1, 0o4711), nfsProcCreate, false, 0, 0o4711},
+		{"create guarded 02755", args(nfsProcCreate, 1, 1, 0o2755), nfsProcCreate, false, 0, 0o2755},
+		{"create exclusive", args(nfsProcCreate, 2, 0o4755, 0o4755), nfsProcCreate, false, 0, 0},
+		{"truncated", args(nfsProcSetattr, 1), nfsProcSetattr, false, 0, 0},
+	}
+	for _, tc := range tests {
+		c, err := parseCall(tc.rec)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		parseSetattrMode(tc.rec, &c)
+		if (c.setattrFH != nil) != tc.wantFH || c.setattrMode != tc.wantMode || c.createMode != tc.wantNew {
+			t.Errorf("%s: fh=%v mode=%#o create=%#o; want fh=%v mode=%#o create=%#o", tc.name,
+				c.setattrFH != nil, c.setattrMode, c.createMode, tc.wantFH, tc.wantMode, tc.wantNew)
+		}
+	}
+}
+
+func TestCreatedHandleAndPatch(t *testing.T) {
+	fh := bytes.Repeat([]byte{9}, workHandleLen)
+	w := replyHead(1).u32(0, 1).opaque(fh)
+	w.b = append(w.b, attr(nf3Dir, 0o755|1<<31, 0, 0)...)
+	rec := w.u32(0, 0).b // wcc_data of the parent: nothing
+	got, off := createdHandle(rec)
+	if !bytes.Equal(got, fh) || off < 0 || binary.BigEndian.Uint32(rec[off:]) != 0o755|1<<31 {
+		t.Fatalf("createdHandle = %x, %d", got, off)
+	}
+	if h, _ := createdHandle(replyHead(1).u32(17).b); h != nil {
+		t.Errorf("a failed CREATE yielded a handle")
+	}
+	// SETATTR reply: wcc_data with pre and post attributes.
+	w = replyHead(2).u32(0, 1)
+	w.b = append(w.b, make([]byte, 24)...)
+	w.b = append(w.b, attr(1, 0o755, 0, 0)...)
+	rec = w.b
+	patchSetattrMode(rec, 0o4755)
+	if m := binary.BigEndian.Uint32(rec[len(rec)-fattr3Len+4:]); m != 0o4755 {
+		t.Errorf("patched SETATTR mode = %#o, want 04755", m)
+	}
+}

@@ -28,12 +28,14 @@ import (
 // which also keeps every path inside the directory); git's files at the top
 // are hidden; the deny list does not apply (the node sees the real files).
 //
-// Its handles are 'W' || export id(8) || inode(8) || HMAC[:16] (33 bytes).
+// Its handles are 'W' 0 0 0 || export id(8) || inode(8) || HMAC[:16] (36
+// bytes: go-nfs reads opaques without their XDR padding, so every handle
+// length must be a multiple of 4).
 // The export id -> directory table is persisted in <StateDir>/work/, and
 // inode -> path is found again by one walk of the directory after a
 // restart, so handles stay valid across restarts while the file exists.
 const (
-	workHandleLen = 1 + 8 + 8 + macLen
+	workHandleLen = 4 + 8 + 8 + macLen
 	workSalt      = "onesis-nfs-w1"
 )
 
@@ -132,7 +134,9 @@ func (s *Server) workByID(id []byte) (*workFS, error) {
 	return s.openWork(rec)
 }
 
-func isWorkHandle(fh []byte) bool { return len(fh) == workHandleLen && fh[0] == 'W' }
+func isWorkHandle(fh []byte) bool {
+	return len(fh) == workHandleLen && fh[0] == 'W' && fh[1] == 0 && fh[2] == 0 && fh[3] == 0
+}
 
 func (s *Server) workMAC(id []byte, ino uint64) []byte {
 	m := hmac.New(sha256.New, s.key)
@@ -157,15 +161,15 @@ func (w *workFS) toHandle(p []string) []byte {
 	w.mu.Lock()
 	w.byIno[st.Ino] = rel
 	w.mu.Unlock()
-	h := []byte{'W'}
+	h := []byte{'W', 0, 0, 0}
 	h = append(h, w.id[:]...)
 	h = binary.BigEndian.AppendUint64(h, st.Ino)
 	return append(h, w.s.workMAC(w.id[:], st.Ino)...)
 }
 
 func (s *Server) fromWorkHandle(fh []byte) (billy.Filesystem, []string, error) {
-	id, ino := fh[1:9], binary.BigEndian.Uint64(fh[9:17])
-	if !hmac.Equal(fh[17:], s.workMAC(id, ino)) {
+	id, ino := fh[4:12], binary.BigEndian.Uint64(fh[12:20])
+	if !hmac.Equal(fh[20:], s.workMAC(id, ino)) {
 		return nil, nil, errBadHandle
 	}
 	w, err := s.workByID(id)

@@ -46,6 +46,15 @@ func TestMaintenanceExport(t *testing.T) {
 	if got := strings.Join(names, " "); strings.Contains(got, ".git") || !strings.Contains(got, "etc") {
 		t.Errorf("worktree listing %q: want etc, and no .git*", got)
 	}
+	// ACCESS works (the arguments after the handle are read right).
+	for _, tc := range []struct {
+		path      string
+		ask, want uint32
+	}{{"etc", 0x3f, 0x1f}, {"etc/passwd", 0x0f, 0x0d}, {"usr/bin/hello", 0x21, 0x21}} {
+		if got, err := tg.Access(tc.path, tc.ask); err != nil || got != tc.want {
+			t.Errorf("ACCESS %s %#x = %#x, %v; want %#x", tc.path, tc.ask, got, err, tc.want)
+		}
+	}
 	fi, _, err := tg.Lookup("bin/suid")
 	if err != nil || fi.(*nfsc.Fattr).FileMode&07777 != 04755 {
 		t.Errorf("bin/suid: %v %v; want mode 04755", fi, err)
@@ -117,5 +126,15 @@ func TestMaintenanceExport(t *testing.T) {
 	// node1's export is not node2's to mount.
 	if _, err := mountAs(t, ts3.port, "/w/node1", 0, 0); err == nil {
 		t.Errorf("MOUNT /w/node1 succeeded for a client only allowed /w/node2")
+	}
+}
+
+// TestHandleLengths: go-nfs reads opaques without XDR padding, so a handle
+// whose length is not a multiple of 4 would shift the arguments after it.
+func TestHandleLengths(t *testing.T) {
+	for name, n := range map[string]int{"commit": handleLen, "maintenance": workHandleLen} {
+		if n%4 != 0 || n > 64 {
+			t.Errorf("%s handles are %d bytes; want a multiple of 4, at most 64", name, n)
+		}
 	}
 }
