@@ -14,6 +14,9 @@
 # namespace (10.77.0.0/24); the script kills only what it started.
 #
 #   KROOT=/var/cache/git-onesis-test/linux-image-6.1.0-57-amd64 contrib/serve-qemu-chain.sh [serve options, e.g. --no-ra]
+#
+# MAINT=1 makes n1 a maintenance node booting a linked worktree read-write:
+# the node's init then writes /written, which must appear in the worktree.
 set -u
 BIN=${ONESIS_BIN_DIR:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 KROOT=${KROOT:-$(ls -d /var/cache/git-onesis-test/linux-image-*-amd64 2>/dev/null | head -1)}
@@ -57,6 +60,10 @@ for d in proc sys dev run tmp ram; do touch $IMG/$d/.keep; done
 (cd $IMG && git init -q -b main && git add -A && git commit -qm image) || exit 1
 HEAD=$(git -C $IMG rev-parse HEAD)
 (cd $IMG && git onesis node add n1 --mac 52:54:00:12:34:56 --ip 10.77.0.50 && git onesis node network 10.77.0.0/24 --router 10.77.0.1) || exit 1
+if [ -n "${MAINT:-}" ]; then
+	git -C $IMG worktree add -q -b update $W/update || exit 1
+	(cd $IMG && git onesis node set n1 --maintenance $W/update) || exit 1
+fi
 
 ip netns add $NS || exit 1
 ip netns exec $NS sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
@@ -76,4 +83,8 @@ wait $QPID; QPID=
 printf 'QEMU start -> power off: %.1f s\n' "$(echo "$(date +%s.%N) - $start" | bc)"
 grep -a '^IMAGE-' $W/qemu.log
 echo "logs: $W/serve.log $W/qemu.log"
+if [ -n "${MAINT:-}" ]; then
+	grep -aq 'IMAGE-ROOT: writable' $W/qemu.log && [ -e $W/update/written ] && echo "the node wrote $W/update/written"
+	exit
+fi
 grep -aq "IMAGE-COMMIT: $HEAD" $W/qemu.log && grep -aq '^IMAGE-DONE' $W/qemu.log
