@@ -61,7 +61,7 @@ type kernel struct {
 	tree       *object.Tree
 }
 
-// FindKernel locates the kernel of commit.
+// findKernel locates the kernel of commit.
 func (a *GitArtifacts) findKernel(commit string) (*kernel, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
