@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -36,7 +37,7 @@ var nodeCmd = &cli.Command{
 
 // nodeSubcommands are dispatched by nodeDispatch rather than urfave/cli, so
 // that options may follow the node name.
-var nodeSubcommands = []*cli.Command{nodeAddCmd, nodeSetCmd, nodeRmCmd, nodeListCmd, nodeImportCmd, nodeNetworkCmd, nodeDiscoveredCmd}
+var nodeSubcommands = []*cli.Command{nodeAddCmd, nodeSetCmd, nodeRmCmd, nodeListCmd, nodeImportCmd, nodeNetworkCmd, nodeEditCmd, nodeDiscoveredCmd}
 
 // nodeDispatch runs a node subcommand. Options may follow the node name,
 // as in `git onesis node add n1 --mac M --ip I`: urfave/cli v2 stops at the
@@ -163,6 +164,14 @@ var nodeNetworkCmd = &cli.Command{
 		&cli.BoolFlag{Name: "rm", Usage: "remove the network"},
 	},
 	Action: runNodeNetwork,
+}
+
+var nodeEditCmd = &cli.Command{
+	Name:      "edit",
+	Usage:     "edit the nodes file in your editor; it is committed only if it is valid",
+	UsageText: "git onesis node edit [-m MESSAGE]",
+	Flags:     []cli.Flag{&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "commit `MESSAGE` (default \"node edit\")"}},
+	Action:    runNodeEdit,
 }
 
 var nodeDiscoveredCmd = &cli.Command{
@@ -449,6 +458,77 @@ func runNodeNetwork(c *cli.Context) error {
 		return inv.PutNetwork(nw)
 	})
 	return inventoryRefused(err)
+}
+
+// runNodeEdit opens the nodes file in git's editor (GIT_EDITOR,
+// core.editor, VISUAL, EDITOR) and commits the result if it parses and
+// validates. An invalid file is kept for the admin, and nothing changes.
+func runNodeEdit(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErr("edit takes no arguments")
+	}
+	r, err := nodeRepo()
+	if err != nil {
+		return err
+	}
+	cur, err := inventory.Load(r)
+	if err != nil {
+		return fatal(err)
+	}
+	out, err := r.Run("var", "GIT_EDITOR")
+	if err != nil {
+		return fatal(fmt.Errorf("finding your editor: %w", err))
+	}
+	editor := strings.TrimSpace(string(out))
+	f, err := os.CreateTemp("", "onesis-nodes-*.txt")
+	if err != nil {
+		return fatal(err)
+	}
+	name := f.Name()
+	_, werr := f.Write(cur.Marshal())
+	if cerr := f.Close(); werr != nil || cerr != nil {
+		return fatal(errors.Join(werr, cerr))
+	}
+	// Run the editor as git does: through the shell, with the file as $1.
+	ed := exec.Command("sh", "-c", editor+` "$@"`, editor, name)
+	ed.Stdin, ed.Stdout, ed.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+	if err := ed.Run(); err != nil {
+		return fatal(fmt.Errorf("the editor failed (%v); your text is in %s", err, name))
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return fatal(err)
+	}
+	edited, err := inventory.Parse(inventory.File, b)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("error: %v\nnothing changed; your text is in %s", err, name), exitDiff)
+	}
+	msg := c.String("message")
+	if msg == "" {
+		msg = "node edit"
+	}
+	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+		if inv.Commit != cur.Commit {
+			return fmt.Errorf("the inventory changed while you were editing; your text is in %s", name)
+		}
+		inv.Clear()
+		for _, nw := range edited.Networks {
+			if err := inv.PutNetwork(nw); err != nil {
+				return err
+			}
+		}
+		for _, n := range edited.Nodes {
+			if err := inv.Put(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return inventoryRefused(err)
+	}
+	os.Remove(name)
+	return nil
 }
 
 // jsonNode is one node of `node list --json`.

@@ -93,3 +93,29 @@ func TestNodeCommand(t *testing.T) {
 		t.Errorf("import: %s", got)
 	}
 }
+
+func TestNodeEdit(t *testing.T) {
+	img := t.TempDir()
+	must(t, img, "git", "init", "-q")
+	must(t, img, "git", "onesis", "node", "add", "n1", "--mac", "52:54:00:00:00:01", "--ip", "10.77.0.11")
+	// A scripted "editor" appends a node.
+	r := runEnv(t, img, []string{`GIT_EDITOR=printf 'node n2 mac=52:54:00:00:00:02 ip=10.77.0.12\n' >>`}, "git", "onesis", "node", "edit", "-m", "add n2 by hand")
+	if r.code != 0 {
+		t.Fatalf("edit: %d %s", r.code, r.err)
+	}
+	if got := must(t, img, "git", "onesis", "node", "list", "--porcelain"); !strings.Contains(got, "n2\t52:54:00:00:00:02\t10.77.0.12") {
+		t.Errorf("after edit: %s", got)
+	}
+	if log := must(t, img, "git", "log", "-1", "--format=%s", "refs/onesis/inventory"); log != "add n2 by hand\n" {
+		t.Errorf("message: %q", log)
+	}
+	// A bad edit is refused with the line, and nothing changes.
+	before := must(t, img, "git", "rev-parse", "refs/onesis/inventory")
+	r = runEnv(t, img, []string{`GIT_EDITOR=printf 'node n3 mac=52:54:00:00:00:01 ip=10.77.0.13\n' >>`}, "git", "onesis", "node", "edit")
+	if r.code != 1 || !strings.Contains(r.err, "nodes:4: MAC 52:54:00:00:00:01 of node n3 is already used by node n1 (line 2)") || !strings.Contains(r.err, "your text is in") {
+		t.Errorf("bad edit: %d %s", r.code, r.err)
+	}
+	if must(t, img, "git", "rev-parse", "refs/onesis/inventory") != before {
+		t.Error("a bad edit changed the inventory")
+	}
+}
