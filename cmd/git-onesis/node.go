@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/serve"
 	"github.com/onesis/git-onesis/boot/sysimage"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
@@ -544,6 +545,23 @@ type jsonNode struct {
 	// ClassFrom says where the class was resolved: the revision or work
 	// tree whose etc/sysimage.conf was read; "" if none could be.
 	ClassFrom string `json:"class_from,omitempty"`
+	// Booted is the commit the node last booted (refs/onesis/booted/NAME).
+	Booted string `json:"booted,omitempty"`
+}
+
+// bootedCommits reads refs/onesis/booted/* into node -> commit.
+func bootedCommits(r *git.Repo) (map[string]string, error) {
+	out, err := r.Run("for-each-ref", "--format=%(objectname) %(refname)", serve.BootedPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("reading the booted refs: %w", err)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if oid, ref, ok := strings.Cut(line, " "); ok {
+			m[strings.TrimPrefix(ref, serve.BootedPrefix)] = oid
+		}
+	}
+	return m, nil
 }
 
 func runNodeList(c *cli.Context) error {
@@ -573,9 +591,13 @@ func runNodeList(c *cli.Context) error {
 		}
 	}
 	res := newClassResolver(r, c.App.ErrWriter)
+	booted, err := bootedCommits(r)
+	if err != nil {
+		return fatal(err)
+	}
 	out := make([]jsonNode, 0, len(nodes))
 	for _, n := range nodes {
-		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}}
+		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: booted[n.Name]}
 		for _, m := range n.MACs {
 			j.MACs = append(j.MACs, m.String())
 		}
@@ -594,14 +616,14 @@ func runNodeList(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return fatal(enc.Encode(out))
 	case c.Bool("porcelain"):
-		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args
+		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args TAB booted
 		for _, j := range out {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args, j.Booted)
 		}
 	default:
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tNOTES")
+		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tBOOTED\tNOTES")
 		for _, j := range out {
 			notes := []string{}
 			if j.Maintenance != "" {
@@ -610,12 +632,19 @@ func runNodeList(c *cli.Context) error {
 			if j.Args != "" {
 				notes = append(notes, "args: "+j.Args)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), strings.Join(notes, "; "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), dash(shortOID(j.Booted)), strings.Join(notes, "; "))
 		}
 		return fatal(tw.Flush())
 	}
 	return nil
+}
+
+func shortOID(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }
 
 func dash(s string) string {

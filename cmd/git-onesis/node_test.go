@@ -38,8 +38,8 @@ func TestNodeCommand(t *testing.T) {
 		{[]string{"node", "set", "node2", "--ip", "10.77.0.22"}, 0, "", ""},
 		{[]string{"node", "network", "10.77.0.0/24", "--router", "10.77.0.1", "--dns", "10.77.0.1"}, 0, "", ""},
 		{[]string{"node", "list", "--porcelain"}, 0,
-			"node1\t52:54:00:00:00:01\t10.77.0.11\ttesting\t\tcluster.compute\tgpu\t\n" +
-				"node2\t52:54:00:00:00:02,52:54:00:00:01:02\t10.77.0.22\t\t\tcluster.io\t\tquiet\n", ""},
+			"node1\t52:54:00:00:00:01\t10.77.0.11\ttesting\t\tcluster.compute\tgpu\t\t\n" +
+				"node2\t52:54:00:00:00:02,52:54:00:00:01:02\t10.77.0.22\t\t\tcluster.io\t\tquiet\t\n", ""},
 		{[]string{"node", "list", "node9"}, 1, "", "no node \"node9\""},
 		{[]string{"node", "rm", "node9"}, 1, "", "no node \"node9\""},
 		{[]string{"node", "rm", "node2"}, 0, "", ""},
@@ -67,10 +67,12 @@ func TestNodeCommand(t *testing.T) {
 		t.Errorf("work tree changed: %q", st)
 	}
 
-	// JSON output.
+	// JSON output, with the booted commit once serve recorded one.
+	head := strings.TrimSpace(must(t, img, "git", "rev-parse", "HEAD"))
+	must(t, img, "git", "update-ref", "refs/onesis/booted/node1", head)
 	r := onesis(t, img, "node", "list", "--json")
 	var nodes []jsonNode
-	if err := json.Unmarshal([]byte(r.out), &nodes); err != nil || len(nodes) != 1 || nodes[0].Class != "cluster.compute" || nodes[0].ClassFrom != "testing" {
+	if err := json.Unmarshal([]byte(r.out), &nodes); err != nil || len(nodes) != 1 || nodes[0].Class != "cluster.compute" || nodes[0].ClassFrom != "testing" || nodes[0].Booted != head {
 		t.Errorf("list --json: %v %+v", err, nodes)
 	}
 
