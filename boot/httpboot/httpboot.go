@@ -324,6 +324,7 @@ func (h *Handler) artifact(w http.ResponseWriter, r *http.Request) {
 		outcome = what + "_notmodified"
 	}
 	h.cfg.Status.Record(Event{Service: "http", Outcome: outcome, Node: node, IP: ip, Stage: what, Commit: commit})
+	h.log.Info("http: "+what, "node", node, "client", ip.String(), "commit", commit, "size", blob.Size, "range", r.Header.Get("Range"), "outcome", outcome)
 	http.ServeContent(w, r, "", blob.ModTime, blob.Content)
 }
 

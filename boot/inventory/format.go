@@ -36,6 +36,7 @@ type ParseError struct {
 	Msg  string
 }
 
+// Error implements error: "FILE:LINE: message".
 func (e *ParseError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
 // Parse reads a nodes file. name is used in error messages ("nodes:3:

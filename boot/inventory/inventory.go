@@ -154,6 +154,12 @@ func (inv *Inventory) Put(n *Node) error {
 	return nil
 }
 
+// Clear removes every node and network.
+func (inv *Inventory) Clear() {
+	inv.Nodes, inv.Networks = nil, nil
+	inv.index()
+}
+
 // Remove deletes the node called name; it is an error if there is none.
 func (inv *Inventory) Remove(name string) error {
 	n := inv.byName[name]

@@ -61,7 +61,7 @@ type kernel struct {
 	tree       *object.Tree
 }
 
-// FindKernel locates the kernel of commit.
+// findKernel locates the kernel of commit.
 func (a *GitArtifacts) findKernel(commit string) (*kernel, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -257,8 +257,8 @@ func treeID(t *object.Tree, paths ...string) string {
 	return "none"
 }
 
-// InitrdKey returns the cache key of commit's initramfs.
-func (a *GitArtifacts) InitrdKey(commit string) (string, *kernel, error) {
+// initrdKey returns the cache key of commit's initramfs.
+func (a *GitArtifacts) initrdKey(commit string) (string, *kernel, error) {
 	if a.Builder == nil {
 		return "", nil, errors.New("this git-onesis was built without initramfs support")
 	}
@@ -278,7 +278,7 @@ func (a *GitArtifacts) InitrdKey(commit string) (string, *kernel, error) {
 
 // Initrd implements httpboot.Artifacts: built once per cache key.
 func (a *GitArtifacts) Initrd(ctx context.Context, commit string) (*httpboot.Blob, error) {
-	key, k, err := a.InitrdKey(commit)
+	key, k, err := a.initrdKey(commit)
 	if err != nil {
 		return nil, err
 	}

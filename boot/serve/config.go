@@ -86,6 +86,7 @@ type ConfigError struct {
 	Msg     string
 }
 
+// Error implements error: "SETTING: message".
 func (e *ConfigError) Error() string { return e.Setting + ": " + e.Msg }
 
 func cfgErr(setting, format string, a ...any) error {

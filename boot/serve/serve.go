@@ -328,7 +328,14 @@ func (s *Server) lookup(mac net.HardwareAddr) (Lease, bool) {
 	ip := n.IP.As4()
 	l := Lease{IP: net.IP(ip[:]), Hostname: n.Name, LeaseTime: time.Hour}
 	bits := s.ifacePrefix.Bits()
-	if nw := inv.NetworkFor(n.IP); nw != nil {
+	nw := inv.NetworkFor(n.IP)
+	if nw == nil && !s.ifacePrefix.Contains(n.IP) {
+		// A relayed node outside our own subnet needs a network entry to
+		// get a correct mask and router.
+		s.log.Warn("dhcp: node is outside "+s.ifacePrefix.String()+" and no inventory network contains it; add one with 'git onesis node network'",
+			"node", n.Name, "ip", n.IP.String())
+	}
+	if nw != nil {
 		bits = nw.Prefix.Bits()
 		if nw.Router.IsValid() {
 			r := nw.Router.As4()

@@ -581,3 +581,33 @@ func TestPXELinuxOverTFTP(t *testing.T) {
 		}
 	}
 }
+
+func TestDiscover(t *testing.T) {
+	dir, _ := imageRepo(t)
+	fd := &fakeDHCP{closed: make(chan struct{})}
+	state := t.TempDir()
+	srv, err := New(Config{RepoDir: dir, Iface: "lo", HTTPPort: freePort(t), StateDir: state, Discover: true,
+		NoTFTP: true, NoNFS: true, NoPortmap: true},
+		Factories{DHCP: func(p DHCPParams) (Service, error) { fd.p = p; return fd, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if _, err := srv.HTTPAddr(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if fd.p.Discover == nil {
+		t.Fatal("--discover did not reach DHCP")
+	}
+	fd.p.Discover(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 0x42}, "firmware=bios")
+	cancel()
+	<-done
+	list, err := inventory.ReadDiscovered(filepath.Join(state, "discovered"))
+	if err != nil || len(list) != 1 || list[0].MAC.String() != "52:54:00:00:00:42" || list[0].Info != "firmware=bios" {
+		t.Errorf("discovered: %v %+v", err, list)
+	}
+}

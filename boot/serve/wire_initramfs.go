@@ -46,8 +46,10 @@ func newInitrd(p InitrdParams) (InitrdBuilder, error) {
 	return &initrdBuilder{repo: repo, init: bin, key: key, modules: p.Modules}, nil
 }
 
+// Key implements InitrdBuilder.
 func (b *initrdBuilder) Key() string { return b.key }
 
+// Build implements InitrdBuilder with initramfs.Build over the commit's tree.
 func (b *initrdBuilder) Build(ctx context.Context, commit, kver string, w io.Writer) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/serve"
 	"github.com/onesis/git-onesis/boot/sysimage"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
@@ -36,7 +38,7 @@ var nodeCmd = &cli.Command{
 
 // nodeSubcommands are dispatched by nodeDispatch rather than urfave/cli, so
 // that options may follow the node name.
-var nodeSubcommands = []*cli.Command{nodeAddCmd, nodeSetCmd, nodeRmCmd, nodeListCmd, nodeImportCmd, nodeNetworkCmd, nodeDiscoveredCmd}
+var nodeSubcommands = []*cli.Command{nodeAddCmd, nodeSetCmd, nodeRmCmd, nodeListCmd, nodeImportCmd, nodeNetworkCmd, nodeEditCmd, nodeDiscoveredCmd}
 
 // nodeDispatch runs a node subcommand. Options may follow the node name,
 // as in `git onesis node add n1 --mac M --ip I`: urfave/cli v2 stops at the
@@ -163,6 +165,14 @@ var nodeNetworkCmd = &cli.Command{
 		&cli.BoolFlag{Name: "rm", Usage: "remove the network"},
 	},
 	Action: runNodeNetwork,
+}
+
+var nodeEditCmd = &cli.Command{
+	Name:      "edit",
+	Usage:     "edit the nodes file in your editor; it is committed only if it is valid",
+	UsageText: "git onesis node edit [-m MESSAGE]",
+	Flags:     []cli.Flag{&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "commit `MESSAGE` (default \"node edit\")"}},
+	Action:    runNodeEdit,
 }
 
 var nodeDiscoveredCmd = &cli.Command{
@@ -451,6 +461,77 @@ func runNodeNetwork(c *cli.Context) error {
 	return inventoryRefused(err)
 }
 
+// runNodeEdit opens the nodes file in git's editor (GIT_EDITOR,
+// core.editor, VISUAL, EDITOR) and commits the result if it parses and
+// validates. An invalid file is kept for the admin, and nothing changes.
+func runNodeEdit(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErr("edit takes no arguments")
+	}
+	r, err := nodeRepo()
+	if err != nil {
+		return err
+	}
+	cur, err := inventory.Load(r)
+	if err != nil {
+		return fatal(err)
+	}
+	out, err := r.Run("var", "GIT_EDITOR")
+	if err != nil {
+		return fatal(fmt.Errorf("finding your editor: %w", err))
+	}
+	editor := strings.TrimSpace(string(out))
+	f, err := os.CreateTemp("", "onesis-nodes-*.txt")
+	if err != nil {
+		return fatal(err)
+	}
+	name := f.Name()
+	_, werr := f.Write(cur.Marshal())
+	if cerr := f.Close(); werr != nil || cerr != nil {
+		return fatal(errors.Join(werr, cerr))
+	}
+	// Run the editor as git does: through the shell, with the file as $1.
+	ed := exec.Command("sh", "-c", editor+` "$@"`, editor, name)
+	ed.Stdin, ed.Stdout, ed.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+	if err := ed.Run(); err != nil {
+		return fatal(fmt.Errorf("the editor failed (%v); your text is in %s", err, name))
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return fatal(err)
+	}
+	edited, err := inventory.Parse(inventory.File, b)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("error: %v\nnothing changed; your text is in %s", err, name), exitDiff)
+	}
+	msg := c.String("message")
+	if msg == "" {
+		msg = "node edit"
+	}
+	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+		if inv.Commit != cur.Commit {
+			return fmt.Errorf("the inventory changed while you were editing; your text is in %s", name)
+		}
+		inv.Clear()
+		for _, nw := range edited.Networks {
+			if err := inv.PutNetwork(nw); err != nil {
+				return err
+			}
+		}
+		for _, n := range edited.Nodes {
+			if err := inv.Put(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return inventoryRefused(err)
+	}
+	os.Remove(name)
+	return nil
+}
+
 // jsonNode is one node of `node list --json`.
 type jsonNode struct {
 	Name        string   `json:"name"`
@@ -464,6 +545,23 @@ type jsonNode struct {
 	// ClassFrom says where the class was resolved: the revision or work
 	// tree whose etc/sysimage.conf was read; "" if none could be.
 	ClassFrom string `json:"class_from,omitempty"`
+	// Booted is the commit the node last booted (refs/onesis/booted/NAME).
+	Booted string `json:"booted,omitempty"`
+}
+
+// bootedCommits reads refs/onesis/booted/* into node -> commit.
+func bootedCommits(r *git.Repo) (map[string]string, error) {
+	out, err := r.Run("for-each-ref", "--format=%(objectname) %(refname)", serve.BootedPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("reading the booted refs: %w", err)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if oid, ref, ok := strings.Cut(line, " "); ok {
+			m[strings.TrimPrefix(ref, serve.BootedPrefix)] = oid
+		}
+	}
+	return m, nil
 }
 
 func runNodeList(c *cli.Context) error {
@@ -493,9 +591,13 @@ func runNodeList(c *cli.Context) error {
 		}
 	}
 	res := newClassResolver(r, c.App.ErrWriter)
+	booted, err := bootedCommits(r)
+	if err != nil {
+		return fatal(err)
+	}
 	out := make([]jsonNode, 0, len(nodes))
 	for _, n := range nodes {
-		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}}
+		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: booted[n.Name]}
 		for _, m := range n.MACs {
 			j.MACs = append(j.MACs, m.String())
 		}
@@ -514,14 +616,14 @@ func runNodeList(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return fatal(enc.Encode(out))
 	case c.Bool("porcelain"):
-		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args
+		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args TAB booted
 		for _, j := range out {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args, j.Booted)
 		}
 	default:
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tNOTES")
+		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tBOOTED\tNOTES")
 		for _, j := range out {
 			notes := []string{}
 			if j.Maintenance != "" {
@@ -530,12 +632,19 @@ func runNodeList(c *cli.Context) error {
 			if j.Args != "" {
 				notes = append(notes, "args: "+j.Args)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), strings.Join(notes, "; "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), dash(shortOID(j.Booted)), strings.Join(notes, "; "))
 		}
 		return fatal(tw.Flush())
 	}
 	return nil
+}
+
+func shortOID(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }
 
 func dash(s string) string {

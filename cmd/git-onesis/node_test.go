@@ -38,8 +38,8 @@ func TestNodeCommand(t *testing.T) {
 		{[]string{"node", "set", "node2", "--ip", "10.77.0.22"}, 0, "", ""},
 		{[]string{"node", "network", "10.77.0.0/24", "--router", "10.77.0.1", "--dns", "10.77.0.1"}, 0, "", ""},
 		{[]string{"node", "list", "--porcelain"}, 0,
-			"node1\t52:54:00:00:00:01\t10.77.0.11\ttesting\t\tcluster.compute\tgpu\t\n" +
-				"node2\t52:54:00:00:00:02,52:54:00:00:01:02\t10.77.0.22\t\t\tcluster.io\t\tquiet\n", ""},
+			"node1\t52:54:00:00:00:01\t10.77.0.11\ttesting\t\tcluster.compute\tgpu\t\t\n" +
+				"node2\t52:54:00:00:00:02,52:54:00:00:01:02\t10.77.0.22\t\t\tcluster.io\t\tquiet\t\n", ""},
 		{[]string{"node", "list", "node9"}, 1, "", "no node \"node9\""},
 		{[]string{"node", "rm", "node9"}, 1, "", "no node \"node9\""},
 		{[]string{"node", "rm", "node2"}, 0, "", ""},
@@ -67,10 +67,12 @@ func TestNodeCommand(t *testing.T) {
 		t.Errorf("work tree changed: %q", st)
 	}
 
-	// JSON output.
+	// JSON output, with the booted commit once serve recorded one.
+	head := strings.TrimSpace(must(t, img, "git", "rev-parse", "HEAD"))
+	must(t, img, "git", "update-ref", "refs/onesis/booted/node1", head)
 	r := onesis(t, img, "node", "list", "--json")
 	var nodes []jsonNode
-	if err := json.Unmarshal([]byte(r.out), &nodes); err != nil || len(nodes) != 1 || nodes[0].Class != "cluster.compute" || nodes[0].ClassFrom != "testing" {
+	if err := json.Unmarshal([]byte(r.out), &nodes); err != nil || len(nodes) != 1 || nodes[0].Class != "cluster.compute" || nodes[0].ClassFrom != "testing" || nodes[0].Booted != head {
 		t.Errorf("list --json: %v %+v", err, nodes)
 	}
 
@@ -91,5 +93,31 @@ func TestNodeCommand(t *testing.T) {
 	must(t, img, "git", "onesis", "node", "import", conf)
 	if got := must(t, img, "git", "onesis", "node", "list", "--porcelain"); !strings.Contains(got, "node4\t52:54:00:00:00:04\t10.77.0.14\t") {
 		t.Errorf("import: %s", got)
+	}
+}
+
+func TestNodeEdit(t *testing.T) {
+	img := t.TempDir()
+	must(t, img, "git", "init", "-q")
+	must(t, img, "git", "onesis", "node", "add", "n1", "--mac", "52:54:00:00:00:01", "--ip", "10.77.0.11")
+	// A scripted "editor" appends a node.
+	r := runEnv(t, img, []string{`GIT_EDITOR=printf 'node n2 mac=52:54:00:00:00:02 ip=10.77.0.12\n' >>`}, "git", "onesis", "node", "edit", "-m", "add n2 by hand")
+	if r.code != 0 {
+		t.Fatalf("edit: %d %s", r.code, r.err)
+	}
+	if got := must(t, img, "git", "onesis", "node", "list", "--porcelain"); !strings.Contains(got, "n2\t52:54:00:00:00:02\t10.77.0.12") {
+		t.Errorf("after edit: %s", got)
+	}
+	if log := must(t, img, "git", "log", "-1", "--format=%s", "refs/onesis/inventory"); log != "add n2 by hand\n" {
+		t.Errorf("message: %q", log)
+	}
+	// A bad edit is refused with the line, and nothing changes.
+	before := must(t, img, "git", "rev-parse", "refs/onesis/inventory")
+	r = runEnv(t, img, []string{`GIT_EDITOR=printf 'node n3 mac=52:54:00:00:00:01 ip=10.77.0.13\n' >>`}, "git", "onesis", "node", "edit")
+	if r.code != 1 || !strings.Contains(r.err, "nodes:4: MAC 52:54:00:00:00:01 of node n3 is already used by node n1 (line 2)") || !strings.Contains(r.err, "your text is in") {
+		t.Errorf("bad edit: %d %s", r.code, r.err)
+	}
+	if must(t, img, "git", "rev-parse", "refs/onesis/inventory") != before {
+		t.Error("a bad edit changed the inventory")
 	}
 }

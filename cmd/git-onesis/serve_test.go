@@ -37,8 +37,12 @@ func TestServeCommand(t *testing.T) {
 
 	// The binary itself, as systemd runs it: `git onesis` would put git in
 	// between, and git dies of the SIGTERM it forwards.
+	// --init: once the initramfs builder is wired in, serve needs an init
+	// binary to start; this test never fetches an initramfs.
+	initBin := filepath.Join(t.TempDir(), "onesis-init")
+	os.WriteFile(initBin, []byte("#!/bin/sh\n"), 0o755)
 	cmd := exec.Command(filepath.Join(binDir, "git-onesis"), "serve", "--addr", "127.0.0.1", "--http-port", fmt.Sprint(port),
-		"--no-dhcp", "--no-tftp", "--no-nfs", "--no-portmap", "--log-format", "json")
+		"--no-dhcp", "--no-tftp", "--no-nfs", "--no-portmap", "--log-format", "json", "--init", initBin)
 	cmd.Dir = img
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -119,5 +123,4 @@ func TestServeConfigErrors(t *testing.T) {
 			t.Errorf("git onesis %s: exit %d %q; want %d %q", strings.Join(tc.args, " "), r.code, r.err, tc.code, tc.want)
 		}
 	}
-	_ = os.Getpid
 }
