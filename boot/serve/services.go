@@ -12,7 +12,7 @@ import (
 
 // The other boot packages are reached through these interfaces, so this
 // package builds and is tested without them. The adapters that call their
-// real APIs live in wire_*.go (build tag onesis_wire) and fill Wired in
+// real APIs live in wire_*.go and fill Wired in
 // their init functions.
 
 // Service is a running network service.

@@ -16,7 +16,8 @@
 #   8. tear down what it started
 #
 # Run by `make demo` as root. Set KEEP=1 to keep the work dir, E2E=1 for the
-# extra checks `make e2e` runs. Exit status 0 only if every check passed.
+# extra checks `make e2e` runs (an unknown MAC, TFTP traversal, a serve
+# restart under a running node, a maintenance node booting a worktree rw). Exit status 0 only if every check passed.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -285,6 +286,21 @@ if [ -n "$E2E" ]; then
 	check "after a serve restart n1 still reads its NFS root (stable handles)" grep -aq "NODE n1: alive on $C1: welcome" "$WORK/n1.tail2"
 	check "no stale file handle on n1's console" sh -c "! grep -aqi 'stale' '$WORK/n1.log'"
 	check "git onesis status on the server is still clean" git onesis status -q
+	# A maintenance node: n1 boots a linked worktree read-write; what it
+	# writes lands in the worktree on the server, ready to commit.
+	git worktree add -q "$WORK/maint" login-test
+	git onesis node set n1 --maintenance "$WORK/maint" >/dev/null
+	kill "${QEMU_PID[n1]}" 2>/dev/null || true; wait "${QEMU_PID[n1]}" 2>/dev/null || true
+	sleep 3 # serve's inventory watcher picks the change up
+	boot n1 tap0 52:54:00:0e:00:01
+	if wait_for n1 "NODE n1: ready" 240; then
+		check "the maintenance node mounts /w/n1 read-write" grep -aq "NODE n1: root: writable" "$WORK/n1.log"
+		check "what it wrote is in the worktree on the server" test -e "$WORK/maint/etc/written"
+		check "and git sees it there, ready to commit" sh -c "git -C '$WORK/maint' status --porcelain | grep -q 'etc/written'"
+	else
+		bad "the maintenance node did not boot"; tail -30 "$WORK/n1.log"
+	fi
+	git onesis node set n1 --maintenance "" >/dev/null
 fi
 
 step "8. Tear down"
