@@ -8,89 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
-
-// kernelCache is where boot tests keep the Debian kernel they download
-// with apt-get (never installed on the host); shared with the other boot
-// tests, each package extracted atomically.
-const kernelCache = "/var/cache/git-onesis-test"
-
-// testKernel returns an extracted Debian kernel package root and version,
-// downloading linux-image-amd64's kernel into the cache when missing.
-func testKernel(t *testing.T) (root, kver string) {
-	t.Helper()
-	find := func() (string, string) {
-		m, _ := filepath.Glob(filepath.Join(kernelCache, "linux-image-*", "boot", "vmlinuz-*"))
-		for _, v := range m {
-			root := filepath.Dir(filepath.Dir(v))
-			kver := strings.TrimPrefix(filepath.Base(v), "vmlinuz-")
-			if _, err := os.Stat(filepath.Join(root, "lib/modules", kver, "modules.dep")); err == nil {
-				return root, kver
-			}
-		}
-		return "", ""
-	}
-	if root, kver := find(); root != "" {
-		return root, kver
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("no cached kernel and no apt-get to download one")
-	}
-	out, err := exec.Command("apt-cache", "depends", "linux-image-amd64").Output()
-	if err != nil {
-		t.Skipf("apt-cache depends linux-image-amd64: %v (run apt-get update)", err)
-	}
-	pkg := regexp.MustCompile(`Depends: (linux-image-[0-9][^\s]*)`).FindSubmatch(out)
-	if pkg == nil {
-		t.Skipf("cannot find the kernel package in: %s", out)
-	}
-	name := string(pkg[1])
-	if err := os.MkdirAll(kernelCache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(kernelCache, ".nfsroot-dl-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	dl := exec.Command("apt-get", "download", name)
-	dl.Dir = tmp
-	if out, err := dl.CombinedOutput(); err != nil {
-		t.Skipf("apt-get download %s: %v: %s", name, err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("apt-get download gave %v", debs)
-	}
-	x := filepath.Join(tmp, "root")
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], x).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x: %v: %s", err, out)
-	}
-	vm, _ := filepath.Glob(filepath.Join(x, "boot", "vmlinuz-*"))
-	if len(vm) != 1 {
-		t.Fatalf("no vmlinuz in %s", debs[0])
-	}
-	kver = strings.TrimPrefix(filepath.Base(vm[0]), "vmlinuz-")
-	if _, err := os.Stat(filepath.Join(x, "lib/modules", kver, "modules.dep")); err != nil {
-		if out, err := exec.Command("depmod", "-b", x, kver).CombinedOutput(); err != nil {
-			t.Fatalf("depmod: %v: %s", err, out)
-		}
-	}
-	final := filepath.Join(kernelCache, name)
-	if err := os.Rename(x, final); err != nil && !os.IsExist(err) {
-		if root, kver := find(); root != "" { // another test won the race
-			return root, kver
-		}
-		t.Fatalf("caching the kernel: %v", err)
-	}
-	return final, kver
-}
 
 // moduleClosure lists the module files (relative to lib/modules/<kver>)
 // needed to load the named modules, dependencies first.
@@ -193,7 +118,7 @@ func TestQEMUKernelClient(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("needs busybox-static")
 	}
-	kroot, kver := testKernel(t)
+	kroot, kver := testkit.DebianKernel(t)
 	fx := newFixture(t)
 
 	// The guest's initramfs: static busybox, the NFS and virtio modules, /init.

@@ -18,6 +18,7 @@ import (
 	"github.com/onesis/git-onesis/boot/initramfs/moddep"
 	"github.com/onesis/git-onesis/boot/mksysimage"
 	"github.com/onesis/git-onesis/boot/sysimage"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // Addresses used only inside the test's own network namespace.
@@ -31,15 +32,6 @@ const (
 	qemuClass   = "cluster.compute"
 )
 
-// kernelCache is where the Debian kernel package is downloaded and
-// unpacked once.
-func kernelCache(t *testing.T) string {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "git-onesis-test")
-	}
-	return "/var/cache/git-onesis-test"
-}
-
 func runCmd(t *testing.T, dir string, timeout time.Duration, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -51,50 +43,6 @@ func runCmd(t *testing.T, dir string, timeout time.Duration, name string, args .
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// debianKernel returns the directory holding the unpacked Debian kernel
-// package (boot/vmlinuz-<kver>, lib/modules/<kver> with modules.dep) and
-// kver. The package is linux-image-amd64's dependency, fetched with
-// apt-get download and unpacked with dpkg-deb -x; it is never installed.
-func debianKernel(t *testing.T) (string, string) {
-	t.Helper()
-	deps := runCmd(t, "", time.Minute, "apt-cache", "depends", "linux-image-amd64")
-	m := regexp.MustCompile(`Depends: (linux-image-(\S+)-amd64)\b`).FindStringSubmatch(deps)
-	if m == nil {
-		t.Fatalf("apt-cache depends linux-image-amd64 names no kernel package:\n%s", deps)
-	}
-	pkg, kver := m[1], m[2]+"-amd64"
-	cache := kernelCache(t)
-	root := filepath.Join(cache, pkg)
-	if _, err := os.Stat(filepath.Join(root, "lib/modules", kver, "modules.dep")); err == nil {
-		return root, kver
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	debs, _ := filepath.Glob(filepath.Join(cache, pkg+"_*.deb"))
-	if len(debs) == 0 {
-		runCmd(t, cache, 5*time.Minute, "apt-get", "download", "-q", pkg)
-		debs, _ = filepath.Glob(filepath.Join(cache, pkg+"_*.deb"))
-		if len(debs) == 0 {
-			t.Fatalf("apt-get download %s left no .deb in %s", pkg, cache)
-		}
-	}
-	tmp, err := os.MkdirTemp(cache, "unpack-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	runCmd(t, "", 2*time.Minute, "dpkg-deb", "-x", debs[0], tmp)
-	runCmd(t, "", 2*time.Minute, "depmod", "-b", tmp, kver)
-	if err := os.Rename(tmp, root); err != nil {
-		// Another test process may have unpacked it meanwhile.
-		if _, serr := os.Stat(filepath.Join(root, "lib/modules", kver, "modules.dep")); serr != nil {
-			t.Fatal(err)
-		}
-	}
-	return root, kver
 }
 
 func writeFile(t *testing.T, p string, data string, mode os.FileMode) {
@@ -240,7 +188,7 @@ func TestQEMUBoot(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	kroot, kver := debianKernel(t)
+	kroot, kver := testkit.DebianKernel(t)
 	img := testImage(t, kroot, kver)
 	work := t.TempDir()
 
