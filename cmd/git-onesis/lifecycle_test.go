@@ -36,11 +36,19 @@ func TestUpgradePromoteRollback(t *testing.T) {
 	prod := strings.TrimSpace(must(t, top, "git", "symbolic-ref", "--short", "HEAD"))
 	v1 := strings.TrimSpace(must(t, top, "git", "rev-parse", "HEAD"))
 
-	// start: a worktree with the metadata applied.
-	r := onesis(t, top, "upgrade", "start", "up1")
+	// start: a worktree with the metadata applied, and a test node
+	// pointed at it in serve's inventory.
+	must(t, top, "git", "onesis", "node", "add", "t1", "--mac", "52:54:00:00:00:01", "--ip", "10.77.0.21")
+	if r := onesis(t, top, "upgrade", "start", "--node", "nosuch", "up0"); r.code != 128 || !strings.Contains(r.err, `no node "nosuch"`) {
+		t.Errorf("start --node nosuch: exit %d, %s", r.code, r.err)
+	}
+	r := onesis(t, top, "upgrade", "start", "--node", "t1", "up1")
 	wt := top + "-up1"
-	if r.code != 0 || !strings.Contains(r.out, "upgrade up1 started") {
+	if r.code != 0 || !strings.Contains(r.out, "upgrade up1 started") || !strings.Contains(r.out, "node t1 boots up1") {
 		t.Fatalf("upgrade start: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if l := must(t, top, "git", "onesis", "node", "list", "--json"); !strings.Contains(l, `"ref": "up1"`) {
+		t.Errorf("t1 was not pointed at up1:\n%s", l)
 	}
 	wantMode(t, filepath.Join(wt, "etc/secret"), 0o600)
 	wantMode(t, filepath.Join(wt, "usr/bin/tool"), 0o4755)

@@ -15,7 +15,7 @@ func init() { register(upgradeCmd) }
 var upgradeCmd = &cli.Command{
 	Name:      "upgrade",
 	Usage:     "upgrade an image on a branch in its own worktree, then promote or abandon it",
-	UsageText: "git onesis upgrade start [--from REF] [--dir DIR] NAME\n   git onesis upgrade promote [--to BRANCH] NAME\n   git onesis upgrade abandon [--force] NAME",
+	UsageText: "git onesis upgrade start [--from REF] [--dir DIR] [--node N... [--maintenance]] NAME\n   git onesis upgrade promote [--to BRANCH] NAME\n   git onesis upgrade abandon [--force] NAME",
 	Description: "Replaces the old recipe's 'rsync -a image-prod image-update': 'start' makes\n" +
 		"branch NAME and checks it out into a linked git worktree (sharing the object\n" +
 		"store) with .gitmeta applied; boot a test node into it, patch, commit as you\n" +
@@ -29,10 +29,12 @@ var upgradeCmd = &cli.Command{
 		{
 			Name:      "start",
 			Usage:     "create branch NAME and a linked worktree for it, metadata applied",
-			UsageText: "git onesis upgrade start [--from REF] [--dir DIR] NAME",
+			UsageText: "git onesis upgrade start [--from REF] [--dir DIR] [--node N... [--maintenance]] NAME",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "from", Usage: "start from `REF` (default HEAD)"},
 				&cli.StringFlag{Name: "dir", Usage: "put the worktree at `DIR` (default <top>-NAME)"},
+				&cli.StringSliceFlag{Name: "node", Usage: "point `NODE` at the upgrade (repeatable): it boots the branch at its next boot"},
+				&cli.BoolFlag{Name: "maintenance", Usage: "with --node: boot the worktree itself read-write, to patch on the node"},
 				quietFlag,
 			},
 			Action: runUpgradeStart,
@@ -79,11 +81,25 @@ func runUpgradeStart(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := lifecycle.Start(im, name, lifecycle.StartOptions{From: c.String("from"), Dir: c.String("dir")})
-	if err != nil {
+	if c.Bool("maintenance") && len(c.StringSlice("node")) == 0 {
+		return usageErr("--maintenance goes with --node")
+	}
+	res, err := lifecycle.Start(im, name, lifecycle.StartOptions{From: c.String("from"), Dir: c.String("dir"),
+		Nodes: c.StringSlice("node"), Maintenance: c.Bool("maintenance")})
+	if res == nil && err != nil {
 		return fatal(err)
 	}
 	fmt.Fprintf(c.App.Writer, "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
+	if err != nil {
+		return fatal(err)
+	}
+	for _, n := range c.StringSlice("node") {
+		if c.Bool("maintenance") {
+			fmt.Fprintf(c.App.Writer, "node %s boots %s read-write at its next boot\n", n, res.Dir)
+		} else {
+			fmt.Fprintf(c.App.Writer, "node %s boots %s at its next boot\n", n, res.Branch)
+		}
+	}
 	if res.Apply != nil {
 		if err := applyReport(c, res.Apply); err != nil {
 			return err

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
 	"github.com/onesis/git-onesis/meta"
@@ -134,6 +135,11 @@ func requireClean(dir, what string) error {
 type StartOptions struct {
 	From string // the branch or commit to start from; "" = HEAD
 	Dir  string // where the worktree goes; "" = DefaultDir
+	// Nodes are pointed at the new branch in serve's inventory: they boot
+	// it read-only at their next boot, or, with Maintenance, boot the
+	// worktree itself read-write.
+	Nodes       []string
+	Maintenance bool
 }
 
 // DefaultDir is where Start puts the worktree of upgrade branch name: a
@@ -183,7 +189,41 @@ func Start(im *image.Image, name string, o StartOptions) (*StartResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("applying metadata in %s: %w", dir, err)
 	}
-	return &StartResult{Branch: name, Dir: dir, Commit: commit, Apply: res}, nil
+	out := &StartResult{Branch: name, Dir: dir, Commit: commit, Apply: res}
+	if len(o.Nodes) > 0 {
+		if err := pointNodes(im.Git, o.Nodes, name, dir, o.Maintenance); err != nil {
+			return out, fmt.Errorf("upgrade %s started in %s, but: %w", name, dir, err)
+		}
+	}
+	return out, nil
+}
+
+// pointNodes sets the nodes' ref to branch (and, for maintenance, their
+// work tree) in one inventory commit; every node must exist.
+func pointNodes(r *git.Repo, nodes []string, branch, dir string, maintenance bool) error {
+	what := "boot upgrade " + branch
+	if maintenance {
+		what = "boot " + dir + " read-write (maintenance)"
+	}
+	msg := fmt.Sprintf("node set %s: %s", strings.Join(nodes, " "), what)
+	_, err := inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+		for _, name := range nodes {
+			n := inv.ByName(name)
+			if n == nil {
+				return fmt.Errorf("no node %q in the inventory (see 'git onesis node list')", name)
+			}
+			c := *n
+			c.Ref = branch
+			if maintenance {
+				c.Maintenance = dir
+			}
+			if err := inv.Put(&c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return err
 }
 
 func checkBranchName(r *git.Repo, name string) error {
