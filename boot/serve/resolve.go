@@ -42,12 +42,43 @@ func (g *GitResolver) Resolve(n *inventory.Node) (httpboot.Resolution, error) {
 		return httpboot.Resolution{Commit: c, From: "worktree " + wt.Top}, nil
 	case n.Ref != "":
 		c, err := g.Repo.ResolveRev(n.Ref)
-		if err != nil {
-			return httpboot.Resolution{}, fmt.Errorf("node %s: ref %s: %w", n.Name, n.Ref, err)
+		if err == nil {
+			return httpboot.Resolution{Commit: c, From: "node ref " + n.Ref}, nil
 		}
-		return httpboot.Resolution{Commit: c, From: "node ref " + n.Ref}, nil
+		// A boot server that is a clone of the central repository has the
+		// central branches as remote-tracking refs only (git onesis sync
+		// fetches them): use the one remote that has the branch.
+		if ref, ok := g.remoteBranch(n.Ref); ok {
+			if c, err := g.Repo.ResolveRev(ref); err == nil {
+				return httpboot.Resolution{Commit: c, From: "node ref " + n.Ref + " (" + strings.TrimPrefix(ref, "refs/remotes/") + ")"}, nil
+			}
+		}
+		return httpboot.Resolution{}, fmt.Errorf("node %s: ref %s: %w", n.Name, n.Ref, err)
 	}
 	return g.Default()
+}
+
+// remoteBranch finds refs/remotes/<remote>/<name> when exactly one remote
+// has a branch called name.
+func (g *GitResolver) remoteBranch(name string) (string, bool) {
+	if strings.ContainsAny(name, "*?[\\") || strings.HasPrefix(name, "refs/") {
+		return "", false
+	}
+	out, err := g.Repo.Run("for-each-ref", "--format=%(refname)", "refs/remotes/*/"+name)
+	if err != nil {
+		return "", false
+	}
+	var found []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		// fnmatch's * does not cross '/': the remote is one component.
+		if l != "" && strings.Count(strings.TrimPrefix(l, "refs/remotes/"), "/") == strings.Count(name, "/")+1 {
+			found = append(found, l)
+		}
+	}
+	if len(found) != 1 {
+		return "", false
+	}
+	return found[0], true
 }
 
 // Default resolves what a node without its own ref boots: Ref, else HEAD.

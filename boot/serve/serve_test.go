@@ -157,6 +157,30 @@ func TestResolverPrecedence(t *testing.T) {
 	}
 }
 
+// TestResolverRemoteBranch: on a boot server that is a clone, a node's ref
+// names a central branch that exists only as a remote-tracking ref.
+func TestResolverRemoteBranch(t *testing.T) {
+	dir, _ := imageRepo(t)
+	c1 := sh(t, dir, "git", "rev-parse", "testing")
+	clone := filepath.Join(t.TempDir(), "server")
+	sh(t, dir, "git", "clone", "-q", dir, clone)
+	r, err := git.Discover(clone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &GitResolver{Repo: r}
+	res, err := g.Resolve(&inventory.Node{Name: "b", Ref: "testing"})
+	if err != nil || res.Commit != c1 || res.From != "node ref testing (origin/testing)" {
+		t.Errorf("Resolve on a clone = %+v, %v; want %.7s from origin/testing", res, err, c1)
+	}
+	// Two remotes with the branch: ambiguous, so an error, not a guess.
+	sh(t, clone, "git", "remote", "add", "second", dir)
+	sh(t, clone, "git", "fetch", "-q", "second")
+	if _, err := g.Resolve(&inventory.Node{Name: "b", Ref: "testing"}); err == nil {
+		t.Error("a branch on two remotes resolved without complaint")
+	}
+}
+
 func TestValidate(t *testing.T) {
 	dir, _ := imageRepo(t)
 	all := Factories{
