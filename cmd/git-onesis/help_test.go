@@ -15,6 +15,9 @@ func TestEveryCommandHasAManPage(t *testing.T) {
 		if c.Hidden {
 			continue
 		}
+		if c.Category == "" {
+			t.Errorf("command %q has no category in 'git onesis --help' (add it to categories in main.go)", c.Name)
+		}
 		p := filepath.Join("..", "..", "docs", "man", "git-onesis-"+c.Name+".adoc")
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("command %q has no man page: %v", c.Name, err)

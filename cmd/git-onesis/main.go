@@ -102,8 +102,27 @@ func commands() []*cli.Command {
 		if c.OnUsageError == nil {
 			c.OnUsageError = onUsageError
 		}
+		if c.Category == "" && !c.Hidden {
+			c.Category = categories[c.Name]
+		}
 	}
 	return cmds
+}
+
+// categories groups the commands in 'git onesis --help'.
+var categories = map[string]string{
+	"init": "Image metadata", "install": "Image metadata", "uninstall": "Image metadata",
+	"record": "Image metadata", "apply": "Image metadata", "status": "Image metadata",
+	"verify": "Image metadata", "commit": "Image metadata", "checkout": "Image metadata",
+	"migrate": "Image metadata",
+	"diff": "Review (any clone, any user)", "ls": "Review (any clone, any user)",
+	"show": "Review (any clone, any user)", "log": "Review (any clone, any user)",
+	"packages": "Review (any clone, any user)", "export": "Review (any clone, any user)",
+	"class": "Node personality", "sysimage": "Node personality", "personality": "Node personality",
+	"copy-rootfs": "Node personality",
+	"initramfs": "Network boot", "serve": "Network boot", "node": "Network boot", "sync": "Network boot",
+	"upgrade": "Image lifecycle", "rollback": "Image lifecycle", "images": "Image lifecycle",
+	"env": "Other", "completion": "Other", "version": "Other",
 }
 
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
