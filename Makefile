@@ -52,7 +52,7 @@ HERMETIC_ENV = env \
 	GOFLAGS="$$($(GO) env GOFLAGS)" \
 	LC_ALL=C
 
-.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-meta bench man install uninstall clean
+.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench man install uninstall clean
 
 all: build
 
@@ -91,6 +91,8 @@ test:
 	$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz=FuzzTFTPRequest -fuzztime=$(FUZZTIME) ./boot/tftp/; \
 	echo "== make e2e: the whole boot chain in QEMU"; \
 	$(MAKE) --no-print-directory e2e; \
+	echo "== make demo-debian: a debootstrap image with systemd boots on the NFS root"; \
+	$(MAKE) --no-print-directory demo-debian; \
 	echo "== make test: all passed"
 
 fuzz:
@@ -110,6 +112,14 @@ e2e: build
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-e2e-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) E2E=1 GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
+
+# The same chain with a Debian image (debootstrap minbase + systemd, cached
+# in /var/cache/git-onesis-test) instead of busybox: systemd is PID 1 on the
+# NFS root. Part of `make test`.
+demo-debian: build
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
+	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
+	$(HERMETIC_ENV) IMAGE=debian GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
 
 # Metadata only: record, tamper, status, diff, apply on a small image.
 demo-meta: build

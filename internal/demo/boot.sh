@@ -15,7 +15,8 @@
 #      stays on its commit
 #   8. tear down what it started
 #
-# Run by `make demo` as root. Set KEEP=1 to keep the work dir, E2E=1 for the
+# Run by `make demo` as root; IMAGE=debian (make demo-debian) boots a
+# debootstrap image with systemd instead of busybox. Set KEEP=1 to keep the work dir, E2E=1 for the
 # extra checks `make e2e` runs (an unknown MAC, TFTP traversal, a serve
 # restart under a running node, a maintenance node booting a worktree rw). Exit status 0 only if every check passed.
 set -euo pipefail
@@ -76,6 +77,7 @@ cleanup() {
 	if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # so the EXIT trap cleans up
 IMG=$WORK/image
 SRV=10.77.0.1
 
@@ -97,36 +99,74 @@ fi
 say "kernel $KVER from $PKG"
 
 # ------------------------------------------------------------------ image
-step "2. A small image: busybox, two classes, setuid, a device, a secret"
-mkdir -p "$IMG"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,opt/demo,var/empty,boot}
-cp "$(command -v busybox)" "$IMG/bin/busybox"
-for a in sh cat echo mount umount hostname readlink grep sed stat sleep poweroff ls su id head tr; do ln -s busybox "$IMG/bin/$a"; done
-cat >"$IMG/sbin/init" <<'EOF'
-#!/bin/sh
-# The image's own init: report what this node sees, then stay up and
-# say which commit it runs every few seconds.
-mount -t proc proc /proc 2>/dev/null
-C=$(sed -n 's/.*onesis\.commit=\([0-9a-f]*\).*/\1/p' /proc/cmdline)
-echo "NODE $(hostname): init running from $(grep ' / ' /proc/mounts | grep -v rootfs | cut -d' ' -f1,3,4 | cut -c1-60)"
-echo "NODE $(hostname): commit ${C:-?}"
-echo "NODE $(hostname): /etc/fstab -> $(readlink /etc/fstab) -> $(readlink /ram/etc/fstab): $(cat /etc/fstab)"
-echo "NODE $(hostname): motd: $(cat /etc/motd)"
-echo "NODE $(hostname): setuid file: $(stat -c '%a %U' /opt/demo/suid-tool)"
-echo "NODE $(hostname): device node: $(stat -c '%F %t,%T' /opt/demo/null)"
-echo "NODE $(hostname): empty dir: $(stat -c '%F %a' /var/empty)"
-if su -s /bin/sh demo -c 'cat /etc/demo-secret' >/dev/null 2>&1; then echo "NODE $(hostname): secret: READABLE by uid 1000"; else echo "NODE $(hostname): secret: denied to uid 1000"; fi
-echo "NODE $(hostname): shadow: $(stat -c '%s bytes %a' /etc/shadow)"
-if touch /etc/written 2>/dev/null; then echo "NODE $(hostname): root: writable"; else echo "NODE $(hostname): root: read-only"; fi
-echo "NODE $(hostname): ready"
+# The report every node prints: from the image's own /sbin/init (busybox
+# image), or from a systemd service (IMAGE=debian).
+REPORT='C=$(sed -n "s/.*onesis\.commit=\([0-9a-f]*\).*/\1/p" /proc/cmdline)
+H=$(hostname)
+echo "NODE $H: init running from $(grep " / " /proc/mounts | grep -v rootfs | cut -d" " -f1,3,4 | cut -c1-60); pid 1 is $(cat /proc/1/comm)"
+echo "NODE $H: commit ${C:-?}"
+echo "NODE $H: /etc/fstab -> $(readlink /etc/fstab) -> $(readlink /ram/etc/fstab): $(cat /etc/fstab)"
+echo "NODE $H: motd: $(cat /etc/motd)"
+echo "NODE $H: setuid file: $(stat -c "%a %U" /opt/demo/suid-tool)"
+echo "NODE $H: device node: $(stat -c "%F %t,%T" /opt/demo/null)"
+echo "NODE $H: empty dir: $(stat -c "%F %a" /var/empty)"
+if su -s /bin/sh demo -c "cat /etc/demo-secret" >/dev/null 2>&1; then echo "NODE $H: secret: READABLE by uid 1000"; else echo "NODE $H: secret: denied to uid 1000"; fi
+echo "NODE $H: shadow: $(stat -c "%s bytes %a" /etc/shadow)"
+if touch /etc/written 2>/dev/null; then echo "NODE $H: root: writable"; else echo "NODE $H: root: read-only"; fi
+echo "NODE $H: ready"
 while :; do
 	sleep 3
-	echo "NODE $(hostname): alive on ${C:-?}: $(cat /etc/motd)"
-done
+	echo "NODE $H: alive on ${C:-?}: $(cat /etc/motd)"
+done'
+
+if [ "${IMAGE:-busybox}" = debian ]; then
+	step "2. A Debian image (debootstrap minbase + systemd), two classes, setuid, a device, a secret"
+	DEB=$CACHE/debian-bookworm-minbase
+	if [ ! -d "$DEB" ]; then
+		command -v debootstrap >/dev/null || { apt-get install -y -q --no-install-recommends debootstrap >/dev/null || die "apt-get install debootstrap failed"; }
+		rm -rf "$DEB.tmp"
+		say "debootstrap (once; cached in $DEB)"
+		debootstrap --variant=minbase --include=systemd-sysv bookworm "$DEB.tmp" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$WORK/debootstrap.log" 2>&1 ||
+			{ tail -20 "$WORK/debootstrap.log"; die "debootstrap failed"; }
+		rm -rf "$DEB.tmp"/var/cache/apt/archives/*.deb "$DEB.tmp"/var/lib/apt/lists/*_Packages
+		mv "$DEB.tmp" "$DEB"
+	fi
+	cp -a "$DEB" "$IMG"
+	mkdir -p "$IMG"/{opt/demo,var/empty,boot}
+	rm -f "$IMG/etc/hostname" # the node's name comes from DHCP
+	: >"$IMG/etc/machine-id" # systemd makes a transient one on a read-only root
+	printf '#!/bin/sh\n%s\n' "$REPORT" >"$IMG/usr/local/sbin/onesis-report"
+	chmod 755 "$IMG/usr/local/sbin/onesis-report"
+	cat >"$IMG/etc/systemd/system/onesis-report.service" <<'EOF'
+[Unit]
+Description=git-onesis demo: report what this node sees
+After=local-fs.target
+
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/onesis-report
+StandardOutput=tty
+TTYPath=/dev/ttyS0
+
+[Install]
+WantedBy=multi-user.target
 EOF
-chmod 755 "$IMG/sbin/init"
-printf 'root:x:0:0:root:/root:/bin/sh\ndemo:x:1000:1000::/tmp:/bin/sh\n' >"$IMG/etc/passwd"
-printf 'root:x:0:\ndemo:x:1000:\n' >"$IMG/etc/group"
-printf 'root:$6$demo$notarealhash:19000:0:99999:7:::\n' >"$IMG/etc/shadow"; chmod 640 "$IMG/etc/shadow"
+	mkdir -p "$IMG/etc/systemd/system/multi-user.target.wants"
+	ln -sf /etc/systemd/system/onesis-report.service "$IMG/etc/systemd/system/multi-user.target.wants/onesis-report.service"
+	echo 'demo:x:1000:1000::/tmp:/bin/sh' >>"$IMG/etc/passwd"
+	echo 'demo:x:1000:' >>"$IMG/etc/group"
+else
+	step "2. A small image: busybox, two classes, setuid, a device, a secret"
+	mkdir -p "$IMG"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,opt/demo,var/empty,boot}
+	cp "$(command -v busybox)" "$IMG/bin/busybox"
+	for a in sh cat echo mount umount hostname readlink grep sed stat sleep poweroff ls su id head tr cut; do ln -s busybox "$IMG/bin/$a"; done
+	printf '#!/bin/sh\n# The image init: report what this node sees, then stay up.\nmount -t proc proc /proc 2>/dev/null\n%s\n' "$REPORT" >"$IMG/sbin/init"
+	chmod 755 "$IMG/sbin/init"
+	printf 'root:x:0:0:root:/root:/bin/sh\ndemo:x:1000:1000::/tmp:/bin/sh\n' >"$IMG/etc/passwd"
+	printf 'root:x:0:\ndemo:x:1000:\n' >"$IMG/etc/group"
+	printf 'root:$6$demo$notarealhash:19000:0:99999:7:::\n' >"$IMG/etc/shadow"; chmod 640 "$IMG/etc/shadow"
+	chmod 1777 "$IMG/tmp"; chmod 700 "$IMG/root"
+fi
 printf 'top secret\n' >"$IMG/etc/demo-secret"; chmod 600 "$IMG/etc/demo-secret"
 printf 'welcome to the demo image, version 1\n' >"$IMG/etc/motd"
 printf '# default fstab\n' >"$IMG/etc/fstab"
@@ -142,7 +182,7 @@ LINKBACK /etc/fstab CLASS
 EOF
 printf '#!/bin/sh\necho tool\n' >"$IMG/opt/demo/suid-tool"; chmod 4755 "$IMG/opt/demo/suid-tool"
 mknod "$IMG/opt/demo/null" c 1 3; chmod 666 "$IMG/opt/demo/null"
-chmod 1777 "$IMG/tmp"; chmod 700 "$IMG/root"; chmod 711 "$IMG/var/empty"
+chmod 711 "$IMG/var/empty"
 # The kernel and the modules a network boot needs, from the kernel package.
 cp "$KROOT/boot/vmlinuz-$KVER" "$IMG/boot/"
 MODS=$(modprobe -d "$KROOT" -S "$KVER" --show-depends -a virtio_pci virtio_net e1000 af_packet nfsv3 nfs 2>/dev/null | awk '$1 == "insmod" { print $2 }' | sort -u)
@@ -240,6 +280,9 @@ check "both booted commit ${C1:0:12}" sh -c "grep -aq 'NODE n1: commit $C1' '$WO
 check "the setuid bit came through NFS (4755 root)" grep -aq "NODE n1: setuid file: 4755 root" "$WORK/n1.log"
 check "the device node came through (char 1,3)" grep -aq "NODE n1: device node: character special file 1,3" "$WORK/n1.log"
 check "the root is read-only" grep -aq "NODE n1: root: read-only" "$WORK/n1.log"
+if [ "${IMAGE:-busybox}" = debian ]; then
+	check "the image's own systemd is PID 1 on the NFS root" grep -aq "NODE n1: init running from $SRV:/c/$C1 nfs ro; pid 1 is systemd" "$WORK/n1.log"
+fi
 check "uid 1000 on the node cannot read the 0600 secret" grep -aq "NODE n1: secret: denied to uid 1000" "$WORK/n1.log"
 check "/etc/shadow is an empty placeholder" grep -aq "NODE n1: shadow: 0 bytes 600" "$WORK/n1.log"
 check "refs/onesis/booted/n1 and n2 record the commit" sh -c "[ \$(git rev-parse refs/onesis/booted/n1) = $C1 ] && [ \$(git rev-parse refs/onesis/booted/n2) = $C1 ]"
