@@ -15,7 +15,7 @@
 #                        "-" prints the generated part only)
 #
 # Needs root: all traffic stays inside two network namespaces this script
-# creates (server and clients, joined by a veth pair on 10.77.91.0/24) and
+# creates (servers and clients, joined by a veth pair on 10.77.91.0/24) and
 # deletes on exit. Installs dnsmasq-base and tftpd-hpa with apt if missing;
 # both servers are run by this script, never as system services.
 # Timings are informational only; nothing here is a test assertion.
@@ -117,13 +117,18 @@ KSIZE=$(stat -c %s "$ROOT/vmlinuz")
 ISIZE=$(stat -c %s "$ROOT/initrd.img")
 note "kernel: $KSIZE bytes ($KDESC); initrd: $ISIZE bytes (random)"
 
-say "network namespaces $NSS (servers, $SRV_IP) and $NSC (clients, $CLI_IP)"
+# Every server gets its own address on the server side of the veth, so all
+# of them run at once and the runs can be interleaved (for each N and block
+# size: ours, dnsmasq, tftpd-hpa back to back): a load spike from another
+# process on the machine then hits neighbouring rows, not one server's.
+OURS_IP=$SRV_IP DNSMASQ_IP=10.77.91.3 HPA_IP=10.77.91.4
+say "network namespaces $NSS (servers, $SRV_IP $DNSMASQ_IP $HPA_IP) and $NSC (clients, $CLI_IP)"
 ip netns add "$NSS"
 ip netns add "$NSC"
 ip link add "$VS" type veth peer name "$VC"
 ip link set "$VS" netns "$NSS"
 ip link set "$VC" netns "$NSC"
-ip -n "$NSS" addr add "$SRV_IP/24" dev "$VS"
+for a in "$OURS_IP" "$DNSMASQ_IP" "$HPA_IP"; do ip -n "$NSS" addr add "$a/24" dev "$VS"; done
 ip -n "$NSC" addr add "$CLI_IP/24" dev "$VC"
 for ns in "$NSS" "$NSC"; do ip -n "$ns" link set lo up; done
 ip -n "$NSS" link set "$VS" up
@@ -131,87 +136,85 @@ ip -n "$NSC" link set "$VC" up
 MTU=$(ip -n "$NSS" -o link show "$VS" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
 
 # ---------------------------------------------------------------- servers
-SERVER_PID=
-start_server() { # name proto port cmd...
-	local name=$1 proto=$2 port=$3
-	shift 3
+start_server() { # name proto ip port cmd...
+	local name=$1 proto=$2 ip=$3 port=$4 pid
+	shift 4
 	ip netns exec "$NSS" "$@" >"$WORK/$name.log" 2>&1 &
-	SERVER_PID=$!
-	PIDS+=("$SERVER_PID")
+	pid=$!
+	PIDS+=("$pid")
 	local flag=-Hlun
 	[ "$proto" = http ] && flag=-Hltn
 	for _ in $(seq 100); do
-		if ip netns exec "$NSS" ss $flag "sport = :$port" | grep -q .; then return 0; fi
-		kill -0 "$SERVER_PID" 2>/dev/null || break
+		if ip netns exec "$NSS" ss $flag "src $ip:$port" | grep -q .; then return 0; fi
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	note "$name did not start listening on port $port:"
+	note "$name did not start listening on $ip:$port:"
 	sed 's/^/      /' "$WORK/$name.log" >&2
 	return 1
-}
-stop_server() {
-	kill "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	for p in $(ip netns pids "$NSS" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
-	for _ in $(seq 50); do [ -z "$(ip netns pids "$NSS" 2>/dev/null)" ] && break; sleep 0.1; done
-	SERVER_PID=
 }
 
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 SKIPPED=()
-fetch() { # name proto port n blksize
-	ip netns exec "$NSC" "$BF" fetch -name "$1" -proto "$2" -server "$SRV_IP:$3" -n "$4" -blksize "$5" \
+TFTP_SERVERS=() # "name ip:port" of the TFTP servers that work
+HTTP_SERVERS=()
+fetch() { # name proto ip:port n blksize
+	ip netns exec "$NSC" "$BF" fetch -name "$1" -proto "$2" -server "$3" -n "$4" -blksize "$5" \
 		-kernel-size "$KSIZE" -initrd-size "$ISIZE" -timeout "${TIMEOUT}s"
 }
-# bench name proto port: one warm-up client (not recorded; it also checks
-# the server works), then every N (and every block size for TFTP).
-bench() {
-	local name=$1 proto=$2 port=$3 n blk line blks=$BLK_LIST
-	[ "$proto" = http ] && blks=0
-	if ! line=$(fetch "$name" "$proto" "$port" 1 1408) || ! grep -q '"failed":0' <<<"$line"; then
-		note "$name $proto: warm-up fetch failed ($line); skipping it"
-		SKIPPED+=("$name $proto (warm-up fetch failed)")
-		return 0
+# warm name proto ip:port: one client, not recorded; it warms the server up
+# and checks it serves both files whole. Only servers that pass are timed.
+warm() {
+	local line
+	if line=$(fetch "$1" "$2" "$3" 1 1408) && grep -q '"failed":0' <<<"$line"; then
+		if [ "$2" = http ]; then HTTP_SERVERS+=("$1 $3"); else TFTP_SERVERS+=("$1 $3"); fi
+	else
+		note "$1 $2: warm-up fetch failed ($line); skipping it"
+		SKIPPED+=("$1 $2 (warm-up fetch failed)")
 	fi
-	for blk in $blks; do
-		for n in $NS_LIST; do
-			line=$(fetch "$name" "$proto" "$port" "$n" "$blk") || true
-			note "$name $proto blksize=$blk n=$n: $line"
-			[ -n "$line" ] && printf '%s\n' "$line" >>"$RESULTS"
-			sleep 1
-		done
-	done
 }
 
-say "git-onesis TFTP (boot/tftp)"
-if start_server ours-tftp udp 69 "$BF" tftp-server -addr "$SRV_IP:69" -iface "$VS" \
+say "starting the servers"
+if start_server ours-tftp udp "$OURS_IP" 69 "$BF" tftp-server -addr "$OURS_IP:69" -iface "$VS" \
 	-kernel "$ROOT/vmlinuz" -initrd "$ROOT/initrd.img"; then
-	bench git-onesis tftp 69
+	warm git-onesis tftp "$OURS_IP:69"
 else SKIPPED+=("git-onesis tftp (did not start)"); fi
-stop_server
-
-say "dnsmasq TFTP"
-if have dnsmasq && start_server dnsmasq udp 69 "$DNSMASQ" --no-daemon --conf-file=/dev/null \
+if have dnsmasq && start_server dnsmasq udp "$DNSMASQ_IP" 69 "$DNSMASQ" --no-daemon --conf-file=/dev/null \
 	--port=0 --no-resolv --no-hosts --log-facility=- --enable-tftp --tftp-root="$ROOT" \
-	--tftp-max=1000 --listen-address="$SRV_IP" --bind-interfaces; then
-	bench dnsmasq tftp 69
+	--tftp-max=1000 --listen-address="$DNSMASQ_IP" --bind-interfaces; then
+	warm dnsmasq tftp "$DNSMASQ_IP:69"
 else SKIPPED+=("dnsmasq (not installed or did not start)"); fi
-stop_server
-
-say "tftpd-hpa"
-if have in.tftpd && start_server tftpd-hpa udp 69 "$INTFTPD" --foreground --secure \
-	--address "$SRV_IP:69" "$ROOT"; then
-	bench tftpd-hpa tftp 69
+if have in.tftpd && start_server tftpd-hpa udp "$HPA_IP" 69 "$INTFTPD" --foreground --secure \
+	--address "$HPA_IP:69" "$ROOT"; then
+	warm tftpd-hpa tftp "$HPA_IP:69"
 else SKIPPED+=("tftpd-hpa (not installed or did not start)"); fi
-stop_server
-
-say "git-onesis HTTP (boot/httpboot)"
-if start_server ours-http http 8080 "$BF" http-server -addr "$SRV_IP:8080" \
+if start_server ours-http http "$OURS_IP" 8080 "$BF" http-server -addr "$OURS_IP:8080" \
 	-kernel "$ROOT/vmlinuz" -initrd "$ROOT/initrd.img"; then
-	bench git-onesis http 8080
+	warm git-onesis http "$OURS_IP:8080"
 else SKIPPED+=("git-onesis http (did not start)"); fi
-stop_server
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+record() { # name proto ip:port n blksize
+	local line
+	line=$(fetch "$@") || true
+	note "$1 $2 blksize=$5 n=$4: $line"
+	if [ -n "$line" ]; then printf '%s\n' "$line" >>"$RESULTS"; fi
+	sleep 1
+}
+for n in $NS_LIST; do
+	for blk in $BLK_LIST; do
+		for s in "${TFTP_SERVERS[@]}"; do
+			say "$s: $n clients, blksize $blk"
+			record ${s% *} tftp ${s#* } "$n" "$blk"
+		done
+	done
+	for s in "${HTTP_SERVERS[@]}"; do
+		say "$s: $n clients, HTTP"
+		record ${s% *} http ${s#* } "$n" 0
+	done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
 v() { "$@" 2>&1 | head -1; }
@@ -221,6 +224,7 @@ gen() {
 	echo "**Machine:** $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r)."
 	echo "**Software:** $(v $GO version | sed 's/^go version //'), pin/tftp $(cd "$REPO" && $GO list -m -f '{{.Version}}' github.com/pin/tftp/v3), $(v "$DNSMASQ" --version | sed 's/  Copyright.*//'), tftpd-hpa $(v "$INTFTPD" -V | awk '{print $2}' | tr -d ,)."
 	echo "**Files:** kernel $KSIZE bytes ($KDESC), initrd $ISIZE bytes (random); each client fetches the kernel, then the initrd. Link: veth, MTU $MTU. Run timeout ${TIMEOUT} s."
+	echo "**Load average** (1, 5, 15 min; the machine may be shared): $LOAD_BEFORE before the timed runs, $LOAD_AFTER after."
 	if [ ${#SKIPPED[@]} -gt 0 ]; then
 		echo "**Skipped:** $(IFS=';'; echo "${SKIPPED[*]}")."
 	fi
