@@ -122,10 +122,11 @@ demo-meta: build
 bench: build
 	GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/bench/bench.sh
 
-# A few minutes, root: N simulated nodes (10, 50, 100) fetch a kernel and an
+# About 15 minutes, root: N simulated nodes (10, 50, 100) fetch a kernel and an
 # initrd at once over TFTP (ours, dnsmasq's, tftpd-hpa's) and over our HTTP,
-# inside network namespaces the script creates; installs dnsmasq-base and
-# tftpd-hpa if missing; rewrites its part of docs/benchmarks.md.
+# inside network namespaces the script creates, best of 3 rounds; installs
+# dnsmasq-base and tftpd-hpa if missing; rewrites its part of
+# docs/benchmarks.md.
 bench-boot:
 	GO="$(GO)" bash internal/bench/bootbench.sh
 

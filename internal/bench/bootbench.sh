@@ -11,6 +11,8 @@
 #     BOOTBENCH_N        client counts         (default "10 50 100")
 #     BOOTBENCH_BLKSIZE  TFTP block sizes      (default "1408 512")
 #     BOOTBENCH_TIMEOUT  seconds per run       (default 300; late clients count as failed)
+#     BOOTBENCH_ROUNDS   rounds of the whole matrix (default 3; the best run of
+#                        each configuration is reported)
 #     BOOTBENCH_OUT      markdown file to update (default docs/benchmarks.md;
 #                        "-" prints the generated part only)
 #
@@ -25,6 +27,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NS_LIST=${BOOTBENCH_N:-10 50 100}
 BLK_LIST=${BOOTBENCH_BLKSIZE:-1408 512}
 TIMEOUT=${BOOTBENCH_TIMEOUT:-300}
+ROUNDS=${BOOTBENCH_ROUNDS:-3}
 OUT=${BOOTBENCH_OUT:-$REPO/docs/benchmarks.md}
 GO=${GO:-go}
 
@@ -202,16 +205,18 @@ record() { # name proto ip:port n blksize
 	if [ -n "$line" ]; then printf '%s\n' "$line" >>"$RESULTS"; fi
 	sleep 1
 }
-for n in $NS_LIST; do
-	for blk in $BLK_LIST; do
-		for s in "${TFTP_SERVERS[@]}"; do
-			say "$s: $n clients, blksize $blk"
-			record ${s% *} tftp ${s#* } "$n" "$blk"
+for round in $(seq "$ROUNDS"); do
+	for n in $NS_LIST; do
+		for blk in $BLK_LIST; do
+			for s in "${TFTP_SERVERS[@]}"; do
+				say "round $round/$ROUNDS, $s: $n clients, blksize $blk"
+				record ${s% *} tftp ${s#* } "$n" "$blk"
+			done
 		done
-	done
-	for s in "${HTTP_SERVERS[@]}"; do
-		say "$s: $n clients, HTTP"
-		record ${s% *} http ${s#* } "$n" 0
+		for s in "${HTTP_SERVERS[@]}"; do
+			say "round $round/$ROUNDS, $s: $n clients, HTTP"
+			record ${s% *} http ${s#* } "$n" 0
+		done
 	done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -223,7 +228,7 @@ gen() {
 	echo
 	echo "**Machine:** $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r)."
 	echo "**Software:** $(v $GO version | sed 's/^go version //'), pin/tftp $(cd "$REPO" && $GO list -m -f '{{.Version}}' github.com/pin/tftp/v3), $(v "$DNSMASQ" --version | sed 's/  Copyright.*//'), tftpd-hpa $(v "$INTFTPD" -V | awk '{print $2}' | tr -d ,)."
-	echo "**Files:** kernel $KSIZE bytes ($KDESC), initrd $ISIZE bytes (random); each client fetches the kernel, then the initrd. Link: veth, MTU $MTU. Run timeout ${TIMEOUT} s."
+	echo "**Files:** kernel $KSIZE bytes ($KDESC), initrd $ISIZE bytes (random); each client fetches the kernel, then the initrd. Link: veth, MTU $MTU. Run timeout ${TIMEOUT} s. Best of $ROUNDS rounds."
 	echo "**Load average** (1, 5, 15 min; the machine may be shared): $LOAD_BEFORE before the timed runs, $LOAD_AFTER after."
 	if [ ${#SKIPPED[@]} -gt 0 ]; then
 		echo "**Skipped:** $(IFS=';'; echo "${SKIPPED[*]}")."

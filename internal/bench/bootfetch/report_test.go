@@ -99,7 +99,7 @@ func TestRatiosAndMarkdown(t *testing.T) {
 	for _, s := range []string{
 		"| git-onesis | TFTP blksize 1408 | 10 | 2.00 s |",
 		"| git-onesis | HTTP | 10 | 0.50 s |",
-		"| 60.0 | 0 |",
+		"| 60.0 | 0 | 1 |",
 		"| git-onesis TFTP vs dnsmasq TFTP, blksize 1408 | 10 | 0.50× (2.0× faster) |",
 		"| git-onesis TFTP vs tftpd-hpa TFTP, blksize 1408 | 10 | 2.00× |",
 	} {
@@ -109,6 +109,26 @@ func TestRatiosAndMarkdown(t *testing.T) {
 	}
 	if _, err := readResults(strings.NewReader("{not json\n")); err == nil {
 		t.Error("readResults accepted garbage")
+	}
+}
+
+func TestBestOf(t *testing.T) {
+	a1 := Result{Server: "a", Transport: "tftp", BlkSize: 512, N: 10, AllDone: 3}
+	b1 := Result{Server: "b", Transport: "tftp", BlkSize: 512, N: 10, AllDone: 9}
+	a2 := Result{Server: "a", Transport: "tftp", BlkSize: 512, N: 10, AllDone: 2}
+	a3 := Result{Server: "a", Transport: "tftp", BlkSize: 512, N: 10, AllDone: 1, Failed: 1}
+	a4 := Result{Server: "a", Transport: "tftp", BlkSize: 1408, N: 10, AllDone: 1}
+	b2 := Result{Server: "b", Transport: "tftp", BlkSize: 512, N: 10, AllDone: 1, Failed: 2}
+	got := bestOf([]Result{a1, b1, a2, a3, a4, b2})
+	want := []Result{a2, b1, a4}
+	want[0].Rounds, want[1].Rounds, want[2].Rounds = 3, 2, 1
+	if len(got) != len(want) {
+		t.Fatalf("bestOf = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("bestOf[%d] = %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }
 
