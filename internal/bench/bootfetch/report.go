@@ -195,10 +195,10 @@ func computeRatios(rs []Result) []Ratio {
 	return out
 }
 
-// fmtRatio prints 0.25 as "0.25× (4.0× faster)" and 1.3 as "1.30×".
+// fmtRatio prints 0.25 as "0.25× (4.00× faster)" and 1.3 as "1.30×".
 func fmtRatio(v float64) string {
 	if v > 0 && v < 1 {
-		return fmt.Sprintf("%.2f× (%.1f× faster)", v, 1/v)
+		return fmt.Sprintf("%.2f× (%.2f× faster)", v, 1/v)
 	}
 	return fmt.Sprintf("%.2f×", v)
 }

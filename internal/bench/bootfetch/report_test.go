@@ -100,7 +100,7 @@ func TestRatiosAndMarkdown(t *testing.T) {
 		"| git-onesis | TFTP blksize 1408 | 10 | 2.00 s |",
 		"| git-onesis | HTTP | 10 | 0.50 s |",
 		"| 60.0 | 0 | 1 |",
-		"| git-onesis TFTP vs dnsmasq TFTP, blksize 1408 | 10 | 0.50× (2.0× faster) |",
+		"| git-onesis TFTP vs dnsmasq TFTP, blksize 1408 | 10 | 0.50× (2.00× faster) |",
 		"| git-onesis TFTP vs tftpd-hpa TFTP, blksize 1408 | 10 | 2.00× |",
 	} {
 		if !strings.Contains(md.String(), s) {
