@@ -139,6 +139,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // clientIP returns the request's remote address.
 func clientIP(r *http.Request) netip.Addr { return clientAddrPort(r).Addr().Unmap() }
 
+// mayPin reports whether a request from ip may fetch node n's script (and
+// so pin it): the node's own address, or the server itself.
+func (h *Handler) mayPin(n *inventory.Node, ip netip.Addr) bool {
+	switch {
+	case !ip.IsValid():
+		return false
+	case n.IP.IsValid() && ip == n.IP.Unmap():
+		return true
+	case ip.IsLoopback():
+		return true
+	case h.cfg.NFSServer.IsValid() && ip == h.cfg.NFSServer.Unmap():
+		return true
+	}
+	return false
+}
+
 // clientAddrPort returns the request's remote address and port.
 func clientAddrPort(r *http.Request) netip.AddrPort {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
@@ -172,6 +188,16 @@ func (h *Handler) script(w http.ResponseWriter, r *http.Request) {
 		h.log.Info("http: boot script for an unknown MAC", "mac", mac.String(), "client", ip.String())
 		h.cfg.Status.Record(Event{Service: "http", Outcome: "unknown", MAC: mac, IP: ip})
 		generic(w, http.StatusNotFound)
+		return
+	}
+	// Fetching the script pins the node to a commit, so only the node
+	// itself (its inventory address) or the server (loopback, or its own
+	// address, for an admin's curl) may do it: a stranger on the LAN must
+	// not move a running node's pin.
+	if !h.mayPin(n, ip) {
+		h.log.Warn("http: boot script refused: not from the node's address", "node", n.Name, "mac", mac.String(), "client", ip.String(), "node_ip", n.IP.String())
+		h.cfg.Status.Record(Event{Service: "http", Outcome: "refused", Node: n.Name, MAC: mac, IP: ip, Detail: "script requested from " + ip.String() + ", not the node's address " + n.IP.String()})
+		generic(w, http.StatusForbidden)
 		return
 	}
 	res, err := h.Boot(n, mac, ip, "http")

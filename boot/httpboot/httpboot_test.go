@@ -86,8 +86,14 @@ func testHandler(t *testing.T) (*Handler, *Status, map[string]string) {
 }
 
 func get(h http.Handler, path string, hdr ...string) *httptest.ResponseRecorder {
+	return getFrom(h, "10.77.0.11", path, hdr...)
+}
+
+// getFrom sends the request from address from (a node's, the server's, a
+// stranger's).
+func getFrom(h http.Handler, from, path string, hdr ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("GET", path, nil)
-	req.RemoteAddr = "10.77.0.11:40000"
+	req.RemoteAddr = from + ":40000"
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -117,7 +123,7 @@ func TestScript(t *testing.T) {
 		t.Errorf("booted=%v counter=%d", booted, st.Counter("http", "script"))
 	}
 	// A maintenance node mounts its work tree read-write.
-	w = get(h, "/boot/52:54:00:00:00:02.ipxe")
+	w = getFrom(h, "10.77.0.12", "/boot/52:54:00:00:00:02.ipxe")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "nfsroot=10.77.0.1:/w/n2,port=2049,mountport=2049,vers=3,proto=tcp,nolock rw onesis.commit="+c2) {
 		t.Errorf("maintenance script: %d\n%s", w.Code, w.Body)
 	}
@@ -133,14 +139,19 @@ func TestScriptRefusals(t *testing.T) {
 		{"/boot/52-54-00-00-00-01.txt", 404},                        // not a script name
 		{"/boot/../../etc/shadow", 404},                             // cleaned by the mux, then no route
 		{"/boot/zz-54-00-00-00-01.ipxe", 404},                       // not a MAC
-		{"/boot/52-54-00-00-00-03.ipxe", 503},                       // resolver fails
+		{"/boot/52-54-00-00-00-02.ipxe", 403},                       // n2's script asked by n1: no pin
+		{"/boot/52-54-00-00-00-03.ipxe", 503},                       // resolver fails (asked by the server)
 		{"/c/" + c1 + "/vmlinuz", 404},                              // not an artifact name
 		{"/c/" + strings.ToUpper(c1) + "/kernel", 404},              // not lower-case hex
 		{"/c/3333333333333333333333333333333333333333/kernel", 404}, // not pinned
 		{"/c/" + c2 + "/kernel", 404},                               // pinned, but no kernel
 		{"/c/" + c1[:39] + "/kernel", 404},
 	} {
-		w := get(h, tc.path)
+		from := "10.77.0.11"
+		if strings.Contains(tc.path, "00-03.ipxe") {
+			from = "10.77.0.1" // the server itself may ask for any node
+		}
+		w := getFrom(h, from, tc.path)
 		body := w.Body.String()
 		if w.Code != tc.code || strings.Contains(body, "/srv") || len(body) > 40 {
 			t.Errorf("GET %s: %d %q; want %d with a generic body", tc.path, w.Code, body, tc.code)
@@ -149,8 +160,16 @@ func TestScriptRefusals(t *testing.T) {
 	if len(booted) != 0 {
 		t.Errorf("a refused request recorded a boot: %v", booted)
 	}
-	if st.Counter("http", "unknown") != 1 || st.Counter("http", "error") != 2 {
-		t.Errorf("counters: unknown=%d error=%d", st.Counter("http", "unknown"), st.Counter("http", "error"))
+	if st.Counter("http", "unknown") != 1 || st.Counter("http", "error") != 2 || st.Counter("http", "refused") != 1 {
+		t.Errorf("counters: unknown=%d error=%d refused=%d", st.Counter("http", "unknown"), st.Counter("http", "error"), st.Counter("http", "refused"))
+	}
+	// A stranger on the LAN cannot fetch (and so re-pin) any node's script;
+	// loopback (an admin on the server) can.
+	if w := getFrom(h, "10.77.0.200", "/boot/52-54-00-00-00-01.ipxe"); w.Code != 403 || len(booted) != 0 {
+		t.Errorf("stranger: %d, booted %v", w.Code, booted)
+	}
+	if w := getFrom(h, "127.0.0.1", "/boot/52-54-00-00-00-01.ipxe"); w.Code != 200 || booted["n1"] != c1 {
+		t.Errorf("loopback: %d, booted %v", w.Code, booted)
 	}
 }
 
