@@ -216,7 +216,8 @@ func (h *Handler) script(w http.ResponseWriter, r *http.Request) {
 // the contract with onesis-init:
 //
 //	initrd=initrd ip=dhcp BOOTIF=01-<mac> nfsroot=<srv>:<export>[,opts] ro|rw
-//	onesis.commit=<sha> onesis.node=<name> hostname=<name> console=<c> <args>
+//	onesis.commit=<sha> onesis.node=<name> hostname=<name>
+//	[onesis.secrets=<base>/n/<name>/secrets] console=<c> <args>
 //
 // The export is /c/<commit> (read-only) or /w/<name> for a maintenance
 // node (read-write). withInitrd=false leaves out initrd=initrd, for
@@ -237,6 +238,9 @@ func Cmdline(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string,
 	args = append(args, "ip=dhcp", "BOOTIF=01-"+inventory.MACString(mac),
 		"nfsroot="+nfsroot, mode,
 		"onesis.commit="+commit, "onesis.node="+n.Name, "hostname="+n.Name)
+	if cfg.SecretsDir != "" {
+		args = append(args, "onesis.secrets="+strings.TrimSuffix(cfg.BaseURL, "/")+"/n/"+n.Name+"/secrets")
+	}
 	if cfg.Console != "" {
 		args = append(args, "console="+cfg.Console)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -30,6 +31,10 @@ type Config struct {
 	Class string
 	// Commit is onesis.commit=, printed for the record.
 	Commit string
+	// Secrets is onesis.secrets=: the URL of this node's secrets archive
+	// on the boot server, fetched from a privileged port into /ram and
+	// bind-mounted over the image's placeholders; "" for none.
+	Secrets string
 	// Init is what to exec on the new root (init=, default /sbin/init).
 	Init string
 	// ReadWrite mounts the root read-write (rw on the command line, for
@@ -147,6 +152,13 @@ func ParseCmdline(s string) (*Config, error) {
 			c.Class = v
 		case "onesis.commit":
 			c.Commit = v
+		case "onesis.secrets":
+			u, err := url.Parse(v)
+			if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil {
+				bad(w, "want an http:// URL of the node's secrets on the boot server")
+				continue
+			}
+			c.Secrets = v
 		case "init":
 			if !path.IsAbs(v) {
 				bad(w, "init must be an absolute path")

@@ -174,6 +174,16 @@ func (b *booter) run() {
 		b.fail("building /ram from etc/sysimage.conf", err)
 	}
 	logf("hostname=%s class=%s commit=%s", host, orNone(class), orNone(cfg.Commit))
+	if cfg.Secrets != "" {
+		// Not fatal: a node without its secrets still boots, and says so.
+		if placed, err := fetchSecrets(newRoot, cfg.Secrets); err != nil {
+			logf("secrets: not delivered: %v (continuing without them)", err)
+		} else if len(placed) == 0 {
+			logf("secrets: none on the boot server for this node")
+		} else {
+			logf("secrets: %d placed over the image's placeholders: %s", len(placed), strings.Join(placed, " "))
+		}
+	}
 
 	if err := switchRoot(newRoot, cfg.Init); err != nil {
 		b.fail("switching to the image's init "+cfg.Init, err)

@@ -225,8 +225,14 @@ done
 git onesis node add n1 --mac 52:54:00:0e:00:01 --ip 10.77.0.11
 git onesis node add n2 --mac 52:54:00:0e:00:02 --ip 10.77.0.12 --ref login-test
 git onesis node list
+# Per-node secrets stay out of the image: n2 gets its real /etc/shadow from
+# serve at boot, over the image's empty placeholder.
+mkdir -p "$WORK/secrets/n2/etc"
+printf 'root:$6$n2$only-for-n2:19000:0:99999:7:::\n' >"$WORK/secrets/n2/etc/shadow"
+chmod 700 "$WORK/secrets" && chmod 640 "$WORK/secrets/n2/etc/shadow"
 SERVE_LOG=$WORK/serve.log
-ip netns exec "$NS" git onesis serve --iface br0 >"$SERVE_LOG" 2>&1 &
+SERVE_ARGS=(--iface br0 --secrets-dir "$WORK/secrets")
+ip netns exec "$NS" git onesis serve "${SERVE_ARGS[@]}" >"$SERVE_LOG" 2>&1 &
 SERVE_PID=$!
 for _ in $(seq 1 100); do
 	ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >/dev/null 2>&1 && break
@@ -256,7 +262,7 @@ wait_for() { # NODE PATTERN SECONDS
 	return 1
 }
 report() { # NODE: the console lines that tell the story
-	grep -a -E '^(onesis: (hostname|class|mounted|switch)|NODE )' "$WORK/$1.log" | grep -av alive | sed 's/^/       | /' | cut -c1-130
+	grep -a -E '^(onesis: (hostname|class|mounted|switch|secrets)|NODE )' "$WORK/$1.log" | grep -av alive | sed 's/^/       | /' | cut -c1-130
 }
 
 step "5. PXE-boot n1 and n2 (iPXE -> DHCP -> HTTP -> kernel + initramfs -> NFS root -> /ram -> init)"
@@ -285,6 +291,7 @@ if [ "${IMAGE:-busybox}" = debian ]; then
 fi
 check "uid 1000 on the node cannot read the 0600 secret" grep -aq "NODE n1: secret: denied to uid 1000" "$WORK/n1.log"
 check "/etc/shadow is an empty placeholder" grep -aq "NODE n1: shadow: 0 bytes 600" "$WORK/n1.log"
+check "n2's own /etc/shadow came from serve at boot, over the placeholder" grep -aq "NODE n2: shadow: 42 bytes 640" "$WORK/n2.log"
 check "refs/onesis/booted/n1 and n2 record the commit" sh -c "[ \$(git rev-parse refs/onesis/booted/n1) = $C1 ] && [ \$(git rev-parse refs/onesis/booted/n2) = $C1 ]"
 say "serve's /status:"
 ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" | head -c 1200 | sed 's/^/       | /'; echo
@@ -322,7 +329,7 @@ if [ -n "$E2E" ]; then
 	fi
 	# serve killed and restarted under a running node: its NFS root still works.
 	kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
-	ip netns exec "$NS" git onesis serve --iface br0 >>"$SERVE_LOG" 2>&1 &
+	ip netns exec "$NS" git onesis serve "${SERVE_ARGS[@]}" >>"$SERVE_LOG" 2>&1 &
 	SERVE_PID=$!
 	sleep 12
 	tail -c 1500 "$WORK/n1.log" >"$WORK/n1.tail2"
