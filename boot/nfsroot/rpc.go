@@ -3,6 +3,8 @@ package nfsroot
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/onesis/git-onesis/boot/xdr"
 )
 
 // This file holds the small, allocation-light ONC RPC (RFC 5531) and NFSv3
@@ -40,55 +42,12 @@ const (
 
 	// maxRecord bounds one RPC record (a 1 MiB WRITE plus headers fits).
 	maxRecord = 4<<20 + 64<<10
-	maxAuth   = 400 // RFC 5531: opaque_auth body is at most 400 bytes
-	maxGids   = 16  // RFC 5531 AUTH_SYS
+	maxAuth   = xdr.MaxAuth // RFC 5531: opaque_auth body is at most 400 bytes
+	maxGids   = 16          // RFC 5531 AUTH_SYS
 	nobody    = 65534
 )
 
 var errGarbage = errors.New("malformed RPC message")
-
-// xdrReader walks an XDR byte slice; the first failure sticks.
-type xdrReader struct {
-	b   []byte
-	off int
-	bad bool
-}
-
-func (r *xdrReader) u32() uint32 {
-	if r.bad || len(r.b)-r.off < 4 {
-		r.bad = true
-		return 0
-	}
-	v := binary.BigEndian.Uint32(r.b[r.off:])
-	r.off += 4
-	return v
-}
-
-// opaque returns a variable-length opaque of at most max bytes (padding
-// skipped).
-func (r *xdrReader) opaque(max int) []byte {
-	n := r.u32()
-	if r.bad || int64(n) > int64(max) {
-		r.bad = true
-		return nil
-	}
-	padded := (int(n) + 3) &^ 3
-	if len(r.b)-r.off < padded {
-		r.bad = true
-		return nil
-	}
-	v := r.b[r.off : r.off+int(n)]
-	r.off += padded
-	return v
-}
-
-func (r *xdrReader) skip(n int) {
-	if r.bad || len(r.b)-r.off < n {
-		r.bad = true
-		return
-	}
-	r.off += n
-}
 
 // cred is the caller identity of one call.
 type cred struct {
@@ -128,24 +87,24 @@ type call struct {
 // parseCall reads an RPC CALL record body (without the record mark). A
 // caller without AUTH_SYS credentials is treated as nobody.
 func parseCall(rec []byte) (call, error) {
-	r := &xdrReader{b: rec}
+	r := &xdr.Reader{B: rec}
 	var c call
-	c.xid = r.u32()
-	if mtype := r.u32(); r.bad || mtype != 0 {
+	c.xid = r.U32()
+	if mtype := r.U32(); r.Bad || mtype != 0 {
 		return c, errGarbage
 	}
-	if rpcvers := r.u32(); r.bad || rpcvers != 2 {
+	if rpcvers := r.U32(); r.Bad || rpcvers != 2 {
 		return c, errGarbage
 	}
-	c.prog, c.vers, c.proc = r.u32(), r.u32(), r.u32()
-	flavor := r.u32()
-	body := r.opaque(maxAuth)
-	r.u32() // verifier flavor
-	r.opaque(maxAuth)
-	if r.bad {
+	c.prog, c.vers, c.proc = r.U32(), r.U32(), r.U32()
+	flavor := r.U32()
+	body := r.Opaque(maxAuth)
+	r.U32() // verifier flavor
+	r.Opaque(maxAuth)
+	if r.Bad {
 		return c, errGarbage
 	}
-	c.argOff = r.off
+	c.argOff = r.Off
 	c.cred = cred{uid: nobody, gid: nobody}
 	if flavor == authUnix {
 		cr, err := parseAuthUnix(body)
@@ -159,20 +118,20 @@ func parseCall(rec []byte) (call, error) {
 
 // parseAuthUnix reads an AUTH_SYS credential body.
 func parseAuthUnix(b []byte) (cred, error) {
-	r := &xdrReader{b: b}
-	r.u32()       // stamp
-	r.opaque(255) // machine name
+	r := &xdr.Reader{B: b}
+	r.U32()       // stamp
+	r.Opaque(255) // machine name
 	var c cred
-	c.uid, c.gid = r.u32(), r.u32()
-	n := r.u32()
-	if r.bad || n > maxGids {
+	c.uid, c.gid = r.U32(), r.U32()
+	n := r.U32()
+	if r.Bad || n > maxGids {
 		return cred{}, errGarbage
 	}
 	c.gids = make([]uint32, n)
 	for i := range c.gids {
-		c.gids[i] = r.u32()
+		c.gids[i] = r.U32()
 	}
-	if r.bad {
+	if r.Bad {
 		return cred{}, errGarbage
 	}
 	return c, nil
@@ -188,17 +147,17 @@ type fattr struct {
 
 const nf3Dir = 2
 
-func readFattr(r *xdrReader) (fattr, bool) {
-	if follows := r.u32(); r.bad || follows == 0 {
+func readFattr(r *xdr.Reader) (fattr, bool) {
+	if follows := r.U32(); r.Bad || follows == 0 {
 		return fattr{}, false
 	}
-	start := r.off
-	a := fattr{typ: r.u32(), mode: r.u32()}
-	r.u32() // nlink
-	a.uid, a.gid = r.u32(), r.u32()
-	r.off = start
-	r.skip(fattr3Len)
-	return a, !r.bad
+	start := r.Off
+	a := fattr{typ: r.U32(), mode: r.U32()}
+	r.U32() // nlink
+	a.uid, a.gid = r.U32(), r.U32()
+	r.Off = start
+	r.Skip(fattr3Len)
+	return a, !r.Bad
 }
 
 // perms returns the rwx bits (4, 2, 1) the caller has on an object: owner
@@ -245,20 +204,20 @@ func accessMask(a fattr, p uint32) uint32 {
 // replyResults returns the offset of the procedure results in an accepted,
 // successful REPLY record, or -1 for any other reply.
 func replyResults(rec []byte) (xid uint32, off int) {
-	r := &xdrReader{b: rec}
-	xid = r.u32()
-	if mtype := r.u32(); r.bad || mtype != 1 {
+	r := &xdr.Reader{B: rec}
+	xid = r.U32()
+	if mtype := r.U32(); r.Bad || mtype != 1 {
 		return xid, -1
 	}
-	if stat := r.u32(); r.bad || stat != 0 { // MSG_ACCEPTED
+	if stat := r.U32(); r.Bad || stat != 0 { // MSG_ACCEPTED
 		return xid, -1
 	}
-	r.u32() // verifier flavor
-	r.opaque(maxAuth)
-	if astat := r.u32(); r.bad || astat != 0 { // SUCCESS
+	r.U32() // verifier flavor
+	r.Opaque(maxAuth)
+	if astat := r.U32(); r.Bad || astat != 0 { // SUCCESS
 		return xid, -1
 	}
-	return xid, r.off
+	return xid, r.Off
 }
 
 // filterReply enforces the caller's permissions on an NFSv3 reply. It
@@ -272,23 +231,23 @@ func filterReply(rec []byte, c call) ([]byte, bool) {
 	if off < 0 {
 		return rec, false
 	}
-	r := &xdrReader{b: rec, off: off}
-	if status := r.u32(); r.bad || status != 0 {
+	r := &xdr.Reader{B: rec, Off: off}
+	if status := r.U32(); r.Bad || status != 0 {
 		return rec, false
 	}
 	switch c.proc {
 	case nfsProcAccess:
-		attrOff := r.off
+		attrOff := r.Off
 		a, ok := readFattr(r)
 		if !ok {
-			r = &xdrReader{b: rec, off: attrOff}
-			if follows := r.u32(); r.bad || follows != 0 {
+			r = &xdr.Reader{B: rec, Off: attrOff}
+			if follows := r.U32(); r.Bad || follows != 0 {
 				return rec, false // malformed: go-nfs never writes this
 			}
 		}
-		maskOff := r.off
-		granted := r.u32()
-		if r.bad {
+		maskOff := r.Off
+		granted := r.U32()
+		if r.Bad {
 			return rec, false
 		}
 		var allowed uint32
@@ -301,7 +260,7 @@ func filterReply(rec []byte, c call) ([]byte, bool) {
 		binary.BigEndian.PutUint32(rec[maskOff:], granted&allowed)
 		return rec, true
 	case nfsProcRead, nfsProcReadlink, nfsProcReaddir, nfsProcReaddirplus:
-		attrOff := r.off
+		attrOff := r.Off
 		a, ok := readFattr(r)
 		if !ok {
 			return rec, false // no attributes: nothing to judge by
@@ -309,11 +268,11 @@ func filterReply(rec []byte, c call) ([]byte, bool) {
 		if perms(a, c.cred)&4 != 0 {
 			return rec, false
 		}
-		return errorReply(rec, off, rec[attrOff:r.off]), true
+		return errorReply(rec, off, rec[attrOff:r.Off]), true
 	case nfsProcLookup:
-		r.opaque(64) // the object's handle
-		r.skipFattr()
-		dirOff := r.off
+		r.Opaque(64) // the object's handle
+		skipFattr(r)
+		dirOff := r.Off
 		d, ok := readFattr(r)
 		if !ok {
 			return rec, false
@@ -321,14 +280,14 @@ func filterReply(rec []byte, c call) ([]byte, bool) {
 		if perms(d, c.cred)&1 != 0 {
 			return rec, false
 		}
-		return errorReply(rec, off, rec[dirOff:r.off]), true
+		return errorReply(rec, off, rec[dirOff:r.Off]), true
 	}
 	return rec, false
 }
 
-func (r *xdrReader) skipFattr() {
-	if follows := r.u32(); !r.bad && follows != 0 {
-		r.skip(fattr3Len)
+func skipFattr(r *xdr.Reader) {
+	if follows := r.U32(); !r.Bad && follows != 0 {
+		r.Skip(fattr3Len)
 	}
 }
 
@@ -348,10 +307,10 @@ func firstHandle(rec []byte, c call) ([]byte, int) {
 	if c.prog != progNFS || c.proc == 0 {
 		return nil, -1
 	}
-	r := &xdrReader{b: rec, off: c.argOff}
-	start := r.off + 4
-	h := r.opaque(64)
-	if r.bad {
+	r := &xdr.Reader{B: rec, Off: c.argOff}
+	start := r.Off + 4
+	h := r.Opaque(64)
+	if r.Bad {
 		return nil, -1
 	}
 	return h, start
@@ -365,32 +324,32 @@ func parseSetattrMode(rec []byte, c *call) {
 	if c.prog != progNFS || c.vers != 3 {
 		return
 	}
-	r := &xdrReader{b: rec, off: c.argOff}
-	fh := r.opaque(64)
+	r := &xdr.Reader{B: rec, Off: c.argOff}
+	fh := r.Opaque(64)
 	switch c.proc {
 	case nfsProcSetattr:
 	case nfsProcMkdir, nfsProcCreate:
-		r.opaque(255) // the new name
+		r.Opaque(255) // the new name
 		if c.proc == nfsProcCreate {
-			if how := r.u32(); r.bad || how > 1 { // UNCHECKED or GUARDED carry a sattr3
+			if how := r.U32(); r.Bad || how > 1 { // UNCHECKED or GUARDED carry a sattr3
 				return
 			}
 		}
-		if set := r.u32(); r.bad || set != 1 {
+		if set := r.U32(); r.Bad || set != 1 {
 			return
 		}
-		if mode := r.u32(); !r.bad && mode&0o7000 != 0 {
+		if mode := r.U32(); !r.Bad && mode&0o7000 != 0 {
 			c.createMode = mode & 0o7777
 		}
 		return
 	default:
 		return
 	}
-	if set := r.u32(); r.bad || set != 1 {
+	if set := r.U32(); r.Bad || set != 1 {
 		return
 	}
-	mode := r.u32()
-	if r.bad {
+	mode := r.U32()
+	if r.Bad {
 		return
 	}
 	c.setattrFH = append([]byte(nil), fh...)
@@ -404,20 +363,20 @@ func patchSetattrMode(rec []byte, mode uint32) {
 	if off < 0 {
 		return
 	}
-	r := &xdrReader{b: rec, off: off}
-	if status := r.u32(); r.bad || status != 0 {
+	r := &xdr.Reader{B: rec, Off: off}
+	if status := r.U32(); r.Bad || status != 0 {
 		return
 	}
-	if pre := r.u32(); !r.bad && pre != 0 {
-		r.skip(24) // wcc_attr: size, mtime, ctime
+	if pre := r.U32(); !r.Bad && pre != 0 {
+		r.Skip(24) // wcc_attr: size, mtime, ctime
 	}
-	if post := r.u32(); r.bad || post == 0 {
+	if post := r.U32(); r.Bad || post == 0 {
 		return
 	}
-	r.u32() // type
-	modeOff := r.off
-	old := r.u32()
-	if r.bad {
+	r.U32() // type
+	modeOff := r.Off
+	old := r.U32()
+	if r.Bad {
 		return
 	}
 	binary.BigEndian.PutUint32(rec[modeOff:], old&^0o7777|mode)
@@ -429,8 +388,8 @@ func setattrOK(rec []byte) bool {
 	if off < 0 {
 		return false
 	}
-	r := &xdrReader{b: rec, off: off}
-	return r.u32() == 0 && !r.bad
+	r := &xdr.Reader{B: rec, Off: off}
+	return r.U32() == 0 && !r.Bad
 }
 
 // versionMismatch returns a PROG_MISMATCH (3..3) reply for a well-formed
@@ -454,21 +413,21 @@ func createdHandle(rec []byte) ([]byte, int) {
 	if off < 0 {
 		return nil, -1
 	}
-	r := &xdrReader{b: rec, off: off}
-	if status := r.u32(); r.bad || status != 0 {
+	r := &xdr.Reader{B: rec, Off: off}
+	if status := r.U32(); r.Bad || status != 0 {
 		return nil, -1
 	}
-	if follows := r.u32(); r.bad || follows == 0 {
+	if follows := r.U32(); r.Bad || follows == 0 {
 		return nil, -1
 	}
-	fh := r.opaque(64)
-	if follows := r.u32(); r.bad || follows == 0 {
+	fh := r.Opaque(64)
+	if follows := r.U32(); r.Bad || follows == 0 {
 		return fh, -1
 	}
-	r.u32() // type
-	modeOff := r.off
-	r.u32()
-	if r.bad {
+	r.U32() // type
+	modeOff := r.Off
+	r.U32()
+	if r.Bad {
 		return fh, -1
 	}
 	return fh, modeOff

@@ -16,6 +16,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/onesis/git-onesis/boot/xdr"
 )
 
 // RPC program numbers and protocol values.
@@ -30,7 +32,6 @@ const (
 	procGetport = 3
 	procDump    = 4
 
-	maxAuth      = 400
 	maxTCPRecord = 4096
 	idleTimeout  = 30 * time.Second
 	maxTCPConns  = 64
@@ -60,44 +61,18 @@ func Table(nfsPort, mountPort, tcpPort, udpPort int) []Mapping {
 	return m
 }
 
-type reader struct {
-	b   []byte
-	off int
-	bad bool
-}
-
-func (r *reader) u32() uint32 {
-	if r.bad || len(r.b)-r.off < 4 {
-		r.bad = true
-		return 0
-	}
-	v := binary.BigEndian.Uint32(r.b[r.off:])
-	r.off += 4
-	return v
-}
-
-func (r *reader) auth() {
-	r.u32()
-	n := r.u32()
-	if r.bad || n > maxAuth || len(r.b)-r.off < int((n+3)&^3) {
-		r.bad = true
-		return
-	}
-	r.off += int((n + 3) &^ 3)
-}
-
 // Reply answers one RPC call message (without TCP record marking) from
 // the table. It returns nil when the message is not a well-formed RPC v2
 // call: garbage gets no reply.
 func Reply(msg []byte, table []Mapping) []byte {
-	r := &reader{b: msg}
-	xid := r.u32()
-	mtype := r.u32()
-	rpcvers := r.u32()
-	prog, vers, proc := r.u32(), r.u32(), r.u32()
-	r.auth() // credential
-	r.auth() // verifier
-	if r.bad || mtype != 0 || rpcvers != 2 {
+	r := &xdr.Reader{B: msg}
+	xid := r.U32()
+	mtype := r.U32()
+	rpcvers := r.U32()
+	prog, vers, proc := r.U32(), r.U32(), r.U32()
+	r.Auth() // credential
+	r.Auth() // verifier
+	if r.Bad || mtype != 0 || rpcvers != 2 {
 		return nil
 	}
 	out := binary.BigEndian.AppendUint32(nil, xid)
@@ -118,9 +93,9 @@ func Reply(msg []byte, table []Mapping) []byte {
 	case proc == procNull:
 		put(0)
 	case proc == procGetport:
-		p, v, prot := r.u32(), r.u32(), r.u32()
-		r.u32() // port: ignored
-		if r.bad {
+		p, v, prot := r.U32(), r.U32(), r.U32()
+		r.U32() // port: ignored
+		if r.Bad {
 			put(4) // GARBAGE_ARGS
 			break
 		}
@@ -293,15 +268,15 @@ func logQuery(log *slog.Logger, proto string, peer net.Addr, msg, out []byte) {
 	if !log.Enabled(context.Background(), slog.LevelDebug) || len(msg) < 24 {
 		return
 	}
-	r := &reader{b: msg, off: 20}
-	proc := r.u32()
+	r := &xdr.Reader{B: msg, Off: 20}
+	proc := r.U32()
 	if proc != procGetport {
 		log.Debug("portmap query", "proto", proto, "client", peer.String(), "proc", proc)
 		return
 	}
-	r.auth()
-	r.auth()
-	p, v, prot := r.u32(), r.u32(), r.u32()
+	r.Auth()
+	r.Auth()
+	p, v, prot := r.U32(), r.U32(), r.U32()
 	port := uint32(0)
 	if len(out) >= 4 {
 		port = binary.BigEndian.Uint32(out[len(out)-4:])
