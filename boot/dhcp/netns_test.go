@@ -1,23 +1,20 @@
 package dhcp
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/onesis/git-onesis/boot/tftp"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // The tests in this file run real clients (busybox udhcpc, kea's perfdhcp,
@@ -61,129 +58,55 @@ type helperLease struct {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root: creates network namespaces and binds port 67 (runs in CI as root)")
-	}
-	for _, tool := range []string{"ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (iproute2): %v", tool, err)
-		}
-	}
+	testkit.NeedRoot(t, "creates network namespaces and binds port 67")
 }
-
-var nsCounter atomic.Int32
 
 type pair struct {
 	srv, cli string // namespace names
 }
 
-// setupPair creates the two namespaces and the veth between them.
+// setupPair creates the two namespaces and the veth between them (the
+// client side gets no address: DHCP gives it one).
 func setupPair(t *testing.T) *pair {
 	t.Helper()
-	n := nsCounter.Add(1)
-	p := &pair{
-		srv: fmt.Sprintf("onesis-dhcp-%d-%d-s", os.Getpid(), n),
-		cli: fmt.Sprintf("onesis-dhcp-%d-%d-c", os.Getpid(), n),
-	}
-	for _, ns := range []string{p.srv, p.cli} {
-		mustRun(t, "ip", "netns", "add", ns)
-		ns := ns
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		mustRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	mustRun(t, "ip", "-n", p.srv, "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", p.cli)
-	mustRun(t, "ip", "-n", p.srv, "addr", "add", "10.77.9.1/24", "dev", "vs")
-	mustRun(t, "ip", "-n", p.srv, "link", "set", "vs", "up")
-	mustRun(t, "ip", "-n", p.cli, "link", "set", "vc", "up")
-	return p
+	srv, cli := testkit.VethPair(t, "onesis-dhcp", "10.77.9.1/24", "")
+	return &pair{srv: srv, cli: cli}
 }
 
 func mustRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testkit.Run(t, name, args...)
 }
 
 // helper is a running subprocess of this test binary.
 type helper struct {
-	cmd    *exec.Cmd
 	mu     sync.Mutex
 	events []Event
 	tftp   []tftp.Event
 	lines  []string
-	ready  chan struct{}
-	done   chan struct{}
 }
 
 func startHelper(t *testing.T, ns string, cfg helperConfig) *helper {
 	t.Helper()
 	b, _ := json.Marshal(cfg)
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperProcess$", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), helperEnv+"="+string(b))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe() // closed when we exit: the helper then stops
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{cmd: cmd, ready: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			h.mu.Lock()
-			h.lines = append(h.lines, line)
-			switch {
-			case line == "READY":
-				close(h.ready)
-			case strings.HasPrefix(line, "TFTP "):
-				var ev tftp.Event
-				if json.Unmarshal([]byte(line[5:]), &ev) == nil {
-					h.tftp = append(h.tftp, ev)
-				}
-			case strings.HasPrefix(line, "EVENT "):
-				var ev Event
-				if json.Unmarshal([]byte(line[6:]), &ev) == nil {
-					h.events = append(h.events, ev)
-				}
+	h := &helper{}
+	testkit.StartHelper(t, ns, "TestHelperProcess", []string{helperEnv + "=" + string(b)}, func(line string) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.lines = append(h.lines, line)
+		switch {
+		case strings.HasPrefix(line, "TFTP "):
+			var ev tftp.Event
+			if json.Unmarshal([]byte(line[5:]), &ev) == nil {
+				h.tftp = append(h.tftp, ev)
 			}
-			h.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-h.done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("helper stderr:\n%s", stderr.String())
+		case strings.HasPrefix(line, "EVENT "):
+			var ev Event
+			if json.Unmarshal([]byte(line[6:]), &ev) == nil {
+				h.events = append(h.events, ev)
+			}
 		}
 	})
-	select {
-	case <-h.ready:
-	case <-h.done:
-		cmd.Wait()
-		t.Fatalf("helper exited before it was ready: %s\n%s", strings.Join(h.lines, "\n"), stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("helper not ready after 30s: %s", stderr.String())
-	}
 	return h
 }
 

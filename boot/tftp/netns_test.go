@@ -1,7 +1,6 @@
 package tftp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // The tests in this file run real TFTP clients (tftp-hpa, curl) against the
@@ -39,49 +40,23 @@ type helperConfig struct {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root: creates network namespaces and binds port 69 (runs in CI as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skipf("needs ip (iproute2): %v", err)
-	}
+	testkit.NeedRoot(t, "creates network namespaces and binds port 69")
 }
 
 func mustRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testkit.Run(t, name, args...)
 }
 
 // setupPair creates the namespaces and returns their names.
 func setupPair(t *testing.T) (srv, cli string) {
 	t.Helper()
-	srv = fmt.Sprintf("onesis-tftp-%d-s", os.Getpid())
-	cli = fmt.Sprintf("onesis-tftp-%d-c", os.Getpid())
-	for _, ns := range []string{srv, cli} {
-		mustRun(t, "ip", "netns", "add", ns)
-		ns := ns
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		mustRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	mustRun(t, "ip", "-n", srv, "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", cli)
-	mustRun(t, "ip", "-n", srv, "addr", "add", "10.77.8.1/24", "dev", "vs")
-	mustRun(t, "ip", "-n", cli, "addr", "add", "10.77.8.2/24", "dev", "vc")
-	mustRun(t, "ip", "-n", srv, "link", "set", "vs", "up")
-	mustRun(t, "ip", "-n", cli, "link", "set", "vc", "up")
-	return srv, cli
+	return testkit.VethPair(t, "onesis-tftp", "10.77.8.1/24", "10.77.8.2/24")
 }
 
 type helper struct {
 	mu     sync.Mutex
 	events []Event
-	ready  chan struct{}
-	done   chan struct{}
 }
 
 func (h *helper) snapshot() []Event {
@@ -105,63 +80,17 @@ func (h *helper) waitEvents(n int, d time.Duration) []Event {
 func startHelper(t *testing.T, ns string, cfg helperConfig) *helper {
 	t.Helper()
 	b, _ := json.Marshal(cfg)
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperProcess$", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), helperEnv+"="+string(b))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{ready: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "READY":
-				close(h.ready)
-			case strings.HasPrefix(line, "EVENT "):
-				var ev Event
-				if json.Unmarshal([]byte(line[6:]), &ev) == nil {
-					h.mu.Lock()
-					h.events = append(h.events, ev)
-					h.mu.Unlock()
-				}
+	h := &helper{}
+	testkit.StartHelper(t, ns, "TestHelperProcess", []string{helperEnv + "=" + string(b)}, func(line string) {
+		if rest, ok := strings.CutPrefix(line, "EVENT "); ok {
+			var ev Event
+			if json.Unmarshal([]byte(rest), &ev) == nil {
+				h.mu.Lock()
+				h.events = append(h.events, ev)
+				h.mu.Unlock()
 			}
 		}
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-h.done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("server helper: %v (a clean Shutdown exits 0)", err)
-		}
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", stderr.String())
-		}
 	})
-	select {
-	case <-h.ready:
-	case <-h.done:
-		cmd.Wait()
-		t.Fatalf("server exited before it was ready:\n%s", stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server not ready after 30s:\n%s", stderr.String())
-	}
 	return h
 }
 
