@@ -3,13 +3,10 @@ package dhcp
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -230,26 +227,7 @@ func serverHelper(hc helperConfig) int {
 		go ts.Serve()
 		defer ts.Close()
 	}
-	fmt.Println("READY")
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve() }()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	stdinEOF := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(stdinEOF) }()
-	select {
-	case <-sig:
-	case <-stdinEOF:
-	case err := <-errc:
-		fmt.Fprintln(os.Stderr, "Serve:", err)
-		return 1
-	}
-	s.Close()
-	if err := <-errc; err != nil {
-		fmt.Fprintln(os.Stderr, "Serve after Close:", err)
-		return 1
-	}
-	return 0
+	return testkit.ServeUntilStopped(s.Serve, s.Close)
 }
 
 // relayResult is what the relay helper saw come back.

@@ -6,14 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -118,32 +115,7 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Println("READY")
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve() }()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	stdinEOF := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(stdinEOF) }()
-	select {
-	case <-sig:
-	case <-stdinEOF:
-	case err := <-errc:
-		fmt.Fprintln(os.Stderr, "Serve:", err)
-		os.Exit(1)
-	}
-	s.Close()
-	select {
-	case err := <-errc:
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "Serve after Close:", err)
-			os.Exit(1)
-		}
-	case <-time.After(15 * time.Second):
-		fmt.Fprintln(os.Stderr, "Serve did not return after Close")
-		os.Exit(1)
-	}
-	os.Exit(0)
+	os.Exit(testkit.ServeUntilStopped(s.Serve, s.Close))
 }
 
 // TestClients: tftp-hpa and curl fetch the boot loaders byte-identical from

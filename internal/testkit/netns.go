@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -138,4 +140,38 @@ func StartHelper(t testing.TB, ns, run string, env []string, onLine func(string)
 		t.Fatalf("helper in %s not ready after 30s:\n%s", ns, stderr.String())
 	}
 	return h
+}
+
+// ServeUntilStopped is the body of a helper process (see StartHelper): it
+// prints "READY", runs serve, and on SIGTERM, SIGINT or the end of stdin
+// calls stop and waits (15 s at most) for serve to return. It returns the
+// process exit code: 0 after a clean stop, 1 when serve failed or did not
+// return.
+func ServeUntilStopped(serve func() error, stop func() error) int {
+	fmt.Println("READY")
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	stdinEOF := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stdinEOF) }()
+	select {
+	case <-sig:
+	case <-stdinEOF:
+	case err := <-errc:
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		return 1
+	}
+	stop()
+	select {
+	case err := <-errc:
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "serve after stop:", err)
+			return 1
+		}
+	case <-time.After(15 * time.Second):
+		fmt.Fprintln(os.Stderr, "serve did not return after stop")
+		return 1
+	}
+	return 0
 }
