@@ -172,6 +172,25 @@ func noFlagsAfterArgs(c *cli.Context) error {
 	return nil
 }
 
+// revPair reads the [REV [REV]] arguments of a diff-like command: none is
+// HEAD against the work tree (""), one is REV against the work tree, two
+// are REV against REV.
+func revPair(c *cli.Context, what string) (oldRev, newRev string, err error) {
+	if err := noFlagsAfterArgs(c); err != nil {
+		return "", "", err
+	}
+	args := c.Args().Slice()
+	switch len(args) {
+	case 0:
+		return "HEAD", "", nil
+	case 1:
+		return args[0], "", nil
+	case 2:
+		return args[0], args[1], nil
+	}
+	return "", "", usageErr("%s takes at most two revisions", what)
+}
+
 // openImage opens the image repository around the current directory,
 // mapping "not a repository" and "bare" to git's fatal exit.
 func openImage(c *cli.Context) (*image.Image, error) {

@@ -185,23 +185,13 @@ func runPackagesList(c *cli.Context) error {
 }
 
 func runPackagesDiff(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
+	oldRev, newRev, err := revPair(c, "packages diff")
+	if err != nil {
 		return err
-	}
-	args := c.Args().Slice()
-	if len(args) > 2 {
-		return usageErr("packages diff takes at most two revisions")
 	}
 	im, err := openImage(c)
 	if err != nil {
 		return err
-	}
-	oldRev, newRev := "HEAD", ""
-	switch len(args) {
-	case 1:
-		oldRev = args[0]
-	case 2:
-		oldRev, newRev = args[0], args[1]
 	}
 	old, okOld, err := packagesAt(im, oldRev)
 	if err != nil {
