@@ -238,3 +238,45 @@ func inode(t *testing.T, p string) (uint64, int64) {
 func asUser(uid, gid uint32) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 }
+
+// nobodyImage builds the fixture image as root, commits it with git-onesis,
+// makes its .git readable, and prepares a home for user nobody. run runs a
+// command as nobody with that HOME (its git trusts every directory).
+func nobodyImage(t *testing.T) (base, img, home string, run func(dir string, args ...string) result) {
+	t.Helper()
+	base, err := os.MkdirTemp("", "onesis-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	img = filepath.Join(base, "image")
+	os.Mkdir(img, 0o755)
+	fixture(t, img)
+	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
+		t.Fatalf("init: %s", r.err)
+	}
+	must(t, base, "chmod", "-R", "a+rX", img+"/.git")
+	home = filepath.Join(base, "nobody")
+	os.Mkdir(home, 0o755)
+	os.Chown(home, 65534, 65534)
+	run = func(dir string, args ...string) result {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		cmd.SysProcAttr = asUser(65534, 65534)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return result{o.String(), e.String(), code}
+	}
+	run(home, "git", "config", "--global", "safe.directory", "*")
+	return base, img, home, run
+}

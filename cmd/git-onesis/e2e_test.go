@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -328,39 +327,7 @@ func TestHooksKeepGitmetaTrue(t *testing.T) {
 // owners.
 func TestNonRootClone(t *testing.T) {
 	needRoot(t)
-	base, err := os.MkdirTemp("", "onesis-nonroot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o755)
-	img := filepath.Join(base, "image")
-	os.Mkdir(img, 0o755)
-	fixture(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatalf("init: %s", r.err)
-	}
-	must(t, base, "chmod", "-R", "a+rX", img+"/.git")
-	home := filepath.Join(base, "nobody")
-	os.Mkdir(home, 0o755)
-	os.Chown(home, 65534, 65534)
-	run := func(dir string, args ...string) result {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "HOME="+home)
-		cmd.SysProcAttr = asUser(65534, 65534)
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return result{o.String(), e.String(), code}
-	}
-	run(home, "git", "config", "--global", "safe.directory", "*")
+	_, img, home, run := nobodyImage(t)
 	if r := run(home, "git", "clone", "-q", img, "clone"); r.code != 0 {
 		t.Fatalf("clone as nobody: %s", r.err)
 	}

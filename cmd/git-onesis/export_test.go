@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,36 +17,15 @@ func TestExportTarNonRoot(t *testing.T) {
 	needRoot(t)
 	needTool(t, "bsdtar")
 	needTool(t, "getfattr")
-	base, err := os.MkdirTemp("", "onesis-export-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o755)
-	img := filepath.Join(base, "image")
-	os.Mkdir(img, 0o755)
-	fixture(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatalf("init: %s", r.err)
-	}
-	must(t, base, "chmod", "-R", "a+rX", img+"/.git")
-	home := filepath.Join(base, "nobody")
-	os.Mkdir(home, 0o755)
-	os.Chown(home, 65534, 65534)
+	base, img, home, run := nobodyImage(t)
 	asNobody := func(dir string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "HOME="+home)
-		cmd.SysProcAttr = asUser(65534, 65534)
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%v as nobody: %v\n%s", args, err, e.String())
+		r := run(dir, args...)
+		if r.code != 0 {
+			t.Fatalf("%v as nobody: exit %d\n%s", args, r.code, r.err)
 		}
-		return e.String()
+		return r.err
 	}
-	asNobody(home, "git", "config", "--global", "safe.directory", "*")
 	asNobody(home, "git", "clone", "-q", "--no-checkout", img, "clone")
 	clone := filepath.Join(home, "clone")
 	ours := filepath.Join(home, "ours.tar")
