@@ -21,28 +21,10 @@ import (
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	home, err := os.MkdirTemp("", "serve-test-home")
-	if err != nil {
-		panic(err)
-	}
-	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
-		"GIT_OBJECT_DIRECTORY", "GIT_CONFIG_PARAMETERS", "XDG_CONFIG_HOME"} {
-		os.Unsetenv(k)
-	}
-	for k, v := range map[string]string{
-		"HOME": home, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": home,
-		"GIT_AUTHOR_NAME": "Ada Admin", "GIT_AUTHOR_EMAIL": "ada@example.invalid",
-		"GIT_COMMITTER_NAME": "Ada Admin", "GIT_COMMITTER_EMAIL": "ada@example.invalid", "LC_ALL": "C",
-	} {
-		os.Setenv(k, v)
-	}
-	code := m.Run()
-	os.RemoveAll(home)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testkit.HermeticGit(m)) }
 
 func sh(t *testing.T, dir string, args ...string) string {
 	t.Helper()

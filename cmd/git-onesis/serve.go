@@ -46,9 +46,7 @@ var serveCmd = &cli.Command{
 		&cli.BoolFlag{Name: "discover", Usage: "record unknown MACs for 'git onesis node discovered'"},
 		&cli.BoolFlag{Name: "pxelinux", Usage: "give BIOS clients pxelinux.0 instead of undionly.kpxe"},
 		&cli.StringFlag{Name: "ipxe-dir", Value: "/usr/lib/ipxe", Usage: "`DIR` holding undionly.kpxe, ipxe.efi and snponly.efi"},
-		&cli.StringFlag{Name: "state-dir", Usage: "cache and state `DIR` (default: GITDIR/onesis/serve)"},
-		&cli.StringFlag{Name: "init", Usage: "onesis-init `BINARY` for initramfs images (default: next to git-onesis)"},
-		&cli.StringSliceFlag{Name: "module", Usage: "extra kernel `MODULE` for the initramfs (repeatable)"},
+		stateDirFlag, initFlag, moduleFlag,
 		&cli.StringFlag{Name: "console", Usage: "console= kernel argument (default ttyS0; 'none' to omit)"},
 		&cli.StringFlag{Name: "nfs-options", Usage: "`OPTIONS` appended to nfsroot= (default port=P,mountport=P,vers=3,proto=tcp,nolock)"},
 		&cli.StringFlag{Name: "secrets-dir", Usage: "serve `DIR`/NODE/ at /n/NODE/secrets to that node's root only"},
@@ -58,6 +56,13 @@ var serveCmd = &cli.Command{
 	},
 	Action: runServe,
 }
+
+// The flags serve and sync share, so both use the same caches.
+var (
+	stateDirFlag = &cli.StringFlag{Name: "state-dir", Usage: "serve's cache and state `DIR` (default: GITDIR/onesis/serve)"}
+	initFlag     = &cli.StringFlag{Name: "init", Usage: "onesis-init `BINARY` for initramfs images (default: next to git-onesis)"}
+	moduleFlag   = &cli.StringSliceFlag{Name: "module", Usage: "extra kernel `MODULE` for the initramfs (repeatable)"}
+)
 
 func runServe(c *cli.Context) error {
 	if c.Args().Present() {

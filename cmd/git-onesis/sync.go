@@ -32,9 +32,7 @@ var syncCmd = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "remote", Usage: "fetch from `NAME` (default: the branch's upstream remote, else origin)"},
 		&cli.BoolFlag{Name: "no-fetch", Usage: "only prepare; do not fetch or move the branch"},
-		&cli.StringFlag{Name: "state-dir", Usage: "serve's state `DIR` (default: GITDIR/onesis/serve)"},
-		&cli.StringFlag{Name: "init", Usage: "onesis-init `BINARY` for initramfs images (default: next to git-onesis)"},
-		&cli.StringSliceFlag{Name: "module", Usage: "extra kernel `MODULE` for the initramfs, as given to serve (repeatable)"},
+		stateDirFlag, initFlag, moduleFlag,
 		&cli.BoolFlag{Name: "no-nfs", Usage: "do not prepare the NFS export (a site serving the root with knfsd)"},
 		&cli.BoolFlag{Name: "no-initrd", Usage: "do not prepare kernels and initramfs images"},
 		quietFlag,

@@ -1,0 +1,30 @@
+package testkit
+
+import (
+	"os"
+	"testing"
+)
+
+// HermeticGit runs the tests of m with git made hermetic: no repository,
+// config or template inherited from the environment, a fresh HOME, and a
+// fixed author and committer. Call it from TestMain: os.Exit(HermeticGit(m)).
+func HermeticGit(m *testing.M) int {
+	home, err := os.MkdirTemp("", "git-onesis-test-home")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(home)
+	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+		"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG_PARAMETERS",
+		"GIT_CONFIG_COUNT", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "XDG_CONFIG_HOME"} {
+		os.Unsetenv(k)
+	}
+	for k, v := range map[string]string{
+		"HOME": home, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": home,
+		"GIT_AUTHOR_NAME": "Ada Admin", "GIT_AUTHOR_EMAIL": "ada@example.invalid",
+		"GIT_COMMITTER_NAME": "Ada Admin", "GIT_COMMITTER_EMAIL": "ada@example.invalid", "LC_ALL": "C",
+	} {
+		os.Setenv(k, v)
+	}
+	return m.Run()
+}
