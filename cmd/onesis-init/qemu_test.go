@@ -16,8 +16,6 @@ import (
 
 	"github.com/onesis/git-onesis/boot/initramfs"
 	"github.com/onesis/git-onesis/boot/initramfs/moddep"
-	"github.com/onesis/git-onesis/boot/mksysimage"
-	"github.com/onesis/git-onesis/boot/sysimage"
 	"github.com/onesis/git-onesis/internal/testkit"
 )
 
@@ -107,22 +105,7 @@ func testImage(t *testing.T, kroot, kver string) string {
 	for _, d := range []string{"proc", "sys", "dev", "run", "tmp"} {
 		os.MkdirAll(filepath.Join(img, d), 0o755)
 	}
-	r, err := os.OpenRoot(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cfg, err := sysimage.Parse(func(p string) ([]byte, error) { return r.ReadFile(strings.TrimPrefix(p, "/")) }, "/etc/sysimage.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := mksysimage.Plan(img, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mksysimage.Execute(img, tr.Ops); err != nil {
-		t.Fatal(err)
-	}
+	transform(t, img)
 	if l, err := os.Readlink(filepath.Join(img, "etc/fstab")); err != nil || l != "/ram/etc/fstab" {
 		t.Fatalf("after the transform /etc/fstab is %q %v", l, err)
 	}

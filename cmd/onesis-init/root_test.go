@@ -22,6 +22,14 @@ func smallImage(t *testing.T) string {
 	writeFile(t, filepath.Join(img, "etc/fstab"), "default\n", 0o644)
 	writeFile(t, filepath.Join(img, "etc/fstab.cluster.compute"), "compute\n", 0o644)
 	writeFile(t, filepath.Join(img, "etc/sysimage.conf"), "NODECLASS_RANGE node[1-9] cluster.compute\nLINKBACK /etc/fstab CLASS\nRAMSIZE 8m\n", 0o644)
+	transform(t, img)
+	return img
+}
+
+// transform runs the sysimage transform on img, as 'git onesis sysimage'
+// does: the LINK* paths become links into /ram.
+func transform(t *testing.T, img string) {
+	t.Helper()
 	r, err := os.OpenRoot(img)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +46,6 @@ func smallImage(t *testing.T) string {
 	if err := mksysimage.Execute(img, tr.Ops); err != nil {
 		t.Fatal(err)
 	}
-	return img
 }
 
 // TestPersonalityOnly runs the initramfs-tools mode against a directory
