@@ -249,10 +249,11 @@ type clientOutcome struct {
 
 // storm starts the 20 simulated clients as one subprocess in the client
 // namespace; the returned function waits for them (bounded by limit).
-func (l *lab) storm(limit time.Duration) func() []clientOutcome {
+// Client i starts (i-1)*stagger after the first.
+func (l *lab) storm(limit, stagger time.Duration) func() []clientOutcome {
 	ctx, cancel := context.WithTimeout(context.Background(), limit+30*time.Second)
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.cliNS, os.Args[0], "-test.run=^TestHelperClients$", "-test.timeout=10m")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("ONESIS_FAULTS_CLIENTS=%d", limit/time.Second))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("ONESIS_FAULTS_CLIENTS=%d %d", limit/time.Second, stagger/time.Millisecond))
 	var out, errs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errs
 	if err := cmd.Start(); err != nil {
@@ -297,8 +298,8 @@ func TestHelperClients(t *testing.T) {
 	if env == "" {
 		t.Skip("helper process for the fault tests")
 	}
-	var secs int
-	fmt.Sscan(env, &secs)
+	var secs, stagger int
+	fmt.Sscan(env, &secs, &stagger)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -307,6 +308,7 @@ func TestHelperClients(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			time.Sleep(time.Duration((i-1)*stagger) * time.Millisecond)
 			mac, _ := net.ParseMAC(clientMAC(i))
 			r, err := bootsim.Boot(ctx, bootsim.Config{Iface: fmt.Sprintf("c%d", i), MAC: mac, BindLease: true,
 				Timeout: 10 * time.Second, FileTimeout: 90 * time.Second, Attempts: 8,
@@ -371,7 +373,7 @@ func TestLossAndDelay(t *testing.T) {
 		l.netem(l.cliNS, fmt.Sprintf("c%d", i), "loss", "5%")
 	}
 	start := time.Now()
-	res := l.storm(4 * time.Minute)()
+	res := l.storm(4*time.Minute, 0)()
 	t.Logf("20 clients under loss and delay: %v", time.Since(start))
 	l.checkAll(res, map[string]string{head: l.kernelBlob(head)})
 }
@@ -383,7 +385,7 @@ func TestServeKilledMidStorm(t *testing.T) {
 	head := run(t, l.repo, "git", "rev-parse", "HEAD")
 	l.startServe()
 	l.slow() // a storm long enough to land in
-	wait := l.storm(3 * time.Minute)
+	wait := l.storm(3*time.Minute, 0)
 	// Kill once scripts are being served, before the storm is over.
 	killed := false
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !killed; time.Sleep(50 * time.Millisecond) {
@@ -428,8 +430,8 @@ func TestRefsMoveMidTransfer(t *testing.T) {
 	run(t, l.repo, "git", "checkout", "-q", "main")
 	l.startServe()
 	l.slow()
-	wait := l.storm(3 * time.Minute)
-	for i := 0; i < 12; i++ {
+	wait := l.storm(3*time.Minute, 250*time.Millisecond) // scripts over ~5 s
+	for i := 0; i < 16; i++ {
 		if i%3 == 2 {
 			run(t, l.repo, "git", "checkout", "-q", "other")
 			time.Sleep(300 * time.Millisecond)
@@ -449,4 +451,7 @@ func TestRefsMoveMidTransfer(t *testing.T) {
 		}
 	}
 	t.Logf("the clients booted %d different commits of the %d made", len(seen), len(want))
+	if len(seen) < 2 {
+		t.Errorf("every client booted the same commit: the refs did not move while they booted, so this run tested nothing")
+	}
 }
