@@ -85,9 +85,9 @@ func newLab(t *testing.T, kernelSize int) *lab {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: creates network namespaces, a bridge, veths and netem qdiscs, and binds ports 67 and 69 (CI runs as root)")
 	}
-	for _, tool := range []string{"ip", "tc", "git", "go"} {
+	for _, tool := range []string{"ip", "tc", "git", "go", "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (CI installs iproute2, git and Go): %v", tool, err)
+			t.Fatalf("%s not installed (CI installs iproute2, curl, git and Go): %v", tool, err)
 		}
 	}
 	for _, f := range []string{"/usr/lib/ipxe/undionly.kpxe"} {
