@@ -100,7 +100,7 @@ func newLab(t *testing.T, kernelSize int) *lab {
 	l.bin = filepath.Join(bindir, "git-onesis")
 	run(t, "", "go", "build", "-o", l.bin, "github.com/onesis/git-onesis/cmd/git-onesis")
 	os.WriteFile(filepath.Join(bindir, "onesis-init"), []byte("#!/bin/sh\n# never run: the simulated nodes execute nothing\n"), 0o755)
-	os.Setenv("PATH", bindir+":"+os.Getenv("PATH"))
+	t.Setenv("PATH", bindir+":"+os.Getenv("PATH"))
 	for k, v := range map[string]string{"GIT_AUTHOR_NAME": "faults", "GIT_AUTHOR_EMAIL": "faults@example.invalid",
 		"GIT_COMMITTER_NAME": "faults", "GIT_COMMITTER_EMAIL": "faults@example.invalid"} {
 		t.Setenv(k, v)
