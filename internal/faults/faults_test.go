@@ -425,6 +425,9 @@ func TestServeKilledMidStorm(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d clients needed a retry after the kill", retried, nClients)
+	if retried == 0 {
+		t.Errorf("no client needed a retry: the kill did not land in the storm, so this run tested nothing")
+	}
 }
 
 // TestRefsMoveMidTransfer: while the clients boot, main gets new commits
