@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -137,23 +136,7 @@ func testImage(t *testing.T, kroot, kver string) string {
 	return img
 }
 
-// lockedBuffer collects a process's output for assertions.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testkit.Buffer
 
 // TestQEMUBoot boots the Debian kernel with an initramfs from
 // `initramfs.Build` (onesis-init as /init) in QEMU (TCG) inside a network

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/onesis/git-onesis/internal/bootsim"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 const (
@@ -50,22 +51,7 @@ type lab struct {
 	logs  *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.Buffer
 
 func run(t *testing.T, dir string, args ...string) string {
 	t.Helper()
