@@ -81,8 +81,8 @@ test:
 	$(HERMETIC_ENV) $(GO) vet ./...; \
 	echo "== gofmt check"; \
 	$(HERMETIC_ENV) $(MAKE) --no-print-directory fmt-check; \
-	echo "== go test -count=1 ./..."; \
-	$(HERMETIC_ENV) $(GO) test -count=1 ./...; \
+	echo "== go test -count=1 -p 1 ./... (one package at a time: the QEMU and netns tests share 2 cores)"; \
+	$(HERMETIC_ENV) $(GO) test -count=1 -p 1 ./...; \
 	echo "== fuzz FuzzParse for $(FUZZTIME)"; \
 	grep -qs '^func FuzzParse(' meta/*_test.go || echo "warning: meta has no FuzzParse; go test -fuzz will find nothing to run" >&2; \
 	$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./meta/; \

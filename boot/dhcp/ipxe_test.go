@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,9 @@ func tapNS(t *testing.T, suffix string) string {
 
 // bootQEMU network-boots a VM with nsKnownMAC and returns the first serial
 // line containing marker (killing QEMU then), or fails after 150 s.
+// ansiCSI matches ANSI control sequences (ESC [ parameters letter).
+var ansiCSI = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]")
+
 func bootQEMU(t *testing.T, qemu, ns, marker string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
@@ -65,7 +69,10 @@ func bootQEMU(t *testing.T, qemu, ns, marker string) string {
 	var serial strings.Builder
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
-		line := sc.Text()
+		// Firmware repaints its console with ANSI cursor moves, which can
+		// land in the middle of the marker (PXELINUX writes to the video
+		// console and the serial port at once): match on the text alone.
+		line := ansiCSI.ReplaceAllString(sc.Text(), "")
 		serial.WriteString(line + "\n")
 		if i := strings.Index(line, marker); i >= 0 {
 			return strings.TrimSpace(line[i:])
@@ -152,5 +159,18 @@ func TestPXELinuxFirmware(t *testing.T) {
 	want := "pxelinux.0 ldlinux.c32 pxelinux.cfg/01-52-54-00-12-34-56"
 	if strings.Join(sent, " ") != want {
 		t.Errorf("TFTP sent %v, want %s", sent, want)
+	}
+}
+
+func TestANSIStripping(t *testing.T) {
+	for in, want := range map[string]string{
+		"ONESIS-PXELI\x1b[25;12H\x1b[25;13HNUX-OK":  "ONESIS-PXELINUX-OK",
+		"\x1b[0;1miPXE 1.0.0\x1b[0m -- Open Source": "iPXE 1.0.0 -- Open Source",
+		"\x1b[?7l\x1b[2J\x1b[0mSeaBIOS":             "SeaBIOS",
+		"plain":                                     "plain",
+	} {
+		if got := ansiCSI.ReplaceAllString(in, ""); got != want {
+			t.Errorf("stripping %q = %q, want %q", in, got, want)
+		}
 	}
 }
