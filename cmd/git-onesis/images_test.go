@@ -60,9 +60,25 @@ func TestImagesSync(t *testing.T) {
 	must(t, top, "git", "onesis", "commit", "-qam", "base v2")
 	baseC := strings.TrimSpace(must(t, top, "git", "rev-parse", "HEAD"))
 
+	// A node booted b-gpu's tip; another an older commit now on every branch.
+	must(t, top, "git", "update-ref", "refs/onesis/booted/g1", "b-gpu")
+	must(t, top, "git", "update-ref", "refs/onesis/booted/old1", "a-login")
 	r := onesis(t, top, "images")
 	if r.code != 0 || !strings.Contains(r.out, "b-gpu") || !strings.Contains(r.out, "base base: +1/-1 commits") {
 		t.Errorf("images: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	for _, l := range strings.Split(r.out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		hasG1 := strings.Contains(l, " g1")
+		if (f[0] == "b-gpu") != hasG1 {
+			t.Errorf("node g1 (booted b-gpu's tip) listed wrongly: %q", l)
+		}
+		if !strings.Contains(l, "old1@") && f[0] != "a-login" {
+			t.Errorf("node old1 (an ancestor of every branch) missing: %q", l)
+		}
 	}
 
 	r = onesis(t, top, "images", "sync", "base")

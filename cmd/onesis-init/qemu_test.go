@@ -29,19 +29,6 @@ const (
 	qemuClass   = "cluster.compute"
 )
 
-func runCmd(t *testing.T, dir string, timeout time.Duration, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func writeFile(t *testing.T, p string, data string, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -203,7 +190,7 @@ func TestQEMUBoot(t *testing.T) {
 
 	// The namespace, with a tap for QEMU.
 	ns := fmt.Sprintf("onesis-init-test-%d", os.Getpid())
-	runCmd(t, "", 10*time.Second, "ip", "netns", "add", ns)
+	testkit.Run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	for _, args := range [][]string{
 		{"-n", ns, "link", "set", "lo", "up"},
@@ -211,7 +198,7 @@ func TestQEMUBoot(t *testing.T) {
 		{"-n", ns, "addr", "add", qemuServerIP + "/24", "dev", "tap0"},
 		{"-n", ns, "link", "set", "tap0", "up"},
 	} {
-		runCmd(t, "", 10*time.Second, "ip", args...)
+		testkit.Run(t, "ip", args...)
 	}
 
 	// The test-only servers, in the namespace (a re-exec of this binary).

@@ -63,6 +63,23 @@ func Images(im *image.Image, pkgDiff func(a, b string) (int, error)) ([]Variant,
 	if err != nil {
 		return nil, err
 	}
+	// Which branches contain each booted commit: one git call per distinct
+	// commit (nodes mostly share a few), not one per node and branch.
+	onBranch := map[string]map[string]bool{} // commit -> branch -> true
+	for _, b := range booted {
+		if _, done := onBranch[b.Commit]; done {
+			continue
+		}
+		br, err := im.Git.Run("for-each-ref", "--contains", b.Commit, "--format=%(refname:short)", "refs/heads/")
+		if err != nil {
+			return nil, fmt.Errorf("finding the branches of booted commit %s: %w", b.Commit, err)
+		}
+		set := map[string]bool{}
+		for _, name := range strings.Fields(string(br)) {
+			set[name] = true
+		}
+		onBranch[b.Commit] = set
+	}
 	var vs []Variant
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		name, commit, ok := strings.Cut(l, " ")
@@ -73,11 +90,9 @@ func Images(im *image.Image, pkgDiff func(a, b string) (int, error)) ([]Variant,
 		if b, ok, _ := im.Git.Config(baseKey(name)); ok {
 			v.Base = b
 		}
-		for node, c := range booted {
-			if c == commit {
-				v.Nodes[node] = c
-			} else if _, err := im.Git.Run("merge-base", "--is-ancestor", c, commit); err == nil {
-				v.Nodes[node] = c
+		for node, b := range booted {
+			if onBranch[b.Commit][name] {
+				v.Nodes[node] = b.Commit
 			}
 		}
 		if v.Base != "" {

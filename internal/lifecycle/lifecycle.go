@@ -415,27 +415,33 @@ func Rollback(im *image.Image, rev, branch string) (*RollbackResult, error) {
 	}
 	res.StillOnNewer = map[string]string{}
 	want := strings.TrimSpace(string(tree))
-	for node, c := range booted {
-		t, err := im.Git.Run("rev-parse", "--verify", "--quiet", c+"^{tree}")
-		if err != nil || strings.TrimSpace(string(t)) != want {
-			res.StillOnNewer[node] = c
+	for node, b := range booted {
+		if b.Tree != want {
+			res.StillOnNewer[node] = b.Commit
 		}
 	}
 	return res, nil
 }
 
-// Booted returns node -> commit from the refs serve writes when a node
-// fetches its boot script.
-func Booted(r *git.Repo) (map[string]string, error) {
-	out, err := r.Run("for-each-ref", "--format=%(refname) %(objectname)", BootedPrefix)
+// BootedRef is what a node booted: the commit and its tree.
+type BootedRef struct{ Commit, Tree string }
+
+// Booted returns node -> what it booted, from the refs serve writes when
+// a node fetches its boot script (one git call, whatever the node count).
+func Booted(r *git.Repo) (map[string]BootedRef, error) {
+	out, err := r.Run("for-each-ref", "--format=%(refname) %(objectname) %(tree)", BootedPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("reading booted refs: %w", err)
 	}
-	m := map[string]string{}
+	m := map[string]BootedRef{}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		ref, c, ok := strings.Cut(l, " ")
-		if ok {
-			m[strings.TrimPrefix(ref, BootedPrefix)] = c
+		f := strings.Fields(l)
+		if len(f) >= 2 {
+			b := BootedRef{Commit: f[1]}
+			if len(f) == 3 {
+				b.Tree = f[2]
+			}
+			m[strings.TrimPrefix(f[0], BootedPrefix)] = b
 		}
 	}
 	return m, nil

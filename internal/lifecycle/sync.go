@@ -86,10 +86,12 @@ func FetchAndFollow(im *image.Image, remote string) (*FetchResult, error) {
 	}
 	add(res.New)
 	if inv, err := inventory.Load(im.Git); err == nil {
+		refs := map[string]bool{} // nodes mostly share a few refs
 		for _, n := range inv.Nodes {
-			if n.Ref == "" {
+			if n.Ref == "" || refs[n.Ref] {
 				continue
 			}
+			refs[n.Ref] = true
 			if c, err := im.Git.ResolveRev(n.Ref); err == nil {
 				add(c)
 			} else if c, err := im.Git.ResolveRev("refs/remotes/" + res.Remote + "/" + n.Ref); err == nil {
