@@ -68,6 +68,30 @@ func runLog(c *cli.Context) error {
 	w := c.App.Writer
 	var js []jsonLogCommit
 	empty := &meta.Manifest{}
+	// state is what one commit holds: its .gitmeta and its packages.
+	type state struct {
+		commit string
+		m      *meta.Manifest
+		pkgs   pkgSet
+		pkgOK  bool
+		pkgErr error
+	}
+	var last state
+	side := func(commit string) (state, error) {
+		if last.m != nil && last.commit == commit {
+			return last, nil
+		}
+		m, err := im.MetaAt(commit)
+		if err != nil {
+			return state{}, err
+		}
+		if m == nil {
+			m = empty
+		}
+		st := state{commit: commit, m: m}
+		st.pkgs, st.pkgOK, st.pkgErr = packagesAt(im, commit)
+		return st, nil
+	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if line == "" {
 			continue
@@ -78,24 +102,23 @@ func runLog(c *cli.Context) error {
 		if len(f) > 1 {
 			parent = f[1]
 		}
-		cur, err := im.MetaAt(commit)
+		cur, err := side(commit)
 		if err != nil {
 			return fatal(err)
 		}
-		if cur == nil {
-			cur = empty
-		}
-		old := empty
+		old := state{m: empty}
 		if parent != "" {
-			if old, err = im.MetaAt(parent); err != nil {
+			if old, err = side(parent); err != nil {
 				return fatal(err)
-			} else if old == nil {
-				old = empty
 			}
 		}
+		// Along first parents this commit's parent is the next line's
+		// commit: keep it instead of reading it again.
+		last = old
+		last.commit = parent
 		names := im.NamesAt(commit)
 		var words []string
-		for _, ch := range meta.Compare(old, cur) {
+		for _, ch := range meta.Compare(old.m, cur.m) {
 			if c.Bool("security") {
 				if _, ok := meta.SecurityRelevant(ch); !ok {
 					continue
@@ -104,15 +127,8 @@ func runLog(c *cli.Context) error {
 			words = append(words, meta.Describe(ch, names)...)
 		}
 		var pkgs []pkgdb.Change
-		newPs, okNew, errN := packagesAt(im, commit)
-		var oldPs pkgSet
-		okOld := false
-		var errO error
-		if parent != "" {
-			oldPs, okOld, errO = packagesAt(im, parent)
-		}
-		if errN == nil && errO == nil && (okNew || okOld) && parent != "" {
-			pkgs = diffPackages(oldPs, newPs)
+		if cur.pkgErr == nil && old.pkgErr == nil && (cur.pkgOK || old.pkgOK) && parent != "" {
+			pkgs = diffPackages(old.pkgs, cur.pkgs)
 		}
 		if c.Bool("json") {
 			if words == nil {
