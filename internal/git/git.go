@@ -362,7 +362,13 @@ type lsEntry struct {
 // path that names a directory or submodule, is an error.
 func (r *Repo) ShowBlob(rev, path string) ([]byte, bool, error) {
 	// Which commit rev names is git's answer; the blob is read in process.
-	if commit, err := r.ResolveRev(rev); err == nil && isHex40(commit) {
+	// A full object name needs no answer (no fork per file in loops); if it
+	// is not a commit, go-git says so and git is asked below.
+	commit, err := rev, error(nil)
+	if !isHex40(rev) {
+		commit, err = r.ResolveRev(rev)
+	}
+	if err == nil && isHex40(commit) {
 		b, ok, err := r.Objects().blobAt(commit, path)
 		if !errors.Is(err, errFallback) {
 			if err != nil {

@@ -381,6 +381,8 @@ func TestShowBlobAndIndexBlob(t *testing.T) {
 		t.Fatalf("update-index: %v\n%s", err, out)
 	}
 	r := discover(t, top+"/dir") // paths stay top-relative from a subdirectory
+	treeID := strings.TrimSpace(git(t, top, "rev-parse", "HEAD^{tree}"))
+	commitID := strings.TrimSpace(git(t, top, "rev-parse", "HEAD"))
 
 	for _, tt := range []struct {
 		rev, path string
@@ -396,6 +398,8 @@ func TestShowBlobAndIndexBlob(t *testing.T) {
 		{"HEAD", "dir", "", false, true},
 		{"no-such-rev", "f", "", false, true},
 		{"HEAD^{tree}", "f", "committed", true, false},
+		{treeID, "f", "committed", true, false}, // a full id that is not a commit
+		{commitID, "dir/g", "g", true, false},   // a full commit id: no rev-parse
 	} {
 		b, ok, err := r.ShowBlob(tt.rev, tt.path)
 		if string(b) != tt.want || ok != tt.wantOK || (err != nil) != tt.wantErr {
