@@ -110,11 +110,12 @@ func packagesAt(im *image.Image, rev string) (pkgSet, bool, error) {
 			return b, err == nil, err
 		}
 	} else {
-		if _, err := im.Git.ResolveRev(rev); err != nil {
+		commit, err := im.Git.ResolveRev(rev)
+		if err != nil {
 			return pkgSet{}, false, fmt.Errorf("bad revision %q: %w", rev, err)
 		}
 		where = rev
-		read = func(p string) ([]byte, bool, error) { return im.Git.ShowBlob(rev, p) }
+		read = func(p string) ([]byte, bool, error) { return im.Git.ShowBlob(commit, p) }
 	}
 	b, ok, err := read(pkgdb.DpkgStatus)
 	if err != nil {
