@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Signature is the first line of every .gitmeta git-onesis writes. It makes
@@ -68,14 +70,60 @@ func (m *Manifest) Encode(w io.Writer) error {
 	return bw.Flush()
 }
 
-// Bytes returns the encoded manifest.
+// Bytes returns the encoded manifest (what Encode writes). Large manifests
+// are encoded in parallel, one slice of entries per CPU.
 func (m *Manifest) Bytes() ([]byte, error) {
-	var b bytes.Buffer
-	b.Grow(len(m.Entries) * 64)
-	if err := m.Encode(&b); err != nil {
-		return nil, err
+	const minChunk = 16 << 10
+	n := len(m.Entries)
+	parts := min(runtime.NumCPU(), n/minChunk)
+	if parts < 2 {
+		var b bytes.Buffer
+		b.Grow(n * 96)
+		if err := m.Encode(&b); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
 	}
-	return b.Bytes(), nil
+	chunks := make([][]byte, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for k := range parts {
+		lo, hi := k*n/parts, (k+1)*n/parts
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := make([]byte, 0, (hi-lo)*96)
+			for i := lo; i < hi; i++ {
+				e := &m.Entries[i]
+				if i > 0 && !Less(m.Entries[i-1].Path, e.Path) {
+					errs[k] = fmt.Errorf("encoding .gitmeta: entries out of order at %q", e.Path)
+					return
+				}
+				b = AppendEntry(b, e)
+				b = append(b, '\n')
+			}
+			chunks[k] = b
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	size := len(Signature) + len(FormatLine) + 2
+	for _, c := range chunks {
+		size += len(c)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, Signature...)
+	out = append(out, '\n')
+	out = append(out, FormatLine...)
+	out = append(out, '\n')
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
 }
 
 // AppendEntry appends the canonical line for e, without a newline.

@@ -3,6 +3,8 @@ package meta
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -295,5 +297,36 @@ func TestFormatTolerated(t *testing.T) {
 	}
 	if len(m.Entries) != 2 || m.Legacy {
 		t.Fatalf("got %+v", m)
+	}
+}
+
+// TestBytesParallel: the parallel encoder writes exactly what Encode
+// writes, and still refuses entries out of order, wherever they are.
+func TestBytesParallel(t *testing.T) {
+	m := &Manifest{Entries: []Entry{{Path: ".", Type: TypeDir, Mode: 0o755}}}
+	for i := range 70000 {
+		e := Entry{Path: fmt.Sprintf("d%03d/f%05d", i/1000, i), Type: TypeFile, Mode: 0o644, UID: uint32(i % 7)}
+		if i%5000 == 0 {
+			e.Xattrs = []Xattr{{Name: "user.n", Value: []byte{byte(i)}}}
+		}
+		m.Entries = append(m.Entries, e)
+	}
+	var want bytes.Buffer
+	if err := m.Encode(&want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("Bytes (%d bytes) differs from Encode (%d bytes)", len(got), want.Len())
+	}
+	for _, at := range []int{2, 35000, 69999} {
+		bad := &Manifest{Entries: slices.Clone(m.Entries)}
+		bad.Entries[at], bad.Entries[at+1] = bad.Entries[at+1], bad.Entries[at]
+		if _, err := bad.Bytes(); err == nil || !strings.Contains(err.Error(), "out of order") {
+			t.Errorf("entries swapped at %d: Bytes error = %v, want out of order", at, err)
+		}
 	}
 }

@@ -20,11 +20,17 @@ type ScanOptions struct {
 	// left out; for a directory its whole subtree is skipped. It must be safe
 	// for concurrent use. nil skips nothing.
 	Skip func(path string, isDir bool) bool
-	// Keep is consulted for every non-directory entry after lstat (files,
-	// symlinks, devices, fifos, sockets); false drops it. It is used to limit
-	// git-carried files to those in the index. It must be safe for concurrent
-	// use. nil keeps everything.
+	// Keep is consulted for every non-directory entry (files, symlinks,
+	// devices, fifos, sockets); false drops it. It is used to limit
+	// git-carried files to those in the index. It is called only after the
+	// whole tree has been read, so it may wait for data gathered while the
+	// walk runs (such as 'git ls-files' output). It must be safe for
+	// concurrent use. nil keeps everything.
 	Keep func(path string, t Type) bool
+	// Cache, when set, supplies the extended attributes of objects whose
+	// device, inode and ctime are unchanged since the scan that filled it,
+	// and is refilled with what this scan sees (save it with Cache.Save).
+	Cache *ScanCache
 	// Workers is the number of directories read at once; 0 picks a default
 	// of twice the CPU count.
 	Workers int
@@ -75,7 +81,11 @@ func Scan(root string, opts ScanOptions) (*Manifest, error) {
 	if workers <= 0 {
 		workers = runtime.NumCPU() * 2
 	}
-	s := &scanner{opts: opts, root: root}
+	s := &scanner{opts: opts, root: root, cache: opts.Cache}
+	if s.cache != nil {
+		s.cutoff = time.Now().Add(-racyMargin).UnixNano()
+		s.cache.reset()
+	}
 	s.cond = sync.NewCond(&s.mu)
 	rootNode := &dirNode{fd: fd, rel: "."}
 	rootNode.refs.Store(1)
@@ -86,7 +96,7 @@ func Scan(root string, opts ScanOptions) (*Manifest, error) {
 	}
 	// The root is processed by the first worker before the pool starts, so
 	// its entry and xattrs are handled like any other directory's.
-	xs, err := ws[0].dirXattrs(fd, ".")
+	xs, err := ws[0].dirXattrs(fd, ".", keyOf(&st))
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -109,6 +119,21 @@ func Scan(root string, opts ScanOptions) (*Manifest, error) {
 	stopProgress()
 	if s.err != nil {
 		return nil, s.err
+	}
+
+	if opts.Keep != nil {
+		var fwg sync.WaitGroup
+		for _, w := range ws {
+			fwg.Add(1)
+			go func() {
+				defer fwg.Done()
+				w.keep(opts.Keep)
+			}()
+		}
+		fwg.Wait()
+	}
+	if s.cache != nil {
+		s.cache.collect(ws)
 	}
 
 	n := 0
@@ -260,6 +285,18 @@ type dirTask struct {
 	parent *dirNode
 	name   string
 	entry  Entry
+	st     statKey
+}
+
+// statKey is what the scan cache keys an object on.
+type statKey struct {
+	dev, ino uint64
+	csec     int64
+	cnsec    uint32
+}
+
+func keyOf(st *unix.Stat_t) statKey {
+	return statKey{dev: uint64(st.Dev), ino: st.Ino, csec: st.Ctim.Sec, cnsec: uint32(st.Ctim.Nsec)}
 }
 
 // linkRec remembers a hard-link candidate: the entry at idx (in its worker's
@@ -280,6 +317,9 @@ type scanner struct {
 	err     error
 
 	count atomic.Int64
+
+	cache  *ScanCache
+	cutoff int64 // ctimes (ns) at or after this are not cached
 }
 
 func (s *scanner) startProgress() (stop func()) {
@@ -364,6 +404,10 @@ type scanWorker struct {
 	entries []Entry
 	links   []linkRec
 	ownCwd  bool
+	// What this worker saw, for the scan cache: records with xidx local
+	// to csets.
+	crecs []cacheRec
+	csets [][]Xattr
 }
 
 func (w *scanWorker) run() {
@@ -410,7 +454,7 @@ func (w *scanWorker) dir(t dirTask) error {
 		}
 		node = &dirNode{fd: fd, rel: t.entry.Path}
 		node.refs.Store(1)
-		xs, err := w.dirXattrs(fd, t.entry.Path)
+		xs, err := w.dirXattrs(fd, t.entry.Path, t.st)
 		if err != nil {
 			node.release()
 			return err
@@ -497,10 +541,7 @@ func (w *scanWorker) readDir(d *dirNode) error {
 			}
 			if typ == TypeDir {
 				d.refs.Add(1)
-				s.push(dirTask{parent: d, name: name, entry: entryFromStat(rel, &st)})
-				continue
-			}
-			if s.opts.Keep != nil && !s.opts.Keep(rel, typ) {
+				s.push(dirTask{parent: d, name: name, entry: entryFromStat(rel, &st), st: keyOf(&st)})
 				continue
 			}
 			e := entryFromStat(rel, &st)
@@ -514,18 +555,22 @@ func (w *scanWorker) readDir(d *dirNode) error {
 				}
 				e.Link = l
 			}
-			var xs []Xattr
-			if w.ownCwd {
-				xs, err = w.xattrsPath(name)
-			} else {
-				xs, err = w.xattrsPath(procPath(d.fd, name))
-			}
-			if err != nil {
-				if err == unix.ENOENT {
-					continue
+			k := keyOf(&st)
+			xs, hit := s.cache.lookup(k.dev, k.ino, k.csec, k.cnsec)
+			if !hit {
+				if w.ownCwd {
+					xs, err = w.xattrsPath(name)
+				} else {
+					xs, err = w.xattrsPath(procPath(d.fd, name))
 				}
-				return fmt.Errorf("scanning %s: reading extended attributes: %w", s.display(rel), err)
+				if err != nil {
+					if err == unix.ENOENT {
+						continue
+					}
+					return fmt.Errorf("scanning %s: reading extended attributes: %w", s.display(rel), err)
+				}
 			}
+			w.remember(k, xs, hit)
 			e.Xattrs = xs
 			if st.Nlink > 1 && typ != TypeSymlink && typ != TypeUnknown {
 				w.links = append(w.links, linkRec{dev: uint64(st.Dev), ino: st.Ino, idx: int32(len(w.entries))})
@@ -566,8 +611,13 @@ func (w *scanWorker) readlink(dirfd int, name string) (string, error) {
 	}
 }
 
-// dirXattrs reads the extended attributes of an open directory.
-func (w *scanWorker) dirXattrs(fd int, rel string) ([]Xattr, error) {
+// dirXattrs reads the extended attributes of an open directory (k is what
+// lstat said of it), from the cache when its ctime is unchanged.
+func (w *scanWorker) dirXattrs(fd int, rel string, k statKey) ([]Xattr, error) {
+	if xs, ok := w.s.cache.lookup(k.dev, k.ino, k.csec, k.cnsec); ok {
+		w.remember(k, xs, true)
+		return xs, nil
+	}
 	xs, err := w.readXattrs(
 		func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
 		func(attr string, b []byte) (int, error) { return unix.Fgetxattr(fd, attr, b) },
@@ -575,7 +625,59 @@ func (w *scanWorker) dirXattrs(fd int, rel string) ([]Xattr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scanning %s: reading extended attributes: %w", w.s.display(rel), err)
 	}
+	w.remember(k, xs, false)
 	return xs, nil
+}
+
+// remember notes an object's xattrs for the next scan's cache, unless its
+// ctime is too recent to be trusted.
+func (w *scanWorker) remember(k statKey, xs []Xattr, hit bool) {
+	s := w.s
+	if s.cache == nil || k.csec*1e9+int64(k.cnsec) >= s.cutoff || len(xs) > 0xffff {
+		return
+	}
+	if !hit {
+		s.cache.missed.Add(1)
+	}
+	r := cacheRec{dev: k.dev, ino: k.ino, csec: k.csec, cnsec: k.cnsec}
+	if len(xs) > 0 {
+		w.csets = append(w.csets, xs)
+		r.xidx = uint32(len(w.csets))
+	}
+	w.crecs = append(w.crecs, r)
+}
+
+// keep drops the non-directory entries keep rejects, keeping the hard-link
+// records' indices right.
+func (w *scanWorker) keep(keep func(string, Type) bool) {
+	var newIdx []int32
+	if len(w.links) > 0 {
+		newIdx = make([]int32, len(w.entries))
+	}
+	kept := w.entries[:0]
+	for i := range w.entries {
+		e := &w.entries[i]
+		if e.Type != TypeDir && !keep(e.Path, e.Type) {
+			if newIdx != nil {
+				newIdx[i] = -1
+			}
+			continue
+		}
+		if newIdx != nil {
+			newIdx[i] = int32(len(kept))
+		}
+		kept = append(kept, *e)
+	}
+	clear(w.entries[len(kept):])
+	w.entries = kept
+	links := w.links[:0]
+	for _, l := range w.links {
+		if ni := newIdx[l.idx]; ni >= 0 {
+			l.idx = ni
+			links = append(links, l)
+		}
+	}
+	w.links = links
 }
 
 func procPath(dirfd int, name string) string {

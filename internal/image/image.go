@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/trace"
@@ -35,6 +36,9 @@ type Image struct {
 	Root string
 	// Progress, if set, receives running entry counts during scans.
 	Progress func(n int)
+
+	// metaTracked says whether the last Scan found .gitmeta in the index.
+	metaTracked bool
 }
 
 // Open finds the repository containing dir and checks it has a work tree.
@@ -118,33 +122,71 @@ func (im *Image) MetaInIndex() (*meta.Manifest, error) {
 // candidates are checked with one 'git check-ignore' after the walk, which
 // is much cheaper than asking git to walk the whole tree for ignored paths.
 func (im *Image) Scan() (*meta.Manifest, error) {
-	end := trace.Region("git ls-files")
-	tracked, err := im.Git.LsFiles()
-	end()
-	if err != nil {
-		return nil, fmt.Errorf("listing the index: %w", err)
+	// 'git ls-files' reads the index while the walk reads the tree: Keep is
+	// only consulted once the walk is over.
+	type lsResult struct {
+		set map[string]struct{}
+		err error
 	}
-	inIndex := make(map[string]struct{}, len(tracked)+1)
-	for _, p := range tracked {
-		inIndex[p] = struct{}{}
+	lsDone := make(chan lsResult, 1)
+	go func() {
+		end := trace.Region("git ls-files")
+		tracked, err := im.Git.LsFiles()
+		end()
+		if err != nil {
+			lsDone <- lsResult{err: fmt.Errorf("listing the index: %w", err)}
+			return
+		}
+		set := make(map[string]struct{}, len(tracked)+1)
+		for _, p := range tracked {
+			set[p] = struct{}{}
+		}
+		_, im.metaTracked = set[MetaFile]
+		// .gitmeta is recorded even before its first 'git add'.
+		set[MetaFile] = struct{}{}
+		lsDone <- lsResult{set: set}
+	}()
+	var (
+		ls     lsResult
+		lsOnce sync.Once
+	)
+	index := func() lsResult {
+		lsOnce.Do(func() { ls = <-lsDone })
+		return ls
 	}
-	// .gitmeta is recorded even before its first 'git add'.
-	inIndex[MetaFile] = struct{}{}
+	cache, cachePath := im.loadScanCache()
 	opts := meta.ScanOptions{
 		Progress: im.Progress,
+		Cache:    cache,
 		Keep: func(p string, t meta.Type) bool {
 			if !t.GitCarries() {
 				return true
 			}
-			_, ok := inIndex[p]
+			r := index()
+			if r.err != nil {
+				return false
+			}
+			_, ok := r.set[p]
 			return ok
 		},
 	}
-	end = trace.Region("scan")
+	end := trace.Region("scan")
 	m, err := meta.Scan(im.Root, opts)
 	end()
+	if r := index(); r.err != nil {
+		return nil, r.err
+	}
 	if err != nil {
 		return nil, err
+	}
+	if cache != nil {
+		trace.Printf("scan cache: xattrs of %d of %d objects reused", cache.Hits(), len(m.Entries))
+		end = trace.Region("save scan cache")
+		if err := cache.Save(cachePath); err != nil {
+			// Only speed is lost: the next scan reads every xattr again.
+			trace.Printf("scan cache: %v", err)
+		}
+		end()
 	}
 	end = trace.Region("git check-ignore")
 	err = im.dropIgnored(m)
@@ -154,6 +196,28 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 	}
 	trace.Printf("scan: %d entries", len(m.Entries))
 	return m, nil
+}
+
+// ScanCacheFile is where, inside a worktree's git dir, Scan keeps the
+// extended attributes it read (see meta.ScanCache).
+const ScanCacheFile = "onesis/scan-cache"
+
+// loadScanCache returns the work tree's scan cache and its path, or nil
+// when onesis.scanCache is false or the git dir cannot hold it. A damaged
+// cache is treated as empty.
+func (im *Image) loadScanCache() (*meta.ScanCache, string) {
+	if on, err := im.Git.ConfigBool("onesis.scanCache", true); err != nil || !on {
+		return nil, ""
+	}
+	path := filepath.Join(im.Git.GitDir, filepath.FromSlash(ScanCacheFile))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, ""
+	}
+	c, err := meta.LoadScanCache(path)
+	if err != nil {
+		trace.Printf("scan cache: %v (starting empty)", err)
+	}
+	return c, path
 }
 
 // dropIgnored removes ignored entries that the index cannot vouch for
@@ -218,6 +282,14 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 			return false, nil, fmt.Errorf("creating .gitmeta: %w", err)
 		}
 	}
+	// Whether the index already holds .gitmeta as it is now is asked while
+	// the scan runs; the answer is used only if the scan leaves the file
+	// unchanged.
+	var stagedAsIs chan bool
+	if stage {
+		stagedAsIs = make(chan bool, 1)
+		go func() { stagedAsIs <- im.metaStagedAsIs() }()
+	}
 	m, err := im.Scan()
 	if err != nil {
 		return false, nil, err
@@ -229,12 +301,27 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		return false, nil, fmt.Errorf("writing .gitmeta: %w", err)
 	}
 	if stage {
+		if asIs := <-stagedAsIs; !changed && im.metaTracked && asIs {
+			trace.Printf("git add .gitmeta: skipped, the index already holds it")
+			return changed, m, nil
+		}
 		defer trace.Region("git add .gitmeta")()
 		if err := im.Git.Add(MetaFile); err != nil {
 			return changed, m, fmt.Errorf("staging .gitmeta: %w", err)
 		}
 	}
 	return changed, m, nil
+}
+
+// metaStagedAsIs reports whether the index entry of .gitmeta matches the
+// work-tree file (stat data, or content where git finds the stat data
+// racy), so staging it again would change nothing. 'git diff-files' reads
+// the index without rewriting it, which 'git add' does even for an
+// unchanged file.
+func (im *Image) metaStagedAsIs() bool {
+	defer trace.Region("git diff-files .gitmeta")()
+	_, err := im.Git.Run("--literal-pathspecs", "diff-files", "--quiet", "--", MetaFile)
+	return err == nil
 }
 
 // staleTemp matches the temporary files an atomic write of .gitmeta leaves

@@ -1,0 +1,211 @@
+package meta
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cacheTree builds a small tree with user xattrs (which any user may set
+// on tmpfs and ext4) and a hard-link pair. It skips when the filesystem
+// holding the test's temporary directory refuses user xattrs.
+func cacheTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"etc", "usr/bin", "var/empty"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"etc/passwd", "usr/bin/ping", "usr/bin/ls"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(root, "usr/bin/ls"), filepath.Join(root, "usr/bin/dir")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../etc/passwd", filepath.Join(root, "usr/pw")); err != nil {
+		t.Fatal(err)
+	}
+	err := unix.Lsetxattr(filepath.Join(root, "usr/bin/ping"), "user.tag", []byte("one"), 0)
+	if errors.Is(err, unix.ENOTSUP) {
+		t.Skipf("the filesystem of %s does not take user xattrs; the scan cache test needs them", root)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(root, "etc"), "user.dir", []byte("d"), 0); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func scanWithCache(t *testing.T, root, path string) (*Manifest, *ScanCache) {
+	t.Helper()
+	c, err := LoadScanCache(path)
+	if err != nil {
+		t.Fatalf("LoadScanCache: %v", err)
+	}
+	m, err := Scan(root, ScanOptions{Cache: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return m, c
+}
+
+// TestScanCacheReuseAndInvalidate: a second scan takes every xattr from the
+// cache and records the same manifest; setting and removing an xattr (which
+// move ctime) is seen at once.
+func TestScanCacheReuseAndInvalidate(t *testing.T) {
+	old := racyMargin
+	racyMargin = -time.Hour // remember everything, however recent
+	defer func() { racyMargin = old }()
+	root := cacheTree(t)
+	path := filepath.Join(t.TempDir(), "cache")
+
+	plain, err := Scan(root, ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, c := scanWithCache(t, root, path)
+	if c.Hits() != 0 {
+		t.Errorf("first scan: %d cache hits from an empty cache", c.Hits())
+	}
+	second, c := scanWithCache(t, root, path)
+	if c.Hits() != len(second.Entries) {
+		t.Errorf("second scan: %d cache hits, want all %d entries", c.Hits(), len(second.Entries))
+	}
+	for _, m := range []*Manifest{first, second} {
+		if !reflect.DeepEqual(m.Entries, plain.Entries) {
+			t.Fatalf("scan with cache differs from a plain scan:\n%v\nwant\n%v", m.Entries, plain.Entries)
+		}
+	}
+	if !c.Unchanged() {
+		t.Error("a scan that saw only cache hits says the cache changed")
+	}
+
+	// ctime granularity is a clock tick; wait one out so the change moves it.
+	time.Sleep(20 * time.Millisecond)
+	ping := filepath.Join(root, "usr/bin/ping")
+	if err := unix.Lsetxattr(ping, "user.tag", []byte("two"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lremovexattr(filepath.Join(root, "etc"), "user.dir"); err != nil {
+		t.Fatal(err)
+	}
+	third, c := scanWithCache(t, root, path)
+	if v, _ := third.Lookup("usr/bin/ping").Xattr("user.tag"); string(v) != "two" {
+		t.Errorf("after setxattr the scan recorded user.tag=%q, want \"two\" (stale cache)", v)
+	}
+	if xs := third.Lookup("etc").Xattrs; len(xs) != 0 {
+		t.Errorf("after removexattr the scan still records %v on etc (stale cache)", xs)
+	}
+	if c.Unchanged() {
+		t.Error("a scan that saw changed objects says the cache is unchanged")
+	}
+	if c.Hits() != len(third.Entries)-2 {
+		t.Errorf("third scan: %d hits, want %d (all but the two changed objects)", c.Hits(), len(third.Entries)-2)
+	}
+}
+
+// TestScanCacheRacy: objects changed just before the scan are not
+// remembered, so a change within the same timestamp tick cannot hide.
+func TestScanCacheRacy(t *testing.T) {
+	root := cacheTree(t)
+	path := filepath.Join(t.TempDir(), "cache")
+	scanWithCache(t, root, path)
+	c, err := LoadScanCache(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() != 0 {
+		t.Errorf("cache remembers %d objects changed within the last second", c.Len())
+	}
+}
+
+func TestScanCacheCorrupt(t *testing.T) {
+	old := racyMargin
+	racyMargin = -time.Hour
+	defer func() { racyMargin = old }()
+	root := cacheTree(t)
+	path := filepath.Join(t.TempDir(), "cache")
+	scanWithCache(t, root, path)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := bytes.Clone(good)
+	flip[len(scanCacheMagic)+20] ^= 1
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"other file", []byte("git-onesis scan cache 0\nxxxxxxxxxxxxxxxx")},
+		{"truncated", good[:len(good)-9]},
+		{"bit flipped", flip},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "cache")
+			if err := os.WriteFile(p, tc.b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := LoadScanCache(p)
+			if !errors.Is(err, ErrScanCacheCorrupt) {
+				t.Errorf("LoadScanCache = %v, want ErrScanCacheCorrupt", err)
+			}
+			if c == nil || c.Len() != 0 {
+				t.Fatalf("a corrupt cache must load as an empty one, got %v", c)
+			}
+			// An empty cache still scans correctly.
+			if _, err := Scan(root, ScanOptions{Cache: c}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if c, err := LoadScanCache(filepath.Join(t.TempDir(), "missing")); err != nil || c.Len() != 0 {
+		t.Errorf("missing cache: %v, %v; want an empty cache and no error", c, err)
+	}
+}
+
+// TestScanCacheOtherUser: a cache written by another user (who may not see
+// trusted.* xattrs) is not used.
+func TestScanCacheOtherUser(t *testing.T) {
+	old := racyMargin
+	racyMargin = -time.Hour
+	defer func() { racyMargin = old }()
+	root := cacheTree(t)
+	path := filepath.Join(t.TempDir(), "cache")
+	scanWithCache(t, root, path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the uid and the checksum, as another user's scan would.
+	binary.LittleEndian.PutUint32(b[len(scanCacheMagic):], uint32(os.Geteuid()+1))
+	body := b[:len(b)-4]
+	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(body, crcTable))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadScanCache(path)
+	if !errors.Is(err, ErrScanCacheOtherUser) {
+		t.Errorf("LoadScanCache = %v, want ErrScanCacheOtherUser", err)
+	}
+	if c.Len() != 0 {
+		t.Errorf("another user's cache loaded with %d records", c.Len())
+	}
+}
