@@ -224,6 +224,8 @@ HOSTNAME_FILE=node$(seq -w 1 "$COPIES" | head -1)/etc/hostname
 [ -f "$HOSTNAME_FILE" ] || HOSTNAME_FILE=$(git ls-files | head -1)
 if [ "$OURS" = 1 ]; then
 	measure record "$BENCH_RUNS" "\`git onesis record\` (full scan, nothing changed)" : "git onesis record"
+	measure record_nocache "$BENCH_RUNS" "\`git onesis record\` with \`onesis.scanCache=false\` (every xattr read)" : \
+		"git -c onesis.scanCache=false onesis record"
 	measure record_1 "$BENCH_RUNS" "\`git onesis record\` after a 1-file chmod" \
 		"if [ \$(stat -c %a $HOSTNAME_FILE) = 644 ]; then chmod 640 $HOSTNAME_FILE; else chmod 644 $HOSTNAME_FILE; fi" \
 		"git onesis record"
@@ -231,7 +233,7 @@ if [ "$OURS" = 1 ]; then
 	measure apply_noop "$BENCH_RUNS" "\`git onesis apply\` (no-op)" : "git onesis apply"
 	measure status "$BENCH_RUNS" "\`git onesis status\` (clean)" : "git onesis status >/dev/null" ignore
 else
-	for k in record record_1 apply_noop status; do skip "$k" "git onesis $k" "git-onesis unavailable"; done
+	for k in record record_nocache record_1 apply_noop status; do skip "$k" "git onesis $k" "git-onesis unavailable"; done
 fi
 measure git_status "$BENCH_RUNS" "\`git status --porcelain\` (clean, for reference)" : "git status --porcelain >/dev/null"
 
@@ -346,6 +348,9 @@ gen() {
 	echo "| \`git onesis record\` vs etckeeper store | $(ratio record etck_store) |"
 	echo "| \`git onesis record\` vs \`metastore -s\` | $(ratio record ms_save) |"
 	echo "| \`git onesis record\` vs the \`find\` floor | $(ratio record find) |"
+	echo "| \`git onesis record\` without the scan cache vs the \`find\` floor | $(ratio record_nocache find) |"
+	echo "| \`git onesis record\` without the scan cache vs setgitperms.perl \`-r\` | $(ratio record_nocache sgp_read) |"
+	echo "| \`git onesis record\` without the scan cache vs \`metastore -s\` | $(ratio record_nocache ms_save) |"
 	echo "| \`git onesis record\` after 1-file change vs full record | $(ratio record_1 record) |"
 	echo "| \`git onesis apply\` (no-op) vs setgitperms.perl \`-w\` | $(ratio apply_noop sgp_write) |"
 	echo "| \`git onesis status\` vs \`metastore -c\` | $(ratio status ms_compare) |"
