@@ -169,7 +169,7 @@ func sortEntries(all []Entry, links []linkRec) []Entry {
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int { return comparePaths(all[a].Path, all[b].Path) })
+	sortParallel(order, func(a, b int32) int { return comparePaths(all[a].Path, all[b].Path) })
 	// Hard links: the primary of each (dev, ino) group is the member that
 	// sorts first.
 	if len(links) > 0 {
@@ -200,6 +200,76 @@ func sortEntries(all []Entry, links []linkRec) []Entry {
 		out[r] = all[i]
 	}
 	return out
+}
+
+// sortParallel sorts s with cmp, one slice per CPU at once, then merges
+// the sorted slices pairwise.
+func sortParallel(s []int32, cmp func(a, b int32) int) {
+	sortInParts(s, cmp, min(runtime.NumCPU(), len(s)/8192))
+}
+
+func sortInParts(s []int32, cmp func(a, b int32) int, parts int) {
+	if parts < 2 || len(s) < parts {
+		slices.SortFunc(s, cmp)
+		return
+	}
+	bounds := make([]int, parts+1)
+	for k := range bounds {
+		bounds[k] = k * len(s) / parts
+	}
+	var wg sync.WaitGroup
+	for k := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slices.SortFunc(s[bounds[k]:bounds[k+1]], cmp)
+		}()
+	}
+	wg.Wait()
+	buf := make([]int32, len(s))
+	src, dst := s, buf
+	for len(bounds) > 2 {
+		next := []int{0}
+		for k := 0; k+1 < len(bounds); k += 2 {
+			lo := bounds[k]
+			if k+2 >= len(bounds) { // odd one out: carried over as is
+				copy(dst[lo:], src[lo:bounds[k+1]])
+				next = append(next, bounds[k+1])
+				continue
+			}
+			mid, hi := bounds[k+1], bounds[k+2]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				mergeRuns(dst[lo:hi], src[lo:mid], src[mid:hi], cmp)
+			}()
+			next = append(next, hi)
+		}
+		wg.Wait()
+		bounds = next
+		src, dst = dst, src
+	}
+	if &src[0] != &s[0] {
+		copy(s, src)
+	}
+}
+
+// mergeRuns merges the sorted runs a and b into out (len(a)+len(b) long),
+// stably.
+func mergeRuns(out, a, b []int32, cmp func(a, b int32) int) {
+	i, j, o := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		if cmp(b[j], a[i]) < 0 {
+			out[o] = b[j]
+			j++
+		} else {
+			out[o] = a[i]
+			i++
+		}
+		o++
+	}
+	o += copy(out[o:], a[i:])
+	copy(out[o:], b[j:])
 }
 
 func cmpUint(a, b uint64) int {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -330,4 +331,26 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n), "files")
+}
+
+// TestSortParallel checks the parallel sort against slices.Sort on sizes
+// around the chunking thresholds, with duplicates.
+func TestSortParallel(t *testing.T) {
+	for _, n := range []int{0, 1, 8191, 16384, 16385, 50000, 100003} {
+		s := make([]int32, n)
+		x := uint32(n)
+		for i := range s {
+			x = x*1664525 + 1013904223
+			s[i] = int32(x % uint32(n/3+1))
+		}
+		want := slices.Clone(s)
+		slices.Sort(want)
+		for _, parts := range []int{0, 2, 3, 5, 8} {
+			got := slices.Clone(s)
+			sortInParts(got, func(a, b int32) int { return int(a) - int(b) }, parts)
+			if !slices.Equal(got, want) {
+				t.Errorf("n=%d, %d parts: not sorted like slices.Sort", n, parts)
+			}
+		}
+	}
 }
