@@ -70,6 +70,14 @@ type Config struct {
 	// NFSOptions are appended to the export in nfsroot=, e.g.
 	// "port=2049,mountport=2049,vers=3,proto=tcp,nolock".
 	NFSOptions string
+	// NFSExportDir, when set, makes nfsroot= name NFSExportDir/c/<commit>
+	// (a maintenance node: its work tree's path), the layout 'git onesis
+	// exports' materialises for a site's kernel NFS server. "" means
+	// serve's own /c/<commit> and /w/<node> exports.
+	NFSExportDir string
+	// NFSHost, when valid, is the NFS server named in nfsroot= instead of
+	// NFSServer (the root served by another host).
+	NFSHost netip.Addr
 	// Console is the console= argument ("" omits it).
 	Console string
 	// Inventory returns the current node inventory.
@@ -227,7 +235,17 @@ func Cmdline(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string,
 	if n.Maintenance != "" {
 		export, mode = "/w/"+n.Name, "rw"
 	}
-	nfsroot := cfg.NFSServer.String() + ":" + export
+	if cfg.NFSExportDir != "" {
+		export = path.Join(cfg.NFSExportDir, "c", commit)
+		if n.Maintenance != "" {
+			export = n.Maintenance
+		}
+	}
+	host := cfg.NFSServer
+	if cfg.NFSHost.IsValid() {
+		host = cfg.NFSHost
+	}
+	nfsroot := host.String() + ":" + export
 	if cfg.NFSOptions != "" {
 		nfsroot += "," + cfg.NFSOptions
 	}

@@ -286,3 +286,31 @@ func TestRealCurl(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+// TestCmdlineNFS: where nfsroot= points for serve's own NFS server, a
+// site's kernel NFS server fed by 'git onesis exports', and another host.
+func TestCmdlineNFS(t *testing.T) {
+	mac, _ := net.ParseMAC("52:54:00:00:00:01")
+	node := &inventory.Node{Name: "n1", IP: netip.MustParseAddr("10.77.0.11")}
+	maint := &inventory.Node{Name: "m1", IP: netip.MustParseAddr("10.77.0.12"), Maintenance: "/srv/wt/m1"}
+	srv := netip.MustParseAddr("10.77.0.1")
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		n    *inventory.Node
+		want string
+	}{
+		{"embedded", Config{NFSServer: srv}, node, "nfsroot=10.77.0.1:/c/" + c1 + " ro "},
+		{"embedded maintenance", Config{NFSServer: srv}, maint, "nfsroot=10.77.0.1:/w/m1 rw "},
+		{"knfsd", Config{NFSServer: srv, NFSExportDir: "/srv/onesis", NFSOptions: "vers=3"}, node, "nfsroot=10.77.0.1:/srv/onesis/c/" + c1 + ",vers=3 ro "},
+		{"knfsd maintenance", Config{NFSServer: srv, NFSExportDir: "/srv/onesis"}, maint, "nfsroot=10.77.0.1:/srv/wt/m1 rw "},
+		{"other host", Config{NFSServer: srv, NFSHost: netip.MustParseAddr("10.77.0.2"), NFSExportDir: "/x"}, node, "nfsroot=10.77.0.2:/x/c/" + c1 + " ro "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Cmdline(tc.cfg, tc.n, mac, c1, true)
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("Cmdline = %q, want it to contain %q", got, tc.want)
+			}
+		})
+	}
+}

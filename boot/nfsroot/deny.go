@@ -69,3 +69,16 @@ func (d *denyList) match(p string) bool {
 	}
 	return false
 }
+
+// DenyMatcher returns a function that reports whether the image path p
+// (slash separated, relative to the image top) matches one of patterns,
+// with the same syntax and defaults (nil means DefaultDeny) as the NFS
+// server's deny list. It lets other exporters of an image (git onesis
+// exports, for a site's knfsd) hide the same secrets.
+func DenyMatcher(patterns []string) (func(p string) bool, error) {
+	d, err := newDenyList(patterns)
+	if err != nil {
+		return nil, err
+	}
+	return d.match, nil
+}

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -62,6 +63,11 @@ type Config struct {
 	// NFSOptions are appended to nfsroot= (default from the NFS port:
 	// "port=P,mountport=P,vers=3,proto=tcp,nolock").
 	NFSOptions string
+	// NFSExportDir and NFSHost point nodes at a site's kernel NFS server:
+	// nfsroot= then names NFSHost (default ServerIP) and
+	// NFSExportDir/c/<commit>, the trees 'git onesis exports' prepares.
+	NFSExportDir string
+	NFSHost      netip.Addr
 	// Console is the console= kernel argument ("" = ttyS0; "none" omits it).
 	Console string
 	// SecretsDir holds per-node secrets (SecretsDir/<node>/...), served at
@@ -110,7 +116,10 @@ func (c Config) withDefaults() Config {
 	if c.Poll == 0 {
 		c.Poll = 2 * time.Second
 	}
-	if c.NFSOptions == "" {
+	if c.NFSOptions == "" && (c.NoNFS || c.NFSExportDir != "") {
+		// Another NFS server: the kernel asks its portmapper for the ports.
+		c.NFSOptions = "vers=3,proto=tcp,nolock"
+	} else if c.NFSOptions == "" {
 		c.NFSOptions = fmt.Sprintf("port=%d,mountport=%d,vers=3,proto=tcp,nolock", c.NFSPort, c.NFSPort)
 	}
 	switch c.Console {
@@ -135,6 +144,17 @@ func (c *Config) Validate(f Factories) error {
 	}
 	if st, err := os.Stat(c.RepoDir); err != nil || !st.IsDir() {
 		return cfgErr("repository", "%s is not a directory", c.RepoDir)
+	}
+	if c.NFSExportDir != "" {
+		if !filepath.IsAbs(c.NFSExportDir) || filepath.Clean(c.NFSExportDir) != c.NFSExportDir {
+			return cfgErr("--nfs-export-dir", "%q must be a clean absolute path on the NFS server", c.NFSExportDir)
+		}
+		if strings.ContainsAny(c.NFSExportDir, " ,\t\n") {
+			return cfgErr("--nfs-export-dir", "%q has a space or comma, which the kernel's nfsroot= cannot carry", c.NFSExportDir)
+		}
+		if !c.NoNFS {
+			return cfgErr("--nfs-export-dir", "nodes would mount another NFS server's trees while serve's own NFS server runs; add --no-nfs")
+		}
 	}
 	needIface := !c.NoDHCP || !c.NoTFTP || c.AnnounceRA
 	if c.Iface == "" && needIface {

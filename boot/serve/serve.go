@@ -92,7 +92,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 		s.http, err = httpboot.New(httpboot.Config{
 			BaseURL:    fmt.Sprintf("http://%s:%d", cfg.ServerIP, cfg.HTTPPort),
 			NFSServer:  cfg.ServerIP,
-			NFSOptions: cfg.NFSOptions,
+			NFSOptions: cfg.NFSOptions, NFSExportDir: cfg.NFSExportDir, NFSHost: cfg.NFSHost,
 			Console:    cfg.Console,
 			Inventory:  s.inv.Current,
 			Resolver:   s.res,

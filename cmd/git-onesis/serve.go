@@ -49,6 +49,8 @@ var serveCmd = &cli.Command{
 		stateDirFlag, initFlag, moduleFlag,
 		&cli.StringFlag{Name: "console", Usage: "console= kernel argument (default ttyS0; 'none' to omit)"},
 		&cli.StringFlag{Name: "nfs-options", Usage: "`OPTIONS` appended to nfsroot= (default port=P,mountport=P,vers=3,proto=tcp,nolock)"},
+		&cli.StringFlag{Name: "nfs-export-dir", Usage: "nodes mount `DIR`/c/<commit> from a kernel NFS server fed by 'git onesis exports' (needs --no-nfs)"},
+		&cli.StringFlag{Name: "nfs-server", Usage: "NFS server `IP` put in nfsroot= (default: --addr)"},
 		&cli.StringFlag{Name: "secrets-dir", Usage: "serve `DIR`/NODE/ at /n/NODE/secrets to that node's root only"},
 		&cli.StringSliceFlag{Name: "deny", Usage: "secret `GLOB` exported as an empty 0600 placeholder (repeatable; replaces the defaults)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
@@ -104,6 +106,14 @@ func runServe(c *cli.Context) error {
 	}
 	if c.IsSet("deny") {
 		cfg.Deny = c.StringSlice("deny")
+	}
+	cfg.NFSExportDir = c.String("nfs-export-dir")
+	if a := c.String("nfs-server"); a != "" {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return usageErr("--nfs-server: %q is not an IP address", a)
+		}
+		cfg.NFSHost = ip
 	}
 	if a := c.String("addr"); a != "" {
 		ip, err := netip.ParseAddr(a)
