@@ -11,6 +11,7 @@
 package tftp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -268,7 +269,9 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 	if ot, ok := rf.(ptftp.OutgoingTransfer); ok {
 		ot.SetSize(size) // tsize (RFC 2349), when the client asked for it
 	}
-	gr := &genericReader{r: r}
+	// pin/tftp reads one block at a time: buffer, so a 12 MB kernel is
+	// 190 reads of 64 KiB instead of 8,500 of 1408 bytes.
+	gr := &genericReader{r: bufio.NewReaderSize(r, 64<<10)}
 	n, err := rf.ReadFrom(gr)
 	ev.Bytes, ev.Duration = n, time.Since(start)
 	if err != nil {
