@@ -52,7 +52,7 @@ HERMETIC_ENV = env \
 	GOFLAGS="$$($(GO) env GOFLAGS)" \
 	LC_ALL=C
 
-.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-boot man install uninstall clean
+.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-boot bench-nfs man install uninstall clean
 
 all: build
 
@@ -139,6 +139,13 @@ bench: build
 # docs/benchmarks.md.
 bench-boot:
 	GO="$(GO)" bash internal/bench/bootbench.sh
+
+# A few minutes, root: 1 and 20 simulated nodes read a whole debootstrap
+# minbase root through the embedded NFS server (go-nfs-client, loopback),
+# against local tar of the same tree; reports the server's peak RSS;
+# rewrites its part of docs/benchmarks.md.
+bench-nfs:
+	GO="$(GO)" bash internal/bench/nfsbench.sh
 
 man: $(MAN1) $(MAN5)
 

@@ -1,0 +1,184 @@
+// Command nfsload is the load generator of `make bench-nfs`
+// (internal/bench/nfsbench.sh): it runs the embedded NFS root server
+// (boot/nfsroot, as `git onesis serve` does) in one process, and N
+// simulated nodes that each read a whole commit through it in another, so
+// the server's memory can be read from /proc while they run.
+//
+//	nfsload server -repo DIR -commit SHA [-state DIR] [-addr 127.0.0.1:0]
+//	nfsload read -port P -commit SHA -n N [-timeout 10m]
+//
+// server prints "port N" once listening and serves until SIGTERM. read
+// prints one JSON line: clients, failures, all-done time, per-client p50
+// and p99, files and bytes per client, aggregate MB/s.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/onesis/git-onesis/boot/nfsroot"
+	"github.com/onesis/git-onesis/internal/bootsim"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: nfsload server|read [flags]")
+		os.Exit(129)
+	}
+	var err error
+	switch os.Args[1] {
+	case "server":
+		err = server(os.Args[2:])
+	case "read":
+		err = read(os.Args[2:])
+	default:
+		fmt.Fprintf(os.Stderr, "nfsload: unknown command %q\n", os.Args[1])
+		os.Exit(129)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nfsload:", err)
+		os.Exit(128)
+	}
+}
+
+func server(args []string) error {
+	fs := flag.NewFlagSet("server", flag.ExitOnError)
+	repo := fs.String("repo", "", "image repository")
+	commit := fs.String("commit", "", "the commit clients may mount (/c/<commit>)")
+	state := fs.String("state", "", "state directory (default: a temporary one)")
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	fs.Parse(args)
+	if *repo == "" || *commit == "" {
+		return fmt.Errorf("server: -repo and -commit are required")
+	}
+	if *state == "" {
+		d, err := os.MkdirTemp("", "nfsload-state-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		*state = d
+	}
+	srv, err := nfsroot.New(nfsroot.Config{
+		RepoDir: *repo, StateDir: *state,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Authorize: func(ip net.IP, export string) (nfsroot.Export, bool) {
+			return nfsroot.Export{Commit: *commit}, ip.IsLoopback() && export == "/c/"+*commit
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("port %d\n", l.Addr().(*net.TCPAddr).Port)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// Result is what read prints.
+type Result struct {
+	N        int     `json:"n"`
+	Failed   int     `json:"failed"`
+	AllDone  float64 `json:"all_done_s"`
+	P50      float64 `json:"p50_s"`
+	P99      float64 `json:"p99_s"`
+	Files    int     `json:"files_per_client"`
+	Bytes    int64   `json:"bytes_per_client"`
+	MBps     float64 `json:"mb_per_s"`
+	FirstErr string  `json:"first_error,omitempty"`
+}
+
+func read(args []string) error {
+	fs := flag.NewFlagSet("read", flag.ExitOnError)
+	port := fs.Int("port", 0, "server port")
+	commit := fs.String("commit", "", "commit to mount")
+	n := fs.Int("n", 1, "concurrent clients")
+	timeout := fs.Duration("timeout", 10*time.Minute, "deadline for the whole run")
+	fs.Parse(args)
+	if *port == 0 || *commit == "" || *n < 1 || *n > 500 {
+		return fmt.Errorf("read: -port, -commit and -n (1..500) are required")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	type outcome struct {
+		st  *bootsim.RootStats
+		d   time.Duration
+		err error
+	}
+	outs := make([]outcome, *n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			st, err := bootsim.ReadRoot(ctx, "127.0.0.1", *port, "/c/"+*commit, 0, 0, nil)
+			outs[i] = outcome{st, time.Since(t0), err}
+		}()
+	}
+	wg.Wait()
+	all := time.Since(start)
+	res := Result{N: *n, AllDone: all.Seconds()}
+	var ds []float64
+	var total int64
+	for _, o := range outs {
+		if o.err != nil {
+			res.Failed++
+			if res.FirstErr == "" {
+				res.FirstErr = o.err.Error()
+			}
+			continue
+		}
+		ds = append(ds, o.d.Seconds())
+		total += o.st.Bytes
+		if o.st.Files > res.Files {
+			res.Files, res.Bytes = o.st.Files, o.st.Bytes
+		}
+	}
+	// Every client reads the same commit: a client that saw fewer files or
+	// bytes than another did not read it all.
+	for _, o := range outs {
+		if o.err == nil && (o.st.Files != res.Files || o.st.Bytes != res.Bytes) {
+			res.Failed++
+			if res.FirstErr == "" {
+				res.FirstErr = fmt.Sprintf("a client read %d files, %d bytes; another %d, %d", o.st.Files, o.st.Bytes, res.Files, res.Bytes)
+			}
+		}
+	}
+	sort.Float64s(ds)
+	if len(ds) > 0 {
+		res.P50 = ds[rank(len(ds), 0.50)]
+		res.P99 = ds[rank(len(ds), 0.99)]
+	}
+	res.MBps = float64(total) / 1e6 / all.Seconds()
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// rank is the nearest-rank index of quantile q in n sorted values.
+func rank(n int, q float64) int {
+	i := int(q*float64(n)+0.999999) - 1
+	return max(0, min(n-1, i))
+}
