@@ -4,7 +4,7 @@
 // simulated nodes that each read a whole commit through it in another, so
 // the server's memory can be read from /proc while they run.
 //
-//	nfsload server -repo DIR -commit SHA [-state DIR] [-addr 127.0.0.1:0]
+//	nfsload server -repo DIR -commit SHA [-state DIR] [-addr 127.0.0.1:0] [-cpuprofile FILE]
 //	nfsload read -port P -commit SHA -n N [-timeout 10m]
 //
 // server prints "port N" once listening and serves until SIGTERM. read
@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"syscall"
@@ -57,7 +58,19 @@ func server(args []string) error {
 	commit := fs.String("commit", "", "the commit clients may mount (/c/<commit>)")
 	state := fs.String("state", "", "state directory (default: a temporary one)")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	fs.Parse(args)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *repo == "" || *commit == "" {
 		return fmt.Errorf("server: -repo and -commit are required")
 	}
