@@ -3,6 +3,7 @@ package dhcp
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -210,9 +211,12 @@ func serverHelper(hc helperConfig) int {
 			files = tftp.PXELinuxFiles(tftp.DefaultPXELinuxDir, tftp.DefaultSyslinuxBIOSDir)
 		}
 		ts, err := tftp.New(tftp.Config{Addr: hc.ServerIP + ":69", Iface: hc.Iface, Files: files,
-			Generate: func(name string, _ net.IP) ([]byte, bool) {
+			Generate: func(name string, _ net.IP) (io.ReadCloser, int64, bool) {
 				c, ok := hc.TFTPContent[name]
-				return []byte(c), ok
+				if !ok {
+					return nil, 0, false
+				}
+				return tftp.Bytes([]byte(c))
 			},
 			Event: func(e tftp.Event) {
 				b, _ := json.Marshal(e)

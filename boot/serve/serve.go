@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -140,36 +141,36 @@ func (s *Server) Status() *httpboot.Status { return s.status }
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.http }
 
-// maxTFTPArtifact bounds what tftpGenerate holds in memory for one transfer.
-const maxTFTPArtifact = 512 << 20
-
 // tftpGenerate serves the PXELINUX path (--pxelinux) over TFTP:
 // pxelinux.cfg/01-<mac> is rendered for a known node, from its own
 // address only, and resolves and records its commit like an iPXE script;
 // c/<commit>/kernel and c/<commit>/initrd are the same content-addressed
 // artifacts as over HTTP, for pinned commits only.
-func (s *Server) tftpGenerate(name string, client net.IP) ([]byte, bool) {
+// The kernel and initramfs are streamed from serve's cache files, never
+// held in memory: a storm of PXELINUX nodes costs file handles, not RAM.
+func (s *Server) tftpGenerate(name string, client net.IP) (io.ReadCloser, int64, bool) {
 	cip, _ := netip.AddrFromSlice(client)
 	cip = cip.Unmap()
 	if m, ok := strings.CutPrefix(name, "pxelinux.cfg/01-"); ok {
 		mac, err := inventory.ParseMAC(m)
 		if err != nil {
-			return nil, false
+			return nil, 0, false
 		}
 		n := s.inv.Current().ByMAC(mac)
 		if n == nil || n.IP != cip {
 			s.event(httpboot.Event{Service: "tftp", Outcome: "unknown", MAC: mac, IP: cip, Detail: name})
-			return nil, false
+			return nil, 0, false
 		}
 		res, err := s.http.Boot(n, mac, cip, "tftp")
 		if err != nil {
-			return nil, false
+			return nil, 0, false
 		}
-		return []byte(httpboot.PXELinuxConfig(s.http.Config(), n, mac, res.Commit)), true
+		b := []byte(httpboot.PXELinuxConfig(s.http.Config(), n, mac, res.Commit))
+		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), true
 	}
 	parts := strings.Split(name, "/")
 	if len(parts) != 3 || parts[0] != "c" || !httpboot.IsCommitID(parts[1]) || !s.servable(parts[1]) {
-		return nil, false
+		return nil, 0, false
 	}
 	get := s.art.Kernel
 	switch parts[2] {
@@ -177,23 +178,14 @@ func (s *Server) tftpGenerate(name string, client net.IP) ([]byte, bool) {
 	case "initrd":
 		get = s.art.Initrd
 	default:
-		return nil, false
+		return nil, 0, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	blob, err := get(ctx, parts[1])
 	if err != nil {
 		s.log.Error("tftp: cannot serve "+parts[2], "commit", parts[1], "client", cip.String(), "err", err)
-		return nil, false
-	}
-	defer blob.Content.Close()
-	if blob.Size > maxTFTPArtifact {
-		s.log.Error("tftp: artifact too large to serve over TFTP", "commit", parts[1], "size", blob.Size)
-		return nil, false
-	}
-	b, err := io.ReadAll(io.LimitReader(blob.Content, maxTFTPArtifact))
-	if err != nil {
-		return nil, false
+		return nil, 0, false
 	}
 	n := s.inv.Current().ByIP(cip)
 	node := ""
@@ -201,7 +193,7 @@ func (s *Server) tftpGenerate(name string, client net.IP) ([]byte, bool) {
 		node = n.Name
 	}
 	s.status.Record(httpboot.Event{Service: "tftp", Outcome: parts[2], Node: node, IP: cip, Stage: parts[2], Commit: parts[1]})
-	return b, true
+	return blob.Content, blob.Size, true
 }
 
 // HTTPAddr waits until Run is listening and returns the HTTP address.
@@ -438,7 +430,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if !cfg.NoTFTP {
 		a := net.JoinHostPort(ip, fmt.Sprint(cfg.TFTPPort))
-		var gen func(string, net.IP) ([]byte, bool)
+		var gen func(string, net.IP) (io.ReadCloser, int64, bool)
 		if cfg.PXELinux {
 			gen = s.tftpGenerate
 		}

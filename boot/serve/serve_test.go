@@ -547,31 +547,31 @@ func TestPXELinuxOverTFTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	orphan := sh(t, dir, "git", "commit-tree", "-m", "x", head+"^{tree}")
-	if _, ok := srv.tftpGenerate("c/"+orphan+"/kernel", net.ParseIP("10.77.0.11")); ok {
+	if _, ok := tftpBytes(srv, "c/"+orphan+"/kernel", net.ParseIP("10.77.0.11")); ok {
 		t.Error("kernel of a commit nobody booted (and no ref names) served")
 	}
-	if _, ok := srv.tftpGenerate("pxelinux.cfg/01-52-54-00-00-00-01", net.ParseIP("10.77.0.99")); ok {
+	if _, ok := tftpBytes(srv, "pxelinux.cfg/01-52-54-00-00-00-01", net.ParseIP("10.77.0.99")); ok {
 		t.Error("config served to an address that is not the node's")
 	}
-	cfg, ok := srv.tftpGenerate("pxelinux.cfg/01-52-54-00-00-00-01", net.ParseIP("10.77.0.11"))
+	cfg, ok := tftpBytes(srv, "pxelinux.cfg/01-52-54-00-00-00-01", net.ParseIP("10.77.0.11"))
 	want := "# git-onesis: node n1 boots commit " + head + "\nDEFAULT onesis\nPROMPT 0\nTIMEOUT 0\nLABEL onesis\n" +
 		"  KERNEL c/" + head + "/kernel\n  INITRD c/" + head + "/initrd\n" +
-		"  APPEND ip=dhcp BOOTIF=01-52-54-00-00-00-01 nfsroot=127.0.0.1:/c/" + head + ",port=2049,mountport=2049,vers=3,proto=tcp,nolock ro" +
+		"  APPEND ip=dhcp BOOTIF=01-52-54-00-00-00-01 nfsroot=127.0.0.1:/c/" + head + ",vers=3,proto=tcp,nolock ro" +
 		" onesis.commit=" + head + " onesis.node=n1 hostname=n1 console=ttyS0 quiet\n"
 	if !ok || string(cfg) != want {
-		t.Errorf("pxelinux config:\n%s\nwant:\n%s", cfg, want)
+		t.Errorf("pxelinux config (ok=%v):\n%q\nwant:\n%q", ok, cfg, want)
 	}
 	if got := sh(t, dir, "git", "rev-parse", "refs/onesis/booted/n1"); got != head {
 		t.Errorf("booted ref %s", got)
 	}
-	if k, ok := srv.tftpGenerate("c/"+head+"/kernel", net.ParseIP("10.77.0.11")); !ok || string(k) != "KERNEL 6.1.0-10" {
+	if k, ok := tftpBytes(srv, "c/"+head+"/kernel", net.ParseIP("10.77.0.11")); !ok || string(k) != "KERNEL 6.1.0-10" {
 		t.Errorf("kernel over TFTP: %q %v", k, ok)
 	}
-	if k, ok := srv.tftpGenerate("c/"+head+"/initrd", net.ParseIP("10.77.0.11")); !ok || string(k) != "INITRD for 6.1.0-10-amd64" {
+	if k, ok := tftpBytes(srv, "c/"+head+"/initrd", net.ParseIP("10.77.0.11")); !ok || string(k) != "INITRD for 6.1.0-10-amd64" {
 		t.Errorf("initrd over TFTP: %q %v", k, ok)
 	}
 	for _, bad := range []string{"c/" + head + "/vmlinuz", "c/../kernel", "pxelinux.cfg/default", "pxelinux.cfg/01-zz"} {
-		if _, ok := srv.tftpGenerate(bad, net.ParseIP("10.77.0.11")); ok {
+		if _, ok := tftpBytes(srv, bad, net.ParseIP("10.77.0.11")); ok {
 			t.Errorf("%s served", bad)
 		}
 	}
@@ -605,4 +605,19 @@ func TestDiscover(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].MAC.String() != "52:54:00:00:00:42" || list[0].Info != "firmware=bios" {
 		t.Errorf("discovered: %v %+v", err, list)
 	}
+}
+
+// tftpBytes reads what tftpGenerate streams, as the TFTP server would,
+// checking the size it announced.
+func tftpBytes(srv *Server, name string, client net.IP) ([]byte, bool) {
+	rc, size, ok := srv.tftpGenerate(name, client)
+	if !ok {
+		return nil, false
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil || int64(len(b)) != size {
+		return nil, false
+	}
+	return b, true
 }

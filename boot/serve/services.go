@@ -58,7 +58,7 @@ type TFTPParams struct {
 	PXELinux bool   // also serve pxelinux.0 and ldlinux.c32
 	// Generate answers names outside the fixed files (pxelinux.cfg/01-<mac>
 	// and the kernel and initramfs it names, under --pxelinux); nil = none.
-	Generate func(name string, client net.IP) ([]byte, bool)
+	Generate func(name string, client net.IP) (io.ReadCloser, int64, bool)
 	Event    func(httpboot.Event)
 	Logger   *slog.Logger
 }

@@ -2,6 +2,7 @@ package tftp
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -74,4 +75,8 @@ func existing(dir string, names ...string) map[string]string {
 	return m
 }
 
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+// Bytes is what Generate returns for a small generated file: b, its size
+// and true.
+func Bytes(b []byte) (io.ReadCloser, int64, bool) {
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), true
+}

@@ -42,9 +42,11 @@ type Config struct {
 	// prefix them with "/".
 	Files map[string]string
 	// Generate, when set, is asked for names that are not in Files (e.g. a
-	// per-node pxelinux.cfg/01-<mac>); false = not found. The name is
-	// already cleaned.
-	Generate func(name string, client net.IP) ([]byte, bool)
+	// per-node pxelinux.cfg/01-<mac>): the content and its size, or false
+	// for not found. The name is already cleaned. The server reads the
+	// content as the transfer goes (nothing need be held in memory) and
+	// closes it when the transfer ends. Bytes wraps a small generated file.
+	Generate func(name string, client net.IP) (io.ReadCloser, int64, bool)
 	// Event, when set, receives every transfer's outcome. Called from the
 	// transfer's goroutine: do not block.
 	Event func(Event)
@@ -254,13 +256,14 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 		}
 		r, size = f, fi.Size()
 	} else if s.cfg.Generate != nil {
-		b, ok := s.cfg.Generate(name, client)
+		rc, n, ok := s.cfg.Generate(name, client)
 		if !ok {
 			ev.Status, ev.Reason = "refused", "not in the TFTP namespace"
 			s.emit(ev)
 			return errNotFound
 		}
-		r, size = bytesReader(b), int64(len(b))
+		defer rc.Close()
+		r, size = rc, n
 	} else {
 		ev.Status, ev.Reason = "refused", "not in the TFTP namespace"
 		s.emit(ev)

@@ -131,11 +131,11 @@ func TestLoopback(t *testing.T) {
 	s, err := New(Config{
 		Addr:  "127.0.0.1:0",
 		Files: map[string]string{"undionly.kpxe": boot},
-		Generate: func(name string, _ net.IP) ([]byte, bool) {
+		Generate: func(name string, _ net.IP) (io.ReadCloser, int64, bool) {
 			if name == "pxelinux.cfg/default" {
-				return []byte("DEFAULT linux\n"), true
+				return Bytes([]byte("DEFAULT linux\n"))
 			}
-			return nil, false
+			return nil, 0, false
 		},
 		Event:   func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() },
 		Timeout: time.Second,
