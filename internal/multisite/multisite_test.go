@@ -48,15 +48,17 @@ func routerPort(site, i int) string { return fmt.Sprintf("p%d_%d", site, i) }
 // repository, the router namespace with the relay, and one boot server and
 // one client namespace per subnet.
 type world struct {
-	t        *testing.T
-	base     string
-	bin      string
-	initBin  string
-	admin    string // the admin's work tree; pushes to central
-	central  string // the bare central repository
-	rtNS     string
-	relayLog *testkit.Buffer
-	sites    [nSites + 1]*site // 1-based
+	t         *testing.T
+	base      string
+	bin       string
+	initBin   string
+	admin     string // the admin's work tree; pushes to central
+	central   string // the bare central repository
+	rtNS      string
+	relay     *exec.Cmd // dnsmasq
+	relayDone chan struct{}
+	relayLog  *testkit.Buffer
+	sites     [nSites + 1]*site // 1-based
 }
 
 // site is one subnet: its boot server (a clone of central, running serve
@@ -116,7 +118,7 @@ func TestThreeBootServers(t *testing.T) {
 	}
 	w := newWorld(t)
 	w.network()
-	w.startRelay()
+	w.startRelay(nil)
 
 	// Round 1: the central repository's first commit.
 	v1 := w.centralHead()
@@ -170,6 +172,35 @@ func TestThreeBootServers(t *testing.T) {
 				nodeName(o.Site, o.Node), o.Result.Script.Cmdline, got, want)
 		}
 	}
+
+	// Server 3 goes down. Subnet 3's relay is restarted to forward to
+	// server 1 as well (what a site configures for redundancy), and
+	// site 3's nodes boot the same commit from server 1: every server
+	// knows every node and every subnet, and holds the same commits.
+	w.stopServe(w.sites[3])
+	w.stopRelay()
+	w.startRelay(map[int]int{3: 1})
+	blob := w.kernelBlob(v2)
+	for _, o := range w.round(3) {
+		name := nodeName(o.Site, o.Node)
+		switch r := o.Result; {
+		case o.Err != "" || r == nil:
+			t.Errorf("%s did not boot with its server down: %s", name, o.Err)
+		case r.IP.String() != nodeIP(3, o.Node):
+			t.Errorf("%s got address %s from the backup server, want %s", name, r.IP, nodeIP(3, o.Node))
+		case !strings.HasPrefix(r.ScriptURL, "http://"+serverIP(1)+":"):
+			t.Errorf("%s fetched its script from %s, not from the backup server %s", name, r.ScriptURL, serverIP(1))
+		case r.Commit != v2 || r.KernelBlob != blob:
+			t.Errorf("%s booted commit %.12s (kernel %.12s) from the backup server, want %.12s (kernel %.12s)", name, r.Commit, r.KernelBlob, v2, blob)
+		}
+	}
+	booted := run(t, w.sites[1].repo, "git", "for-each-ref", "--format=%(refname:lstrip=3)", "refs/onesis/booted/")
+	if want := "site1-n1\nsite1-n2\nsite1-n3\nsite3-n1\nsite3-n2\nsite3-n3"; booted != want {
+		t.Errorf("server 1's booted refs after the failover:\n%s\nwant\n%s", booted, want)
+	}
+	if !strings.Contains(w.sites[1].logs.String(), "relay="+gateway(3)+" ") {
+		t.Errorf("server 1 logged no request relayed by %s", gateway(3))
+	}
 }
 
 // checkInventory fails the test unless the server's inventory is the
@@ -208,7 +239,7 @@ func (w *world) waitInventory(s *site, commit string) {
 // newWorld builds git-onesis, the admin's image repository with the node
 // inventory, the central bare repository, and a clone per boot server.
 func newWorld(t *testing.T) *world {
-	w := &world{t: t, relayLog: &testkit.Buffer{}}
+	w := &world{t: t}
 	w.base, _ = filepath.EvalSymlinks(t.TempDir())
 	bindir := filepath.Join(w.base, "bin")
 	w.bin = filepath.Join(bindir, "git-onesis")
@@ -369,13 +400,19 @@ func (w *world) batch(ns, cmds string) {
 // startRelay runs dnsmasq in the router namespace as a DHCP relay only
 // (no DNS, no DHCP service of its own): a request broadcast on subnet k
 // is forwarded to server k with giaddr = 10.83.k.1, and the answer, which
-// serve sends back to giaddr, is forwarded to the node.
-func (w *world) startRelay() {
+// serve sends back to giaddr, is forwarded to the node. backup[k] = j
+// also forwards subnet k's requests to server j (a second --dhcp-relay
+// for the same local address).
+func (w *world) startRelay(backup map[int]int) {
 	t := w.t
+	w.relayLog = &testkit.Buffer{}
 	args := []string{"netns", "exec", w.rtNS, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
 		"--pid-file=", "--log-facility=-", "--log-dhcp", "--user=root", "--group=root"}
 	for k := 1; k <= nSites; k++ {
 		args = append(args, fmt.Sprintf("--interface=b%d", k), fmt.Sprintf("--dhcp-relay=%s,%s", gateway(k), serverIP(k)))
+		if j, ok := backup[k]; ok {
+			args = append(args, fmt.Sprintf("--dhcp-relay=%s,%s", gateway(k), serverIP(j)))
+		}
 	}
 	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = w.relayLog, w.relayLog
@@ -384,29 +421,36 @@ func (w *world) startRelay() {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // ip netns exec execs dnsmasq: same PID
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("dnsmasq (relay) log:\n%s", tail(w.relayLog.String(), 4000))
-		}
-	})
+	w.relay, w.relayDone = cmd, done
+	t.Cleanup(w.stopRelay) // before the namespaces go
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		select {
 		case <-done:
 			t.Fatalf("dnsmasq exited at start:\n%s", w.relayLog.String())
 		default:
 		}
-		if strings.Count(w.relayLog.String(), "DHCP relay from") == nSites {
+		if strings.Count(w.relayLog.String(), "DHCP relay from") == nSites+len(backup) {
 			return
 		}
 	}
 	t.Fatalf("dnsmasq did not start its relays in 15 s:\n%s", w.relayLog.String())
+}
+
+func (w *world) stopRelay() {
+	if w.relay == nil {
+		return
+	}
+	w.relay.Process.Signal(syscall.SIGTERM) // ip netns exec execs dnsmasq: same PID
+	select {
+	case <-w.relayDone:
+	case <-time.After(10 * time.Second):
+		w.relay.Process.Kill()
+		<-w.relayDone
+	}
+	w.relay = nil
+	if w.t.Failed() {
+		w.t.Logf("dnsmasq (relay) log:\n%s", tail(w.relayLog.String(), 4000))
+	}
 }
 
 // startServe runs `git onesis serve` in the site's server namespace, in
@@ -465,14 +509,20 @@ type outcome struct {
 	Err    string          `json:"err,omitempty"`
 }
 
-// round boots every node of every site once, the sites at the same time
-// (one helper process per client namespace), and returns the outcomes.
-func (w *world) round() []outcome {
+// round boots every node of the given sites (default: all) once, the
+// sites at the same time (one helper process per client namespace), and
+// returns the outcomes.
+func (w *world) round(sites ...int) []outcome {
+	if len(sites) == 0 {
+		for k := 1; k <= nSites; k++ {
+			sites = append(sites, k)
+		}
+	}
 	t := w.t
 	var mu sync.Mutex
 	var all []outcome
 	var wg sync.WaitGroup
-	for k := 1; k <= nSites; k++ {
+	for _, k := range sites {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
