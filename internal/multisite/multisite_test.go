@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -181,33 +182,54 @@ func TestThreeBootServers(t *testing.T) {
 		}
 	}
 
-	// Server 3 goes down. Subnet 3's relay is restarted to forward to
-	// server 1 as well (what a site configures for redundancy), and
-	// site 3's nodes boot the same commit from server 1: every server
-	// knows every node and every subnet, and holds the same commits.
+	// Redundancy. Subnet 1's relay forwards to servers 1 and 2, both up:
+	// both offer, each node takes one offer and the other server stands
+	// down at its REQUEST. Server 3 goes down, and subnet 3's relay
+	// forwards to server 1 as well. Every node of subnets 1 and 3 boots
+	// the same commit: every server knows every node and every subnet,
+	// and holds the same commits.
 	w.stopServe(w.sites[3])
 	w.stopRelay()
-	w.startRelay(map[int]int{3: 1})
+	w.startRelay(map[int]int{1: 2, 3: 1})
 	blob := w.kernelBlob(v2)
-	for _, o := range w.round(3) {
+	from := map[string]int{}
+	for _, o := range w.round(1, 3) {
 		name := nodeName(o.Site, o.Node)
-		switch r := o.Result; {
-		case o.Err != "" || r == nil:
-			t.Errorf("%s did not boot with its server down: %s", name, o.Err)
-		case r.IP.String() != nodeIP(3, o.Node):
-			t.Errorf("%s got address %s from the backup server, want %s", name, r.IP, nodeIP(3, o.Node))
-		case !strings.HasPrefix(r.ScriptURL, "http://"+serverIP(1)+":"):
-			t.Errorf("%s fetched its script from %s, not from the backup server %s", name, r.ScriptURL, serverIP(1))
+		servers := []string{serverIP(1), serverIP(2)} // subnet 1
+		if o.Site == 3 {
+			servers = []string{serverIP(1)}
+		}
+		r := o.Result
+		if o.Err != "" || r == nil {
+			t.Errorf("%s did not boot: %s", name, o.Err)
+			continue
+		}
+		script, _ := url.Parse(r.ScriptURL)
+		kernel, _ := url.Parse(r.Script.Kernel)
+		switch {
+		case r.IP.String() != nodeIP(o.Site, o.Node):
+			t.Errorf("%s got address %s, want %s", name, r.IP, nodeIP(o.Site, o.Node))
+		case script == nil || !slices.Contains(servers, script.Hostname()):
+			t.Errorf("%s fetched its script from %s, want one of %v", name, r.ScriptURL, servers)
+		case kernel == nil || kernel.Host != script.Host:
+			t.Errorf("%s fetched its script from %s but its kernel from %s", name, r.ScriptURL, r.Script.Kernel)
 		case r.Commit != v2 || r.KernelBlob != blob:
-			t.Errorf("%s booted commit %.12s (kernel %.12s) from the backup server, want %.12s (kernel %.12s)", name, r.Commit, r.KernelBlob, v2, blob)
+			t.Errorf("%s booted commit %.12s (kernel %.12s), want %.12s (kernel %.12s)", name, r.Commit, r.KernelBlob, v2, blob)
+		default:
+			from[fmt.Sprintf("subnet %d from %s", o.Site, script.Hostname())]++
 		}
 	}
-	booted := run(t, w.sites[1].repo, "git", "for-each-ref", "--format=%(refname:lstrip=3)", "refs/onesis/booted/")
-	if want := "site1-n1\nsite1-n2\nsite1-n3\nsite3-n1\nsite3-n2\nsite3-n3"; booted != want {
-		t.Errorf("server 1's booted refs after the failover:\n%s\nwant\n%s", booted, want)
+	t.Logf("with two servers per relay: %v", from)
+	for _, n := range []string{"site3-n1", "site3-n2", "site3-n3"} {
+		if got := run(t, w.sites[1].repo, "git", "rev-parse", "refs/onesis/booted/"+n); got != v2 {
+			t.Errorf("server 1's booted ref for %s is %.12s, want %.12s", n, got, v2)
+		}
 	}
 	if !strings.Contains(w.sites[1].logs.String(), "relay="+gateway(3)+" ") {
 		t.Errorf("server 1 logged no request relayed by %s", gateway(3))
+	}
+	if l1, l2 := w.sites[1].logs.String(), w.sites[2].logs.String(); !strings.Contains(l1+l2, "client selected another server") {
+		t.Errorf("servers 1 and 2 both got subnet 1's requests, yet neither stood down at a REQUEST for the other")
 	}
 }
 
