@@ -279,6 +279,46 @@ func TestReplyDestination(t *testing.T) {
 	}
 }
 
+// TestRelayAgentInfoEchoed: a relay that adds option 82 (circuit and
+// remote id, as switches and ISC dhcrelay -a do) gets it back unchanged in
+// every reply (RFC 3046 2.2), OFFER, ACK and NAK alike; relays use it to
+// find the client's port and may drop replies without it.
+func TestRelayAgentInfoEchoed(t *testing.T) {
+	s := newTestServer(t, nil)
+	gw := dhcpv4.WithGatewayIP(net.IPv4(10, 78, 5, 1))
+	o82 := dhcpv4.WithOption(dhcpv4.OptRelayAgentInfo(
+		dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(1), []byte("Gi1/0/7")),
+		dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(2), []byte{0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff})))
+	tests := []struct {
+		name  string
+		req   *dhcpv4.DHCPv4
+		reply string
+	}{
+		{"DISCOVER", pkt(t, relayedMAC, dhcpv4.MessageTypeDiscover, gw, o82), "OFFER"},
+		{"REQUEST", pkt(t, relayedMAC, dhcpv4.MessageTypeRequest, gw, o82, reqIP(relayedLse.IP)), "ACK"},
+		{"REQUEST for another address", pkt(t, relayedMAC, dhcpv4.MessageTypeRequest, gw, o82, reqIP(net.IPv4(10, 78, 5, 99))), "NAK"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := s.decide(tc.req)
+			if d.resp == nil {
+				t.Fatalf("no reply: %s", d.ev.Reason)
+			}
+			if d.ev.Reply != tc.reply {
+				t.Errorf("reply %s, want %s", d.ev.Reply, tc.reply)
+			}
+			want := tc.req.Options.Get(dhcpv4.OptionRelayAgentInformation)
+			got := d.resp.Options.Get(dhcpv4.OptionRelayAgentInformation)
+			if len(want) == 0 || !bytes.Equal(got, want) {
+				t.Errorf("option 82 in the reply = %x, want the request's %x", got, want)
+			}
+			if d.dest.String() != "10.78.5.1:67" {
+				t.Errorf("sent to %s, want the relay 10.78.5.1:67", d.dest)
+			}
+		})
+	}
+}
+
 func TestDecideEvents(t *testing.T) {
 	s := newTestServer(t, nil)
 	tests := []struct {

@@ -58,6 +58,13 @@ type Config struct {
 	Backoff time.Duration
 	// Logf, if set, receives a line for every failed attempt.
 	Logf func(format string, args ...any)
+	// Configure, if set, is called once with the first DHCP answer's
+	// address, subnet mask and router (nil when the answer has none),
+	// before any TFTP or HTTP traffic, as firmware configures its
+	// interface from the lease. A test whose nodes sit behind a router
+	// installs the address and a route through that router here. An error
+	// fails the boot.
+	Configure func(ip net.IP, mask net.IPMask, router net.IP) error
 }
 
 // Stage is the outcome of one step of a boot.
@@ -273,6 +280,15 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if r.BootFile == "" {
 		return r, errors.New("the first DHCP answer has no boot file")
+	}
+	if cfg.Configure != nil {
+		var router net.IP
+		if rs := ack.Router(); len(rs) > 0 {
+			router = rs[0]
+		}
+		if err := cfg.Configure(r.IP, ack.SubnetMask(), router); err != nil {
+			return r, fmt.Errorf("configuring the leased address %s: %w", r.IP, err)
+		}
 	}
 	var local net.IP
 	if cfg.BindLease {
