@@ -58,6 +58,15 @@ type Config struct {
 	Backoff time.Duration
 	// Logf, if set, receives a line for every failed attempt.
 	Logf func(format string, args ...any)
+	// Relay, if set, does the DHCP exchanges through a simulated relay
+	// agent shared by many nodes (NewRelay) instead of a raw socket on
+	// Iface; MAC is then required and Iface unused.
+	Relay *Relay
+	// PXELinux boots as PXELINUX does, all over TFTP: after the first DHCP
+	// answer and its boot file, pxelinux.cfg/01-<mac> (else
+	// pxelinux.cfg/default), then the KERNEL and INITRD it names. There is
+	// no second DHCP round, script or HTTP.
+	PXELinux bool
 	// Configure, if set, is called once with the first DHCP answer's
 	// address, subnet mask and router (nil when the answer has none),
 	// before any TFTP or HTTP traffic, as firmware configures its
@@ -234,20 +243,26 @@ func (r *Result) retry(ctx context.Context, cfg *Config, name string, fn func(ct
 func Boot(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.defaults()
 	start := time.Now()
-	ifc, err := net.InterfaceByName(cfg.Iface)
-	if err != nil {
-		return nil, fmt.Errorf("client interface %q: %w", cfg.Iface, err)
-	}
 	mac := cfg.MAC
-	if mac == nil {
-		mac = ifc.HardwareAddr
+	var err error
+	var dc *nclient4.Client
+	if cfg.Relay == nil {
+		ifc, err := net.InterfaceByName(cfg.Iface)
+		if err != nil {
+			return nil, fmt.Errorf("client interface %q: %w", cfg.Iface, err)
+		}
+		if mac == nil {
+			mac = ifc.HardwareAddr
+		}
+		dc, err = nclient4.New(cfg.Iface, nclient4.WithHWAddr(mac), nclient4.WithTimeout(cfg.Timeout/4), nclient4.WithRetry(4))
+		if err != nil {
+			return nil, fmt.Errorf("DHCP client on %s: %w", cfg.Iface, err)
+		}
+		defer dc.Close()
+	} else if mac == nil {
+		return nil, errors.New("a node behind a Relay needs its MAC")
 	}
 	r := &Result{MAC: mac.String()}
-	dc, err := nclient4.New(cfg.Iface, nclient4.WithHWAddr(mac), nclient4.WithTimeout(cfg.Timeout/4), nclient4.WithRetry(4))
-	if err != nil {
-		return nil, fmt.Errorf("DHCP client on %s: %w", cfg.Iface, err)
-	}
-	defer dc.Close()
 	pxe := []dhcpv4.Modifier{
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001")),
 		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.INTEL_X86PC)),
@@ -258,6 +273,14 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 		return func(ctx context.Context) (int64, error) {
 			ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
+			if cfg.Relay != nil {
+				a, err := cfg.Relay.Request(ctx, mac, mods...)
+				if err != nil {
+					return 0, err
+				}
+				ack = a
+				return 0, nil
+			}
 			l, err := dc.Request(ctx, mods...)
 			if err != nil {
 				return 0, err
@@ -324,6 +347,14 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return r, err
 		}
+	}
+
+	if cfg.PXELinux {
+		if err := r.pxelinux(ctx, &cfg, server, local, mac); err != nil {
+			return r, err
+		}
+		r.Total = time.Since(start)
+		return r, nil
 	}
 
 	if err := r.retry(ctx, &cfg, "dhcp-ipxe", dhcp(append(pxe, dhcpv4.WithUserClass("iPXE", false))...)); err != nil {

@@ -70,3 +70,25 @@ func TestGitBlobID(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePXELinux(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       PXELinuxConfig
+		err        bool
+	}{
+		{"git-onesis", "# git-onesis: node n1\nDEFAULT onesis\nLABEL onesis\n  KERNEL c/abc/kernel\n  INITRD c/abc/initrd\n  APPEND ip=dhcp ro\n",
+			PXELinuxConfig{Kernel: "c/abc/kernel", Initrd: "c/abc/initrd", Append: "ip=dhcp ro"}, false},
+		{"initrd on append, lower case", "default linux\nlabel linux\n linux vmlinuz\n append initrd=initrd.img quiet\n",
+			PXELinuxConfig{Kernel: "vmlinuz", Initrd: "initrd.img", Append: "initrd=initrd.img quiet"}, false},
+		{"no initrd", "KERNEL vmlinuz\nAPPEND quiet\n", PXELinuxConfig{}, true},
+		{"empty", "", PXELinuxConfig{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParsePXELinux(tc.text)
+			if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+				t.Errorf("ParsePXELinux = %+v, %v; want %+v (error %v)", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
