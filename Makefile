@@ -52,7 +52,7 @@ HERMETIC_ENV = env \
 	GOFLAGS="$$($(GO) env GOFLAGS)" \
 	LC_ALL=C
 
-.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-boot bench-nfs man install uninstall clean
+.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-boot bench-storm bench-nfs man install uninstall clean
 
 all: build
 
@@ -132,13 +132,21 @@ demo-meta: build
 bench: build
 	GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/bench/bench.sh
 
-# About 15 minutes, root: N simulated nodes (10, 50, 100) fetch a kernel and an
+# About 25 minutes, root: N simulated nodes (10, 50, 100) fetch a kernel and an
 # initrd at once over TFTP (ours, dnsmasq's, tftpd-hpa's) and over our HTTP,
 # inside network namespaces the script creates, best of 3 rounds; installs
 # dnsmasq-base and tftpd-hpa if missing; rewrites its part of
 # docs/benchmarks.md.
 bench-boot:
 	GO="$(GO)" bash internal/bench/bootbench.sh
+	GO="$(GO)" bash internal/bench/stormbench.sh
+
+# About 10 minutes, root: the boot storm alone (part of bench-boot): 50, 200
+# and 500 simulated nodes boot the whole PXE chain at once from git-onesis
+# (iPXE over HTTP, PXELINUX over TFTP), dnsmasq and dnsmasq + tftpd-hpa;
+# perfdhcp against git-onesis and kea-dhcp4. Installs what it needs with apt.
+bench-storm:
+	GO="$(GO)" bash internal/bench/stormbench.sh
 
 # A few minutes, root: 1 and 20 simulated nodes read a whole debootstrap
 # minbase root through the embedded NFS server (go-nfs-client, loopback),

@@ -294,6 +294,11 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r.IP = ack.YourIPAddr
 	r.BootFile = ack.BootFileName
+	if r.BootFile == "" {
+		// Option 67, where some servers (dnsmasq when it is asked for
+		// it) put the name instead of the file field; PXE ROMs read both.
+		r.BootFile = ack.BootFileNameOption()
+	}
 	server := ack.ServerIPAddr
 	if server == nil || server.IsUnspecified() {
 		server = ack.ServerIdentifier()
