@@ -33,9 +33,10 @@ const (
 // READDIRPLUS and reads every regular file to its end and every symlink's
 // target. go-nfs-client looks every path up from the root, one LOOKUP per
 // component, where a kernel client would use its dentry cache: per file
-// read this is more work for the server than a node does, not less. file, if set, is called with each regular file's path (relative,
-// slash separated) and content; an error from it ends the walk. ctx bounds
-// the whole read.
+// read this is more work for the server than a node does, not less.
+// file, if set, is called with each regular file's path (relative, slash
+// separated) and content; an error from it ends the walk. ctx bounds the
+// whole read.
 func ReadRoot(ctx context.Context, host string, port int, export string, uid, gid uint32, file func(p string, data []byte) error) (*RootStats, error) {
 	start := time.Now()
 	client, err := nfsc.DialServiceAtPort(host, port)
