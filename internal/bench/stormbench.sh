@@ -50,6 +50,7 @@ command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base
 [ -f /usr/lib/ipxe/undionly.kpxe ] || need+=(ipxe)
 [ -f /usr/lib/PXELINUX/pxelinux.0 ] || need+=(pxelinux)
 [ -f /usr/lib/syslinux/modules/bios/ldlinux.c32 ] || need+=(syslinux-common)
+command -v jq >/dev/null || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then
 	note "installing ${need[*]}"
 	apt-get update -qq >&2 || true
@@ -233,6 +234,15 @@ gen() {
 		row "dnsmasq (DHCP + TFTP), PXELINUX chain" dnsmasq pxelinux "$n"
 		row "dnsmasq DHCP + tftpd-hpa, PXELINUX chain" tftpd-hpa pxelinux "$n"
 	done
+	echo
+	echo "Where git-onesis's two chains spend their time, per stage: p50 / p99 over the nodes, in seconds (a stage's time includes its retries)."
+	echo
+	for n in $NS_LIST; do for m in ipxe pxelinux; do
+		l=$(best git-onesis $m "$n")
+		[ -n "$l" ] || continue
+		echo "- $m, N=$n: $(echo "$l" | jq -r '.stages as $s | ["dhcp-pxe","tftp","dhcp-ipxe","script","pxelinux.cfg","kernel","initrd"]
+			| map(select($s[.] != null) | "\(.) \($s[.][0] * 100 | round / 100) / \($s[.][1] * 100 | round / 100)") | join(", ")')"
+	done; done
 	echo
 	echo "Ratios are all-done times, first / second: below 1 means the first is faster."
 	echo

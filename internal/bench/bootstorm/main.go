@@ -42,6 +42,9 @@ type Result struct {
 	Retries  int     `json:"retries"`
 	Kernels  int     `json:"distinct_kernels"`
 	FirstErr string  `json:"first_error,omitempty"`
+	// Stages gives each stage's p50 and p99 over the nodes that finished
+	// it ("dhcp-pxe": [0.01, 0.2]), to show where a storm spends its time.
+	Stages map[string][2]float64 `json:"stages"`
 }
 
 // MAC returns node i's address (1-based): base with i in its last two bytes.
@@ -97,10 +100,12 @@ func main() {
 	res := Result{Server: *name, Mode: *mode, N: *n, AllDone: time.Since(start).Seconds()}
 	var ds []float64
 	kernels := map[string]bool{}
+	stages := map[string][]float64{}
 	for _, o := range outs {
 		if o.r != nil {
 			for _, st := range o.r.Stages {
 				res.Retries += st.Attempts - 1
+				stages[st.Name] = append(stages[st.Name], st.Took.Seconds())
 			}
 		}
 		if o.err != nil {
@@ -118,6 +123,11 @@ func main() {
 		}
 	}
 	res.Kernels = len(kernels)
+	res.Stages = map[string][2]float64{}
+	for name, v := range stages {
+		sort.Float64s(v)
+		res.Stages[name] = [2]float64{v[rank(len(v), 0.50)], v[rank(len(v), 0.99)]}
+	}
 	sort.Float64s(ds)
 	if len(ds) > 0 {
 		res.P50 = ds[rank(len(ds), 0.50)]
