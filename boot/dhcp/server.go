@@ -20,6 +20,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+
+	"github.com/onesis/git-onesis/internal/udpbuf"
 )
 
 // Lease is a node's static address and the options that go with it.
@@ -146,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dhcp: cannot listen on UDP port %d of interface %q (another DHCP server running? need root?): %w", port, cfg.Iface, err)
 	}
+	udpbuf.Grow(conn) // a power-on storm's DISCOVERs arrive in one burst
 	s.srv, err = server4.NewServer(cfg.Iface, nil, s.handle, server4.WithConn(conn))
 	if err != nil {
 		conn.Close()

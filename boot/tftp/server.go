@@ -26,6 +26,8 @@ import (
 	"time"
 
 	ptftp "github.com/pin/tftp/v3"
+
+	"github.com/onesis/git-onesis/internal/udpbuf"
 )
 
 // Config configures a Server.
@@ -147,6 +149,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("tftp: cannot listen on UDP %s (another TFTP server running? need root for port 69?): %w", addr, err)
 	}
 	s.conn = conn
+	if sc, ok := conn.(syscall.Conn); ok {
+		udpbuf.Grow(sc) // a storm's read requests arrive in one burst
+	}
 	s.srv = ptftp.NewServer(s.read, s.write)
 	if cfg.Timeout > 0 {
 		s.srv.SetTimeout(cfg.Timeout)

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/onesis/git-onesis/internal/udpbuf"
 )
 
 // Relay plays a DHCP relay agent (RFC 1542) for many simulated nodes at
@@ -33,6 +35,7 @@ func NewRelay(addr, server net.IP) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay socket on %s:67: %w", addr, err)
 	}
+	udpbuf.Grow(c) // the answers to hundreds of nodes arrive at once
 	r := &Relay{conn: c, server: &net.UDPAddr{IP: server, Port: dhcpv4.ServerPort}, giaddr: addr.To4(),
 		waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}, done: make(chan struct{})}
 	go r.receive()
