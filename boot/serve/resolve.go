@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -109,13 +110,14 @@ func (g *GitResolver) Default() (httpboot.Resolution, error) {
 // the NFS mounts of running nodes and serves their kernels.
 type pins struct {
 	repo   *git.Repo
+	refs   *refBatch
 	mu     sync.Mutex
 	byNode map[string]string
 	all    map[string]bool // every commit handed out since start, plus booted refs
 }
 
 func loadPins(r *git.Repo) (*pins, error) {
-	p := &pins{repo: r, byNode: map[string]string{}, all: map[string]bool{}}
+	p := &pins{repo: r, refs: &refBatch{repo: r}, byNode: map[string]string{}, all: map[string]bool{}}
 	out, err := r.Run("for-each-ref", "--format=%(objectname) %(refname)", BootedPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("reading the booted refs: %w", err)
@@ -137,7 +139,9 @@ func (p *pins) record(node string, res httpboot.Resolution) error {
 	if err := inventory.CheckName(node); err != nil {
 		return err
 	}
-	if _, err := p.repo.Run("update-ref", "-m", "onesis: "+node+" booted "+res.From, BootedPrefix+node, res.Commit); err != nil {
+	// The ref names the node; the message (in the reflog, where
+	// core.logAllRefUpdates=always keeps one) says what it booted from.
+	if err := p.refs.update(BootedPrefix+node, res.Commit, "onesis: booted "+res.From); err != nil {
 		return fmt.Errorf("recording %s%s: %w", BootedPrefix, node, err)
 	}
 	p.mu.Lock()
@@ -158,4 +162,89 @@ func (p *pins) has(commit string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.all[commit]
+}
+
+// refBatch writes refs for a boot storm in a few git processes instead of
+// one per node: the first caller starts a writer, which runs one
+// 'git update-ref --stdin' transaction for everything queued (per reflog
+// message); callers arriving meanwhile go into the next transaction. Every
+// caller waits until its own ref is written and gets its own error: a
+// transaction that fails is retried one ref at a time, so one bad update
+// does not fail the others.
+type refBatch struct {
+	repo    *git.Repo
+	mu      sync.Mutex
+	queue   []*refUpdate
+	running bool
+}
+
+type refUpdate struct {
+	ref, commit, msg string
+	done             chan error
+}
+
+func (b *refBatch) update(ref, commit, msg string) error {
+	u := &refUpdate{ref: ref, commit: commit, msg: msg, done: make(chan error, 1)}
+	b.mu.Lock()
+	b.queue = append(b.queue, u)
+	if !b.running {
+		b.running = true
+		go b.write()
+	}
+	b.mu.Unlock()
+	return <-u.done
+}
+
+func (b *refBatch) write() {
+	for {
+		b.mu.Lock()
+		q := b.queue
+		b.queue = nil
+		if len(q) == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		// One transaction per message; within one, a ref queued twice
+		// (a node booting twice) keeps its last commit, as sequential
+		// updates would.
+		var msgs []string
+		byMsg := map[string][]*refUpdate{}
+		for _, u := range q {
+			if byMsg[u.msg] == nil {
+				msgs = append(msgs, u.msg)
+			}
+			byMsg[u.msg] = append(byMsg[u.msg], u)
+		}
+		for _, msg := range msgs {
+			us := byMsg[msg]
+			last := map[string]*refUpdate{}
+			var order []string
+			for _, u := range us {
+				if last[u.ref] == nil {
+					order = append(order, u.ref)
+				}
+				last[u.ref] = u
+			}
+			var in bytes.Buffer
+			for _, ref := range order {
+				fmt.Fprintf(&in, "update %s\x00%s\x00\x00", ref, last[ref].commit)
+			}
+			_, err := b.repo.RunInput(in.Bytes(), "update-ref", "-z", "--stdin", "-m", msg)
+			if err != nil && len(order) > 1 {
+				errs := map[string]error{}
+				for _, ref := range order {
+					_, errs[ref] = b.repo.Run("update-ref", "-m", msg, ref, last[ref].commit)
+				}
+				for _, u := range us {
+					u.done <- errs[u.ref]
+				}
+				continue
+			}
+			for _, u := range us {
+				u.done <- err
+			}
+		}
+	}
 }

@@ -621,3 +621,62 @@ func tftpBytes(srv *Server, name string, client net.IP) ([]byte, bool) {
 	}
 	return b, true
 }
+
+// TestPinsBatched: a storm's worth of nodes pinned at once, some twice:
+// every node's booted ref ends at the commit of its last record, each
+// record returns only once its ref is written.
+func TestPinsBatched(t *testing.T) {
+	dir, r := imageRepo(t)
+	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
+	write(t, dir, "etc/hostname", "v2")
+	sh(t, dir, "git", "commit", "-q", "-am", "v2")
+	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
+	p, err := loadPins(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 120
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node := fmt.Sprintf("n%d", i)
+			if err := p.record(node, httpboot.Resolution{Commit: c1, From: "branch main"}); err != nil {
+				errs[i] = err
+				return
+			}
+			// Written before record returned: git sees it now.
+			if got := sh(t, dir, "git", "rev-parse", BootedPrefix+node); got != c1 {
+				errs[i] = fmt.Errorf("%s is %s right after record, want %s", node, got, c1)
+				return
+			}
+			if i%3 == 0 {
+				errs[i] = p.record(node, httpboot.Resolution{Commit: c2, From: "node ref testing"})
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("node n%d: %v", i, err)
+		}
+	}
+	out := sh(t, dir, "git", "for-each-ref", "--format=%(refname:strip=3) %(objectname)", BootedPrefix)
+	got := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok {
+			got[k] = v
+		}
+	}
+	for i := 0; i < n; i++ {
+		want := c1
+		if i%3 == 0 {
+			want = c2
+		}
+		if node := fmt.Sprintf("n%d", i); got[node] != want || p.node(node) != want {
+			t.Errorf("%s: ref %s, pin %s; want %s", node, got[node], p.node(node), want)
+		}
+	}
+}
