@@ -20,9 +20,17 @@ const BootedPrefix = "refs/onesis/booted/"
 // the node's ref, else Ref (serve --ref), else the branch checked out in
 // Repo. A maintenance node boots its work tree; its commit (for kernel and
 // initramfs) is that work tree's HEAD.
+//
+// Concurrent calls that resolve the same thing (the default, or one node
+// ref) share git processes, but no call is answered from a resolution that
+// started before it was made (see fresh): a boot storm costs a few git
+// processes instead of two per node, and a request made just after a
+// branch moved still sees the move.
 type GitResolver struct {
 	Repo *git.Repo
 	Ref  string
+
+	shared fresh
 }
 
 // Resolve implements httpboot.Resolver.
@@ -42,21 +50,32 @@ func (g *GitResolver) Resolve(n *inventory.Node) (httpboot.Resolution, error) {
 		}
 		return httpboot.Resolution{Commit: c, From: "worktree " + wt.Top}, nil
 	case n.Ref != "":
-		c, err := g.Repo.ResolveRev(n.Ref)
-		if err == nil {
-			return httpboot.Resolution{Commit: c, From: "node ref " + n.Ref}, nil
+		ref := n.Ref
+		res, err := g.shared.do("ref\x00"+ref, func() (httpboot.Resolution, error) { return g.resolveRef(ref) })
+		if err != nil {
+			return httpboot.Resolution{}, fmt.Errorf("node %s: ref %s: %w", n.Name, n.Ref, err)
 		}
-		// A boot server that is a clone of the central repository has the
-		// central branches as remote-tracking refs only (git onesis sync
-		// fetches them): use the one remote that has the branch.
-		if ref, ok := g.remoteBranch(n.Ref); ok {
-			if c, err := g.Repo.ResolveRev(ref); err == nil {
-				return httpboot.Resolution{Commit: c, From: "node ref " + n.Ref + " (" + strings.TrimPrefix(ref, "refs/remotes/") + ")"}, nil
-			}
-		}
-		return httpboot.Resolution{}, fmt.Errorf("node %s: ref %s: %w", n.Name, n.Ref, err)
+		return res, nil
 	}
 	return g.Default()
+}
+
+// resolveRef resolves a node's ref: the ref itself, else the one
+// remote-tracking branch of that name.
+func (g *GitResolver) resolveRef(name string) (httpboot.Resolution, error) {
+	c, err := g.Repo.ResolveRev(name)
+	if err == nil {
+		return httpboot.Resolution{Commit: c, From: "node ref " + name}, nil
+	}
+	// A boot server that is a clone of the central repository has the
+	// central branches as remote-tracking refs only (git onesis sync
+	// fetches them): use the one remote that has the branch.
+	if ref, ok := g.remoteBranch(name); ok {
+		if c, err := g.Repo.ResolveRev(ref); err == nil {
+			return httpboot.Resolution{Commit: c, From: "node ref " + name + " (" + strings.TrimPrefix(ref, "refs/remotes/") + ")"}, nil
+		}
+	}
+	return httpboot.Resolution{}, err
 }
 
 // remoteBranch finds refs/remotes/<remote>/<name> when exactly one remote
@@ -84,6 +103,10 @@ func (g *GitResolver) remoteBranch(name string) (string, bool) {
 
 // Default resolves what a node without its own ref boots: Ref, else HEAD.
 func (g *GitResolver) Default() (httpboot.Resolution, error) {
+	return g.shared.do("default", g.resolveDefault)
+}
+
+func (g *GitResolver) resolveDefault() (httpboot.Resolution, error) {
 	if g.Ref != "" {
 		c, err := g.Repo.ResolveRev(g.Ref)
 		if err != nil {
@@ -103,6 +126,76 @@ func (g *GitResolver) Default() (httpboot.Resolution, error) {
 		from = "branch " + strings.TrimSpace(string(out))
 	}
 	return httpboot.Resolution{Commit: c, From: from}, nil
+}
+
+// fresh coalesces concurrent resolutions of the same key without ever
+// answering a call from a resolution that started before the call was
+// made. The first caller runs the resolution; callers that arrive while it
+// runs wait for it to end and then share the next run, which starts after
+// all of them arrived. So a moved branch is seen by every request made
+// after the move, as if each had run git itself, and N concurrent requests
+// cost at most two runs. Every caller for a key must pass the same
+// function: a waiter's is not called, the run's leader's is.
+type fresh struct {
+	mu   sync.Mutex
+	keys map[string]*freshKey
+}
+
+type freshKey struct {
+	running bool
+	next    *freshRun // the run that starts when the current one ends
+}
+
+type freshRun struct {
+	done    chan struct{}
+	waiters int // callers sharing this run (for tests)
+	res     httpboot.Resolution
+	err     error
+}
+
+func (f *fresh) do(key string, fn func() (httpboot.Resolution, error)) (httpboot.Resolution, error) {
+	f.mu.Lock()
+	if f.keys == nil {
+		f.keys = map[string]*freshKey{}
+	}
+	k := f.keys[key]
+	if k == nil {
+		k = &freshKey{}
+		f.keys[key] = k
+	}
+	if !k.running {
+		k.running = true
+		f.mu.Unlock()
+		r := &freshRun{done: make(chan struct{}), waiters: 1}
+		f.run(key, k, r, fn)
+		return r.res, r.err
+	}
+	if k.next == nil {
+		k.next = &freshRun{done: make(chan struct{})}
+	}
+	r := k.next
+	r.waiters++
+	f.mu.Unlock()
+	<-r.done
+	return r.res, r.err
+}
+
+// run runs r, then hands the key on to the run its waiters are queued
+// for, if any, in a new goroutine so that r's own caller returns now.
+func (f *fresh) run(key string, k *freshKey, r *freshRun, fn func() (httpboot.Resolution, error)) {
+	r.res, r.err = fn()
+	close(r.done)
+	f.mu.Lock()
+	next := k.next
+	k.next = nil
+	if next == nil {
+		k.running = false
+		delete(f.keys, key)
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	go f.run(key, k, next, fn)
 }
 
 // pins tracks the commit each node was handed, mirrored in
