@@ -70,6 +70,10 @@ cleanup() {
 	ip netns del $SRV 2>/dev/null || true
 	ip netns del $CLI 2>/dev/null || true
 	rm -rf "$WORK"
+	if [ -n "${CG:-}" ]; then # empty once the killed servers are gone
+		for _ in $(seq 50); do [ -s "$CG/cgroup.procs" ] || break; sleep 0.1; done
+		rmdir "$CG" 2>/dev/null || true
+	fi
 }
 trap cleanup EXIT
 (cd "$REPO" && "$GO" build -o "$WORK/bin/git-onesis" ./cmd/git-onesis && "$GO" build -o "$WORK/bin/onesis-init" ./cmd/onesis-init &&
@@ -140,27 +144,53 @@ stop "$SPID"
 
 RESULTS=$WORK/results.json
 : >"$RESULTS"
-storm() { # NAME MODE N
-	local out
+# Server CPU: a cgroup (v2) holds the server under test, so processes it
+# forks per transfer (tftpd-hpa) are counted; without one, /proc's times of
+# the server processes and the children they reap.
+HZ=$(getconf CLK_TCK)
+CG=
+cg2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+if [ -n "$cg2" ] && mkdir "$cg2/stormbench.$$" 2>/dev/null; then CG=$cg2/stormbench.$$; fi
+cpu_of() { # PID... -> CPU seconds (user + system) the servers used so far
+	local p ticks=0
+	if [ -n "$CG" ]; then
+		for p in "$@"; do echo "$p" >"$CG/cgroup.procs" 2>/dev/null || true; done
+		awk '$1 == "usage_usec" { printf "%.2f", $2 / 1e6 }' "$CG/cpu.stat"
+		return
+	fi
+	for p in "$@"; do
+		[ -r "/proc/$p/stat" ] || continue
+		# Fields after "(comm) ": utime, stime, cutime, cstime are $12-$15.
+		ticks=$((ticks + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 + $14 + $15 }')))
+	done
+	awk -v t=$ticks -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'
+}
+serve_pid() { echo "$SPID" $(pgrep -P "$SPID" -x git-onesis); } # git runs git-onesis as its child
+storm() { # NAME MODE N SERVER_PID...: the server's CPU is measured over the storm
+	local out c0 c1
+	c0=$(cpu_of "${@:4}")
 	out=$(ip netns exec $CLI bootstorm -server "${SERVER_IP:-$SIP}" -relay $RIP -n "$3" -mode "$2" -name "$1" -timeout "${TIMEOUT}s") ||
 		die "bootstorm failed"
+	sleep 0.2 # let servers that fork per transfer reap the last ones
+	c1=$(cpu_of "${@:4}")
+	out=$(echo "$out" | jq -c --argjson c "$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')" '. + {server_cpu_s: $c}')
 	echo "$out" >>"$RESULTS"
-	note "$1 $2 N=$3: $(echo "$out" | sed 's/.*"ok":\([0-9]*\).*"all_done_s":\([0-9.]*\).*/ok \1, all done \2 s/')"
+	note "$1 $2 N=$3: $(echo "$out" | jq -r '"ok \(.ok), all done \(.all_done_s) s, server CPU \(.server_cpu_s) s, client CPU \(.client_cpu_s) s"')"
 }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= ROUNDS; r++)); do
 	for n in $NS_LIST; do
 		note "round $r, N=$n"
 		# serve keeps its state (initramfs cache) between runs, as in production.
-		if want ipxe; then serve_start; storm git-onesis ipxe "$n"; stop "$SPID"; fi
-		if want pxelinux; then serve_start --pxelinux; storm git-onesis pxelinux "$n"; stop "$SPID"; fi
+		if want ipxe; then serve_start; storm git-onesis ipxe "$n" $(serve_pid); stop "$SPID"; fi
+		if want pxelinux; then serve_start --pxelinux; storm git-onesis pxelinux "$n" $(serve_pid); stop "$SPID"; fi
 		want dnsmasq || continue
 		ip netns exec $SRV dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=s0 --bind-interfaces \
 			--listen-address=$SIP --dhcp-range=10.81.0.0,static,255.255.0.0 --dhcp-hostsfile="$WORK/dnsmasq.hosts" \
 			--dhcp-boot=pxelinux.0 --enable-tftp --tftp-root="$TFTPROOT" --tftp-max=4000 --dhcp-leasefile="$WORK/dnsmasq.leases" \
 			--log-facility=- --quiet-dhcp >"$WORK/dnsmasq.log" 2>&1 &
 		DPID=$!; PIDS+=("$DPID"); sleep 1
-		storm dnsmasq pxelinux "$n"; stop "$DPID"; rm -f "$WORK/dnsmasq.leases"
+		storm dnsmasq pxelinux "$n" "$DPID"; stop "$DPID"; rm -f "$WORK/dnsmasq.leases"
 		want tftpd-hpa || continue
 		# tftpd-hpa: DHCP from dnsmasq (no TFTP), which names tftpd-hpa's address.
 		ip netns exec $SRV dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=s0 --bind-interfaces \
@@ -169,7 +199,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		DPID=$!; PIDS+=("$DPID")
 		ip netns exec $SRV /usr/sbin/in.tftpd --foreground --address $TIP:69 --secure "$TFTPROOT" &
 		TPID=$!; PIDS+=("$TPID"); sleep 1
-		storm tftpd-hpa pxelinux "$n"; stop "$DPID"; stop "$TPID"; rm -f "$WORK/dnsmasq.leases"
+		storm tftpd-hpa pxelinux "$n" "$DPID" "$TPID"; stop "$DPID"; stop "$TPID"; rm -f "$WORK/dnsmasq.leases"
 	done
 done
 
@@ -219,18 +249,25 @@ best() { # SERVER MODE N -> the JSON line with most ok, then shortest all_done
 row() { # LABEL SERVER MODE N
 	local l; l=$(best "$2" "$3" "$4")
 	[ -n "$l" ] || return 0
-	printf '| %s | %s | %.2f s | %.2f s | %.2f s | %s | %s | %s |\n' "$1" "$4" "$(echo "$l" | field all_done_s)" "$(echo "$l" | field p50_s)" \
-		"$(echo "$l" | field p99_s)" "$(echo "$l" | field failed)" "$(echo "$l" | field retries)" "$(echo "$l" | field distinct_kernels)"
+	printf '| %s | %s | %.2f s | %.2f s | %.2f s | %s | %s | %s | %.1f s | %.1f s |\n' "$1" "$4" "$(echo "$l" | field all_done_s)" "$(echo "$l" | field p50_s)" \
+		"$(echo "$l" | field p99_s)" "$(echo "$l" | field failed)" "$(echo "$l" | field retries)" "$(echo "$l" | field distinct_kernels)" \
+		"$(echo "$l" | jq '.server_cpu_s // 0')" "$(echo "$l" | jq '.client_cpu_s // 0')"
 }
 t_of() { best "$1" "$2" "$3" | field all_done_s; }
 failed_of() { best "$1" "$2" "$3" | field failed; }
-ratio() { # A B -> a/b, with "n/a" if a run had failures
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b <= 0) { print "n/a"; exit } r = a / b
-		if (r < 1) printf "%.2f× (%.1f× faster)", r, 1 / r; else printf "%.2f×", r }'
+ratio() { # A B [WORD] -> a/b, with "n/a" if a run had failures
+	awk -v a="$1" -v b="$2" -v w="${3:-faster}" 'BEGIN { if (a == "" || b == "" || b <= 0) { print "n/a"; exit } r = a / b
+		if (r < 1) printf "%.2f× (%.1f× %s)", r, 1 / r, w; else printf "%.2f×", r }'
 }
 cmp() { # LABEL A_SERVER A_MODE B_SERVER B_MODE N
 	if [ "$(failed_of "$2" "$3" "$6")" != 0 ] || [ "$(failed_of "$4" "$5" "$6")" != 0 ]; then echo "| $1 | $6 | n/a (failures) |"; return; fi
 	echo "| $1 | $6 | $(ratio "$(t_of "$2" "$3" "$6")" "$(t_of "$4" "$5" "$6")") |"
+}
+cpucmp() { # LABEL A_SERVER A_MODE B_SERVER B_MODE N [FIELD]: CPU seconds over the same storm
+	local f=${7:-server_cpu_s} a b
+	a=$(best "$2" "$3" "$6" | jq ".$f // empty" 2>/dev/null) b=$(best "$4" "$5" "$6" | jq ".$f // empty" 2>/dev/null)
+	[ -n "$a" ] && [ -n "$b" ] || return 0
+	echo "| $1 | $6 | $(ratio "$a" "$b" cheaper) |"
 }
 gen() {
 	echo "Generated by \`make bench-storm\` (stormbench.sh) on $(date -u +%Y-%m-%d) UTC."
@@ -240,8 +277,8 @@ gen() {
 	echo "**Files:** kernel $KSIZE bytes ($KNOTE), initramfs $ISIZE bytes (built by serve, copied for the others); iPXE's undionly.kpxe $(stat -c %s /usr/lib/ipxe/undionly.kpxe) bytes, pxelinux.0 $(stat -c %s /usr/lib/PXELINUX/pxelinux.0) bytes. Best of $ROUNDS round(s); storm timeout ${TIMEOUT} s."
 	echo "**Load average** (1, 5, 15 min): $LOAD_BEFORE before, $LOAD_AFTER after."
 	echo
-	echo "| server and chain | N | all done | p50 per node | p99 per node | failed | retries | distinct kernels |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| server and chain | N | all done | p50 per node | p99 per node | failed | retries | distinct kernels | server CPU | client CPU |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for n in $NS_LIST; do
 		row "git-onesis, iPXE: DHCP, TFTP loader, DHCP, HTTP script, kernel, initramfs" git-onesis ipxe "$n"
 		row "git-onesis \`--pxelinux\`: DHCP, then all over TFTP" git-onesis pxelinux "$n"
@@ -258,13 +295,16 @@ gen() {
 			| map(select($s[.] != null) | "\(.) \($s[.][0] * 100 | round / 100) / \($s[.][1] * 100 | round / 100)") | join(", ")')"
 	done; done
 	echo
-	echo "Ratios are all-done times, first / second: below 1 means the first is faster."
+	echo "Ratios are all-done times, or CPU seconds where the row says so, first / second: below 1 means the first is faster or cheaper. Server CPU is user + system time of the server processes over the storm (tftpd-hpa's with the children it forks, and the DHCP server's), client CPU the simulator's; the two share the machine's $(nproc) CPUs, so a server that costs its clients more wake-ups shows in both."
 	echo
 	echo "| comparison | N | ratio |"
 	echo "|---|---:|---:|"
 	for n in $NS_LIST; do cmp "git-onesis TFTP chain vs dnsmasq" git-onesis pxelinux dnsmasq pxelinux "$n"; done
 	for n in $NS_LIST; do cmp "git-onesis TFTP chain vs dnsmasq + tftpd-hpa" git-onesis pxelinux tftpd-hpa pxelinux "$n"; done
 	for n in $NS_LIST; do cmp "git-onesis HTTP (iPXE) chain vs git-onesis TFTP chain" git-onesis ipxe git-onesis pxelinux "$n"; done
+	for n in $NS_LIST; do cpucmp "server CPU: git-onesis TFTP chain vs dnsmasq" git-onesis pxelinux dnsmasq pxelinux "$n"; done
+	for n in $NS_LIST; do cpucmp "server CPU: git-onesis TFTP chain vs dnsmasq + tftpd-hpa" git-onesis pxelinux tftpd-hpa pxelinux "$n"; done
+	for n in $NS_LIST; do cpucmp "client CPU: git-onesis TFTP chain vs dnsmasq" git-onesis pxelinux dnsmasq pxelinux "$n" client_cpu_s; done
 	echo
 	echo "DHCP alone, kea's perfdhcp (\`-r $PERF_RATE -p 10\`, full DORA exchanges, as a relay, MACs drawn from the $MAXN known nodes): best of $PERF_ROUNDS alternated 10 s runs each: git-onesis ${PRATE[git-onesis]:-n/a} exchanges/s (${PDROP[git-onesis]:-n/a}% dropped), kea-dhcp4 ${PRATE[kea-dhcp4]:-n/a} exchanges/s (${PDROP[kea-dhcp4]:-n/a}% dropped); git-onesis / kea-dhcp4 = $(awk -v a="${PRATE[git-onesis]:-0}" -v b="${PRATE[kea-dhcp4]:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }') (above 1: git-onesis completes more exchanges per second)."
 }

@@ -23,6 +23,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/onesis/git-onesis/internal/bootsim"
@@ -45,6 +46,9 @@ type Result struct {
 	// Stages gives each stage's p50 and p99 over the nodes that finished
 	// it ("dhcp-pxe": [0.01, 0.2]), to show where a storm spends its time.
 	Stages map[string][2]float64 `json:"stages"`
+	// ClientCPU is the CPU time (user + system) the whole simulator used,
+	// so a row's client cost can be set against its server's.
+	ClientCPU float64 `json:"client_cpu_s"`
 }
 
 // MAC returns node i's address (1-based): base with i in its last two bytes.
@@ -132,6 +136,10 @@ func main() {
 	if len(ds) > 0 {
 		res.P50 = ds[rank(len(ds), 0.50)]
 		res.P99 = ds[rank(len(ds), 0.99)]
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		res.ClientCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	json.NewEncoder(os.Stdout).Encode(res)
 }
