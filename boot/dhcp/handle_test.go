@@ -141,3 +141,39 @@ func TestCloseBeforeServe(t *testing.T) {
 		t.Fatal("Serve after Close did not return")
 	}
 }
+
+// TestQueueBounded: requests beyond the queue are dropped and counted,
+// not turned into goroutines; the queued ones are all answered once the
+// workers run, and Close stops them.
+func TestQueueBounded(t *testing.T) {
+	s := newTestServer(t, nil)
+	conn := &recordConn{}
+	peer := &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
+	const extra = 25
+	for range queueLen + extra {
+		s.enqueue(conn, peer, pkt(t, knownMAC, dhcpv4.MessageTypeDiscover))
+	}
+	if got := s.dropped.Load(); got != extra {
+		t.Fatalf("dropped %d requests, want %d (the queue holds %d)", got, extra, queueLen)
+	}
+	s.startWorkers()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn.mu.Lock()
+		n := len(conn.sent)
+		conn.mu.Unlock()
+		if n == queueLen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d queued requests answered", n, queueLen)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -88,6 +90,19 @@ const quietFor = 10 * time.Minute
 // maxStatus bounds the per-MAC status table (unknown MACs could flood it).
 const maxStatus = 4096
 
+// queueLen bounds the requests waiting for a worker. A power-on storm of
+// thousands of nodes fits. Beyond it a server that cannot keep up drops
+// the newest requests, whose clients retry as after any loss, instead of
+// piling up one goroutine per packet whose late answers nobody waits for.
+const queueLen = 4096
+
+// request is one received packet waiting for a worker.
+type request struct {
+	conn net.PacketConn
+	peer net.Addr
+	req  *dhcpv4.DHCPv4
+}
+
 // macState is what we remember per MAC: its last event, and when we last
 // logged an ignored request from it at info level.
 type macState struct {
@@ -102,6 +117,11 @@ type Server struct {
 	serverIP net.IP
 	srv      *server4.Server
 	now      func() time.Time
+
+	queue   chan request
+	done    chan struct{}
+	workers sync.Once
+	dropped atomic.Int64 // requests dropped because the queue was full
 
 	mu     sync.Mutex
 	last   map[string]macState
@@ -149,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dhcp: cannot listen on UDP port %d of interface %q (another DHCP server running? need root?): %w", port, cfg.Iface, err)
 	}
 	udpbuf.Grow(conn) // a power-on storm's DISCOVERs arrive in one burst
-	s.srv, err = server4.NewServer(cfg.Iface, nil, s.handle, server4.WithConn(conn))
+	s.srv, err = server4.NewServer(cfg.Iface, nil, s.enqueue, server4.WithConn(conn))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("dhcp: %w", err)
@@ -170,7 +190,8 @@ func newServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("dhcp: boot file for %s is %d bytes, DHCP option 67 holds at most 255", fw, len(f))
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: time.Now, last: map[string]macState{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: time.Now, last: map[string]macState{},
+		queue: make(chan request, queueLen), done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -204,6 +225,7 @@ func (s *Server) ServerIP() net.IP { return s.serverIP }
 // Serve answers requests until Close. It returns nil after Close.
 func (s *Server) Serve() error {
 	s.log.Info("DHCP server listening", "iface", s.cfg.Iface, "server_ip", s.serverIP.String())
+	s.startWorkers()
 	err := s.srv.Serve()
 	s.mu.Lock()
 	closed := s.closed
@@ -223,6 +245,7 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	close(s.done)
 	if s.srv == nil {
 		return nil
 	}
@@ -248,7 +271,61 @@ func (s *Server) Status() []Event {
 	return out
 }
 
-// handle is server4's per-packet callback.
+// startWorkers starts the goroutines that answer queued requests: one per
+// CPU (at least two), each with a stack already grown for the work, so a
+// storm costs no goroutine per packet.
+func (s *Server) startWorkers() {
+	s.workers.Do(func() {
+		n := max(runtime.GOMAXPROCS(0), 2)
+		for range n {
+			go func() {
+				for {
+					select {
+					case r := <-s.queue:
+						s.handle(r.conn, r.peer, r.req)
+					case <-s.done:
+						return
+					}
+				}
+			}()
+		}
+		go s.reportDrops()
+	})
+}
+
+// enqueue is server4's per-packet callback (run in a goroutine of its
+// own): it queues the request and returns, or drops it when the queue is
+// full.
+func (s *Server) enqueue(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
+	select {
+	case s.queue <- request{conn, peer, req}:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// reportDrops logs, at most every dropReport, how many requests were
+// dropped because the server could not keep up.
+func (s *Server) reportDrops() {
+	t := time.NewTicker(dropReport)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if n := s.dropped.Swap(0); n > 0 {
+				s.log.Warn("DHCP requests dropped: more arrived than the server could answer; their clients will retry",
+					"dropped", n, "queue", queueLen, "interval", dropReport.String())
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// dropReport is how often dropped requests are reported.
+const dropReport = 10 * time.Second
+
+// handle answers one request.
 func (s *Server) handle(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
 	defer func() {
 		if r := recover(); r != nil {
