@@ -33,15 +33,20 @@ type blobStore struct {
 	sizes map[plumbing.Hash]int64 // blobs known to be present
 }
 
-func newBlobStore(dir string) (*blobStore, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("creating the NFS blob store %s: %w", dir, err)
-	}
-	// Leftovers of an interrupted batch are incomplete by definition.
+// removeStaleTemp removes the temporary files of interrupted batches,
+// incomplete by definition. Call it only while no other process has the
+// store open.
+func removeStaleTemp(dir string) {
 	if old, err := filepath.Glob(filepath.Join(dir, "tmp", "blob-*")); err == nil {
 		for _, p := range old {
 			os.Remove(p)
 		}
+	}
+}
+
+func newBlobStore(dir string) (*blobStore, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the NFS blob store %s: %w", dir, err)
 	}
 	for i := 0; i < 256; i++ {
 		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprintf("%02x", i)), 0o700); err != nil {

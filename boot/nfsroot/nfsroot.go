@@ -67,6 +67,7 @@ type Server struct {
 	store    *blobStore
 	deny     *denyList
 	key      []byte
+	lock     *os.File // shared lock on <StateDir>/lock (see Prune)
 
 	buildMu sync.Mutex // serialises commit builds (and so go-git reads)
 	treeMu  sync.Mutex
@@ -121,21 +122,30 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the NFS state directory: %w", err)
 	}
-	store, err := newBlobStore(filepath.Join(state, "blobs"))
-	if err != nil {
-		return nil, err
-	}
 	deny, err := newDenyList(cfg.Deny)
 	if err != nil {
 		return nil, err
 	}
+	// Temporary files left in the store are an interrupted batch's only if
+	// no other process (which may be writing its own) has the store open.
+	blobs := filepath.Join(state, "blobs")
+	lock, err := lockState(state, func() { removeStaleTemp(blobs) })
+	if err != nil {
+		return nil, err
+	}
+	store, err := newBlobStore(blobs)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
 	key, err := loadKey(state)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		cfg: cfg, log: log, repo: repo, gitDir: r.CommonDir, stateDir: state, store: store, deny: deny, key: key,
+		cfg: cfg, log: log, repo: repo, gitDir: r.CommonDir, stateDir: state, store: store, deny: deny, key: key, lock: lock,
 		trees: map[plumbing.Hash][]treeEntry{}, indexes: map[plumbing.Hash]*indexEntry{},
 		ctx: ctx, cancel: cancel, lns: map[net.Listener]bool{}, conns: map[*permConn]bool{}, work: map[string]*workFS{},
 	}, nil
@@ -252,6 +262,9 @@ func (s *Server) Serve(l net.Listener) error {
 // Close stops every Serve and closes every client connection.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed && s.lock != nil {
+		s.lock.Close() // releases the shared lock
+	}
 	s.closed = true
 	lns := s.lns
 	conns := s.conns
