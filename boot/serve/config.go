@@ -41,6 +41,9 @@ type Config struct {
 	PortmapPort int // default 111
 
 	NoDHCP, NoTFTP, NoHTTP, NoNFS, NoPortmap bool
+	// NoPrune keeps every blob in the NFS store; by default, at start,
+	// blobs that no booted or currently resolved commit uses are removed.
+	NoPrune bool
 
 	// Ref, when set, is what nodes without their own ref boot instead of
 	// the checked-out branch.

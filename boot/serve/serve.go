@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -350,6 +351,63 @@ func (s *Server) discover(mac net.HardwareAddr, info string) {
 	}
 }
 
+// pruneKeep lists the commits whose NFS data must stay: every node's
+// booted commit (running nodes read it), and what the serve default and
+// every node ref resolve to now (the next boots).
+func (s *Server) pruneKeep() ([]string, error) {
+	seen := map[string]bool{}
+	var keep []string
+	add := func(c string) {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			keep = append(keep, c)
+		}
+	}
+	s.pins.mu.Lock()
+	for c := range s.pins.all {
+		add(c)
+	}
+	s.pins.mu.Unlock()
+	if r, err := s.res.Default(); err == nil {
+		add(r.Commit)
+	} else if s.cfg.Ref != "" {
+		return nil, err
+	}
+	for _, n := range s.inv.Current().Nodes {
+		if n.Ref == "" || n.Maintenance != "" {
+			continue
+		}
+		r, err := s.res.Resolve(n)
+		if err != nil {
+			continue // a node whose ref is gone boots nothing until fixed
+		}
+		add(r.Commit)
+	}
+	sort.Strings(keep)
+	return keep, nil
+}
+
+// pruneNFS removes NFS blob-store files no kept commit uses, so the store
+// does not grow with every commit ever served. Failure only costs disk.
+func (s *Server) pruneNFS() {
+	t0 := time.Now()
+	keep, err := s.pruneKeep()
+	if err != nil {
+		s.log.Warn("nfs: not pruning the blob store", "err", err)
+		return
+	}
+	r, err := s.nfs.Prune(keep)
+	switch {
+	case err != nil:
+		s.log.Warn("nfs: pruning the blob store failed; it keeps what it had", "err", err)
+	case r.Busy:
+		s.log.Info("nfs: blob store not pruned: another process (git onesis sync?) has it open")
+	default:
+		s.log.Info("nfs: pruned the blob store", "commits_kept", r.Commits, "files_kept", r.Kept, "bytes_kept", r.KeptBytes,
+			"files_removed", r.Removed, "bytes_freed", r.Freed, "took", time.Since(t0).Round(time.Millisecond).String())
+	}
+}
+
 // listenErr names the service and address of a failed listen.
 func listenErr(service, flag string, addr string, err error) error {
 	return cfgErr(flag, "%s cannot listen on %s: %v", service, addr, errors.Unwrap(err))
@@ -410,6 +468,10 @@ func (s *Server) Run(ctx context.Context) error {
 			return listenErr("portmap (tcp)", "--portmap-port", a, err)
 		}
 		closers = append(closers, pmTCP.Close)
+	}
+	if s.nfs != nil && !cfg.NoPrune {
+		// Before any service runs: nothing may be prepared meanwhile.
+		s.pruneNFS()
 	}
 	if !cfg.NoDHCP {
 		var disc func(net.HardwareAddr, string)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -234,6 +236,7 @@ type fakeNFS struct {
 	p        NFSParams
 	mu       sync.Mutex
 	prepared []string
+	pruned   [][]string
 }
 
 func (f *fakeNFS) Prepare(_ context.Context, c string) error {
@@ -252,6 +255,12 @@ func (f *fakeNFS) Serve(l net.Listener) error {
 	}
 }
 func (f *fakeNFS) Close() error { return nil }
+func (f *fakeNFS) Prune(keep []string) (PruneResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pruned = append(f.pruned, keep)
+	return PruneResult{Commits: len(keep)}, nil
+}
 
 // fakeBuilder stands in for initramfs.Build (INIT's; wired in
 // wire_initramfs.go): it writes a deterministic image naming its inputs
@@ -678,5 +687,41 @@ func TestPinsBatched(t *testing.T) {
 		if node := fmt.Sprintf("n%d", i); got[node] != want || p.node(node) != want {
 			t.Errorf("%s: ref %s, pin %s; want %s", node, got[node], p.node(node), want)
 		}
+	}
+}
+
+// TestPruneKeepsBootedAndCurrent: at start serve prunes the NFS store
+// once, before serving, keeping every booted commit and what the default
+// and node refs resolve to, and nothing else.
+func TestPruneKeepsBootedAndCurrent(t *testing.T) {
+	dir, r := imageRepo(t)
+	c1 := sh(t, dir, "git", "rev-parse", "testing")
+	sh(t, dir, "git", "checkout", "-q", "-b", "old")
+	write(t, dir, "etc/hostname", "old")
+	sh(t, dir, "git", "commit", "-q", "-am", "old")
+	c3 := sh(t, dir, "git", "rev-parse", "HEAD")
+	sh(t, dir, "git", "checkout", "-q", "-b", "unused")
+	write(t, dir, "etc/hostname", "unused")
+	sh(t, dir, "git", "commit", "-q", "-am", "unused")
+	sh(t, dir, "git", "checkout", "-q", "main")
+	write(t, dir, "etc/hostname", "v2")
+	sh(t, dir, "git", "commit", "-q", "-am", "v2")
+	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
+	sh(t, dir, "git", "update-ref", BootedPrefix+"n1", c3) // n1 still runs c3
+	addNodes(t, r, "network 10.77.0.0/24\n"+
+		"node n1 mac=52:54:00:00:00:01 ip=10.77.0.11\n"+
+		"node n2 mac=52:54:00:00:00:02 ip=10.77.0.12 ref=testing\n"+
+		"node n3 mac=52:54:00:00:00:03 ip=10.77.0.13 ref=gone\n")
+	ts := startServe(t, dir, &fakeBuilder{}, io.Discard)
+	ts.stop()
+	want := []string{c1, c2, c3}
+	sort.Strings(want)
+	ts.nfs.mu.Lock()
+	defer ts.nfs.mu.Unlock()
+	if len(ts.nfs.pruned) != 1 || !slices.Equal(ts.nfs.pruned[0], want) {
+		t.Errorf("pruned keeping %q, want one prune keeping %q (booted c3, default c2, n2's testing c1)", ts.nfs.pruned, want)
+	}
+	if len(ts.nfs.prepared) != 0 {
+		t.Errorf("prepared %q before any node asked", ts.nfs.prepared)
 	}
 }

@@ -87,6 +87,20 @@ type NFSServer interface {
 	// Serve answers MOUNT and NFS on l until Close.
 	Serve(l net.Listener) error
 	Close() error
+	// Prune removes stored data none of keep's commits uses. It runs
+	// before Serve and before any Prepare; Busy says it did nothing
+	// because another process (git onesis sync) has the store open.
+	Prune(keep []string) (PruneResult, error)
+}
+
+// PruneResult says what NFSServer.Prune did.
+type PruneResult struct {
+	Busy      bool
+	Commits   int   // commits kept
+	Kept      int   // files kept
+	KeptBytes int64 // their bytes
+	Removed   int   // files removed
+	Freed     int64 // their bytes
 }
 
 // PortmapFunc runs a PMAP v2 responder until ctx is done (package portmap).

@@ -4,6 +4,7 @@ package serve
 // lead removes the build tag when the branches merge.
 
 import (
+	"errors"
 	"net"
 
 	"github.com/onesis/git-onesis/boot/nfsroot"
@@ -15,8 +16,19 @@ func init() {
 	Wired.Portmap = portmap.Serve
 }
 
+// nfsServer adapts *nfsroot.Server to NFSServer.
+type nfsServer struct{ *nfsroot.Server }
+
+func (n nfsServer) Prune(keep []string) (PruneResult, error) {
+	st, err := n.Server.Prune(keep)
+	if errors.Is(err, nfsroot.ErrStoreBusy) {
+		return PruneResult{Busy: true}, nil
+	}
+	return PruneResult{Commits: st.Commits, Kept: st.Kept, KeptBytes: st.KeptBytes, Removed: st.Removed, Freed: st.Freed}, err
+}
+
 func newNFS(p NFSParams) (NFSServer, error) {
-	return nfsroot.New(nfsroot.Config{
+	srv, err := nfsroot.New(nfsroot.Config{
 		RepoDir:  p.RepoDir,
 		StateDir: p.StateDir,
 		Deny:     p.Deny,
@@ -26,4 +38,8 @@ func newNFS(p NFSParams) (NFSServer, error) {
 			return nfsroot.Export{Commit: e.Commit, Dir: e.Dir, ReadWrite: e.ReadWrite}, ok
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	return nfsServer{srv}, nil
 }

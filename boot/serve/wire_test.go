@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -26,4 +27,32 @@ func TestWired(t *testing.T) {
 	if ev.Outcome != "sent" || ev.Stage != "tftp undionly.kpxe" || ev.IP.String() != "10.77.0.11" {
 		t.Errorf("tftp: %+v", ev)
 	}
+}
+
+// TestWiredNFSPrune: the NFS adapter reports a prune that another store
+// user blocks as Busy, not as an error, and a prune it runs as counts.
+func TestWiredNFSPrune(t *testing.T) {
+	dir, _ := imageRepo(t)
+	head := sh(t, dir, "git", "rev-parse", "HEAD")
+	p := NFSParams{RepoDir: dir, StateDir: t.TempDir(),
+		Authorize: func(net.IP, string) (NFSExport, bool) { return NFSExport{}, false }}
+	a, err := Wired.NFS(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Wired.NFS(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Prune([]string{head}); err != nil || !r.Busy {
+		t.Errorf("Prune beside another store user = %+v, %v; want Busy", r, err)
+	}
+	b.Close()
+	if r, err := a.Prune([]string{head}); err != nil || r.Busy || r.Commits != 1 {
+		t.Errorf("Prune alone = %+v, %v; want 1 commit kept", r, err)
+	}
+	if _, err := a.Prune([]string{"no-such-ref"}); err == nil {
+		t.Error("Prune keeping an unknown ref: no error")
+	}
+	a.Close()
 }
