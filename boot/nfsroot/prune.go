@@ -60,36 +60,45 @@ func lockState(state string, alone func()) (*os.File, error) {
 // inflated again from git if a pruned commit is ever served again.
 //
 // keep holds full commit ids or revisions; one that does not resolve
-// fails the whole prune before anything is removed. Prune must run before
-// this server builds any commit index (serve runs it at start), and only
-// runs while no other process has the store open (else ErrStoreBusy).
+// fails the whole prune before anything is removed. Every commit this
+// server has an index for (built, or waiting to be built) is kept as
+// well, and no commit is built while Prune runs, so what this server
+// serves is never pruned under it. Prune runs only while no other process
+// has the store open (else ErrStoreBusy): that process may rely on any
+// blob.
 func (s *Server) Prune(keep []string) (PruneStats, error) {
 	var st PruneStats
-	// No commit is built while this runs (builds take buildMu), and none
-	// may have been built before: its blobs could be removed under it.
+	// No commit is built while this runs (builds take buildMu).
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
+	commits := map[plumbing.Hash]bool{}
+	indexed := map[plumbing.Hash]bool{} // commits this server has an index entry for
 	s.mu.Lock()
-	built := len(s.indexes)
 	closed := s.closed
+	for h := range s.indexes {
+		commits[h], indexed[h] = true, true
+	}
 	s.mu.Unlock()
 	if closed {
 		return st, errors.New("nfsroot: server closed")
 	}
-	if built > 0 {
-		return st, errors.New("nfsroot: Prune must run before any commit is served")
-	}
-	commits := map[plumbing.Hash]bool{}
 	for _, rev := range keep {
 		h, err := s.resolve(rev)
 		if err != nil {
 			return st, fmt.Errorf("pruning the NFS blob store: %w", err)
 		}
 		commits[h] = true
+		delete(indexed, h)
 	}
 	blobs := map[plumbing.Hash]bool{}
 	for h := range commits {
 		if err := commitBlobs(s, h, blobs); err != nil {
+			if indexed[h] {
+				// An entry for a commit that is not in the repository
+				// (its build failed): there is nothing of it to keep.
+				delete(commits, h)
+				continue
+			}
 			return st, fmt.Errorf("pruning the NFS blob store: commit %s: %w", h, err)
 		}
 	}

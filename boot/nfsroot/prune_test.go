@@ -11,9 +11,10 @@ import (
 )
 
 // TestPrune: blobs only unkept commits use are removed with their size
-// records; a pruned commit served again is rebuilt from git, whole; and
-// Prune refuses to run once a commit is served, when another process has
-// the store open, or when a commit to keep does not resolve.
+// records; a pruned commit served again is rebuilt from git, whole; a
+// commit the server has an index for is kept whatever the caller says;
+// and Prune refuses to run when another process has the store open or
+// when a commit to keep does not resolve.
 func TestPrune(t *testing.T) {
 	fx := newFixture(t)
 	state := t.TempDir()
@@ -101,8 +102,17 @@ func TestPrune(t *testing.T) {
 	if err != nil || string(got) != "root:x:0:0:root:/root:/bin/sh\n" {
 		t.Errorf("c1's etc/passwd after serving c1 again: %q, %v", got, err)
 	}
-	if _, err := b.Prune([]string{c2}); err == nil {
-		t.Error("Prune after a commit was served: no error")
+	// c1 now has an index in this server: a prune keeping only c2 must
+	// not take c1's blobs from under it.
+	st, err = b.Prune([]string{c2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Commits != 2 || st.Removed != 0 {
+		t.Errorf("Prune with c1 being served: %+v; want c1 kept too, nothing removed", st)
+	}
+	if got, err := os.ReadFile(blob); err != nil || string(got) != "root:x:0:0:root:/root:/bin/sh\n" {
+		t.Errorf("c1's etc/passwd after a prune while c1 is served: %q, %v", got, err)
 	}
 }
 

@@ -41,9 +41,11 @@ type Config struct {
 	PortmapPort int // default 111
 
 	NoDHCP, NoTFTP, NoHTTP, NoNFS, NoPortmap bool
-	// NoPrune keeps every blob in the NFS store; by default, at start,
-	// blobs that no booted or currently resolved commit uses are removed.
-	NoPrune bool
+	// NoPrune keeps every blob in the NFS store. By default, at start and
+	// then every PruneEvery (default 24h), blobs that no booted or
+	// currently resolved commit uses are removed.
+	NoPrune    bool
+	PruneEvery time.Duration
 
 	// Ref, when set, is what nodes without their own ref boot instead of
 	// the checked-out branch.
@@ -116,6 +118,9 @@ func (c Config) withDefaults() Config {
 	if c.IPXEDir == "" {
 		c.IPXEDir = "/usr/lib/ipxe"
 	}
+	if c.PruneEvery == 0 {
+		c.PruneEvery = 24 * time.Hour
+	}
 	if c.Poll == 0 {
 		c.Poll = 2 * time.Second
 	}
@@ -147,6 +152,9 @@ func (c *Config) Validate(f Factories) error {
 	}
 	if st, err := os.Stat(c.RepoDir); err != nil || !st.IsDir() {
 		return cfgErr("repository", "%s is not a directory", c.RepoDir)
+	}
+	if c.PruneEvery < time.Minute {
+		return cfgErr("--prune-every", "%v is too short (at least 1m; --no-prune turns pruning off)", c.PruneEvery)
 	}
 	if c.NFSExportDir != "" {
 		if !filepath.IsAbs(c.NFSExportDir) || filepath.Clean(c.NFSExportDir) != c.NFSExportDir {

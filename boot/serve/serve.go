@@ -352,8 +352,9 @@ func (s *Server) discover(mac net.HardwareAddr, info string) {
 }
 
 // pruneKeep lists the commits whose NFS data must stay: every node's
-// booted commit (running nodes read it), and what the serve default and
-// every node ref resolve to now (the next boots).
+// last booted commit (running nodes read it; an older one of a node that
+// has since booted again is nobody's root), and what the serve default
+// and every node ref resolve to now (the next boots).
 func (s *Server) pruneKeep() ([]string, error) {
 	seen := map[string]bool{}
 	var keep []string
@@ -364,7 +365,7 @@ func (s *Server) pruneKeep() ([]string, error) {
 		}
 	}
 	s.pins.mu.Lock()
-	for c := range s.pins.all {
+	for _, c := range s.pins.byNode {
 		add(c)
 	}
 	s.pins.mu.Unlock()
@@ -388,7 +389,8 @@ func (s *Server) pruneKeep() ([]string, error) {
 }
 
 // pruneNFS removes NFS blob-store files no kept commit uses, so the store
-// does not grow with every commit ever served. Failure only costs disk.
+// does not grow with every commit ever served. The NFS server itself keeps
+// every commit it is serving. Failure only costs disk.
 func (s *Server) pruneNFS() {
 	t0 := time.Now()
 	keep, err := s.pruneKeep()
@@ -470,7 +472,7 @@ func (s *Server) Run(ctx context.Context) error {
 		closers = append(closers, pmTCP.Close)
 	}
 	if s.nfs != nil && !cfg.NoPrune {
-		// Before any service runs: nothing may be prepared meanwhile.
+		// Before any service runs, so the first boots find it done.
 		s.pruneNFS()
 	}
 	if !cfg.NoDHCP {
@@ -534,6 +536,20 @@ func (s *Server) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	start("inventory", func() error { s.inv.Run(ctx, cfg.Poll); return nil })
+	if s.nfs != nil && !cfg.NoPrune {
+		start("prune", func() error {
+			t := time.NewTicker(cfg.PruneEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+					s.pruneNFS()
+				}
+			}
+		})
+	}
 	close(s.ready)
 	s.log.Info("serve: ready", "addr", ip, "iface", cfg.Iface, "http", !cfg.NoHTTP, "dhcp", !cfg.NoDHCP,
 		"tftp", !cfg.NoTFTP, "nfs", !cfg.NoNFS, "portmap", !cfg.NoPortmap, "nodes", len(s.inv.Current().Nodes),

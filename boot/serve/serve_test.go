@@ -195,6 +195,7 @@ func TestValidate(t *testing.T) {
 		{"export dir relative", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoNFS: true, NFSExportDir: "srv/onesis"}, all, `--nfs-export-dir: "srv/onesis" must be a clean absolute path`},
 		{"export dir comma", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoNFS: true, NFSExportDir: "/srv/a,b"}, all, "cannot carry"},
 		{"knfsd", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoNFS: true, NoPortmap: true, NFSExportDir: "/srv/onesis"}, all, ""},
+		{"prune too often", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, PruneEvery: time.Second}, all, "--prune-every: 1s is too short"},
 		{"http only", Config{RepoDir: dir, ServerIP: netip.MustParseAddr("127.0.0.1"), NoDHCP: true, NoTFTP: true, NoNFS: true, NoPortmap: true}, Factories{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -713,15 +714,26 @@ func TestPruneKeepsBootedAndCurrent(t *testing.T) {
 		"node n2 mac=52:54:00:00:00:02 ip=10.77.0.12 ref=testing\n"+
 		"node n3 mac=52:54:00:00:00:03 ip=10.77.0.13 ref=gone\n")
 	ts := startServe(t, dir, &fakeBuilder{}, io.Discard)
-	ts.stop()
 	want := []string{c1, c2, c3}
 	sort.Strings(want)
 	ts.nfs.mu.Lock()
-	defer ts.nfs.mu.Unlock()
 	if len(ts.nfs.pruned) != 1 || !slices.Equal(ts.nfs.pruned[0], want) {
 		t.Errorf("pruned keeping %q, want one prune keeping %q (booted c3, default c2, n2's testing c1)", ts.nfs.pruned, want)
 	}
 	if len(ts.nfs.prepared) != 0 {
 		t.Errorf("prepared %q before any node asked", ts.nfs.prepared)
+	}
+	ts.nfs.mu.Unlock()
+	// n1 reboots into c2: the next prune (what the ticker runs) lets c3 go.
+	if code, script := httpGet(t, ts.base+"/boot/52-54-00-00-00-01.ipxe"); code != 200 || !strings.Contains(script, c2) {
+		t.Fatalf("n1's script: %d\n%s", code, script)
+	}
+	ts.srv.pruneNFS()
+	want = []string{c1, c2}
+	sort.Strings(want)
+	ts.nfs.mu.Lock()
+	defer ts.nfs.mu.Unlock()
+	if len(ts.nfs.pruned) != 2 || !slices.Equal(ts.nfs.pruned[1], want) {
+		t.Errorf("after n1 rebooted into c2, pruned keeping %q, want %q", ts.nfs.pruned, want)
 	}
 }

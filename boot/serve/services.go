@@ -87,9 +87,9 @@ type NFSServer interface {
 	// Serve answers MOUNT and NFS on l until Close.
 	Serve(l net.Listener) error
 	Close() error
-	// Prune removes stored data none of keep's commits uses. It runs
-	// before Serve and before any Prepare; Busy says it did nothing
-	// because another process (git onesis sync) has the store open.
+	// Prune removes stored data none of keep's commits (nor any commit
+	// the server is serving) uses. Busy says it did nothing because
+	// another process (git onesis sync) has the store open.
 	Prune(keep []string) (PruneResult, error)
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -41,7 +42,8 @@ var serveCmd = &cli.Command{
 		&cli.BoolFlag{Name: "no-tftp", Usage: "do not run the TFTP server"},
 		&cli.BoolFlag{Name: "no-http", Usage: "do not run the HTTP server"},
 		&cli.BoolFlag{Name: "no-nfs", Usage: "do not run the NFS server"},
-		&cli.BoolFlag{Name: "no-prune", Usage: "at start, keep NFS blob-store files that no booted or current commit uses (default: remove them)"},
+		&cli.BoolFlag{Name: "no-prune", Usage: "keep NFS blob-store files that no booted or current commit uses (default: remove them at start and every --prune-every)"},
+		&cli.DurationFlag{Name: "prune-every", Value: 24 * time.Hour, Usage: "prune the NFS blob store every `DURATION` while serving"},
 		&cli.BoolFlag{Name: "no-portmap", Usage: "do not run the portmapper"},
 		&cli.BoolFlag{Name: "no-ra", Usage: "do not answer IPv6 router solicitations (iPXE then waits ~16 s)"},
 		&cli.BoolFlag{Name: "discover", Usage: "record unknown MACs for 'git onesis node discovered'"},
@@ -99,7 +101,7 @@ func runServe(c *cli.Context) error {
 	cfg := serve.Config{
 		RepoDir: repoDir, Iface: c.String("iface"), Ref: c.String("ref"),
 		TFTPPort: c.Int("tftp-port"), HTTPPort: c.Int("http-port"), NFSPort: c.Int("nfs-port"), PortmapPort: c.Int("portmap-port"),
-		NoDHCP: c.Bool("no-dhcp"), NoTFTP: c.Bool("no-tftp"), NoHTTP: c.Bool("no-http"), NoNFS: c.Bool("no-nfs"), NoPortmap: c.Bool("no-portmap"), NoPrune: c.Bool("no-prune"),
+		NoDHCP: c.Bool("no-dhcp"), NoTFTP: c.Bool("no-tftp"), NoHTTP: c.Bool("no-http"), NoNFS: c.Bool("no-nfs"), NoPortmap: c.Bool("no-portmap"), NoPrune: c.Bool("no-prune"), PruneEvery: c.Duration("prune-every"),
 		AnnounceRA: !c.Bool("no-ra") && c.String("iface") != "",
 		Discover:   c.Bool("discover"), PXELinux: c.Bool("pxelinux"), IPXEDir: c.String("ipxe-dir"),
 		StateDir: c.String("state-dir"), InitPath: c.String("init"), Modules: c.StringSlice("module"),
