@@ -3,6 +3,7 @@ package serve
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,11 +99,22 @@ func TestFreshKeysAndErrors(t *testing.T) {
 		{"ref\x00main", "b", nil, "b"},
 		{"ref\x00main", "", boom, ""},
 		{"ref\x00main", "c", nil, "c"},
+		{"panics", "panic", nil, ""},
+		{"panics", "d", nil, "d"}, // the key is not left running
 	}
 	for _, tc := range tests {
 		r, err := f.do(tc.key, func() (httpboot.Resolution, error) {
+			if tc.res == "panic" {
+				panic("boom")
+			}
 			return httpboot.Resolution{Commit: tc.res}, tc.err
 		})
+		if tc.res == "panic" {
+			if err == nil || !strings.Contains(err.Error(), "boom") {
+				t.Errorf("do(%q) with a panic: %v; want an error saying so", tc.key, err)
+			}
+			continue
+		}
 		if !errors.Is(err, tc.err) || r.Commit != tc.want {
 			t.Errorf("do(%q) = %q, %v; want %q, %v", tc.key, r.Commit, err, tc.want, tc.err)
 		}

@@ -182,20 +182,27 @@ func (f *fresh) do(key string, fn func() (httpboot.Resolution, error)) (httpboot
 
 // run runs r, then hands the key on to the run its waiters are queued
 // for, if any, in a new goroutine so that r's own caller returns now.
+// A panic in fn becomes every sharer's error, so the key is never left
+// running with its waiters stuck.
 func (f *fresh) run(key string, k *freshKey, r *freshRun, fn func() (httpboot.Resolution, error)) {
-	r.res, r.err = fn()
-	close(r.done)
-	f.mu.Lock()
-	next := k.next
-	k.next = nil
-	if next == nil {
-		k.running = false
-		delete(f.keys, key)
+	defer func() {
+		if p := recover(); p != nil {
+			r.res, r.err = httpboot.Resolution{}, fmt.Errorf("resolving what to boot failed: %v", p)
+		}
+		close(r.done)
+		f.mu.Lock()
+		next := k.next
+		k.next = nil
+		if next == nil {
+			k.running = false
+			delete(f.keys, key)
+			f.mu.Unlock()
+			return
+		}
 		f.mu.Unlock()
-		return
-	}
-	f.mu.Unlock()
-	go f.run(key, k, next, fn)
+		go f.run(key, k, next, fn)
+	}()
+	r.res, r.err = fn()
 }
 
 // pins tracks the commit each node was handed, mirrored in
