@@ -308,3 +308,81 @@ func (a *GitArtifacts) Initrd(ctx context.Context, commit string) (*httpboot.Blo
 	}
 	return openBlob(p, sum, k.when)
 }
+
+// Prune removes cached kernels (blobs/<blob id>) and initramfs images
+// (initrd/<key> and its .sha256) that none of keep's commits uses, so the
+// cache does not grow with every kernel ever served. A removed file is
+// built again if its commit is ever asked for. Each file is removed under
+// the lock Kernel and Initrd hold while they build and open it, so a
+// request in progress is never cut short; files that are not the cache's
+// own (temporary files, anything else) are left alone. A keep commit
+// without a kernel keeps nothing.
+func (a *GitArtifacts) Prune(keep []string) (removed int, freed int64, err error) {
+	want := map[string]bool{}
+	for _, c := range keep {
+		if k, err := a.findKernel(c); err == nil {
+			want[filepath.Join(a.StateDir, "blobs", k.blob.String())] = true
+		}
+		if a.Builder != nil {
+			if key, _, err := a.initrdKey(c); err == nil {
+				want[filepath.Join(a.StateDir, "initrd", key)] = true
+			}
+		}
+	}
+	for _, sub := range []struct {
+		dir  string
+		name func(string) (string, bool) // file name -> the cache entry it belongs to
+	}{
+		{"blobs", func(n string) (string, bool) { return n, isHex(n, 40) }},
+		{"initrd", func(n string) (string, bool) {
+			base := strings.TrimSuffix(n, ".sha256")
+			return base, isHex(base, 64)
+		}},
+	} {
+		dir := filepath.Join(a.StateDir, sub.dir)
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return removed, freed, fmt.Errorf("pruning the boot file cache: %w", err)
+		}
+		for _, e := range ents {
+			entry, ours := sub.name(e.Name())
+			if !ours || !e.Type().IsRegular() {
+				continue
+			}
+			p := filepath.Join(dir, entry)
+			if want[p] {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			unlock := a.lock(p)
+			err = os.Remove(filepath.Join(dir, e.Name()))
+			unlock()
+			if err == nil {
+				removed++
+				freed += info.Size()
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return removed, freed, fmt.Errorf("pruning the boot file cache: %w", err)
+			}
+		}
+	}
+	return removed, freed, nil
+}
+
+// isHex reports whether s is n lower-case hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

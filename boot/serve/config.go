@@ -41,9 +41,9 @@ type Config struct {
 	PortmapPort int // default 111
 
 	NoDHCP, NoTFTP, NoHTTP, NoNFS, NoPortmap bool
-	// NoPrune keeps every blob in the NFS store. By default, at start and
-	// then every PruneEvery (default 24h), blobs that no booted or
-	// currently resolved commit uses are removed.
+	// NoPrune keeps the whole NFS blob store and kernel and initramfs
+	// cache. By default, at start and then every PruneEvery (default
+	// 24h), what no booted or currently resolved commit uses is removed.
 	NoPrune    bool
 	PruneEvery time.Duration
 

@@ -388,26 +388,37 @@ func (s *Server) pruneKeep() ([]string, error) {
 	return keep, nil
 }
 
-// pruneNFS removes NFS blob-store files no kept commit uses, so the store
-// does not grow with every commit ever served. The NFS server itself keeps
-// every commit it is serving. Failure only costs disk.
-func (s *Server) pruneNFS() {
+// prune removes what no kept commit uses from the NFS blob store and the
+// kernel and initramfs cache, so neither grows with every commit ever
+// served. The NFS server also keeps every commit it is serving, and the
+// cache removes nothing a request is reading. Failure only costs disk.
+func (s *Server) prune() {
 	t0 := time.Now()
 	keep, err := s.pruneKeep()
 	if err != nil {
-		s.log.Warn("nfs: not pruning the blob store", "err", err)
+		s.log.Warn("not pruning the NFS blob store and the boot file cache", "err", err)
 		return
 	}
-	r, err := s.nfs.Prune(keep)
-	switch {
-	case err != nil:
-		s.log.Warn("nfs: pruning the blob store failed; it keeps what it had", "err", err)
-	case r.Busy:
-		s.log.Info("nfs: blob store not pruned: another process (git onesis sync?) has it open")
-	default:
-		s.log.Info("nfs: pruned the blob store", "commits_kept", r.Commits, "files_kept", r.Kept, "bytes_kept", r.KeptBytes,
-			"files_removed", r.Removed, "bytes_freed", r.Freed, "took", time.Since(t0).Round(time.Millisecond).String())
+	if s.nfs != nil {
+		r, err := s.nfs.Prune(keep)
+		switch {
+		case err != nil:
+			s.log.Warn("nfs: pruning the blob store failed; it keeps what it had", "err", err)
+		case r.Busy:
+			// git onesis sync is preparing commits: leave its work alone.
+			s.log.Info("nfs: blob store and boot file cache not pruned: another process (git onesis sync?) has the store open")
+			return
+		default:
+			s.log.Info("nfs: pruned the blob store", "commits_kept", r.Commits, "files_kept", r.Kept, "bytes_kept", r.KeptBytes,
+				"files_removed", r.Removed, "bytes_freed", r.Freed, "took", time.Since(t0).Round(time.Millisecond).String())
+		}
 	}
+	n, freed, err := s.art.Prune(keep)
+	if err != nil {
+		s.log.Warn("pruning the boot file cache failed", "err", err)
+		return
+	}
+	s.log.Info("pruned the boot file cache (kernels, initramfs images)", "commits_kept", len(keep), "files_removed", n, "bytes_freed", freed)
 }
 
 // listenErr names the service and address of a failed listen.
@@ -471,9 +482,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		closers = append(closers, pmTCP.Close)
 	}
-	if s.nfs != nil && !cfg.NoPrune {
+	if !cfg.NoPrune {
 		// Before any service runs, so the first boots find it done.
-		s.pruneNFS()
+		s.prune()
 	}
 	if !cfg.NoDHCP {
 		var disc func(net.HardwareAddr, string)
@@ -536,7 +547,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	start("inventory", func() error { s.inv.Run(ctx, cfg.Poll); return nil })
-	if s.nfs != nil && !cfg.NoPrune {
+	if !cfg.NoPrune {
 		start("prune", func() error {
 			t := time.NewTicker(cfg.PruneEvery)
 			defer t.Stop()
@@ -545,7 +556,7 @@ func (s *Server) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return nil
 				case <-t.C:
-					s.pruneNFS()
+					s.prune()
 				}
 			}
 		})

@@ -728,12 +728,79 @@ func TestPruneKeepsBootedAndCurrent(t *testing.T) {
 	if code, script := httpGet(t, ts.base+"/boot/52-54-00-00-00-01.ipxe"); code != 200 || !strings.Contains(script, c2) {
 		t.Fatalf("n1's script: %d\n%s", code, script)
 	}
-	ts.srv.pruneNFS()
+	ts.srv.prune()
 	want = []string{c1, c2}
 	sort.Strings(want)
 	ts.nfs.mu.Lock()
 	defer ts.nfs.mu.Unlock()
 	if len(ts.nfs.pruned) != 2 || !slices.Equal(ts.nfs.pruned[1], want) {
 		t.Errorf("after n1 rebooted into c2, pruned keeping %q, want %q", ts.nfs.pruned, want)
+	}
+}
+
+// TestArtifactsPrune: cached kernels and initramfs images that no kept
+// commit uses are removed (with the image's .sha256), kept ones and files
+// that are not the cache's own stay, and a pruned commit's files are
+// built again when asked for.
+func TestArtifactsPrune(t *testing.T) {
+	dir, _ := imageRepo(t)
+	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
+	write(t, dir, "boot/vmlinuz-6.1.0-11-amd64", "KERNEL 6.1.0-11")
+	write(t, dir, "lib/modules/6.1.0-11-amd64/modules.dep", "")
+	sh(t, dir, "git", "add", "-A")
+	sh(t, dir, "git", "commit", "-q", "-m", "new kernel")
+	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
+	state := t.TempDir()
+	b := &fakeBuilder{}
+	a, err := NewGitArtifacts(dir, state, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(c string) {
+		t.Helper()
+		for _, get := range []func(context.Context, string) (*httpboot.Blob, error){a.Kernel, a.Initrd} {
+			blob, err := get(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob.Content.Close()
+		}
+	}
+	fetch(c1)
+	fetch(c2)
+	count := func(sub string) int {
+		ents, _ := os.ReadDir(filepath.Join(state, sub))
+		return len(ents)
+	}
+	if count("blobs") != 2 || count("initrd") != 4 {
+		t.Fatalf("cache before the prune: %d kernels, %d initrd files; want 2 and 4", count("blobs"), count("initrd"))
+	}
+	write(t, state, "blobs/.tmp-in-flight", "x")
+	write(t, state, "initrd/notes.txt", "x")
+
+	removed, freed, err := a.Prune([]string{c2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed != 3 || freed == 0 {
+		t.Errorf("Prune removed %d files, %d bytes; want c1's kernel, initramfs and its .sha256", removed, freed)
+	}
+	k1 := sh(t, dir, "git", "rev-parse", c1+":boot/vmlinuz-6.1.0-10-amd64")
+	k2 := sh(t, dir, "git", "rev-parse", c2+":boot/vmlinuz-6.1.0-11-amd64")
+	for p, want := range map[string]bool{"blobs/" + k1: false, "blobs/" + k2: true, "blobs/.tmp-in-flight": true, "initrd/notes.txt": true} {
+		if _, err := os.Stat(filepath.Join(state, p)); (err == nil) != want {
+			t.Errorf("%s present = %v after the prune, want %v", p, err == nil, want)
+		}
+	}
+	if count("initrd") != 3 {
+		t.Errorf("%d initrd files after the prune, want c2's two and notes.txt", count("initrd"))
+	}
+	builds := b.builds
+	fetch(c1)
+	if b.builds != builds+1 {
+		t.Errorf("c1's initramfs was not built again after the prune (%d builds, had %d)", b.builds, builds)
+	}
+	if _, err := os.Stat(filepath.Join(state, "blobs", k1)); err != nil {
+		t.Errorf("c1's kernel was not cached again: %v", err)
 	}
 }
