@@ -46,6 +46,9 @@ type Config struct {
 	// 24h), what no booted or currently resolved commit uses is removed.
 	NoPrune    bool
 	PruneEvery time.Duration
+	// TFTPMax caps TFTP transfers at once; more are refused ("server
+	// busy") until one ends. 0 = 1024.
+	TFTPMax int
 
 	// Ref, when set, is what nodes without their own ref boot instead of
 	// the checked-out branch.
@@ -152,6 +155,9 @@ func (c *Config) Validate(f Factories) error {
 	}
 	if st, err := os.Stat(c.RepoDir); err != nil || !st.IsDir() {
 		return cfgErr("repository", "%s is not a directory", c.RepoDir)
+	}
+	if c.TFTPMax < 0 {
+		return cfgErr("--tftp-max", "%d is not a number of transfers (at least 1)", c.TFTPMax)
 	}
 	if c.PruneEvery < time.Minute {
 		return cfgErr("--prune-every", "%v is too short (at least 1m; --no-prune turns pruning off)", c.PruneEvery)

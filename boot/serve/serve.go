@@ -510,7 +510,7 @@ func (s *Server) Run(ctx context.Context) error {
 			gen = s.tftpGenerate
 		}
 		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux,
-			Generate: gen, Event: s.event, Logger: s.log})
+			Generate: gen, Event: s.event, Logger: s.log, MaxTransfers: cfg.TFTPMax})
 		if err != nil {
 			return cfgErr("--tftp-port", "TFTP cannot start on %s: %v", a, err)
 		}

@@ -195,6 +195,7 @@ func TestValidate(t *testing.T) {
 		{"export dir relative", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoNFS: true, NFSExportDir: "srv/onesis"}, all, `--nfs-export-dir: "srv/onesis" must be a clean absolute path`},
 		{"export dir comma", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoNFS: true, NFSExportDir: "/srv/a,b"}, all, "cannot carry"},
 		{"knfsd", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoNFS: true, NoPortmap: true, NFSExportDir: "/srv/onesis"}, all, ""},
+		{"tftp max", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, TFTPMax: -1}, all, "--tftp-max: -1 is not a number"},
 		{"prune too often", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, PruneEvery: time.Second}, all, "--prune-every: 1s is too short"},
 		{"http only", Config{RepoDir: dir, ServerIP: netip.MustParseAddr("127.0.0.1"), NoDHCP: true, NoTFTP: true, NoNFS: true, NoPortmap: true}, Factories{}, ""},
 	} {

@@ -61,6 +61,8 @@ type TFTPParams struct {
 	Generate func(name string, client net.IP) (io.ReadCloser, int64, bool)
 	Event    func(httpboot.Event)
 	Logger   *slog.Logger
+	// MaxTransfers caps TFTP transfers at once (0 = the package default).
+	MaxTransfers int
 }
 
 // NFSExport is what a client may mount (mirrors nfsroot.Export).

@@ -19,7 +19,7 @@ func newTFTP(p TFTPParams) (Service, error) {
 	if p.PXELinux {
 		maps.Copy(files, tftp.PXELinuxFiles(tftp.DefaultPXELinuxDir, tftp.DefaultSyslinuxBIOSDir))
 	}
-	cfg := tftp.Config{Addr: p.Addr, Iface: p.Iface, Files: files, Generate: p.Generate, Logger: p.Logger}
+	cfg := tftp.Config{Addr: p.Addr, Iface: p.Iface, Files: files, Generate: p.Generate, Logger: p.Logger, MaxTransfers: p.MaxTransfers}
 	if p.Event != nil {
 		cfg.Event = func(e tftp.Event) { p.Event(tftpEvent(e)) }
 	}

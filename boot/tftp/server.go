@@ -4,7 +4,8 @@
 // else is reachable. A client path is never joined onto a directory, so
 // "../../etc/shadow" or an image path cannot escape, and every refusal gets
 // the same generic error ("file not found"): no server path or Go error text
-// ever reaches a client.
+// ever reaches a client. Beyond Config.MaxTransfers transfers at once, a
+// request is refused with "server busy".
 //
 // It is built on pin/tftp v3 in its multi-port mode (one socket per
 // transfer), with blksize and tsize negotiation.
@@ -22,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,7 +59,16 @@ type Config struct {
 	// Timeout per retransmission (default 5s) and Retries (default 5).
 	Timeout time.Duration
 	Retries int
+	// MaxTransfers caps the transfers running at once (default
+	// DefaultMaxTransfers). A request beyond it is refused at once with
+	// "server busy" (firmware retries), so a flood of read requests cannot
+	// take every socket and file descriptor of the process.
+	MaxTransfers int
 }
+
+// DefaultMaxTransfers is Config.MaxTransfers's default: more than a
+// 500-node storm's nodes fetching at once over TFTP.
+const DefaultMaxTransfers = 1024
 
 // Event is the outcome of one read request.
 type Event struct {
@@ -75,6 +86,7 @@ var (
 	errNotFound = errors.New("file not found")
 	errReadOnly = errors.New("access violation")
 	errRead     = errors.New("read error")
+	errBusy     = errors.New("server busy, try again later")
 )
 
 // Server is a TFTP server bound to one address.
@@ -84,6 +96,8 @@ type Server struct {
 	files map[string]string
 	conn  net.PacketConn
 	srv   *ptftp.Server
+
+	active atomic.Int64 // transfers running
 
 	mu     sync.Mutex
 	closed bool
@@ -98,6 +112,12 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("service", "tftp")
+	if cfg.MaxTransfers < 0 {
+		return nil, fmt.Errorf("tftp: at most %d transfers at once is not a limit (use 0 for the default, %d)", cfg.MaxTransfers, DefaultMaxTransfers)
+	}
+	if s.cfg.MaxTransfers == 0 {
+		s.cfg.MaxTransfers = DefaultMaxTransfers
+	}
 	for name, host := range cfg.Files {
 		clean, ok := cleanName(name)
 		if !ok || clean != name && "/"+clean != name {
@@ -240,6 +260,13 @@ func (s *Server) read(raw string, rf io.ReaderFrom) error {
 		return errNotFound
 	}
 	ev.Name = name
+	if s.active.Add(1) > int64(s.cfg.MaxTransfers) {
+		s.active.Add(-1)
+		ev.Status, ev.Reason = "refused", fmt.Sprintf("busy: %d transfers already running (the limit)", s.cfg.MaxTransfers)
+		s.emit(ev)
+		return errBusy
+	}
+	defer s.active.Add(-1)
 	var r io.Reader
 	var size int64
 	if host, ok := s.files[name]; ok {

@@ -284,3 +284,100 @@ func TestCloseBeforeServe(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// gateReader blocks its first Read until gate is closed.
+type gateReader struct {
+	gate chan struct{}
+	r    io.Reader
+}
+
+func (g *gateReader) Read(p []byte) (int, error) {
+	<-g.gate
+	return g.r.Read(p)
+}
+
+// TestMaxTransfers: beyond the limit a request is refused at once with
+// "server busy" (and a "refused" event), and a slot freed by a finished
+// transfer is taken again.
+func TestMaxTransfers(t *testing.T) {
+	if _, err := New(Config{Addr: "127.0.0.1:0", MaxTransfers: -1}); err == nil || !strings.Contains(err.Error(), "not a limit") {
+		t.Errorf("MaxTransfers -1: %v", err)
+	}
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var events []Event
+	s, err := New(Config{
+		Addr:         "127.0.0.1:0",
+		MaxTransfers: 1,
+		Timeout:      time.Second,
+		Generate: func(name string, _ net.IP) (io.ReadCloser, int64, bool) {
+			switch name {
+			case "slow":
+				return io.NopCloser(&gateReader{gate: gate, r: strings.NewReader("slow content")}), 12, true
+			case "small":
+				return Bytes([]byte("small"))
+			}
+			return nil, 0, false
+		},
+		Event: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Close() })
+	get := func(name string) (string, error) {
+		c, err := ptftp.NewClient(s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetTimeout(3 * time.Second)
+		c.SetRetries(2)
+		wt, err := c.Receive(name, "octet")
+		if err != nil {
+			return "", err
+		}
+		var b bytes.Buffer
+		_, err = wt.WriteTo(&b)
+		return b.String(), err
+	}
+	slow := make(chan error, 1)
+	go func() {
+		got, err := get("slow")
+		if err == nil && got != "slow content" {
+			err = io.ErrUnexpectedEOF
+		}
+		slow <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.active.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow transfer never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := get("small"); err == nil || !strings.Contains(err.Error(), "server busy") {
+		t.Errorf("a second transfer beyond the limit of 1: %v; want the server-busy error", err)
+	}
+	close(gate)
+	if err := <-slow; err != nil {
+		t.Fatalf("the slow transfer: %v", err)
+	}
+	for s.active.Load() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, err := get("small"); err != nil || got != "small" {
+		t.Errorf("after the slot freed: %q, %v", got, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	busy := 0
+	for _, e := range events {
+		if e.Status == "refused" && strings.HasPrefix(e.Reason, "busy:") && e.Name == "small" {
+			busy++
+		}
+	}
+	if busy != 1 {
+		t.Errorf("%d busy refusals among the events %+v, want 1", busy, events)
+	}
+}

@@ -43,6 +43,7 @@ var serveCmd = &cli.Command{
 		&cli.BoolFlag{Name: "no-http", Usage: "do not run the HTTP server"},
 		&cli.BoolFlag{Name: "no-nfs", Usage: "do not run the NFS server"},
 		&cli.BoolFlag{Name: "no-prune", Usage: "keep NFS blob-store files that no booted or current commit uses (default: remove them at start and every --prune-every)"},
+		&cli.IntFlag{Name: "tftp-max", Value: 1024, Usage: "at most `N` TFTP transfers at once; more are refused (\"server busy\") until one ends"},
 		&cli.DurationFlag{Name: "prune-every", Value: 24 * time.Hour, Usage: "prune the NFS blob store every `DURATION` while serving"},
 		&cli.BoolFlag{Name: "no-portmap", Usage: "do not run the portmapper"},
 		&cli.BoolFlag{Name: "no-ra", Usage: "do not answer IPv6 router solicitations (iPXE then waits ~16 s)"},
@@ -101,7 +102,7 @@ func runServe(c *cli.Context) error {
 	cfg := serve.Config{
 		RepoDir: repoDir, Iface: c.String("iface"), Ref: c.String("ref"),
 		TFTPPort: c.Int("tftp-port"), HTTPPort: c.Int("http-port"), NFSPort: c.Int("nfs-port"), PortmapPort: c.Int("portmap-port"),
-		NoDHCP: c.Bool("no-dhcp"), NoTFTP: c.Bool("no-tftp"), NoHTTP: c.Bool("no-http"), NoNFS: c.Bool("no-nfs"), NoPortmap: c.Bool("no-portmap"), NoPrune: c.Bool("no-prune"), PruneEvery: c.Duration("prune-every"),
+		NoDHCP: c.Bool("no-dhcp"), NoTFTP: c.Bool("no-tftp"), NoHTTP: c.Bool("no-http"), NoNFS: c.Bool("no-nfs"), NoPortmap: c.Bool("no-portmap"), NoPrune: c.Bool("no-prune"), PruneEvery: c.Duration("prune-every"), TFTPMax: c.Int("tftp-max"),
 		AnnounceRA: !c.Bool("no-ra") && c.String("iface") != "",
 		Discover:   c.Bool("discover"), PXELinux: c.Bool("pxelinux"), IPXEDir: c.String("ipxe-dir"),
 		StateDir: c.String("state-dir"), InitPath: c.String("init"), Modules: c.StringSlice("module"),
@@ -124,6 +125,9 @@ func runServe(c *cli.Context) error {
 			return usageErr("--addr: %q is not an IP address", a)
 		}
 		cfg.ServerIP = ip
+	}
+	if n := c.Int("tftp-max"); n < 1 {
+		return usageErr("--tftp-max: %d is not a number of transfers (at least 1)", n)
 	}
 	for _, p := range []string{"http-port", "tftp-port", "nfs-port", "portmap-port"} {
 		if v := c.Int(p); v < 1 || v > 65535 {

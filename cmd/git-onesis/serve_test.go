@@ -117,6 +117,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"serve", "--addr", "127.0.0.1", "--http-port", "2049", "--no-dhcp", "--no-tftp", "--no-portmap"}, 128, "--nfs-port: port 2049 is already used by --http-port"},
 		{[]string{"serve", "--http-port", "0"}, 129, "--http-port: 0 is not a port number"},
 		{[]string{"serve", "extra"}, 129, "serve takes no arguments"},
+		{[]string{"serve", "--tftp-max", "0"}, 129, "--tftp-max: 0 is not a number of transfers"},
+		{[]string{"serve", "--prune-every", "1s", "--addr", "127.0.0.1", "--no-dhcp", "--no-tftp", "--no-portmap"}, 128, "--prune-every: 1s is too short"},
 	} {
 		r := onesis(t, img, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.err, tc.want) {
