@@ -374,10 +374,12 @@ func (s *Server) pruneKeep() ([]string, error) {
 	} else if s.cfg.Ref != "" {
 		return nil, err
 	}
+	refs := map[string]bool{}
 	for _, n := range s.inv.Current().Nodes {
-		if n.Ref == "" || n.Maintenance != "" {
+		if n.Ref == "" || n.Maintenance != "" || refs[n.Ref] {
 			continue
 		}
+		refs[n.Ref] = true // many nodes share a ref: resolve it once
 		r, err := s.res.Resolve(n)
 		if err != nil {
 			continue // a node whose ref is gone boots nothing until fixed
