@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The permission interposer sits between the TCP connection and go-nfs,
@@ -35,21 +36,39 @@ type permListener struct {
 }
 
 func (l *permListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	pc := newPermConn(c, l.s)
-	l.s.mu.Lock()
-	if l.s.closed {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		pc := newPermConn(c, l.s)
+		key := pc.ip.String()
+		l.s.mu.Lock()
+		if l.s.closed {
+			l.s.mu.Unlock()
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		if l.s.perIP[key] >= l.s.cfg.MaxConnsPerClient {
+			logIt := time.Since(l.s.refused) > time.Minute
+			if logIt {
+				l.s.refused = time.Now()
+			}
+			l.s.mu.Unlock()
+			c.Close()
+			l.s.stats.refusedConns.Add(1)
+			if logIt {
+				l.s.log.Warn("nfs: refusing connections from a client over its limit (logged once a minute)",
+					"client", key, "limit", l.s.cfg.MaxConnsPerClient)
+			}
+			continue
+		}
+		l.s.conns[pc] = true
+		l.s.perIP[key]++
 		l.s.mu.Unlock()
-		c.Close()
-		return nil, net.ErrClosed
+		l.s.stats.conns.Add(1)
+		return pc, nil
 	}
-	l.s.conns[pc] = true
-	l.s.mu.Unlock()
-	l.s.stats.conns.Add(1)
-	return pc, nil
 }
 
 // permConn is one interposed client connection.
@@ -343,6 +362,10 @@ func (c *permConn) Close() error {
 	if c.s.conns[c] {
 		delete(c.s.conns, c)
 		c.s.stats.conns.Add(-1)
+		key := c.ip.String()
+		if c.s.perIP[key]--; c.s.perIP[key] <= 0 {
+			delete(c.s.perIP, key)
+		}
 	}
 	c.s.mu.Unlock()
 	return c.Conn.Close()

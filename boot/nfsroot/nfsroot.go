@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	billy "github.com/go-git/go-billy/v5"
 	git "github.com/go-git/go-git/v5"
@@ -47,7 +48,15 @@ type Config struct {
 	Deny []string
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxConnsPerClient caps the TCP connections one client address may
+	// hold open (default DefaultMaxConnsPerClient); more are closed as
+	// they arrive, so one host cannot take the server's sockets.
+	MaxConnsPerClient int
 }
+
+// DefaultMaxConnsPerClient is Config.MaxConnsPerClient's default. A node
+// uses one or two connections (MOUNT, then the kernel's NFS client).
+const DefaultMaxConnsPerClient = 64
 
 // Export is what a MOUNT resolves to: a commit (read-only, for
 // "/c/<commit>") or a directory (for "/w/<node>" maintenance exports).
@@ -81,6 +90,8 @@ type Server struct {
 	cancel  context.CancelFunc
 	lns     map[net.Listener]bool
 	conns   map[*permConn]bool
+	perIP   map[string]int // open connections per client address
+	refused time.Time      // when a refused connection was last logged
 	work    map[string]*workFS
 	stats   counters
 }
@@ -106,6 +117,12 @@ func New(cfg Config) (*Server, error) {
 	routeGoNFSLog(log)
 	if cfg.RepoDir == "" {
 		return nil, errors.New("nfsroot: no image repository given")
+	}
+	if cfg.MaxConnsPerClient < 0 {
+		return nil, fmt.Errorf("nfsroot: %d connections per client is not a limit (0 = the default, %d)", cfg.MaxConnsPerClient, DefaultMaxConnsPerClient)
+	}
+	if cfg.MaxConnsPerClient == 0 {
+		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
 	}
 	r, err := gitrun.Discover(cfg.RepoDir)
 	if err != nil {
@@ -147,7 +164,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: log, repo: repo, gitDir: r.CommonDir, stateDir: state, store: store, deny: deny, key: key, lock: lock,
 		trees: map[plumbing.Hash][]treeEntry{}, indexes: map[plumbing.Hash]*indexEntry{},
-		ctx: ctx, cancel: cancel, lns: map[net.Listener]bool{}, conns: map[*permConn]bool{}, work: map[string]*workFS{},
+		ctx: ctx, cancel: cancel, lns: map[net.Listener]bool{}, conns: map[*permConn]bool{}, perIP: map[string]int{}, work: map[string]*workFS{},
 	}, nil
 }
 
@@ -268,7 +285,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	lns := s.lns
 	conns := s.conns
-	s.lns, s.conns = map[net.Listener]bool{}, map[*permConn]bool{}
+	s.lns, s.conns, s.perIP = map[net.Listener]bool{}, map[*permConn]bool{}, map[string]int{}
 	s.mu.Unlock()
 	s.stats.conns.Store(0)
 	s.cancel()

@@ -9,12 +9,13 @@ type Stats struct {
 	Denied         uint64 // replies the interposer cut down or turned into NFS3ERR_ACCES
 	HandlesRefused uint64 // handles of exports the connection's client may not use
 	Connections    int64  // client connections open now
+	ConnsRefused   uint64 // connections closed because their client was over its limit
 	Commits        int    // commit indexes in memory
 }
 
 type counters struct {
-	mountsGranted, mountsRefused, denied, handlesRefused atomic.Uint64
-	conns                                                atomic.Int64
+	mountsGranted, mountsRefused, denied, handlesRefused, refusedConns atomic.Uint64
+	conns                                                              atomic.Int64
 }
 
 // Stats returns the current counters.
@@ -28,6 +29,7 @@ func (s *Server) Stats() Stats {
 		Denied:         s.stats.denied.Load(),
 		HandlesRefused: s.stats.handlesRefused.Load(),
 		Connections:    s.stats.conns.Load(),
+		ConnsRefused:   s.stats.refusedConns.Load(),
 		Commits:        commits,
 	}
 }
