@@ -263,17 +263,31 @@ func (s *blobStore) commitFile(commit plumbing.Hash) string {
 
 // loadCommitSizes primes the size cache from a commit's size list.
 func (s *blobStore) loadCommitSizes(commit plumbing.Hash) {
-	b, err := os.ReadFile(s.commitFile(commit))
-	if err != nil || len(b)%sizeRecord != 0 {
+	sizes, ok := s.readCommitSizes(commit)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for h, size := range sizes {
+		s.sizes[h] = size
+	}
+}
+
+// readCommitSizes reads commit's size record: every blob the store holds
+// for it. false when there is none (or it is damaged).
+func (s *blobStore) readCommitSizes(commit plumbing.Hash) (map[plumbing.Hash]int64, bool) {
+	b, err := os.ReadFile(s.commitFile(commit))
+	if err != nil || len(b)%sizeRecord != 0 {
+		return nil, false
+	}
+	sizes := make(map[plumbing.Hash]int64, len(b)/sizeRecord)
 	for i := 0; i < len(b); i += sizeRecord {
 		var h plumbing.Hash
 		copy(h[:], b[i:i+20])
-		s.sizes[h] = int64(binary.BigEndian.Uint64(b[i+20:]))
+		sizes[h] = int64(binary.BigEndian.Uint64(b[i+20:]))
 	}
+	return sizes, true
 }
 
 // saveCommitSizes records a commit's size list once its blobs are stored.

@@ -3,13 +3,15 @@ package nfsroot
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"golang.org/x/sys/unix"
+
+	gitrun "github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/meta"
 )
 
 // The blob store is shared by every process that opens the state
@@ -24,13 +26,12 @@ var ErrStoreBusy = errors.New("the NFS blob store is in use by another process; 
 
 // PruneStats says what Prune did.
 type PruneStats struct {
-	Commits      int   // commits kept
-	Kept         int   // blobs kept
-	Removed      int   // blobs removed
-	Freed        int64 // bytes removed
-	SizeRecords  int   // per-commit size records removed
-	KeptBytes    int64 // bytes kept
-	ScannedFiles int   // files looked at in the store
+	Commits     int   // commits kept
+	Kept        int   // blobs kept
+	Removed     int   // blobs removed
+	Freed       int64 // bytes removed
+	SizeRecords int   // per-commit size records removed
+	KeptBytes   int64 // bytes kept
 }
 
 // lockState takes the shared lock for this server's lifetime. If it can
@@ -60,10 +61,10 @@ func lockState(state string, alone func()) (*os.File, error) {
 // inflated again from git if a pruned commit is ever served again.
 //
 // keep holds full commit ids or revisions; one that does not resolve
-// fails the whole prune before anything is removed. Every commit this
-// server has an index for (built, or waiting to be built) is kept as
-// well, and no commit is built while Prune runs, so what this server
-// serves is never pruned under it. Prune runs only while no other process
+// fails the whole prune before anything is removed. The blobs of every
+// index this server has built are kept as well, and no commit is built
+// while Prune runs (a build waiting for it looks at the store afterwards),
+// so what this server serves is never pruned under it. Prune runs only while no other process
 // has the store open (else ErrStoreBusy): that process may rely on any
 // blob.
 func (s *Server) Prune(keep []string) (PruneStats, error) {
@@ -72,11 +73,19 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
 	commits := map[plumbing.Hash]bool{}
-	indexed := map[plumbing.Hash]bool{} // commits this server has an index entry for
+	built := map[plumbing.Hash]*commitIndex{} // indexes this server serves from
 	s.mu.Lock()
 	closed := s.closed
-	for h := range s.indexes {
-		commits[h], indexed[h] = true, true
+	for h, e := range s.indexes {
+		select {
+		case <-e.done:
+			if e.err == nil {
+				commits[h], built[h] = true, e.ix
+			} // a failed build serves nothing
+		default:
+			// Still to be built, once this prune lets go of buildMu: it
+			// reads the store then, and inflates whatever is missing.
+		}
 	}
 	s.mu.Unlock()
 	if closed {
@@ -88,17 +97,11 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 			return st, fmt.Errorf("pruning the NFS blob store: %w", err)
 		}
 		commits[h] = true
-		delete(indexed, h)
 	}
 	blobs := map[plumbing.Hash]bool{}
+	walked := map[plumbing.Hash]bool{} // trees already walked: commits share most
 	for h := range commits {
-		if err := commitBlobs(s, h, blobs); err != nil {
-			if indexed[h] {
-				// An entry for a commit that is not in the repository
-				// (its build failed): there is nothing of it to keep.
-				delete(commits, h)
-				continue
-			}
+		if err := s.commitBlobs(h, built[h], blobs, walked); err != nil {
 			return st, fmt.Errorf("pruning the NFS blob store: commit %s: %w", h, err)
 		}
 	}
@@ -124,7 +127,6 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 			return st, fmt.Errorf("pruning the NFS blob store: %w", err)
 		}
 		for _, e := range ents {
-			st.ScannedFiles++
 			h, ok := parseHash(filepath.Base(dir) + e.Name())
 			if !ok || !e.Type().IsRegular() {
 				continue // not ours: leave it
@@ -165,42 +167,59 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 	return st, nil
 }
 
-// commitBlobs adds every blob of commit h's tree (files and symlinks) to
-// set: a superset of what the blob store holds for it.
-func commitBlobs(s *Server, h plumbing.Hash, set map[plumbing.Hash]bool) error {
+// commitBlobs adds to set the blobs the store must keep for commit h:
+// those of its index when this server serves it (exactly what it reads),
+// else those its size record lists (a later build inflates anything
+// missing), else every blob of its tree, walking each tree once across
+// commits.
+func (s *Server) commitBlobs(h plumbing.Hash, ix *commitIndex, set, walked map[plumbing.Hash]bool) error {
+	if ix != nil {
+		for _, n := range ix.byID {
+			if n.typ == meta.TypeFile && !n.blob.IsZero() {
+				set[n.blob] = true
+			}
+		}
+		return nil
+	}
+	if sizes, ok := s.store.readCommitSizes(h); ok {
+		for b := range sizes {
+			set[b] = true
+		}
+		return nil
+	}
 	c, err := s.repo.CommitObject(h)
 	if err != nil {
 		return err
 	}
-	t, err := c.Tree()
-	if err != nil {
-		return err
-	}
-	w := object.NewTreeWalker(t, true, nil)
-	defer w.Close()
-	for {
-		_, e, err := w.Next()
+	var walk func(tree plumbing.Hash) error
+	walk = func(tree plumbing.Hash) error {
+		if walked[tree] {
+			return nil
+		}
+		walked[tree] = true
+		ents, err := s.readTree(tree)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
 			return err
 		}
-		if e.Mode.IsFile() {
-			set[e.Hash] = true
+		for _, e := range ents {
+			switch {
+			case e.mode == filemode.Dir:
+				if err := walk(e.hash); err != nil {
+					return err
+				}
+			case e.mode.IsFile():
+				set[e.hash] = true
+			}
 		}
+		return nil
 	}
+	return walk(c.TreeHash)
 }
 
-// parseHash reads a 40-digit lower-case hex object id.
+// parseHash reads a full object id, as the store names its files.
 func parseHash(s string) (plumbing.Hash, bool) {
-	if len(s) != 40 {
+	if !gitrun.IsOID(s) {
 		return plumbing.ZeroHash, false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return plumbing.ZeroHash, false
-		}
 	}
 	return plumbing.NewHash(s), true
 }

@@ -114,6 +114,23 @@ func TestPrune(t *testing.T) {
 	if got, err := os.ReadFile(blob); err != nil || string(got) != "root:x:0:0:root:/root:/bin/sh\n" {
 		t.Errorf("c1's etc/passwd after a prune while c1 is served: %q, %v", got, err)
 	}
+
+	// Without size records, what to keep comes from c2's tree.
+	b.Close()
+	if err := os.RemoveAll(filepath.Join(state, "commits")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if st, err := d.Prune([]string{c2}); err != nil || st.Removed != 1 || st.Kept != before-1 {
+		t.Errorf("Prune from the tree = %+v, %v; want c1's old etc/passwd removed, %d blobs kept", st, err, before-1)
+	}
+	if _, err := os.Stat(blob); !os.IsNotExist(err) {
+		t.Errorf("c1's old etc/passwd survived a prune from c2's tree: %v", err)
+	}
 }
 
 // TestStaleTempOnlyWhenAlone: a new store user removes temporary files

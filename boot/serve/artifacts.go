@@ -24,6 +24,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/internal/git"
 )
 
 // GitArtifacts serves a commit's kernel and initramfs. The kernel is the
@@ -320,23 +321,28 @@ func (a *GitArtifacts) Initrd(ctx context.Context, commit string) (*httpboot.Blo
 func (a *GitArtifacts) Prune(keep []string) (removed int, freed int64, err error) {
 	want := map[string]bool{}
 	for _, c := range keep {
-		if k, err := a.findKernel(c); err == nil {
-			want[filepath.Join(a.StateDir, "blobs", k.blob.String())] = true
-		}
+		var k *kernel
 		if a.Builder != nil {
-			if key, _, err := a.initrdKey(c); err == nil {
-				want[filepath.Join(a.StateDir, "initrd", key)] = true
+			key, kk, err := a.initrdKey(c) // finds the kernel too
+			if err != nil {
+				continue
 			}
+			want[filepath.Join(a.StateDir, "initrd", key)] = true
+			k = kk
+		} else if k, err = a.findKernel(c); err != nil {
+			continue
 		}
+		want[filepath.Join(a.StateDir, "blobs", k.blob.String())] = true
 	}
 	for _, sub := range []struct {
 		dir  string
 		name func(string) (string, bool) // file name -> the cache entry it belongs to
 	}{
-		{"blobs", func(n string) (string, bool) { return n, isHex(n, 40) }},
+		{"blobs", func(n string) (string, bool) { return n, git.IsOID(n) }},
 		{"initrd", func(n string) (string, bool) {
+			// Keys are hex sha256 sums.
 			base := strings.TrimSuffix(n, ".sha256")
-			return base, isHex(base, 64)
+			return base, len(base) == 64 && strings.Trim(base, "0123456789abcdef") == ""
 		}},
 	} {
 		dir := filepath.Join(a.StateDir, sub.dir)
@@ -372,17 +378,4 @@ func (a *GitArtifacts) Prune(keep []string) (removed int, freed int64, err error
 		}
 	}
 	return removed, freed, nil
-}
-
-// isHex reports whether s is n lower-case hex digits.
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

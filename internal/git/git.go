@@ -397,10 +397,10 @@ func (r *Repo) ShowBlob(rev, path string) ([]byte, bool, error) {
 	// A full object name needs no answer (no fork per file in loops); if it
 	// is not a commit, go-git says so and git is asked below.
 	commit, err := rev, error(nil)
-	if !isHex40(rev) {
+	if !IsOID(rev) {
 		commit, err = r.ResolveRev(rev)
 	}
-	if err == nil && isHex40(commit) {
+	if err == nil && IsOID(commit) {
 		b, ok, err := r.Objects().blobAt(commit, path)
 		if !errors.Is(err, errFallback) {
 			if err != nil {

@@ -111,8 +111,9 @@ func (o *Objects) blobAt(commit, path string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
-// isHex40 reports whether s is a full SHA-1 object name.
-func isHex40(s string) bool {
+// IsOID reports whether s is a full SHA-1 object name, lower-case hex as
+// git prints it.
+func IsOID(s string) bool {
 	if len(s) != 40 {
 		return false
 	}
@@ -156,7 +157,7 @@ func (t *TreeFiles) Open(path string) (io.ReadCloser, int64, error) {
 	if !ok {
 		return nil, 0, fmt.Errorf("%s is not a file in this commit", path)
 	}
-	if t.o.repo != nil && isHex40(oid) {
+	if t.o.repo != nil && IsOID(oid) {
 		if b, err := t.o.repo.BlobObject(plumbing.NewHash(oid)); err == nil {
 			if rd, err := b.Reader(); err == nil {
 				return rd, b.Size, nil
