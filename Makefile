@@ -1,9 +1,11 @@
 # git-onesis Makefile.
 #
-# On a fresh machine (after .ci/run's package installs):
+# On a fresh Debian 12 machine, as root (each target installs the Debian
+# packages it needs with .ci/deps, from the one list in .ci/packages):
 #     make demo     # build, then PXE-boot two QEMU nodes from a git branch (internal/demo/boot.sh)
 #     make demo-meta  # record / tamper / status / diff / apply on a small image
-#     make test     # vet, gofmt check, all tests, a short fuzz run
+#     make test     # vet, gofmt check, all tests (fuzz corpora replayed), e2e, demo-debian
+#     make fuzz     # every fuzz target for FUZZTIME each: new inputs, not part of make test
 #
 # Everything git-related in `make test` runs hermetically: GIT_DIR,
 # GIT_WORK_TREE, GIT_INDEX_FILE and friends are unset, HOME points at a fresh
@@ -73,35 +75,54 @@ fmt-check:
 
 lint: fmt-check vet
 
+# make test: root, because it installs packages (.ci/deps) and boots QEMU
+# nodes in network namespaces. Three phases, each timed: unit (vet, gofmt,
+# go test, which replays every fuzz corpus), e2e and demo-debian.
 test:
+	@if [ "$$(id -u)" != 0 ]; then echo "make test: run as root: it installs the Debian packages in .ci/packages and boots QEMU nodes in network namespaces (sudo make test; 'go test ./...' alone runs the unit tests a user can)" >&2; exit 1; fi
+	@bash .ci/deps test
 	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-test.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
+	t0=$$(date +%s); phase=unit; times=""; \
+	took() { times="$$times  $$phase $$(( $$(date +%s) - t0 ))s"; t0=$$(date +%s); }; \
+	trap 'rc=$$?; rm -rf "$$tmp"; if [ $$rc != 0 ]; then took; echo "== make test: FAILED in phase $$phase (times:$$times)"; fi' EXIT; \
 	echo "== hermetic test environment: HOME=$$tmp/home GIT_CONFIG_NOSYSTEM=1"; \
 	echo "== go vet ./..."; \
 	$(HERMETIC_ENV) $(GO) vet ./...; \
 	echo "== gofmt check"; \
 	$(HERMETIC_ENV) $(MAKE) --no-print-directory fmt-check; \
-	echo "== go test -count=1 -p 1 ./... (one package at a time: the QEMU and netns tests share 2 cores)"; \
+	echo "== go test -count=1 -p 1 ./... (one package at a time: the QEMU and netns tests share 2 cores; fuzz corpora are replayed, not extended: make fuzz)"; \
 	$(HERMETIC_ENV) $(GO) test -count=1 -p 1 ./...; \
-	echo "== fuzz FuzzParse for $(FUZZTIME)"; \
-	grep -qs '^func FuzzParse(' meta/*_test.go || echo "warning: meta has no FuzzParse; go test -fuzz will find nothing to run" >&2; \
-	$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./meta/; \
-	echo "== fuzz FuzzDHCPReply and FuzzTFTPRequest for $(FUZZTIME) each"; \
-	$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz=FuzzDHCPReply -fuzztime=$(FUZZTIME) ./boot/dhcp/; \
-	$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz=FuzzTFTPRequest -fuzztime=$(FUZZTIME) ./boot/tftp/; \
+	took; phase=e2e; \
 	echo "== make e2e: the whole boot chain in QEMU"; \
 	$(MAKE) --no-print-directory e2e; \
+	took; phase=demo-debian; \
 	echo "== make demo-debian: a debootstrap image with systemd boots on the NFS root"; \
 	$(MAKE) --no-print-directory demo-debian; \
+	took; phase=; \
+	total=0; for x in $$times; do case $$x in *s) total=$$(( total + $${x%s} ));; esac; done; \
+	echo "== make test: phase times:$$times  total $${total}s"; \
 	echo "== make test: all passed"
 
+# Open-ended fuzzing, every fuzz target for FUZZTIME each (not part of make
+# test, which only replays the corpora). A finding is written to the
+# package's testdata/fuzz; commit it with the fix.
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./meta/
+	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-fuzz.XXXXXX"); \
+	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
+	for f in $$(grep -l '^func Fuzz' $$(find . -path ./.git -prune -o -name '*_test.go' -print) | sort); do \
+		pkg=./$$(dirname "$${f#./}"); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			echo "== fuzz $$pkg $$name for $(FUZZTIME)"; \
+			$(HERMETIC_ENV) $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+		done; \
+	done
 
-# The main job. Needs root (network namespaces, taps, QEMU); .ci/run installs
-# the packages. Downloads the Debian kernel .deb once into
+# The main job. Needs root (network namespaces, taps, QEMU); installs the
+# packages it needs (.ci/deps demo). Downloads the Debian kernel .deb once into
 # /var/cache/git-onesis-test (unpacked, never installed).
 demo: build
+	@bash .ci/deps demo
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
@@ -109,6 +130,7 @@ demo: build
 # The same chain as assertions, plus an unknown MAC, TFTP traversal and a
 # serve restart under a running node. Part of `make test`.
 e2e: build
+	@bash .ci/deps test
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-e2e-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) E2E=1 GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
@@ -117,12 +139,14 @@ e2e: build
 # in /var/cache/git-onesis-test) instead of busybox: systemd is PID 1 on the
 # NFS root. Part of `make test`.
 demo-debian: build
+	@bash .ci/deps test
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) IMAGE=debian GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
 
 # Metadata only: record, tamper, status, diff, apply on a small image.
 demo-meta: build
+	@bash .ci/deps demo
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/demo.sh
@@ -130,22 +154,24 @@ demo-meta: build
 # Slow (minutes): builds a >=300k-entry corpus under /var/tmp/git-onesis-bench
 # and rewrites the generated part of docs/benchmarks.md.
 bench: build
+	@bash .ci/deps bench
 	GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/bench/bench.sh
 
 # About 25 minutes, root: N simulated nodes (10, 50, 100) fetch a kernel and an
 # initrd at once over TFTP (ours, dnsmasq's, tftpd-hpa's) and over our HTTP,
-# inside network namespaces the script creates, best of 3 rounds; installs
-# dnsmasq-base and tftpd-hpa if missing; rewrites its part of
-# docs/benchmarks.md.
+# inside network namespaces the script creates, best of 3 rounds; rewrites
+# its part of docs/benchmarks.md.
 bench-boot:
+	@bash .ci/deps bench
 	GO="$(GO)" bash internal/bench/bootbench.sh
 	GO="$(GO)" bash internal/bench/stormbench.sh
 
 # About 10 minutes, root: the boot storm alone (part of bench-boot): 50, 200
 # and 500 simulated nodes boot the whole PXE chain at once from git-onesis
 # (iPXE over HTTP, PXELINUX over TFTP), dnsmasq and dnsmasq + tftpd-hpa;
-# perfdhcp against git-onesis and kea-dhcp4. Installs what it needs with apt.
+# perfdhcp against git-onesis and kea-dhcp4.
 bench-storm:
+	@bash .ci/deps bench
 	GO="$(GO)" bash internal/bench/stormbench.sh
 
 # A few minutes, root: 1 and 20 simulated nodes read a whole debootstrap
@@ -153,6 +179,7 @@ bench-storm:
 # against local tar of the same tree; reports the server's peak RSS;
 # rewrites its part of docs/benchmarks.md.
 bench-nfs:
+	@bash .ci/deps bench
 	GO="$(GO)" bash internal/bench/nfsbench.sh
 
 man: $(MAN1) $(MAN5)

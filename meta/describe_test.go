@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 const descPasswd = `root:x:0:0:root:/root:/bin/bash
@@ -126,11 +128,9 @@ func TestDescribeXattrRealTools(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: setcap requires CAP_SETFCAP")
 	}
-	for _, tool := range []string{"setcap", "getcap", "setfacl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install libcap2-bin acl)", tool)
-		}
-	}
+	testkit.NeedTool(t, "setcap", "libcap2-bin")
+	testkit.NeedTool(t, "getcap", "libcap2-bin")
+	testkit.NeedTool(t, "setfacl", "acl")
 	f := filepath.Join(t.TempDir(), "bin")
 	if err := os.WriteFile(f, nil, 0o755); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 const (
@@ -33,15 +35,11 @@ func nsServerConfig() helperConfig {
 
 func busybox(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{"busybox"} {
-		if path, err := exec.LookPath(p); err == nil {
-			if out, _ := exec.Command(path, "--list").Output(); strings.Contains(string(out), "udhcpc\n") {
-				return path
-			}
-		}
+	path := testkit.NeedTool(t, "busybox", "busybox-static")
+	if out, _ := exec.Command(path, "--list").Output(); !strings.Contains(string(out), "udhcpc\n") {
+		t.Fatalf("%s has no udhcpc applet; Debian's busybox-static has it", path)
 	}
-	t.Skip("needs busybox with udhcpc (Debian: busybox-static)")
-	return ""
+	return path
 }
 
 // udhcpc runs busybox udhcpc in the client namespace with a script that
@@ -233,14 +231,7 @@ func TestRelay(t *testing.T) {
 // Needs root and kea's perfdhcp (Debian: kea-admin); about 4 s.
 func TestPerfdhcp(t *testing.T) {
 	needRoot(t)
-	perf, err := exec.LookPath("perfdhcp")
-	if err != nil {
-		if _, e := os.Stat("/usr/sbin/perfdhcp"); e == nil {
-			perf = "/usr/sbin/perfdhcp"
-		} else {
-			t.Skip("needs kea's perfdhcp (Debian package kea-admin)")
-		}
-	}
+	perf := testkit.NeedTool(t, "perfdhcp", "kea-admin")
 	p := setupPair(t)
 	mustRun(t, "ip", "-n", p.cli, "addr", "add", "10.77.9.2/24", "dev", "vc")
 	h := startHelper(t, p.srv, nsServerConfig())

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // The tests in this file boot QEMU's own iPXE ROM (TCG, no disk) on a tap
@@ -21,13 +23,8 @@ import (
 func needQEMU(t *testing.T) string {
 	t.Helper()
 	needRoot(t)
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Skip("needs qemu-system-x86_64 (Debian: qemu-system-x86, ipxe-qemu)")
-	}
-	if _, err := os.Stat("/usr/lib/ipxe/qemu/efi-virtio.rom"); err != nil {
-		t.Skip("needs QEMU's iPXE ROMs (Debian: ipxe-qemu)")
-	}
+	qemu := testkit.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	testkit.NeedFile(t, "/usr/lib/ipxe/qemu/efi-virtio.rom", "ipxe-qemu")
 	return qemu
 }
 
@@ -125,11 +122,8 @@ func TestIPXEFirmware(t *testing.T) {
 // through the BootFiles override, standing in for a BIOS PXE ROM.
 func TestPXELinuxFirmware(t *testing.T) {
 	qemu := needQEMU(t)
-	for _, f := range []string{"/usr/lib/PXELINUX/pxelinux.0", "/usr/lib/syslinux/modules/bios/ldlinux.c32"} {
-		if _, err := os.Stat(f); err != nil {
-			t.Skipf("needs %s (Debian: pxelinux, syslinux-common)", f)
-		}
-	}
+	testkit.NeedFile(t, "/usr/lib/PXELINUX/pxelinux.0", "pxelinux")
+	testkit.NeedFile(t, "/usr/lib/syslinux/modules/bios/ldlinux.c32", "syslinux-common")
 	ns := tapNS(t, "p")
 	cfg := helperConfig{
 		Mode: "server", Iface: "tap0", ServerIP: "10.77.7.1",

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 const (
@@ -231,9 +232,7 @@ func TestStatusAndMetrics(t *testing.T) {
 // TestRealCurl drives the handler over a real listener on 127.0.0.1 with
 // curl, the way a node's firmware and an admin would.
 func TestRealCurl(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatalf("curl not installed (.ci/run installs it): %v", err)
-	}
+	testkit.NeedTool(t, "curl", "curl")
 	h, _, _ := testHandler(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

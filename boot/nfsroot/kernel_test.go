@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/onesis/git-onesis/boot/portmap"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // The kernel test runs the server as a subprocess inside a network
@@ -149,9 +150,7 @@ func TestKernelMount(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: creates a network namespace and mounts NFS")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
+	testkit.NeedTool(t, "ip", "iproute2")
 	if !kernelHasNFS() {
 		t.Skip("the running kernel has no NFS client (no nfs in /proc/filesystems after modprobe nfs); the QEMU boot test covers the kernel client")
 	}

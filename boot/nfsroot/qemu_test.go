@@ -110,14 +110,10 @@ func TestQEMUKernelClient(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: network namespace and tap device")
 	}
-	for _, bin := range []string{"qemu-system-x86_64", "ip", "cpio"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s", bin)
-		}
-	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs busybox-static")
-	}
+	testkit.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	testkit.NeedTool(t, "ip", "iproute2")
+	testkit.NeedTool(t, "cpio", "cpio")
+	testkit.NeedFile(t, "/bin/busybox", "busybox-static")
 	kroot, kver := testkit.DebianKernel(t)
 	fx := newFixture(t)
 

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 const helperEnv = "ONESIS_PORTMAP_HELPER"
@@ -42,10 +44,7 @@ func TestRpcinfo(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: creates a network namespace to bind port 111")
 	}
-	rpcinfo, err := exec.LookPath("rpcinfo")
-	if err != nil {
-		t.Skip("needs rpcinfo (Debian package rpcbind)")
-	}
+	rpcinfo := testkit.NeedTool(t, "rpcinfo", "rpcbind")
 	ns := fmt.Sprintf("onesis-pmap-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // TestServeWiredNetns runs the real serve (real DHCP, TFTP, HTTP, portmap
@@ -25,10 +27,8 @@ func TestServeWiredNetns(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: creates a network namespace and binds ports 67, 69 and 111 (CI runs as root)")
 	}
-	for _, tool := range []string{"busybox", "tftp", "curl", "rpcinfo", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (.ci/run installs it): %v", tool, err)
-		}
+	for tool, pkg := range map[string]string{"busybox": "busybox-static", "tftp": "tftp-hpa", "curl": "curl", "rpcinfo": "rpcbind", "ip": "iproute2"} {
+		testkit.NeedTool(t, tool, pkg)
 	}
 	dir, r := imageRepo(t)
 	addNodes(t, r, "network 10.77.0.0/24 router=10.77.0.1 dns=10.77.0.1 domain=c.example\n"+

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -51,8 +52,16 @@ func FuzzTFTPName(f *testing.F) {
 // FuzzTFTPRequest sends arbitrary datagrams to a server on 127.0.0.1 (no
 // root needed). Nothing may crash it; a datagram that is not a read or
 // write request (opcode 1 or 2) gets no reply; any error a client gets
-// names no path. Each input is sent from a fresh socket so a late packet of
-// an earlier transfer cannot be mistaken for a reply.
+// names no path.
+//
+// Each input is sent from a fresh socket, and that socket stays open (so
+// the kernel cannot hand its port to a later input) until every transfer
+// the input could have started is over: the server gives up on a silent
+// client after Timeout x (Retries+1) = 400 ms, and a socket is kept for
+// 10 s. Otherwise a DATA packet retransmitted by an earlier input's
+// transfer could reach a later input's socket on a reused port and read as
+// a reply to a non-request (seen in CI). A transfer that answered is also
+// aborted at once with an ERROR to its port, as a client would.
 func FuzzTFTPRequest(f *testing.F) {
 	dir := f.TempDir()
 	file := filepath.Join(dir, "undionly.kpxe")
@@ -67,6 +76,8 @@ func FuzzTFTPRequest(f *testing.F) {
 	go s.Serve()
 	f.Cleanup(func() { s.Close() })
 	srv := s.Addr()
+	held := &heldSockets{hold: 10 * time.Second}
+	f.Cleanup(held.closeAll)
 
 	rq := func(op byte, parts ...string) []byte {
 		b := []byte{0, op}
@@ -88,19 +99,21 @@ func FuzzTFTPRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
-			t.Skip(err)
+			t.Fatalf("a client socket: %v", err)
 		}
-		defer c.Close()
+		defer held.add(c)
 		if _, err := c.WriteTo(b, srv); err != nil {
 			return // e.g. too large for a datagram
 		}
 		isRQ := len(b) >= 2 && b[0] == 0 && (b[1] == 1 || b[1] == 2)
 		c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
 		buf := make([]byte, 70000)
-		n, _, err := c.ReadFrom(buf)
+		n, from, err := c.ReadFrom(buf)
 		if err != nil {
 			return
 		}
+		// End the transfer now rather than after the server's timeouts.
+		c.WriteTo([]byte{0, 5, 0, 0, 'a', 'b', 'o', 'r', 't', 0}, from)
 		if !isRQ {
 			t.Fatalf("reply (%d bytes) to a datagram that is not a request: %x", n, b)
 		}
@@ -111,4 +124,38 @@ func FuzzTFTPRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// heldSockets closes sockets only once they are older than hold, so their
+// ports are not reused while a server may still send to them.
+type heldSockets struct {
+	hold time.Duration
+	mu   sync.Mutex
+	q    []heldSocket
+}
+
+type heldSocket struct {
+	c     *net.UDPConn
+	since time.Time
+}
+
+func (h *heldSockets) add(c *net.UDPConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	h.q = append(h.q, heldSocket{c, now})
+	i := 0
+	for ; i < len(h.q) && now.Sub(h.q[i].since) > h.hold; i++ {
+		h.q[i].c.Close()
+	}
+	h.q = append(h.q[:0], h.q[i:]...)
+}
+
+func (h *heldSockets) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.q {
+		s.c.Close()
+	}
+	h.q = nil
 }

@@ -124,10 +124,7 @@ func TestHelperProcess(t *testing.T) {
 // and tftp-hpa (curl optional); about 3 s.
 func TestClients(t *testing.T) {
 	needRoot(t)
-	tftpBin, err := exec.LookPath("tftp")
-	if err != nil {
-		t.Skip("needs the tftp-hpa client (Debian: tftp-hpa)")
-	}
+	tftpBin := testkit.NeedTool(t, "tftp", "tftp-hpa")
 	srvNS, cliNS := setupPair(t)
 
 	dir := t.TempDir()
@@ -215,7 +212,7 @@ func TestClients(t *testing.T) {
 	nEvents++
 
 	// curl: negotiates tsize and blksize.
-	if curl, err := exec.LookPath("curl"); err == nil {
+	if curl := testkit.NeedTool(t, "curl", "curl"); curl != "" {
 		for _, bs := range []string{"512", "1468", "8192"} {
 			local := filepath.Join(outDir, "curl-"+bs)
 			out, err := clientRun(curl, "-sS", "--tftp-blksize", bs, "-o", local, "tftp://10.77.8.1/boot/kernel.bin")
@@ -260,10 +257,7 @@ func TestClients(t *testing.T) {
 	if !sawTraversal {
 		t.Errorf("no refused event for the raw traversal name: %+v", evs)
 	}
-	wantSent := 2
-	if _, err := exec.LookPath("curl"); err == nil {
-		wantSent += 3
-	}
+	wantSent := 2 + 3 // tftp-hpa, then curl at three block sizes
 	if sent != wantSent || refusedN < len(refused)+1 {
 		t.Errorf("server events: %d sent, %d refused; want %d and at least %d:\n%+v", sent, refusedN, wantSent, len(refused)+1, evs)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // The end-to-end tests build the real binary and drive the real git in a
@@ -107,11 +109,23 @@ func needRoot(t *testing.T) {
 	}
 }
 
-func needTool(t *testing.T, name string) {
+// toolPackages names the Debian package of each tool the tests here use.
+var toolPackages = map[string]string{
+	"mtree": "mtree-netbsd", "bsdtar": "libarchive-tools",
+	"getfattr": "attr", "setfattr": "attr", "setfacl": "acl", "getfacl": "acl",
+	"setcap": "libcap2-bin", "getcap": "libcap2-bin", "rsync": "rsync",
+	"asciidoctor": "asciidoctor", "man": "man-db", "ssh-keygen": "openssh-client",
+}
+
+// needTool fails t unless the command name is installed (see
+// testkit.NeedTool).
+func needTool(t *testing.T, name string) string {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s not installed (.ci/run installs it): %v", name, err)
+	pkg, ok := toolPackages[name]
+	if !ok {
+		t.Fatalf("needTool: no Debian package known for %s; add it to toolPackages", name)
 	}
+	return testkit.NeedTool(t, name, pkg)
 }
 
 // fixture builds an image tree holding every kind of entry the issue lists.

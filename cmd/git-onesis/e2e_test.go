@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // TestRoundTrip is the proof: an image with every kind of entry is
@@ -389,9 +391,7 @@ func TestExitCodes(t *testing.T) {
 func TestMigrateFromSetgitperms(t *testing.T) {
 	needRoot(t)
 	const sgp = "/usr/share/doc/git/contrib/hooks/setgitperms.perl"
-	if _, err := os.Stat(sgp); err != nil {
-		t.Skipf("setgitperms.perl not shipped here (%v); it comes with Debian's git package", err)
-	}
+	testkit.NeedFile(t, sgp, "git")
 	img := t.TempDir()
 	must(t, img, "git", "init", "-q")
 	os.MkdirAll(filepath.Join(img, "usr/bin"), 0o755)

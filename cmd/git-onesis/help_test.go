@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,9 +28,7 @@ func TestEveryCommandHasAManPage(t *testing.T) {
 // (`git onesis --help`, `git help onesis`) open ours.
 func TestGitHelp(t *testing.T) {
 	for _, tool := range []string{"asciidoctor", "man"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (.ci/run installs it): %v", tool, err)
-		}
+		needTool(t, tool)
 	}
 	man := t.TempDir()
 	must(t, ".", "asciidoctor", "-b", "manpage", "-D", filepath.Join(man, "man1"), filepath.Join("..", "..", "docs", "man", "git-onesis.adoc"))

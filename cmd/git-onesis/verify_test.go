@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,9 +11,7 @@ import (
 // commit, and --require-signature accepts an SSH-signed commit and refuses
 // an unsigned one, with real git and ssh-keygen.
 func TestVerifyRevAndSignature(t *testing.T) {
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Fatalf("ssh-keygen not installed (.ci/run installs openssh-client): %v", err)
-	}
+	needTool(t, "ssh-keygen")
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
 	os.WriteFile(filepath.Join(dir, "etc/motd"), []byte("v1\n"), 0o644)

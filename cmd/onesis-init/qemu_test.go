@@ -71,10 +71,7 @@ poweroff -f
 // way `git onesis sysimage` does, and the kernel's netboot modules.
 func testImage(t *testing.T, kroot, kver string) string {
 	img := filepath.Join(t.TempDir(), "image")
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Fatal("busybox not installed (.ci/run installs busybox-static)")
-	}
+	bb := testkit.NeedTool(t, "busybox", "busybox-static")
 	copyFile(t, bb, filepath.Join(img, "bin/busybox"), 0o755)
 	for _, a := range []string{"sh", "cat", "echo", "mount", "hostname", "readlink", "grep", "touch", "poweroff", "ls", "sleep"} {
 		if err := os.Symlink("busybox", filepath.Join(img, "bin", a)); err != nil {
@@ -135,11 +132,11 @@ func TestQEMUBoot(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: creates a network namespace and a tap device, runs QEMU on it")
 	}
-	for _, tool := range []string{"qemu-system-x86_64", "ip", "apt-get", "apt-cache", "dpkg-deb", "depmod", "busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (.ci/run installs it): %v", tool, err)
-		}
+	for tool, pkg := range map[string]string{"qemu-system-x86_64": "qemu-system-x86", "ip": "iproute2",
+		"depmod": "kmod", "busybox": "busybox-static"} {
+		testkit.NeedTool(t, tool, pkg)
 	}
+	testkit.NeedFile(t, "/usr/lib/klibc/bin/nfsmount", "klibc-utils")
 	start := time.Now()
 	kroot, kver := testkit.DebianKernel(t)
 	img := testImage(t, kroot, kver)

@@ -43,18 +43,10 @@ die() { printf '%sdemo: %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (network namespaces, device nodes, QEMU on taps); e.g. sudo make demo"
 [ -x "$GIT_ONESIS" ] || die "$GIT_ONESIS not built; run 'make build'"
 [ -x "$(dirname "$GIT_ONESIS")/onesis-init" ] || die "$(dirname "$GIT_ONESIS")/onesis-init not built; run 'make build'"
-# What the demo needs from Debian; installed when missing (a fresh machine).
-NEED=(qemu-system-x86 ipxe-qemu ipxe busybox-static kmod iproute2 curl tftp-hpa git)
-missing=()
-for p in "${NEED[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
-if [ "${#missing[@]}" -gt 0 ]; then
-	printf 'demo: installing %s\n' "${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
-fi
+# What the demo needs from Debian: make demo and make test install it first
+# (.ci/deps, from the one list in .ci/packages).
 for tool in qemu-system-x86_64 ip busybox apt-get apt-cache dpkg-deb depmod modprobe curl; do
-	command -v "$tool" >/dev/null || die "$tool not found after installing ${NEED[*]}"
+	command -v "$tool" >/dev/null || die "$tool not found; install the demo's packages first: $REPO/.ci/deps demo"
 done
 
 export PATH="$(dirname "$GIT_ONESIS"):$PATH"
@@ -123,7 +115,7 @@ if [ "${IMAGE:-busybox}" = debian ]; then
 	step "2. A Debian image (debootstrap minbase + systemd), two classes, setuid, a device, a secret"
 	DEB=$CACHE/debian-bookworm-minbase
 	if [ ! -d "$DEB" ]; then
-		command -v debootstrap >/dev/null || { apt-get install -y -q --no-install-recommends debootstrap >/dev/null || die "apt-get install debootstrap failed"; }
+		command -v debootstrap >/dev/null || die "debootstrap not found; install the packages first: $REPO/.ci/deps demo"
 		rm -rf "$DEB.tmp"
 		say "debootstrap (once; cached in $DEB)"
 		debootstrap --variant=minbase --include=systemd-sysv bookworm "$DEB.tmp" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$WORK/debootstrap.log" 2>&1 ||

@@ -109,21 +109,13 @@ func tail(s string, n int) string {
 // forwarding to server 1, subnet 3's nodes boot from server 1.
 func TestThreeBootServers(t *testing.T) {
 	testkit.NeedRoot(t, "creates network namespaces, veths and bridges, runs dnsmasq and serve on ports 67 and 69")
-	for _, tool := range []string{"git", "go", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (CI installs git, Go and curl): %v", tool, err)
-		}
+	testkit.NeedTool(t, "git", "git")
+	testkit.NeedTool(t, "curl", "curl")
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Fatalf("go not in PATH (the test builds the server): %v", err)
 	}
-	dnsmasq, err := exec.LookPath("dnsmasq")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/dnsmasq"); err2 != nil {
-			t.Fatalf("dnsmasq not installed (CI installs dnsmasq-base): %v", err)
-		}
-		dnsmasq = "/usr/sbin/dnsmasq"
-	}
-	if _, err := os.Stat("/usr/lib/ipxe/undionly.kpxe"); err != nil {
-		t.Fatalf("/usr/lib/ipxe/undionly.kpxe missing (CI installs the ipxe package): %v", err)
-	}
+	dnsmasq := testkit.NeedTool(t, "dnsmasq", "dnsmasq-base")
+	testkit.NeedFile(t, "/usr/lib/ipxe/undionly.kpxe", "ipxe")
 	w := newWorld(t)
 	w.dnsmasq = dnsmasq
 	w.network()

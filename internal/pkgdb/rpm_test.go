@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 func TestCompareRPMVersions(t *testing.T) {
@@ -42,9 +44,7 @@ func TestCompareRPMVersions(t *testing.T) {
 // rpmbuild (a test image's var/lib/rpm), reads them in pure Go, and diffs.
 func TestReadRPMReal(t *testing.T) {
 	for _, tool := range []string{"rpm", "rpmbuild"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (.ci/run installs the rpm package): %v", tool, err)
-		}
+		testkit.NeedTool(t, tool, "rpm")
 	}
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "t.spec")

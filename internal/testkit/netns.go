@@ -22,9 +22,7 @@ func NeedRoot(t testing.TB, why string) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: " + why + " (runs in CI as root)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skipf("needs ip (iproute2): %v", err)
-	}
+	NeedTool(t, "ip", "iproute2")
 }
 
 // Run runs a command (bounded to 30 s) and fails t unless it succeeds.
