@@ -1,7 +1,9 @@
 package sysimage
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"sort"
 	"strings"
@@ -11,15 +13,29 @@ import (
 // FuzzParse feeds arbitrary configurations and host names through the
 // parser and the resolver. Neither may panic; a parse error is always an
 // *Error naming a line; a parsed config always resolves a valid host to a
-// consistent Node.
+// consistent Node. The input may hold more files after "\n---\n" lines,
+// served as /g0, /g1 ...: an include graph of the fuzzer's making, which
+// must never take more than MaxIncludes reads.
 func FuzzParse(f *testing.F) {
+	f.Add([]byte("INCLUDE /g0\nINCLUDE /g0\n---\nINCLUDE /g1\nINCLUDE /g1\n---\nINCLUDE /g0\n"), "n1", "")
+	f.Add([]byte(strings.Repeat("INCLUDE /g0\n", 4)+"---\n"+strings.Repeat("INCLUDE /g1\n", 4)+"---\n"+strings.Repeat("INCLUDE /g2\n", 4)+"---\n"+strings.Repeat("INCLUDE /g0\n", 4)), "n1", "")
+	f.Add([]byte(strings.Repeat("DISKMOUNT a\nRAMDIR /{x}{y}{z}\n", 50)), "n1", "")
 	f.Add([]byte(sans), "node1", "")
 	f.Add([]byte(rjh), "v1433", "")
 	f.Add([]byte(rjh), "x6", "vu.io")
 	f.Add([]byte("INCLUDE /inc\nINCLUDE /self\n"), "n1", "")
 	f.Add([]byte("NODECLASS_RANGE rack[1-4]node[001-032] a.b\nRAMDIR /x -p\n"), "rack4node012", "")
 	f.Fuzz(func(t *testing.T, conf []byte, host, class string) {
+		files := bytes.Split(conf, []byte("\n---\n"))
+		opens := 0
 		open := func(p string) ([]byte, error) {
+			if opens++; opens > MaxIncludes {
+				t.Fatalf("%d INCLUDE reads; the limit is %d", opens, MaxIncludes)
+			}
+			var g int
+			if _, err := fmt.Sscanf(p, "/g%d", &g); err == nil && g >= 0 && g+1 < len(files) && p == fmt.Sprint("/g", g) {
+				return files[g+1], nil
+			}
 			switch p {
 			case "/inc":
 				return []byte("RAMDIR /inc -c x\nPROPERTY p -r n[1-3]\n"), nil
@@ -28,7 +44,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return nil, fs.ErrNotExist
 		}
-		c, err := ParseBytes("/etc/sysimage.conf", conf, open)
+		c, err := ParseBytes("/etc/sysimage.conf", files[0], open)
 		if err != nil {
 			var pe *Error
 			if !errors.As(err, &pe) || pe.Pos.Line < 1 || pe.Pos.File == "" {

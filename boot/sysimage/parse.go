@@ -11,8 +11,25 @@ import (
 	"strings"
 )
 
-// maxIncludeDepth bounds INCLUDE nesting, a guard beyond loop detection.
-const maxIncludeDepth = 16
+// Limits of one parse: the configuration with all its INCLUDEs. onesis-init
+// parses it at every boot, so whatever is committed must parse in time
+// linear in its text, whatever its INCLUDE graph (docs/sysimage.md,
+// "Limits").
+const (
+	// MaxIncludeDepth bounds INCLUDE nesting, a guard beyond loop
+	// detection.
+	MaxIncludeDepth = 16
+	// MaxIncludes bounds the INCLUDE lines acted on in one parse, counted
+	// over the whole graph: a file included from many places counts each
+	// time, so a few small files that include each other many times over
+	// cannot multiply into an exponential parse.
+	MaxIncludes = 256
+	// MaxBytes bounds the text read in one parse, the main file and every
+	// INCLUDE together.
+	MaxBytes = 16 << 20
+	// MaxLineBytes bounds one line.
+	MaxLineBytes = 256 << 10
+)
 
 // unsupported directives: parsed, kept in Config.Unsupported and warned
 // about once per keyword, with the reason.
@@ -58,7 +75,12 @@ func ParseBytes(name string, b []byte, open Opener) (*Config, error) {
 		cfg:      &Config{MacAddrs: map[string]string{}},
 		open:     open,
 		warnedAt: map[string]int{},
+		unsup:    map[string]int{},
 	}
+	if len(b) > MaxBytes {
+		return nil, &Error{Pos: Pos{File: name, Line: 1}, Msg: fmt.Sprintf("the file is %d bytes; a configuration with its INCLUDEs may hold at most %d", len(b), MaxBytes), Err: ErrTooLarge}
+	}
+	p.bytes = len(b)
 	if err := p.file(name, b, nil); err != nil {
 		return nil, err
 	}
@@ -69,6 +91,9 @@ type parser struct {
 	cfg       *Config
 	open      Opener
 	warnedAt  map[string]int // unsupported keyword -> index in cfg.Warnings
+	unsup     map[string]int // unsupported keyword -> lines seen
+	includes  int            // INCLUDE lines acted on so far
+	bytes     int            // bytes read so far, every file
 	distroPos Pos
 	macPos    map[string]Pos
 }
@@ -87,6 +112,9 @@ func (p *parser) file(name string, b []byte, stack []string) error {
 	p.cfg.Files = append(p.cfg.Files, name)
 	for i, line := range strings.Split(string(b), "\n") {
 		at := Pos{File: name, Line: i + 1}
+		if len(line) > MaxLineBytes {
+			return &Error{Pos: at, Msg: fmt.Sprintf("the line is %d bytes long; a line may hold at most %d", len(line), MaxLineBytes), Err: ErrTooLarge}
+		}
 		if c := strings.IndexByte(line, '#'); c >= 0 {
 			line = line[:c]
 		}
@@ -118,13 +146,9 @@ func (p *parser) file(name string, b []byte, stack []string) error {
 func (p *parser) directive(at Pos, kw string, args []string, stack []string) error {
 	if why, ok := unsupported[kw]; ok {
 		p.cfg.Unsupported = append(p.cfg.Unsupported, Directive{Keyword: kw, Args: args, Pos: at})
+		p.unsup[kw]++
 		if i, ok := p.warnedAt[kw]; ok {
-			n := 0
-			for _, d := range p.cfg.Unsupported {
-				if d.Keyword == kw {
-					n++
-				}
-			}
+			n := p.unsup[kw]
 			p.cfg.Warnings[i].Msg = fmt.Sprintf("%s is not supported by git-onesis and is ignored (%d lines; this is the first): %s", kw, n, why)
 			return nil
 		}
@@ -356,8 +380,11 @@ func (p *parser) include(at Pos, args []string, stack []string) error {
 			return &Error{Pos: at, Msg: fmt.Sprintf("INCLUDE %s: the file is already being read (%s)", name, strings.Join(append(stack, name), " -> ")), Err: ErrIncludeLoop}
 		}
 	}
-	if len(stack) >= maxIncludeDepth {
-		return errAt(at, "INCLUDE %s: more than %d nested INCLUDEs", name, maxIncludeDepth)
+	if len(stack) >= MaxIncludeDepth {
+		return errAt(at, "INCLUDE %s: more than %d nested INCLUDEs", name, MaxIncludeDepth)
+	}
+	if p.includes++; p.includes > MaxIncludes {
+		return &Error{Pos: at, Msg: fmt.Sprintf("INCLUDE %s: more than %d INCLUDEs in one configuration, counting each time a file is included (files that include each other many times over multiply)", name, MaxIncludes), Err: ErrTooLarge}
 	}
 	if p.open == nil {
 		return errAt(at, "INCLUDE %s: no image to read it from", name)
@@ -365,6 +392,9 @@ func (p *parser) include(at Pos, args []string, stack []string) error {
 	b, err := p.open(name)
 	if err != nil {
 		return &Error{Pos: at, Msg: fmt.Sprintf("INCLUDE %s: cannot read the file", name), Err: err}
+	}
+	if p.bytes += len(b); p.bytes > MaxBytes {
+		return &Error{Pos: at, Msg: fmt.Sprintf("INCLUDE %s: the configuration with its INCLUDEs is more than %d bytes", name, MaxBytes), Err: ErrTooLarge}
 	}
 	return p.file(name, b, stack)
 }

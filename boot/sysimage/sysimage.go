@@ -122,6 +122,9 @@ var (
 	// ErrUnknownDirective is wrapped by the error for a line whose
 	// keyword is not a sysimage.conf directive.
 	ErrUnknownDirective = errors.New("unknown directive")
+	// ErrTooLarge is wrapped by the error for a configuration beyond the
+	// limits of one parse (MaxIncludes, MaxBytes, MaxLineBytes).
+	ErrTooLarge = errors.New("configuration too large")
 )
 
 // RamEntry is a RAMDIR, RAMFILE, LINKDIR or LINKFILE directive.
