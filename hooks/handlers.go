@@ -76,6 +76,9 @@ func PreCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error
 			return err
 		}
 	}
+	if err := checkSysimage(im); err != nil {
+		return err
+	}
 	b, err := os.ReadFile(im.MetaPath())
 	if err != nil {
 		return fmt.Errorf("reading .gitmeta: %w", err)

@@ -3,12 +3,16 @@ package hooks
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/onesis/git-onesis/boot/sysimage"
+	"github.com/onesis/git-onesis/internal/image"
 )
 
 // TestMain makes every git run hermetic: no user or system config, no
@@ -420,5 +424,56 @@ func TestGlobalHooksPath(t *testing.T) {
 	out, errOut, code = run(t, repo, []string{"PATH=" + base}, "", "git", "checkout", "-q", "main")
 	if code != 0 || !strings.Contains(errOut, "post-checkout hook") {
 		t.Errorf("checkout without git-onesis: exit %d, stdout %q, stderr %q; want 0 with a warning", code, out, errOut)
+	}
+}
+
+// TestCheckSysimage: the pre-commit check parses the staged sysimage.conf
+// with its staged INCLUDEs, refusing an INCLUDE fan-out (4^15 parses, which
+// once hung every node's boot) and a syntax error, naming file and line.
+func TestCheckSysimage(t *testing.T) {
+	dir := t.TempDir()
+	if _, errOut, code := run(t, dir, nil, "", "git", "init", "-q"); code != 0 {
+		t.Fatal(errOut)
+	}
+	im, err := image.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkSysimage(im); err != nil {
+		t.Fatalf("an image without etc/sysimage.conf: %v", err)
+	}
+	write := func(name, text string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, errOut, code := run(t, dir, nil, "", "git", "add", name); code != 0 {
+			t.Fatal(errOut)
+		}
+	}
+	write("etc/sysimage.conf", "NODECLASS_RANGE n[1-4] compute\nINCLUDE /etc/sysimage.d/a\n")
+	write("etc/sysimage.d/a", "RAMDIR /var/run\n")
+	if err := checkSysimage(im); err != nil {
+		t.Fatalf("a good configuration: %v", err)
+	}
+	for i := 0; i < 14; i++ { // with sysimage.conf, 16 files: 4^15 parses
+		write(fmt.Sprintf("etc/sysimage.d/f%d", i), strings.Repeat(fmt.Sprintf("INCLUDE /etc/sysimage.d/f%d\n", i+1), 4))
+	}
+	write("etc/sysimage.d/f14", "PROPERTY leaf\n")
+	write("etc/sysimage.conf", strings.Repeat("INCLUDE /etc/sysimage.d/f0\n", 4))
+	err = checkSysimage(im)
+	if !errors.Is(err, sysimage.ErrTooLarge) || !strings.Contains(err.Error(), "/etc/sysimage.d/f") {
+		t.Errorf("an INCLUDE fan-out: %v; want the include limit at a file and line", err)
+	}
+	// The work tree may be fixed; what is staged is what is checked.
+	os.WriteFile(filepath.Join(dir, "etc/sysimage.conf"), []byte("RAMDIR /var/run\n"), 0o644)
+	if err := checkSysimage(im); err == nil {
+		t.Errorf("the staged fan-out passed because the work tree is fixed")
+	}
+	write("etc/sysimage.conf", "RAMDIR /var/run\nBOGUS x\n")
+	if err := checkSysimage(im); err == nil || !strings.Contains(err.Error(), "/etc/sysimage.conf:2") {
+		t.Errorf("an unknown directive: %v; want /etc/sysimage.conf:2", err)
 	}
 }
