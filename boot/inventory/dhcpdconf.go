@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -28,19 +29,22 @@ type Imported struct {
 // options in scope. Other statements (class, failover, key, if ...) are
 // skipped. name is used in errors: "dhcpd.conf:12: ...".
 func ImportDHCPD(name string, src []byte) (*Imported, error) {
-	toks, err := dhcpdTokens(name, src)
-	if err != nil {
+	p := &dparser{lex: dlexer{name: name, b: src, line: 1}, out: &Imported{}, byName: map[string]*Node{}, macs: map[string]*Node{}}
+	if err := p.block(&dscope{}, 0); err != nil {
 		return nil, err
 	}
-	p := &dparser{name: name, toks: toks, out: &Imported{}, byName: map[string]*Node{}}
-	if err := p.block(&dscope{opts: map[string]string{}}, 0); err != nil {
-		return nil, err
+	if t, ok := p.next(); ok {
+		return nil, p.errAt(t, "unexpected '}' with no open block")
 	}
-	if p.pos < len(p.toks) {
-		return nil, p.errAt(p.toks[p.pos], "unexpected '}' with no open block")
+	if p.lex.err != nil {
+		return nil, p.lex.err
 	}
 	return p.out, nil
 }
+
+// maxStatementTokens bounds the words of one statement, so that holding a
+// statement is bounded whatever the file; real ones have a handful.
+const maxStatementTokens = 4096
 
 type dtok struct {
 	s    string
@@ -48,112 +52,188 @@ type dtok struct {
 	str  bool // a quoted string
 }
 
-func dhcpdTokens(name string, b []byte) ([]dtok, error) {
-	var out []dtok
-	line := 1
-	for i := 0; i < len(b); {
-		c := b[i]
+// dlexer reads the tokens of a dhcpd.conf one at a time: the parser holds
+// at most one statement, so memory does not grow with the file.
+type dlexer struct {
+	name    string
+	b       []byte
+	i, line int
+	ahead   dtok
+	peeked  bool  // ahead holds the next token
+	last    dtok  // the last token read, for errors at the end of the file
+	err     error // an unterminated string; reading stops there
+}
+
+// punct reports whether c ends a bare word.
+func punct(c byte) bool {
+	switch c {
+	case ' ', '\t', '\r', '\n', '\f', '\v', '#', '"', '{', '}', ';', ',':
+		return true
+	}
+	return false
+}
+
+func (l *dlexer) peek() (dtok, bool) {
+	if !l.peeked {
+		t, ok := l.scan()
+		if !ok {
+			return dtok{}, false
+		}
+		l.ahead, l.peeked = t, true
+	}
+	return l.ahead, true
+}
+
+func (l *dlexer) next() (dtok, bool) {
+	t, ok := l.peek()
+	if ok {
+		l.peeked = false
+		l.last = t
+	}
+	return t, ok
+}
+
+func (l *dlexer) scan() (dtok, bool) {
+	b := l.b
+	for l.i < len(b) && l.err == nil {
+		c := b[l.i]
 		switch {
 		case c == '\n':
-			line++
-			i++
+			l.line++
+			l.i++
 		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
-			i++
+			l.i++
 		case c == '#':
-			for i < len(b) && b[i] != '\n' {
-				i++
+			for l.i < len(b) && b[l.i] != '\n' {
+				l.i++
 			}
 		case c == '"':
-			start := line
+			start := l.line
 			var s strings.Builder
-			i++
+			l.i++
 			for {
-				if i >= len(b) {
-					return nil, fmt.Errorf("%s:%d: unterminated string", name, start)
+				if l.i >= len(b) {
+					l.err = fmt.Errorf("%s:%d: unterminated string", l.name, start)
+					return dtok{}, false
 				}
-				if b[i] == '"' {
-					i++
+				if b[l.i] == '"' {
+					l.i++
 					break
 				}
-				if b[i] == '\\' && i+1 < len(b) {
-					i++
+				if b[l.i] == '\\' && l.i+1 < len(b) {
+					l.i++
 				}
-				if b[i] == '\n' {
-					line++
+				if b[l.i] == '\n' {
+					l.line++
 				}
-				s.WriteByte(b[i])
-				i++
+				s.WriteByte(b[l.i])
+				l.i++
 			}
-			out = append(out, dtok{s: s.String(), line: start, str: true})
+			return dtok{s: s.String(), line: start, str: true}, true
 		case c == '{' || c == '}' || c == ';' || c == ',':
-			out = append(out, dtok{s: string(c), line: line})
-			i++
+			l.i++
+			return dtok{s: string(b[l.i-1 : l.i]), line: l.line}, true // one byte: no allocation
 		default:
-			j := i
-			for j < len(b) && !strings.ContainsRune(" \t\r\n\f\v#\"{};,", rune(b[j])) {
+			j := l.i
+			for j < len(b) && !punct(b[j]) {
 				j++
 			}
-			out = append(out, dtok{s: string(b[i:j]), line: line})
-			i = j
+			t := dtok{s: string(b[l.i:j]), line: l.line}
+			l.i = j
+			return t, true
 		}
 	}
-	return out, nil
+	return dtok{}, false
 }
 
+// dscope is the options in force in a block: its own, then its parents'.
+// A child block does not copy them, so thousands of options over tens of
+// thousands of blocks cost what the text costs.
 type dscope struct {
 	useDecl bool
-	opts    map[string]string // option name -> raw value text
+	opts    map[string]string // option name -> raw value text, this block only
+	parent  *dscope
 }
 
-func (s dscope) child() dscope {
-	c := dscope{useDecl: s.useDecl, opts: map[string]string{}}
-	for k, v := range s.opts {
-		c.opts[k] = v
+func (s *dscope) child() *dscope { return &dscope{useDecl: s.useDecl, parent: s} }
+
+// opt returns the value of option k in force in this block.
+func (s *dscope) opt(k string) string {
+	for ; s != nil; s = s.parent {
+		if v, ok := s.opts[k]; ok {
+			return v
+		}
 	}
-	return c
+	return ""
+}
+
+func (s *dscope) setOpt(k, v string) {
+	if s.opts == nil {
+		s.opts = map[string]string{}
+	}
+	s.opts[k] = v
 }
 
 type dparser struct {
 	name   string
-	toks   []dtok
-	pos    int
+	lex    dlexer
 	out    *Imported
 	byName map[string]*Node
+	macs   map[string]*Node // MAC -> the node a host block gave it to
+}
+
+func (p *dparser) peek() (dtok, bool) { return p.lex.peek() }
+func (p *dparser) next() (dtok, bool) { return p.lex.next() }
+
+// atEOF is the error for input that ended early: the lexer's, if it
+// stopped on an unterminated string, else err.
+func (p *dparser) atEOF(err error) error {
+	if p.lex.err != nil {
+		return p.lex.err
+	}
+	return err
 }
 
 func (p *dparser) errAt(t dtok, format string, a ...any) error {
-	return fmt.Errorf("%s:%d: %s", p.name, t.line, fmt.Sprintf(format, a...))
+	return fmt.Errorf("%s:%d: %s", p.lex.name, t.line, fmt.Sprintf(format, a...))
 }
 
 func (p *dparser) warn(t dtok, format string, a ...any) {
-	p.out.Warnings = append(p.out.Warnings, fmt.Sprintf("%s:%d: %s", p.name, t.line, fmt.Sprintf(format, a...)))
+	p.out.Warnings = append(p.out.Warnings, fmt.Sprintf("%s:%d: %s", p.lex.name, t.line, fmt.Sprintf(format, a...)))
 }
 
 // statement reads tokens up to ';' or '{' (consumed) and returns them with
 // the terminator.
 func (p *dparser) statement() ([]dtok, string, error) {
-	start := p.toks[p.pos]
+	start, _ := p.peek()
 	var st []dtok
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
-		p.pos++
+	for {
+		t, ok := p.next()
+		if !ok {
+			break
+		}
 		if !t.str && (t.s == ";" || t.s == "{") {
 			return st, t.s, nil
 		}
 		if !t.str && t.s == "}" {
 			return nil, "", p.errAt(t, "missing ';' before '}'")
 		}
+		if len(st) >= maxStatementTokens {
+			return nil, "", p.errAt(start, "statement %q has more than %d words; is a ';' missing?", start.s, maxStatementTokens)
+		}
 		st = append(st, t)
 	}
-	return nil, "", p.errAt(start, "statement %q is not terminated by ';'", start.s)
+	return nil, "", p.atEOF(p.errAt(start, "statement %q is not terminated by ';'", start.s))
 }
 
 // skipBlock skips to the '}' closing a block whose '{' was just read.
 func (p *dparser) skipBlock(open dtok) error {
 	depth := 1
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
-		p.pos++
+	for {
+		t, ok := p.next()
+		if !ok {
+			break
+		}
 		if t.str {
 			continue
 		}
@@ -167,26 +247,29 @@ func (p *dparser) skipBlock(open dtok) error {
 			}
 		}
 	}
-	return p.errAt(open, "block is not closed by '}'")
+	return p.atEOF(p.errAt(open, "block is not closed by '}'"))
 }
 
 // block parses statements until a '}' at this depth (consumed) or the end
 // of input at depth 0.
 func (p *dparser) block(sc *dscope, depth int) error {
 	if depth > 32 {
-		return p.errAt(p.toks[p.pos-1], "blocks nested too deeply")
+		return p.errAt(p.lex.last, "blocks nested too deeply")
 	}
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
+	for {
+		t, ok := p.peek()
+		if !ok {
+			break
+		}
 		if !t.str && t.s == "}" {
 			if depth == 0 {
 				return nil // reported by the caller
 			}
-			p.pos++
+			p.next()
 			return nil
 		}
 		if !t.str && t.s == ";" { // empty statement
-			p.pos++
+			p.next()
 			continue
 		}
 		st, term, err := p.statement()
@@ -203,18 +286,15 @@ func (p *dparser) block(sc *dscope, depth int) error {
 				if len(st) != 2 {
 					return p.errAt(t, "expected 'host NAME {'")
 				}
-				cs := sc.child()
-				if err := p.host(st[1], &cs, depth+1); err != nil {
+				if err := p.host(st[1], sc.child(), depth+1); err != nil {
 					return err
 				}
 			case "group", "shared-network", "pool":
-				cs := sc.child()
-				if err := p.block(&cs, depth+1); err != nil {
+				if err := p.block(sc.child(), depth+1); err != nil {
 					return err
 				}
 			case "subnet":
-				cs := sc.child()
-				if err := p.subnet(st, &cs, depth+1); err != nil {
+				if err := p.subnet(st, sc.child(), depth+1); err != nil {
 					return err
 				}
 			default:
@@ -227,9 +307,9 @@ func (p *dparser) block(sc *dscope, depth int) error {
 		p.simple(st, sc)
 	}
 	if depth > 0 {
-		return p.errAt(p.toks[len(p.toks)-1], "missing '}' at the end of the file")
+		return p.atEOF(p.errAt(p.lex.last, "missing '}' at the end of the file"))
 	}
-	return nil
+	return p.lex.err
 }
 
 // simple handles a ';'-terminated statement in any scope.
@@ -247,7 +327,7 @@ func (p *dparser) simple(st []dtok, sc *dscope) {
 			for _, t := range st[2:] {
 				vals = append(vals, t.s)
 			}
-			sc.opts[strings.ToLower(st[1].s)] = strings.Join(vals, " ")
+			sc.setOpt(strings.ToLower(st[1].s), strings.Join(vals, " "))
 		}
 	}
 }
@@ -270,14 +350,14 @@ func (p *dparser) subnet(st []dtok, sc *dscope, depth int) error {
 	}
 	// sc now holds the options of the subnet's body and its parents.
 	nw := &Network{Prefix: netip.PrefixFrom(addr, bits).Masked(), Line: st[0].line}
-	if v := sc.opts["routers"]; v != "" {
+	if v := sc.opt("routers"); v != "" {
 		a, err := firstAddr(v)
 		if err != nil {
 			return p.errAt(st[0], "subnet %s: option routers: %v", nw.Prefix, err)
 		}
 		nw.Router = a
 	}
-	if v := sc.opts["domain-name-servers"]; v != "" {
+	if v := sc.opt("domain-name-servers"); v != "" {
 		for _, f := range splitList(v) {
 			a, err := netip.ParseAddr(f)
 			if err != nil || !a.Is4() {
@@ -287,7 +367,7 @@ func (p *dparser) subnet(st []dtok, sc *dscope, depth int) error {
 			nw.DNS = append(nw.DNS, a)
 		}
 	}
-	if v := sc.opts["domain-name"]; v != "" {
+	if v := sc.opt("domain-name"); v != "" {
 		nw.Domain = strings.Fields(v)[0]
 	}
 	if err := nw.Validate(); err != nil {
@@ -317,14 +397,17 @@ func (p *dparser) host(decl dtok, sc *dscope, depth int) error {
 	var macs []dtok
 	var fixed []dtok
 	var hostName *dtok
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
+	for {
+		t, ok := p.peek()
+		if !ok {
+			break
+		}
 		if !t.str && t.s == "}" {
-			p.pos++
+			p.next()
 			return p.addHost(decl, sc, macs, fixed, hostName)
 		}
 		if !t.str && t.s == ";" {
-			p.pos++
+			p.next()
 			continue
 		}
 		st, term, err := p.statement()
@@ -358,7 +441,7 @@ func (p *dparser) host(decl dtok, sc *dscope, depth int) error {
 			p.simple(st, sc)
 		}
 	}
-	return p.errAt(decl, "host %s: block is not closed by '}'", decl.s)
+	return p.atEOF(p.errAt(decl, "host %s: block is not closed by '}'", decl.s))
 }
 
 func (p *dparser) addHost(decl dtok, sc *dscope, macs, fixed []dtok, hostName *dtok) error {
@@ -394,28 +477,50 @@ func (p *dparser) addHost(decl dtok, sc *dscope, macs, fixed []dtok, hostName *d
 	if len(ips) > 1 {
 		p.warn(fixed[0], "host %s: using the first of %d fixed addresses, %s", decl.s, len(ips), ip)
 	}
-	n := &Node{Name: name, IP: ip, Line: decl.line}
-	if old := p.byName[name]; old != nil {
-		if old.IP != ip {
-			return p.errAt(decl, "host %s: node %s is already declared on line %d with address %s", decl.s, name, old.Line, old.IP)
-		}
-		n = old
+	n := p.byName[name]
+	if n != nil && n.IP != ip {
+		return p.errAt(decl, "host %s: node %s is already declared on line %d with address %s", decl.s, name, n.Line, n.IP)
 	}
-	for _, m := range macs {
-		hw, err := ParseMAC(m.s)
-		if err != nil {
+	hws := make([]net.HardwareAddr, len(macs))
+	for i, m := range macs {
+		if hws[i], err = ParseMAC(m.s); err != nil {
 			return p.errAt(m, "host %s: %v", decl.s, err)
 		}
-		n.MACs = append(n.MACs, hw)
 	}
-	if err := n.Validate(); err != nil {
-		return p.errAt(decl, "host %s: %v", decl.s, err)
-	}
-	if p.byName[name] == nil {
+	if n == nil {
+		n = &Node{Name: name, IP: ip, Line: decl.line, MACs: hws}
+		if err := n.Validate(); err != nil {
+			return p.errAt(decl, "host %s: %v", decl.s, err)
+		}
 		p.byName[name] = n
 		p.out.Nodes = append(p.out.Nodes, n)
+	} else {
+		// Another block for the same node adds its MACs: each is checked
+		// on its own (the node was validated with its first block), so a
+		// node declared in many blocks costs what its blocks cost.
+		for _, hw := range hws {
+			if err := checkMAC(n.Name, hw); err != nil {
+				return p.errAt(decl, "host %s: %v", decl.s, err)
+			}
+			if p.macs[string(hw)] == n {
+				return p.errAt(decl, "host %s: node %s lists MAC %s twice", decl.s, n.Name, hw)
+			}
+			n.MACs = append(n.MACs, hw)
+			p.ownMAC(hw, n)
+		}
+		return nil
+	}
+	for _, hw := range hws {
+		p.ownMAC(hw, n)
 	}
 	return nil
+}
+
+// ownMAC records that hw was first given to n.
+func (p *dparser) ownMAC(hw net.HardwareAddr, n *Node) {
+	if p.macs[string(hw)] == nil {
+		p.macs[string(hw)] = n
+	}
 }
 
 func maskBits(m netip.Addr) (int, bool) {
@@ -439,15 +544,14 @@ func (inv *Inventory) Merge(im *Imported, file string, replace bool) error {
 			return fmt.Errorf("%s:%d: %w", file, nw.Line, err)
 		}
 	}
-	for _, n := range im.Nodes {
-		if old := inv.ByName(n.Name); old != nil && !replace {
-			return fmt.Errorf("%s:%d: node %s is already in the inventory (use --replace to overwrite it)", file, n.Line, n.Name)
-		}
-		c := *n
-		c.Line = 0
-		if err := inv.Put(&c); err != nil {
-			return fmt.Errorf("%s:%d: %w", file, n.Line, err)
+	if !replace {
+		for _, n := range im.Nodes {
+			if inv.ByName(n.Name) != nil {
+				return fmt.Errorf("%s:%d: node %s is already in the inventory (use --replace to overwrite it)", file, n.Line, n.Name)
+			}
 		}
 	}
-	return nil
+	return inv.PutAll(im.Nodes, func(n *Node, err error) error {
+		return fmt.Errorf("%s:%d: %w", file, n.Line, err)
+	})
 }

@@ -69,13 +69,11 @@ func Parse(name string, b []byte) (*Inventory, error) {
 			if old := inv.byName[n.Name]; old != nil {
 				return nil, errf("node %s is already defined on line %d", n.Name, old.Line)
 			}
-			for _, o := range inv.Nodes {
-				if err := conflict(o, n); err != nil {
-					return nil, errf("%v", err)
-				}
+			if err := inv.conflicting(n, nil); err != nil {
+				return nil, errf("%v", err)
 			}
 			inv.Nodes = append(inv.Nodes, n)
-			inv.index()
+			inv.indexNode(n)
 		case "network":
 			nw, err := parseNetwork(toks[1:])
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("INCLUDE /g0\nINCLUDE /g0\n---\nINCLUDE /g1\nINCLUDE /g1\n---\nINCLUDE /g0\n"), "n1", "")
 	f.Add([]byte(strings.Repeat("INCLUDE /g0\n", 4)+"---\n"+strings.Repeat("INCLUDE /g1\n", 4)+"---\n"+strings.Repeat("INCLUDE /g2\n", 4)+"---\n"+strings.Repeat("INCLUDE /g0\n", 4)), "n1", "")
 	f.Add([]byte(strings.Repeat("DISKMOUNT a\nRAMDIR /{x}{y}{z}\n", 50)), "n1", "")
+	f.Add([]byte("NODECLASS_MAP n1 a\nNODECLASS_RANGE n[1-3] b\nNODECLASS_MAP n1 c\nPROPERTY p -n n1,n2\nPROPERTY q -n n1 -c b\nPROPERTY p -c c\n"), "n1", "")
 	f.Add([]byte(sans), "node1", "")
 	f.Add([]byte(rjh), "v1433", "")
 	f.Add([]byte(rjh), "x6", "vu.io")
@@ -74,6 +76,9 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if want := resolveScan(c, host, class); want.Class != n.Class || want.ClassFrom != n.ClassFrom || !slices.Equal(want.Props, n.Props) {
+			t.Fatalf("Resolve(%q) = %+v; scanning every rule gives %+v", host, n, want)
+		}
 		if (n.Class == "") != (len(n.Classes) == 0) || (n.Class != "" && n.Classes[0] != n.Class) {
 			t.Fatalf("inconsistent node %+v", n)
 		}
@@ -98,4 +103,28 @@ func FuzzParse(f *testing.F) {
 			r.Match(host)
 		}
 	})
+}
+
+// resolveScan is Resolve without the indexes: every rule in order, the
+// last match wins. FuzzParse checks the indexed Resolve against it.
+func resolveScan(c *Config, host, classOverride string) *Node {
+	n := &Node{Host: host}
+	for i := range c.classRules {
+		if r := &c.classRules[i]; r.match(host) {
+			n.Class, n.ClassFrom = r.class, r.pos
+		}
+	}
+	if classOverride != "" {
+		n.Class, n.ClassFrom = classOverride, Pos{}
+	}
+	n.Classes = ClassChain(n.Class)
+	seen := map[string]bool{}
+	for i := range c.propRules {
+		if p := &c.propRules[i]; !seen[p.name] && p.match(n) {
+			seen[p.name] = true
+			n.Props = append(n.Props, p.name)
+		}
+	}
+	sort.Strings(n.Props)
+	return n
 }

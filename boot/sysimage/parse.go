@@ -84,6 +84,7 @@ func ParseBytes(name string, b []byte, open Opener) (*Config, error) {
 	if err := p.file(name, b, nil); err != nil {
 		return nil, err
 	}
+	p.cfg.index()
 	return p.cfg, nil
 }
 

@@ -135,16 +135,48 @@ func (r *Range) String() string { return r.src }
 func (r *Range) Match(host string) bool {
 	// memo[i][pos]: 0 unknown, 1 no, 2 yes — bounds the work for
 	// patterns with many adjacent groups.
-	memo := make([][]uint8, len(r.segs)+1)
-	for i := range memo {
-		memo[i] = make([]uint8, len(host)+1)
+	// With one bracket group there is nothing to memoize (each group
+	// tries at most maxRangeDigits lengths), and resolving thousands of
+	// hosts against hundreds of ranges should not allocate per match.
+	groups, g := 0, 0
+	for i, s := range r.segs {
+		if s.items != nil {
+			groups, g = groups+1, i
+		}
+	}
+	if groups == 1 {
+		// host is the literals before the group, a number, and the
+		// literals after it: no search at all.
+		rest := host
+		for _, s := range r.segs[:g] {
+			if !strings.HasPrefix(rest, s.lit) {
+				return false
+			}
+			rest = rest[len(s.lit):]
+		}
+		for i := len(r.segs) - 1; i > g; i-- {
+			if !strings.HasSuffix(rest, r.segs[i].lit) {
+				return false
+			}
+			rest = rest[:len(rest)-len(r.segs[i].lit)]
+		}
+		return len(rest) >= 1 && len(rest) <= maxRangeDigits && strings.Trim(rest, "0123456789") == "" && groupHas(r.segs[g].items, rest)
+	}
+	var memo [][]uint8
+	if groups > 1 {
+		memo = make([][]uint8, len(r.segs)+1)
+		for i := range memo {
+			memo[i] = make([]uint8, len(host)+1)
+		}
 	}
 	var match func(i, pos int) bool
 	match = func(i, pos int) bool {
 		if i == len(r.segs) {
 			return pos == len(host)
 		}
-		if m := memo[i][pos]; m != 0 {
+		if memo == nil {
+			// no memo: fall through
+		} else if m := memo[i][pos]; m != 0 {
 			return m == 2
 		}
 		ok := false
@@ -163,9 +195,11 @@ func (r *Range) Match(host string) bool {
 				}
 			}
 		}
-		memo[i][pos] = 1
-		if ok {
-			memo[i][pos] = 2
+		if memo != nil {
+			memo[i][pos] = 1
+			if ok {
+				memo[i][pos] = 2
+			}
 		}
 		return ok
 	}
@@ -174,9 +208,12 @@ func (r *Range) Match(host string) bool {
 
 // groupHas reports whether the digit string num is in one of the items.
 func groupHas(items []rangeItem, num string) bool {
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil {
-		return false
+	var v int64 // at most maxRangeDigits digits: no overflow
+	for i := 0; i < len(num); i++ {
+		if num[i] < '0' || num[i] > '9' {
+			return false
+		}
+		v = v*10 + int64(num[i]-'0')
 	}
 	for _, it := range items {
 		if v < it.lo || v > it.hi {

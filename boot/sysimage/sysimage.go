@@ -214,6 +214,38 @@ type Config struct {
 
 	classRules []classRule
 	propRules  []propRule
+
+	// Indexes built once after parsing, so resolving every node of a
+	// large site against a configuration with one line per node costs a
+	// map lookup per node, not a scan of every line.
+	mapRule     map[string]int // host -> index of its last NODECLASS_MAP in classRules
+	otherRules  []int          // indexes of the other class rules, in order
+	propsByHost map[string][]int
+	otherProps  []int // PROPERTY rules that are not -n only
+}
+
+// index builds the lookup tables Resolve uses.
+func (c *Config) index() {
+	c.mapRule = map[string]int{}
+	c.otherRules = nil
+	for i, r := range c.classRules {
+		if r.re == nil && r.rng == nil {
+			c.mapRule[r.host] = i
+		} else {
+			c.otherRules = append(c.otherRules, i)
+		}
+	}
+	c.propsByHost = map[string][]int{}
+	c.otherProps = nil
+	for i, p := range c.propRules {
+		if len(p.nodes) > 0 && len(p.classes) == 0 && len(p.ranges) == 0 && len(p.res) == 0 {
+			for _, h := range p.nodes {
+				c.propsByHost[h] = append(c.propsByHost[h], i)
+			}
+		} else {
+			c.otherProps = append(c.otherProps, i)
+		}
+	}
 }
 
 // classRule is one NODECLASS_MAP, NODECLASS_REGEXP or NODECLASS_RANGE.
@@ -341,10 +373,21 @@ func (c *Config) Resolve(host, classOverride string) (*Node, error) {
 		return nil, fmt.Errorf("host %q: %w", host, err)
 	}
 	n := &Node{Host: host}
-	for i := range c.classRules {
-		if r := &c.classRules[i]; r.match(host) {
-			n.Class, n.ClassFrom = r.class, r.pos
+	// The last matching rule wins: the host's last NODECLASS_MAP, unless a
+	// later regexp or range matches.
+	best := -1
+	if i, ok := c.mapRule[host]; ok {
+		best = i
+	}
+	for j := len(c.otherRules) - 1; j >= 0 && c.otherRules[j] > best; j-- {
+		if c.classRules[c.otherRules[j]].match(host) {
+			best = c.otherRules[j]
+			break
 		}
+	}
+	if best >= 0 {
+		r := &c.classRules[best]
+		n.Class, n.ClassFrom = r.class, r.pos
 	}
 	if classOverride != "" {
 		if err := checkClass(classOverride); err != nil {
@@ -354,7 +397,13 @@ func (c *Config) Resolve(host, classOverride string) (*Node, error) {
 	}
 	n.Classes = ClassChain(n.Class)
 	seen := map[string]bool{}
-	for i := range c.propRules {
+	for _, i := range c.propsByHost[host] {
+		if p := &c.propRules[i]; !seen[p.name] {
+			seen[p.name] = true
+			n.Props = append(n.Props, p.name)
+		}
+	}
+	for _, i := range c.otherProps {
 		if p := &c.propRules[i]; !seen[p.name] && p.match(n) {
 			seen[p.name] = true
 			n.Props = append(n.Props, p.name)

@@ -664,6 +664,22 @@ type classResolver struct {
 	stderr interface{ Write([]byte) (int, error) }
 	cache  map[string]*sysimage.Config
 	warned map[string]bool
+	// headOnce and headFrom: whether HEAD is born, asked once for all
+	// nodes, not once per node.
+	headOnce bool
+	headFrom string
+}
+
+// head returns "HEAD", or "" (the work tree) when HEAD is unborn.
+func (cr *classResolver) head() string {
+	if !cr.headOnce {
+		cr.headOnce = true
+		cr.headFrom = "HEAD"
+		if _, ok, _ := cr.repo.HeadCommit(); !ok {
+			cr.headFrom = ""
+		}
+	}
+	return cr.headFrom
 }
 
 func newClassResolver(r *git.Repo, stderr interface{ Write([]byte) (int, error) }) *classResolver {
@@ -679,10 +695,7 @@ func (cr *classResolver) resolve(n *inventory.Node) (*sysimage.Node, string) {
 	if n.Maintenance != "" {
 		from = n.Maintenance
 	} else if from == "" {
-		from = "HEAD"
-		if _, ok, _ := cr.repo.HeadCommit(); !ok {
-			from = ""
-		}
+		from = cr.head()
 	}
 	cfg, ok := cr.cache[from]
 	if !ok {
