@@ -160,7 +160,7 @@ func ValidPath(p string) error {
 	case p[0] == '/':
 		return fmt.Errorf("%w: %q is absolute", ErrBadPath, p)
 	}
-	for _, c := range strings.Split(p, "/") {
+	for c := range strings.SplitSeq(p, "/") { // no slice per path: called per entry
 		switch c {
 		case "":
 			return fmt.Errorf("%w: %q has an empty component", ErrBadPath, p)

@@ -399,6 +399,27 @@ func readLine(br *bufio.Reader) (string, error) {
 	}
 }
 
+// nextField returns the first blank-separated field of s and what follows
+// it, as strings.Fields splits, without building a slice per line.
+func nextField(s string) (field, rest string) {
+	i := 0
+	for i < len(s) && asciiSpace(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && !asciiSpace(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
+}
+
+// asciiSpace is strings.Fields's notion of a blank for ASCII bytes. Bytes
+// of 0x80 and up are never blanks here: .gitmeta paths are vis-encoded
+// ASCII, and a raw multi-byte rune is part of a field.
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
 // checkLinks verifies that hardlink= keywords point at an earlier entry that
 // is itself a primary file.
 func (m *Manifest) checkLinks(lines map[string]int) error {
@@ -448,10 +469,13 @@ func parseLegacy(line string) (Entry, error) {
 	return e, nil
 }
 
+// parseEntry parses one canonical entry line. The entry owns every string
+// it holds (copied out of line), so line may be
+// a view of a larger buffer that the caller lets go: a manifest of a million
+// entries keeps their paths, not the text of the file.
 func parseEntry(line string) (Entry, error) {
-	fields := strings.Fields(line)
 	var e Entry
-	first := fields[0]
+	first, rest := nextField(line)
 	switch {
 	case first == ".":
 		e.Path = "."
@@ -460,14 +484,18 @@ func parseEntry(line string) (Entry, error) {
 		if err != nil {
 			return e, fmt.Errorf("path %s: %w", first, err)
 		}
-		e.Path = p
+		e.Path = strings.Clone(p)
 	case first == "/set" || first == "/unset":
 		return e, fmt.Errorf("%s lines are not allowed: every .gitmeta line must be self-contained", first)
 	default:
 		return e, fmt.Errorf("path %q must start with \"./\" (a flat mtree v2.0 full path)", first)
 	}
 	var have struct{ mode, uid, gid, typ, dev bool }
-	for _, f := range fields[1:] {
+	for {
+		var f string
+		if f, rest = nextField(rest); f == "" {
+			break
+		}
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
 			return e, fmt.Errorf("%s: keyword %q has no value", first, f)
@@ -514,7 +542,7 @@ func parseEntry(line string) (Entry, error) {
 			if l == "" || strings.IndexByte(l, 0) >= 0 {
 				return e, fmt.Errorf("%s: empty or NUL symlink target", first)
 			}
-			e.Link = l
+			e.Link = strings.Clone(l)
 		case k == "hardlink":
 			if !strings.HasPrefix(v, "./") {
 				return e, fmt.Errorf("%s: hardlink %q must start with \"./\"", first, v)
@@ -526,7 +554,7 @@ func parseEntry(line string) (Entry, error) {
 			if err := ValidPath(p); err != nil {
 				return e, fmt.Errorf("%s: hardlink: %w", first, err)
 			}
-			e.Hardlink = p
+			e.Hardlink = strings.Clone(p)
 		case k == "empty":
 			if v != "1" {
 				return e, fmt.Errorf("%s: empty=%q (want empty=1)", first, v)
@@ -544,7 +572,7 @@ func parseEntry(line string) (Entry, error) {
 			if _, dup := e.Xattr(name); dup {
 				return e, fmt.Errorf("%s: xattr %s given twice", first, name)
 			}
-			e.Xattrs = append(e.Xattrs, Xattr{Name: name, Value: val})
+			e.Xattrs = append(e.Xattrs, Xattr{Name: strings.Clone(name), Value: val})
 		case ignoredKeywords[k]:
 		default:
 			return e, fmt.Errorf("%s: unknown keyword %q", first, k)

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"unsafe"
 )
 
 // parallelMin is the size from which ParseBytes tries the parallel parser.
@@ -29,6 +30,9 @@ func parseParallel(b []byte) (m *Manifest, ok bool) {
 			return nil, false
 		}
 		line := b[pos : pos+end]
+		if len(line) > maxLine {
+			return nil, false
+		}
 		if bytes.HasPrefix(line, []byte(formatPrefix)) {
 			f := bytes.Fields(line[len(formatPrefix):])
 			if len(f) == 0 {
@@ -57,27 +61,27 @@ func parseParallel(b []byte) (m *Manifest, ok bool) {
 		body = body[cut:]
 		workers--
 	}
-	parts := make([][]Entry, len(chunks))
+	// One slice for every entry, each worker filling its own part: no
+	// per-chunk copies to join.
+	start := make([]int, len(chunks)+1)
+	for ci, chunk := range chunks {
+		start[ci+1] = start[ci] + bytes.Count(chunk, []byte{'\n'})
+	}
+	m = &Manifest{Entries: make([]Entry, start[len(chunks)])}
 	fails := make([]bool, len(chunks))
 	var wg sync.WaitGroup
 	for ci, chunk := range chunks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			parts[ci], fails[ci] = parseChunk(chunk)
+			fails[ci] = !parseChunk(chunk, m.Entries[start[ci]:start[ci+1]])
 		}()
 	}
 	wg.Wait()
-	total := 0
-	for ci := range parts {
-		if fails[ci] {
+	for _, failed := range fails {
+		if failed {
 			return nil, false
 		}
-		total += len(parts[ci])
-	}
-	m = &Manifest{Entries: make([]Entry, 0, total)}
-	for _, p := range parts {
-		m.Entries = append(m.Entries, p...)
 	}
 	for i := 1; i < len(m.Entries); i++ {
 		if !Less(m.Entries[i-1].Path, m.Entries[i].Path) {
@@ -90,22 +94,25 @@ func parseParallel(b []byte) (m *Manifest, ok bool) {
 	return m, true
 }
 
-// parseChunk parses whole canonical entry lines; failed is true at the
-// first line that is not one.
-func parseChunk(chunk []byte) (entries []Entry, failed bool) {
-	entries = make([]Entry, 0, bytes.Count(chunk, []byte{'\n'}))
-	for len(chunk) > 0 {
+// parseChunk parses whole canonical entry lines into entries, one per
+// line; it reports false at the first line that is not one, or that is
+// longer than the 1 MiB the sequential parser allows (which then names
+// it).
+func parseChunk(chunk []byte, entries []Entry) bool {
+	for i := range entries {
 		end := bytes.IndexByte(chunk, '\n')
 		line := chunk[:end]
 		chunk = chunk[end+1:]
-		if len(line) == 0 || line[0] != '.' || bytes.IndexByte(line, '\r') >= 0 {
-			return nil, true
+		if len(line) == 0 || len(line) > maxLine || line[0] != '.' || bytes.IndexByte(line, '\r') >= 0 {
+			return false
 		}
-		e, err := parseEntry(string(line))
+		// A view of the line, not a copy: parseEntry copies out what the
+		// entry keeps, and nothing else outlives this call.
+		e, err := parseEntry(unsafe.String(&line[0], len(line)))
 		if err != nil || ValidPath(e.Path) != nil {
-			return nil, true
+			return false
 		}
-		entries = append(entries, e)
+		entries[i] = e
 	}
-	return entries, false
+	return true
 }

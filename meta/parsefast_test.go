@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // bigManifest builds a canonical manifest large enough for the parallel
@@ -116,5 +118,52 @@ func BenchmarkParseBytes(b *testing.B) {
 		if _, err := ParseBytes(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParseBytesLineLimit: the parallel parser keeps the 1 MiB line limit
+// of the sequential one (it once took a 200 MiB line), and the error names
+// the line.
+func TestParseBytesLineLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(Signature + "\n")
+	for i := 0; i < 20000; i++ {
+		fmt.Fprintf(&b, "./f%06d  mode=0644  uid=0  gid=0  type=file\n", i)
+	}
+	b.WriteString("./g  mode=0644  uid=0  gid=0  type=file  xattr.user.big=" + strings.Repeat("QUFB", (maxLine+4)/4) + "\n")
+	src := []byte(b.String())
+	if len(src) < parallelMin {
+		t.Fatalf("the file is %d bytes, below the parallel parser's %d", len(src), parallelMin)
+	}
+	_, err := ParseBytes(src)
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Line != 20002 || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("a %d-byte line: %v; want a line-length error at line 20002", maxLine+4, err)
+	}
+}
+
+// TestParseBytesMemory: what parsing allocates per entry, beyond the file,
+// stays small (it was 448 bytes per entry, the entry's whole line copied
+// and split, every path split again to be checked).
+func TestParseBytesMemory(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(Signature + "\n")
+	const n = 200000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "./usr/share/doc/pkg%04d/file%06d  mode=0644  uid=0  gid=0  type=file\n", i/1000, i)
+	}
+	src := []byte(b.String())
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m, err := ParseBytes(src)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(m.Entries) != n {
+		t.Fatalf("%v", err)
+	}
+	per := (after.TotalAlloc - before.TotalAlloc) / n
+	t.Logf("%d B allocated per entry (the Entry struct is %d B)", per, unsafe.Sizeof(Entry{}))
+	if per > 200 {
+		t.Errorf("%d B allocated per entry; want the entry and its path (under 200 B)", per)
 	}
 }
