@@ -3,6 +3,7 @@ package tftp
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"io"
 	"net"
 	"os"
@@ -379,5 +380,60 @@ func TestMaxTransfers(t *testing.T) {
 	}
 	if busy != 1 {
 		t.Errorf("%d busy refusals among the events %+v, want 1", busy, events)
+	}
+}
+
+// TestErrorTextIsGeneric: a client that stops acknowledging is sent one of
+// our generic errors, not pin/tftp's "read udp 127.0.0.1:NNN: i/o
+// timeout"; so is a request with a malformed option. The client here is a
+// raw UDP socket, because no real client can be made to stop mid-transfer.
+func TestErrorTextIsGeneric(t *testing.T) {
+	dir := t.TempDir()
+	boot := filepath.Join(dir, "undionly.kpxe")
+	if err := os.WriteFile(boot, make([]byte, 10_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Addr: "127.0.0.1:0", Files: map[string]string{"undionly.kpxe": boot}, Timeout: 100 * time.Millisecond, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() { s.Close(); <-done })
+
+	request := func(rrq []byte) (data, errPkt []byte) {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.WriteTo(rrq, s.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2048)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("no ERROR packet: %v", err)
+			}
+			switch binary.BigEndian.Uint16(buf) {
+			case 3: // DATA: never acknowledged
+				data = append([]byte(nil), buf[:n]...)
+			case 5:
+				return data, append([]byte(nil), buf[:n]...)
+			}
+		}
+	}
+	data, e := request([]byte("\x00\x01undionly.kpxe\x00octet\x00"))
+	if data == nil {
+		t.Errorf("no DATA before the error")
+	}
+	if msg := string(bytes.TrimRight(e[4:], "\x00")); msg != errFailed.Error() {
+		t.Errorf("unacknowledged transfer: the client was told %q; want %q", msg, errFailed)
+	}
+	_, e = request([]byte("\x00\x01nothere\x00octet\x00"))
+	if msg := string(bytes.TrimRight(e[4:], "\x00")); msg != errNotFound.Error() {
+		t.Errorf("missing file: the client was told %q; want %q", msg, errNotFound)
 	}
 }
