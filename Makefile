@@ -54,7 +54,7 @@ HERMETIC_ENV = env \
 	GOFLAGS="$$($(GO) env GOFLAGS)" \
 	LC_ALL=C
 
-.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-boot bench-storm bench-nfs man install uninstall clean
+.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-scale bench-boot bench-storm bench-nfs man install uninstall clean
 
 all: build
 
@@ -152,10 +152,18 @@ demo-meta: build
 	$(HERMETIC_ENV) GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/demo.sh
 
 # Slow (minutes): builds a >=300k-entry corpus under /var/tmp/git-onesis-bench
-# and rewrites the generated part of docs/benchmarks.md.
+# and rewrites the generated part of docs/benchmarks.md; then the scale curve
+# (bench-scale).
 bench: build
 	@bash .ci/deps bench
 	GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/bench/bench.sh
+	GO="$(GO)" GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/bench/scalebench.sh
+
+# A few minutes, no root: the node inventory commands, class, node import
+# and serve's reload at 1k, 10k and 50k nodes, with the ratio between sizes
+# (part of bench); rewrites its part of docs/benchmarks.md.
+bench-scale: build
+	GO="$(GO)" GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/bench/scalebench.sh
 
 # About 25 minutes, root: N simulated nodes (10, 50, 100) fetch a kernel and an
 # initrd at once over TFTP (ours, dnsmasq's, tftpd-hpa's) and over our HTTP,

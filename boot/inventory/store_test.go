@@ -19,7 +19,7 @@ import (
 // TestMain makes every git run hermetic.
 func TestMain(m *testing.M) { os.Exit(testkit.HermeticGit(m)) }
 
-func newRepo(t *testing.T) *git.Repo {
+func newRepo(t testing.TB) *git.Repo {
 	t.Helper()
 	dir := t.TempDir()
 	if out, err := exec.Command("git", "init", "-q", "-b", "main", dir).CombinedOutput(); err != nil {
@@ -32,7 +32,7 @@ func newRepo(t *testing.T) *git.Repo {
 	return r
 }
 
-func run(t *testing.T, r *git.Repo, args ...string) string {
+func run(t testing.TB, r *git.Repo, args ...string) string {
 	t.Helper()
 	out, err := r.Run(args...)
 	if err != nil {

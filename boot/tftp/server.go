@@ -187,6 +187,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.srv = ptftp.NewServer(s.read, s.write)
 	s.srv.EnableSinglePort()
+	// pin/tftp learns the interface MTU from packet info on a bare UDP
+	// socket only; over genericConn it would cap blksize at 512. Cap it
+	// at the MTU of the listening interface instead, as before.
+	s.srv.SetBlockSizeNegotiation(false)
+	s.srv.SetBlockSize(maxBlockSize(cfg.Iface, conn.LocalAddr()))
 	if cfg.Timeout > 0 {
 		s.srv.SetTimeout(cfg.Timeout)
 	}
@@ -195,6 +200,28 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.srv.SetHook(hook{s})
 	return s, nil
+}
+
+// maxBlockSize is the largest TFTP block that fits one datagram on the
+// interface (named, or else the one holding addr): its MTU less the IPv4
+// and UDP headers (28 bytes) and TFTP's own 4, at most 65464. Without an
+// answer, an Ethernet MTU of 1500.
+func maxBlockSize(iface string, addr net.Addr) int {
+	mtu := 1500
+	if ifi, err := net.InterfaceByName(iface); iface != "" && err == nil {
+		mtu = ifi.MTU
+	} else if ua, ok := addr.(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
+		ifs, _ := net.Interfaces()
+		for _, ifi := range ifs {
+			as, _ := ifi.Addrs()
+			for _, a := range as {
+				if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ua.IP) {
+					mtu = ifi.MTU
+				}
+			}
+		}
+	}
+	return min(max(mtu-32, 512), 65464)
 }
 
 func firstIPv4(iface string) (net.IP, error) {

@@ -437,3 +437,41 @@ func TestErrorTextIsGeneric(t *testing.T) {
 		t.Errorf("missing file: the client was told %q; want %q", msg, errNotFound)
 	}
 }
+
+// TestBlockSizeNegotiated: the client's blksize is granted up to what one
+// datagram on the interface holds (loopback: the 65464 maximum), not the
+// 512 bytes pin/tftp falls back to in single-port mode over our socket.
+func TestBlockSizeNegotiated(t *testing.T) {
+	dir := t.TempDir()
+	boot := filepath.Join(dir, "undionly.kpxe")
+	if err := os.WriteFile(boot, make([]byte, 100_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Addr: "127.0.0.1:0", Files: map[string]string{"undionly.kpxe": boot}, Timeout: 100 * time.Millisecond, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() { s.Close(); <-done })
+	for _, want := range []string{"1408", "8192", "65464"} {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteTo([]byte("\x00\x01undionly.kpxe\x00octet\x00blksize\x00"+want+"\x00"), s.Addr())
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 70000)
+		n, _, err := c.ReadFrom(buf)
+		c.Close()
+		if err != nil {
+			t.Fatalf("blksize %s: no answer: %v", want, err)
+		}
+		if binary.BigEndian.Uint16(buf) != 6 || !bytes.Contains(buf[2:n], []byte("blksize\x00"+want+"\x00")) {
+			t.Errorf("blksize %s: answered %q; want an OACK granting it", want, buf[:n])
+		}
+	}
+	if got := maxBlockSize("", &net.UDPAddr{IP: net.IPv4zero}); got != 1468 {
+		t.Errorf("maxBlockSize without an interface = %d; want 1468 (an Ethernet datagram)", got)
+	}
+}

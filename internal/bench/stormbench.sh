@@ -20,6 +20,10 @@
 #     STORM_TIMEOUT  seconds per storm (default 600; late nodes count as failed)
 #     STORM_OUT      markdown file to update (default docs/benchmarks.md; "-" prints)
 #     STORM_ONLY     configurations to run (default "ipxe pxelinux dnsmasq tftpd-hpa")
+#     STORM_INVENTORY nodes in git-onesis's inventory (default: the largest N);
+#                    the nodes beyond those that boot are known but silent,
+#                    as most of a large site is during a partial storm
+#     STORM_PERF_ROUNDS perfdhcp rounds (default 3; 0 skips perfdhcp)
 #
 # Needs root: everything runs in two network namespaces (st-srv, st-cli,
 # 10.81.0.0/16) that the script creates and deletes. Installs dnsmasq-base,
@@ -36,7 +40,7 @@ OUT=${STORM_OUT:-$REPO/docs/benchmarks.md}
 ONLY=" ${STORM_ONLY:-ipxe pxelinux dnsmasq tftpd-hpa} "
 want() { [[ $ONLY == *" $1 "* ]]; }
 GO=${GO:-go}
-SRV=st-srv CLI=st-cli
+SRV=st-srv-$$ CLI=st-cli-$$ # unique: other runs may share the machine
 SIP=10.81.0.1 RIP=10.81.0.2 TIP=10.81.0.4
 
 note() { printf '    %s\n' "$*" >&2; }
@@ -84,6 +88,9 @@ git config --global user.name bench && git config --global user.email bench@exam
 
 MAXN=0
 for n in $NS_LIST; do [ "$n" -gt "$MAXN" ] && MAXN=$n; done
+INVN=${STORM_INVENTORY:-$MAXN}
+[ "$INVN" -ge "$MAXN" ] || die "STORM_INVENTORY ($INVN) is smaller than the largest storm ($MAXN)"
+[ "$INVN" -le 62500 ] || die "STORM_INVENTORY is at most 62500 (10.81.0.0/16)"
 ipof() { echo "10.81.$((1 + ($1 - 1) / 250)).$((1 + ($1 - 1) % 250))"; }
 macof() { printf '52:54:00:81:%02x:%02x' $(($1 >> 8)) $(($1 & 255)); }
 
@@ -113,7 +120,7 @@ echo storm >"$IMG/etc/hostname"
 COMMIT=$(git -C "$IMG" rev-parse HEAD)
 {
 	echo "subnet 10.81.0.0 netmask 255.255.0.0 { option routers $RIP; }"
-	for ((i = 1; i <= MAXN; i++)); do echo "host n$i { hardware ethernet $(macof $i); fixed-address $(ipof $i); option host-name \"n$i\"; }"; done
+	for ((i = 1; i <= INVN; i++)); do echo "host n$i { hardware ethernet $(macof $i); fixed-address $(ipof $i); option host-name \"n$i\"; }"; done
 } >"$WORK/dhcpd.conf"
 (cd "$IMG" && git onesis node import "$WORK/dhcpd.conf" >/dev/null) || die "node import failed"
 for ((i = 1; i <= MAXN; i++)); do echo "$(macof $i),$(ipof $i)"; done >"$WORK/dnsmasq.hosts"
@@ -275,6 +282,7 @@ gen() {
 	echo "**Machine:** $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r)."
 	echo "**Software:** $(go version | sed 's/^go version //'), $(/usr/sbin/dnsmasq --version | head -1), tftpd-hpa $(dpkg-query -W -f '${Version}' tftpd-hpa 2>/dev/null), kea $(/usr/sbin/kea-dhcp4 -v 2>/dev/null)."
 	echo "**Files:** kernel $KSIZE bytes ($KNOTE), initramfs $ISIZE bytes (built by serve, copied for the others); iPXE's undionly.kpxe $(stat -c %s /usr/lib/ipxe/undionly.kpxe) bytes, pxelinux.0 $(stat -c %s /usr/lib/PXELINUX/pxelinux.0) bytes. Best of $ROUNDS round(s); storm timeout ${TIMEOUT} s."
+	echo "**Inventory:** $INVN nodes known to git-onesis serve, of which the storm's N boot."
 	echo "**Load average** (1, 5, 15 min): $LOAD_BEFORE before, $LOAD_AFTER after."
 	echo
 	echo "| server and chain | N | all done | p50 per node | p99 per node | failed | retries | distinct kernels | server CPU | client CPU |"
