@@ -1,6 +1,11 @@
 package inventory
 
 import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -101,6 +106,9 @@ func FuzzImportDHCPD(f *testing.F) {
 	f.Add([]byte(seedConf))
 	f.Add([]byte("host n1 { hardware ethernet 52:54:00:00:00:01; fixed-address 10.0.0.1; }"))
 	f.Add([]byte("group { group { } } }"))
+	// Repeated blocks of one host, and options over nested groups.
+	f.Add([]byte(strings.Repeat("host g { hardware ethernet 52:54:00:00:00:01; fixed-address 10.0.0.1; }\nhost g { hardware ethernet 52:54:00:00:00:02; fixed-address 10.0.0.1; }\n", 3)))
+	f.Add([]byte("option routers 10.0.0.254;\nsubnet 10.0.0.0 netmask 255.255.255.0 { group { option routers 10.0.0.1; group { } } }\n" + strings.Repeat(";", 100)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		im, err := ImportDHCPD("f", b)
 		if err != nil {
@@ -110,6 +118,7 @@ func FuzzImportDHCPD(f *testing.F) {
 		if err := inv.Merge(im, "f", true); err != nil {
 			return
 		}
+		checkIndexes(t, inv)
 		if _, err := Parse("nodes", inv.Marshal()); err != nil {
 			t.Fatalf("imported inventory does not load back: %v\n%s", err, inv.Marshal())
 		}
@@ -132,6 +141,77 @@ func FuzzParse(f *testing.F) {
 		}
 		if string(again.Marshal()) != string(out) {
 			t.Fatalf("canonical form not stable:\n%s\n---\n%s", out, again.Marshal())
+		}
+	})
+}
+
+// checkIndexes checks that inv's nodes are sorted and unique and that its
+// indexes find exactly them.
+func checkIndexes(t *testing.T, inv *Inventory) {
+	t.Helper()
+	macs, ips := 0, map[netip.Addr]bool{}
+	for i, n := range inv.Nodes {
+		if i > 0 && inv.Nodes[i-1].Name >= n.Name {
+			t.Fatalf("nodes not sorted and unique at %s", n.Name)
+		}
+		if inv.ByName(n.Name) != n || inv.ByIP(n.IP) != n {
+			t.Fatalf("index does not find node %s by name or IP", n.Name)
+		}
+		for _, m := range n.MACs {
+			if inv.ByMAC(m) != n {
+				t.Fatalf("index does not find node %s by MAC %s", n.Name, m)
+			}
+		}
+		macs += len(n.MACs)
+		ips[n.IP] = true
+	}
+	if len(inv.byName) != len(inv.Nodes) || len(inv.byMAC) != macs || len(inv.byIP) != len(ips) || len(ips) != len(inv.Nodes) {
+		t.Fatalf("indexes hold %d names, %d MACs, %d IPs for %d nodes with %d MACs", len(inv.byName), len(inv.byMAC), len(inv.byIP), len(inv.Nodes), macs)
+	}
+}
+
+// FuzzPutRemove drives Put, PutAll and Remove over a small space of names,
+// MACs and addresses, so that collisions are common, and checks after each
+// step that the indexes agree with the nodes and that Put refuses exactly
+// what a scan of every node would.
+func FuzzPutRemove(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 0, 1, 2, 4, 1, 1, 0, 0, 2, 5, 6, 7})
+	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		inv := New()
+		for len(ops) >= 4 {
+			op, name, mac, ip := ops[0]%3, fmt.Sprint("n", ops[1]%6), ops[2]%8, ops[3]%8
+			ops = ops[4:]
+			n := &Node{Name: name, MACs: []net.HardwareAddr{{0x52, 0x54, 0, 0, 0, mac}}, IP: netip.AddrFrom4([4]byte{10, 0, 0, 1 + ip})}
+			if mac%3 == 0 {
+				n.MACs = append(n.MACs, net.HardwareAddr{0x52, 0x54, 0, 0, 1, mac})
+			}
+			clash := false
+			for _, o := range inv.Nodes {
+				if o.Name != n.Name && (o.IP == n.IP || slices.ContainsFunc(o.MACs, func(m net.HardwareAddr) bool {
+					return slices.ContainsFunc(n.MACs, func(x net.HardwareAddr) bool { return bytes.Equal(m, x) })
+				})) {
+					clash = true
+				}
+			}
+			var err error
+			switch op {
+			case 0:
+				err = inv.Put(n)
+			case 1:
+				err = inv.PutAll([]*Node{n}, func(_ *Node, err error) error { return err })
+			case 2:
+				had := inv.ByName(name) != nil
+				if err := inv.Remove(name); (err == nil) != had {
+					t.Fatalf("Remove(%s): %v, though the node was there: %v", name, err, had)
+				}
+				checkIndexes(t, inv)
+				continue
+			}
+			if (err != nil) != clash {
+				t.Fatalf("Put(%s %v %s): %v; a scan of every node says clash=%v", name, n.MACs, n.IP, err, clash)
+			}
+			checkIndexes(t, inv)
 		}
 	})
 }
