@@ -133,50 +133,50 @@ func (r *Range) String() string { return r.src }
 // Match reports whether host is one of the names the range describes. The
 // whole host must match; comparison is byte-exact (case-sensitive).
 func (r *Range) Match(host string) bool {
-	// memo[i][pos]: 0 unknown, 1 no, 2 yes — bounds the work for
-	// patterns with many adjacent groups.
-	// With one bracket group there is nothing to memoize (each group
-	// tries at most maxRangeDigits lengths), and resolving thousands of
-	// hosts against hundreds of ranges should not allocate per match.
+	// With one bracket group there is nothing to search: resolving
+	// thousands of hosts against hundreds of ranges should not allocate
+	// per match.
 	groups, g := 0, 0
 	for i, s := range r.segs {
 		if s.items != nil {
 			groups, g = groups+1, i
 		}
 	}
-	if groups == 1 {
-		// host is the literals before the group, a number, and the
-		// literals after it: no search at all.
-		rest := host
-		for _, s := range r.segs[:g] {
-			if !strings.HasPrefix(rest, s.lit) {
-				return false
-			}
-			rest = rest[len(s.lit):]
-		}
-		for i := len(r.segs) - 1; i > g; i-- {
-			if !strings.HasSuffix(rest, r.segs[i].lit) {
-				return false
-			}
-			rest = rest[:len(rest)-len(r.segs[i].lit)]
-		}
-		return len(rest) >= 1 && len(rest) <= maxRangeDigits && strings.Trim(rest, "0123456789") == "" && groupHas(r.segs[g].items, rest)
+	if groups != 1 {
+		return r.search(host)
 	}
-	var memo [][]uint8
-	if groups > 1 {
-		memo = make([][]uint8, len(r.segs)+1)
-		for i := range memo {
-			memo[i] = make([]uint8, len(host)+1)
+	// host is the literals before the group, a number, and the literals
+	// after it.
+	rest := host
+	for _, s := range r.segs[:g] {
+		if !strings.HasPrefix(rest, s.lit) {
+			return false
 		}
+		rest = rest[len(s.lit):]
+	}
+	for i := len(r.segs) - 1; i > g; i-- {
+		if !strings.HasSuffix(rest, r.segs[i].lit) {
+			return false
+		}
+		rest = rest[:len(rest)-len(r.segs[i].lit)]
+	}
+	return len(rest) >= 1 && len(rest) <= maxRangeDigits && strings.Trim(rest, "0123456789") == "" && groupHas(r.segs[g].items, rest)
+}
+
+// search matches host by trying every split of its digits among the
+// groups. memo[i][pos] (0 unknown, 1 no, 2 yes) bounds the work for
+// patterns with many adjacent groups.
+func (r *Range) search(host string) bool {
+	memo := make([][]uint8, len(r.segs)+1)
+	for i := range memo {
+		memo[i] = make([]uint8, len(host)+1)
 	}
 	var match func(i, pos int) bool
 	match = func(i, pos int) bool {
 		if i == len(r.segs) {
 			return pos == len(host)
 		}
-		if memo == nil {
-			// no memo: fall through
-		} else if m := memo[i][pos]; m != 0 {
+		if m := memo[i][pos]; m != 0 {
 			return m == 2
 		}
 		ok := false
@@ -195,11 +195,9 @@ func (r *Range) Match(host string) bool {
 				}
 			}
 		}
-		if memo != nil {
-			memo[i][pos] = 1
-			if ok {
-				memo[i][pos] = 2
-			}
+		memo[i][pos] = 1
+		if ok {
+			memo[i][pos] = 2
 		}
 		return ok
 	}

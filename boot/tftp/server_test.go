@@ -383,14 +383,12 @@ func TestMaxTransfers(t *testing.T) {
 	}
 }
 
-// TestErrorTextIsGeneric: a client that stops acknowledging is sent one of
-// our generic errors, not pin/tftp's "read udp 127.0.0.1:NNN: i/o
-// timeout"; so is a request with a malformed option. The client here is a
-// raw UDP socket, because no real client can be made to stop mid-transfer.
-func TestErrorTextIsGeneric(t *testing.T) {
-	dir := t.TempDir()
-	boot := filepath.Join(dir, "undionly.kpxe")
-	if err := os.WriteFile(boot, make([]byte, 10_000), 0o644); err != nil {
+// serveQuick serves undionly.kpxe (size zero bytes) on loopback, giving up
+// on a silent client after 100 ms and one retry.
+func serveQuick(t *testing.T, size int) *Server {
+	t.Helper()
+	boot := filepath.Join(t.TempDir(), "undionly.kpxe")
+	if err := os.WriteFile(boot, make([]byte, size), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(Config{Addr: "127.0.0.1:0", Files: map[string]string{"undionly.kpxe": boot}, Timeout: 100 * time.Millisecond, Retries: 1})
@@ -400,6 +398,15 @@ func TestErrorTextIsGeneric(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve() }()
 	t.Cleanup(func() { s.Close(); <-done })
+	return s
+}
+
+// TestErrorTextIsGeneric: a client that stops acknowledging is sent one of
+// our generic errors, not pin/tftp's "read udp 127.0.0.1:NNN: i/o
+// timeout"; so is a request with a malformed option. The client here is a
+// raw UDP socket, because no real client can be made to stop mid-transfer.
+func TestErrorTextIsGeneric(t *testing.T) {
+	s := serveQuick(t, 10_000)
 
 	request := func(rrq []byte) (data, errPkt []byte) {
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -442,18 +449,7 @@ func TestErrorTextIsGeneric(t *testing.T) {
 // datagram on the interface holds (loopback: the 65464 maximum), not the
 // 512 bytes pin/tftp falls back to in single-port mode over our socket.
 func TestBlockSizeNegotiated(t *testing.T) {
-	dir := t.TempDir()
-	boot := filepath.Join(dir, "undionly.kpxe")
-	if err := os.WriteFile(boot, make([]byte, 100_000), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Addr: "127.0.0.1:0", Files: map[string]string{"undionly.kpxe": boot}, Timeout: 100 * time.Millisecond, Retries: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve() }()
-	t.Cleanup(func() { s.Close(); <-done })
+	s := serveQuick(t, 100_000)
 	for _, want := range []string{"1408", "8192", "65464"} {
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {

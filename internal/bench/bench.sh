@@ -20,6 +20,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$REPO/internal/bench/lib.sh"
 BENCH_DIR=${BENCH_DIR:-/var/tmp/git-onesis-bench}
 BENCH_TARGET=${BENCH_TARGET:-300000}
 BENCH_RUNS=${BENCH_RUNS:-3}
@@ -393,15 +394,7 @@ OUTTXT=$(gen)
 if [ "$BENCH_OUT" = - ]; then
 	printf '%s\n' "$OUTTXT"
 else
-	if [ ! -f "$BENCH_OUT" ] || ! grep -qF "$BEGIN" "$BENCH_OUT"; then
-		printf '# git-onesis benchmarks\n\n%s\n%s\n' "$BEGIN" "$END" >>"$BENCH_OUT"
-	fi
-	tmpout=$(mktemp)
-	BEGIN_M=$BEGIN END_M=$END BODY=$OUTTXT awk '
-		$0 == ENVIRON["BEGIN_M"] { print; print ENVIRON["BODY"]; skip = 1; next }
-		$0 == ENVIRON["END_M"] { skip = 0 }
-		!skip { print }' "$BENCH_OUT" >"$tmpout"
-	cat "$tmpout" >"$BENCH_OUT"; rm -f "$tmpout"
+	replace_section "$BENCH_OUT" "$BEGIN" "$END" "$OUTTXT" "# git-onesis benchmarks"
 	say "wrote $BENCH_OUT"
 	printf '%s\n' "$OUTTXT"
 fi

@@ -24,6 +24,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$REPO/internal/bench/lib.sh"
 NS_LIST=${BOOTBENCH_N:-10 50 100}
 BLK_LIST=${BOOTBENCH_BLKSIZE:-1408 512}
 TIMEOUT=${BOOTBENCH_TIMEOUT:-300}
@@ -242,16 +243,7 @@ OUTTXT=$(gen)
 if [ "$OUT" = - ]; then
 	printf '%s\n' "$OUTTXT"
 else
-	if [ ! -f "$OUT" ] || ! grep -qF "$BEGIN" "$OUT"; then
-		printf '\n## Network boot: TFTP and HTTP under N concurrent nodes\n\n%s\n%s\n' "$BEGIN" "$END" >>"$OUT"
-	fi
-	tmpout=$(mktemp)
-	BEGIN_M=$BEGIN END_M=$END BODY=$OUTTXT awk '
-		$0 == ENVIRON["BEGIN_M"] { print; print ENVIRON["BODY"]; skip = 1; next }
-		$0 == ENVIRON["END_M"] { skip = 0 }
-		!skip { print }' "$OUT" >"$tmpout"
-	cat "$tmpout" >"$OUT"
-	rm -f "$tmpout"
+	replace_section "$OUT" "$BEGIN" "$END" "$OUTTXT" "## Network boot: TFTP and HTTP under N concurrent nodes"
 	say "wrote $OUT"
 	printf '%s\n' "$OUTTXT"
 fi

@@ -25,6 +25,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$REPO/internal/bench/lib.sh"
 DIR=${NFSBENCH_DIR:-/var/tmp/git-onesis-nfsbench}
 ROOTFS=${NFSBENCH_ROOTFS:-/var/tmp/git-onesis-bench/rootfs}
 N=${NFSBENCH_N:-20}
@@ -171,14 +172,5 @@ if [ "$OUT" = - ]; then
 	printf '%s\n' "$OUTTXT"
 	exit 0
 fi
-if ! grep -qF "$BEGIN" "$OUT"; then
-	printf '\n%s\n%s\n' "$BEGIN" "$END" >>"$OUT"
-fi
-tmpout=$(mktemp)
-BEGIN_M=$BEGIN END_M=$END BODY=$OUTTXT awk '
-	$0 == ENVIRON["BEGIN_M"] { print; print ENVIRON["BODY"]; skip = 1; next }
-	$0 == ENVIRON["END_M"] { skip = 0 }
-	!skip { print }' "$OUT" >"$tmpout"
-cat "$tmpout" >"$OUT"
-rm -f "$tmpout"
+replace_section "$OUT" "$BEGIN" "$END" "$OUTTXT"
 note "wrote the bench-nfs part of $OUT"

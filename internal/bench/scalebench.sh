@@ -21,6 +21,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$REPO/internal/bench/lib.sh"
 SIZES=${SCALE_N:-1000 10000 50000}
 RUNS=${SCALE_RUNS:-3}
 OUT=${SCALE_OUT:-$REPO/docs/benchmarks.md}
@@ -113,13 +114,6 @@ BEGIN='<!-- BEGIN GENERATED: make bench scale -->'
 END='<!-- END GENERATED: make bench scale -->'
 OUTTXT=$(gen)
 if [ "$OUT" = - ]; then printf '%s\n' "$OUTTXT"; exit 0; fi
-grep -qF "$BEGIN" "$OUT" || printf '\n%s\n%s\n' "$BEGIN" "$END" >>"$OUT"
-tmpout=$(mktemp)
-BEGIN_M=$BEGIN END_M=$END BODY=$OUTTXT awk '
-	$0 == ENVIRON["BEGIN_M"] { print; print ENVIRON["BODY"]; skip = 1; next }
-	$0 == ENVIRON["END_M"] { skip = 0 }
-	!skip { print }' "$OUT" >"$tmpout"
-cat "$tmpout" >"$OUT"
-rm -f "$tmpout"
+replace_section "$OUT" "$BEGIN" "$END" "$OUTTXT" "## Cluster scale: the inventory, class, import and reload at 1k, 10k and 50k nodes"
 note "wrote the scale part of $OUT"
 printf '%s\n' "$OUTTXT"

@@ -33,6 +33,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$REPO/internal/bench/lib.sh"
 NS_LIST=${STORM_N:-50 200 500}
 ROUNDS=${STORM_ROUNDS:-1}
 TIMEOUT=${STORM_TIMEOUT:-600}
@@ -321,12 +322,5 @@ END='<!-- END GENERATED: make bench-storm -->'
 OUTTXT=$(gen)
 cp "$RESULTS" "${TMPDIR:-/tmp}/stormbench-results.json"
 if [ "$OUT" = - ]; then printf '%s\n' "$OUTTXT"; exit 0; fi
-grep -qF "$BEGIN" "$OUT" || printf '\n%s\n%s\n' "$BEGIN" "$END" >>"$OUT"
-tmpout=$(mktemp)
-BEGIN_M=$BEGIN END_M=$END BODY=$OUTTXT awk '
-	$0 == ENVIRON["BEGIN_M"] { print; print ENVIRON["BODY"]; skip = 1; next }
-	$0 == ENVIRON["END_M"] { skip = 0 }
-	!skip { print }' "$OUT" >"$tmpout"
-cat "$tmpout" >"$OUT"
-rm -f "$tmpout"
+replace_section "$OUT" "$BEGIN" "$END" "$OUTTXT"
 note "wrote the bench-storm part of $OUT"
