@@ -108,7 +108,12 @@ func splitCmdline(s string) []string {
 func ParseCmdline(s string) (*Config, error) {
 	c := &Config{IP: "dhcp", Init: "/sbin/init", Retries: defaultRetries, Panic: "reboot"}
 	var errs []error
+	more := 0
 	bad := func(w string, f string, a ...any) {
+		if len(errs) == maxCmdlineErrors {
+			more++ // a hostile command line gets a bounded report
+			return
+		}
 		errs = append(errs, fmt.Errorf("kernel argument %q: %s", w, fmt.Sprintf(f, a...)))
 	}
 	for _, w := range splitCmdline(s) {
@@ -200,8 +205,14 @@ func ParseCmdline(s string) (*Config, error) {
 			}
 		}
 	}
+	if more > 0 {
+		errs = append(errs, fmt.Errorf("and %d more malformed kernel arguments", more))
+	}
 	return c, errors.Join(errs...)
 }
+
+// maxCmdlineErrors bounds the malformed arguments reported one by one.
+const maxCmdlineErrors = 10
 
 // parseBootIF reads "01-aa-bb-cc-dd-ee-ff" (ARP type 1, Ethernet); a bare
 // MAC with '-' or ':' is accepted too.

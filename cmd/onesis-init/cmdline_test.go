@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"reflect"
@@ -177,5 +178,19 @@ func TestNetConf(t *testing.T) {
 	}
 	if h := personalityHost(&Config{}, dir); h != "node5" {
 		t.Errorf("personalityHost read %q", h)
+	}
+}
+
+// TestParseCmdlineLinear: a megabyte of malformed arguments parses in one
+// pass and reports the first ten and a count, not a megabyte of errors.
+func TestParseCmdlineLinear(t *testing.T) {
+	s := strings.Repeat("onesis.retries=0 ", 64<<10)
+	_, err := ParseCmdline(s)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "\n") + 1; n != maxCmdlineErrors+1 || !strings.Contains(msg, fmt.Sprintf("and %d more", 64<<10-maxCmdlineErrors)) {
+		t.Errorf("%d error lines, last %q; want %d and a count", n, msg[strings.LastIndexByte(msg, '\n')+1:], maxCmdlineErrors+1)
 	}
 }
