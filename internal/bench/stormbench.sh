@@ -22,7 +22,10 @@
 #     STORM_ONLY     configurations to run (default "ipxe pxelinux dnsmasq tftpd-hpa")
 #     STORM_INVENTORY nodes in git-onesis's inventory (default: the largest N);
 #                    the nodes beyond those that boot are known but silent,
-#                    as most of a large site is during a partial storm
+#                    as most of a large site is during a partial storm. A
+#                    list ("500 10000") runs git-onesis's storms once per
+#                    inventory size, alternated within each round, and
+#                    compares them: the largest keeps the plain rows
 #     STORM_PERF_ROUNDS perfdhcp rounds (default 3; 0 skips perfdhcp)
 #
 # Needs root: everything runs in two network namespaces (st-srv, st-cli,
@@ -89,9 +92,14 @@ git config --global user.name bench && git config --global user.email bench@exam
 
 MAXN=0
 for n in $NS_LIST; do [ "$n" -gt "$MAXN" ] && MAXN=$n; done
-INVN=${STORM_INVENTORY:-$MAXN}
-[ "$INVN" -ge "$MAXN" ] || die "STORM_INVENTORY ($INVN) is smaller than the largest storm ($MAXN)"
+INV_LIST=${STORM_INVENTORY:-$MAXN}
+INVN=0
+for v in $INV_LIST; do
+	[ "$v" -ge "$MAXN" ] || die "STORM_INVENTORY ($v) is smaller than the largest storm ($MAXN)"
+	[ "$v" -gt "$INVN" ] && INVN=$v
+done
 [ "$INVN" -le 62500 ] || die "STORM_INVENTORY is at most 62500 (10.81.0.0/16)"
+gname() { if [ "$1" = "$INVN" ]; then echo git-onesis; else echo "git-onesis-inv$1"; fi; } # a storm's server name
 ipof() { echo "10.81.$((1 + ($1 - 1) / 250)).$((1 + ($1 - 1) % 250))"; }
 macof() { printf '52:54:00:81:%02x:%02x' $(($1 >> 8)) $(($1 & 255)); }
 
@@ -123,7 +131,13 @@ COMMIT=$(git -C "$IMG" rev-parse HEAD)
 	echo "subnet 10.81.0.0 netmask 255.255.0.0 { option routers $RIP; }"
 	for ((i = 1; i <= INVN; i++)); do echo "host n$i { hardware ethernet $(macof $i); fixed-address $(ipof $i); option host-name \"n$i\"; }"; done
 } >"$WORK/dhcpd.conf"
-(cd "$IMG" && git onesis node import "$WORK/dhcpd.conf" >/dev/null) || die "node import failed"
+declare -A INV_COMMIT
+for v in $INV_LIST; do # one inventory commit per size: the first v hosts
+	head -n $((v + 1)) "$WORK/dhcpd.conf" >"$WORK/dhcpd-$v.conf"
+	(cd "$IMG" && git update-ref -d refs/onesis/inventory 2>/dev/null; git onesis node import "$WORK/dhcpd-$v.conf" >/dev/null) || die "node import failed"
+	INV_COMMIT[$v]=$(git -C "$IMG" rev-parse refs/onesis/inventory)
+done
+git -C "$IMG" update-ref refs/onesis/inventory "${INV_COMMIT[$INVN]}"
 for ((i = 1; i <= MAXN; i++)); do echo "$(macof $i),$(ipof $i)"; done >"$WORK/dnsmasq.hosts"
 for ((i = 1; i <= MAXN; i++)); do macof $i; echo; done >"$WORK/macs"
 
@@ -190,8 +204,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for n in $NS_LIST; do
 		note "round $r, N=$n"
 		# serve keeps its state (initramfs cache) between runs, as in production.
-		if want ipxe; then serve_start; storm git-onesis ipxe "$n" $(serve_pid); stop "$SPID"; fi
-		if want pxelinux; then serve_start --pxelinux; storm git-onesis pxelinux "$n" $(serve_pid); stop "$SPID"; fi
+		for v in $INV_LIST; do
+			git -C "$IMG" update-ref refs/onesis/inventory "${INV_COMMIT[$v]}"
+			if want ipxe; then serve_start; storm "$(gname "$v")" ipxe "$n" $(serve_pid); stop "$SPID"; fi
+			if want pxelinux; then serve_start --pxelinux; storm "$(gname "$v")" pxelinux "$n" $(serve_pid); stop "$SPID"; fi
+		done
+		git -C "$IMG" update-ref refs/onesis/inventory "${INV_COMMIT[$INVN]}"
 		want dnsmasq || continue
 		ip netns exec $SRV dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=s0 --bind-interfaces \
 			--listen-address=$SIP --dhcp-range=10.81.0.0,static,255.255.0.0 --dhcp-hostsfile="$WORK/dnsmasq.hosts" \
@@ -283,7 +301,7 @@ gen() {
 	echo "**Machine:** $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r)."
 	echo "**Software:** $(go version | sed 's/^go version //'), $(/usr/sbin/dnsmasq --version | head -1), tftpd-hpa $(dpkg-query -W -f '${Version}' tftpd-hpa 2>/dev/null), kea $(/usr/sbin/kea-dhcp4 -v 2>/dev/null)."
 	echo "**Files:** kernel $KSIZE bytes ($KNOTE), initramfs $ISIZE bytes (built by serve, copied for the others); iPXE's undionly.kpxe $(stat -c %s /usr/lib/ipxe/undionly.kpxe) bytes, pxelinux.0 $(stat -c %s /usr/lib/PXELINUX/pxelinux.0) bytes. Best of $ROUNDS round(s); storm timeout ${TIMEOUT} s."
-	echo "**Inventory:** $INVN nodes known to git-onesis serve, of which the storm's N boot."
+	echo "**Inventory:** $INVN nodes known to git-onesis serve (rows that say so: $INV_LIST), of which the storm's N boot."
 	echo "**Load average** (1, 5, 15 min): $LOAD_BEFORE before, $LOAD_AFTER after."
 	echo
 	echo "| server and chain | N | all done | p50 per node | p99 per node | failed | retries | distinct kernels | server CPU | client CPU |"
@@ -291,6 +309,11 @@ gen() {
 	for n in $NS_LIST; do
 		row "git-onesis, iPXE: DHCP, TFTP loader, DHCP, HTTP script, kernel, initramfs" git-onesis ipxe "$n"
 		row "git-onesis \`--pxelinux\`: DHCP, then all over TFTP" git-onesis pxelinux "$n"
+		for v in $INV_LIST; do
+			[ "$v" = "$INVN" ] && continue
+			row "git-onesis, iPXE, with a $v-node inventory" "$(gname "$v")" ipxe "$n"
+			row "git-onesis \`--pxelinux\`, with a $v-node inventory" "$(gname "$v")" pxelinux "$n"
+		done
 		row "dnsmasq (DHCP + TFTP), PXELINUX chain" dnsmasq pxelinux "$n"
 		row "dnsmasq DHCP + tftpd-hpa, PXELINUX chain" tftpd-hpa pxelinux "$n"
 	done
@@ -311,6 +334,13 @@ gen() {
 	for n in $NS_LIST; do cmp "git-onesis TFTP chain vs dnsmasq" git-onesis pxelinux dnsmasq pxelinux "$n"; done
 	for n in $NS_LIST; do cmp "git-onesis TFTP chain vs dnsmasq + tftpd-hpa" git-onesis pxelinux tftpd-hpa pxelinux "$n"; done
 	for n in $NS_LIST; do cmp "git-onesis HTTP (iPXE) chain vs git-onesis TFTP chain" git-onesis ipxe git-onesis pxelinux "$n"; done
+	for v in $INV_LIST; do
+		[ "$v" = "$INVN" ] && continue
+		for n in $NS_LIST; do for m in ipxe pxelinux; do
+			[ -n "$(best git-onesis "$m" "$n")" ] || continue
+			cmp "git-onesis $m chain, $INVN-node inventory vs $v-node inventory" git-onesis "$m" "$(gname "$v")" "$m" "$n"
+		done; done
+	done
 	for n in $NS_LIST; do cpucmp "server CPU: git-onesis TFTP chain vs dnsmasq" git-onesis pxelinux dnsmasq pxelinux "$n"; done
 	for n in $NS_LIST; do cpucmp "server CPU: git-onesis TFTP chain vs dnsmasq + tftpd-hpa" git-onesis pxelinux tftpd-hpa pxelinux "$n"; done
 	for n in $NS_LIST; do cpucmp "client CPU: git-onesis TFTP chain vs dnsmasq" git-onesis pxelinux dnsmasq pxelinux "$n" client_cpu_s; done
