@@ -286,6 +286,7 @@ ratio() { # A B [WORD] -> a/b, with "n/a" if a run had failures
 		if (r < 1) printf "%.2f× (%.1f× %s)", r, 1 / r, w; else printf "%.2f×", r }'
 }
 cmp() { # LABEL A_SERVER A_MODE B_SERVER B_MODE N
+	[ -n "$(best "$2" "$3" "$6")" ] && [ -n "$(best "$4" "$5" "$6")" ] || return 0 # a configuration not run
 	if [ "$(failed_of "$2" "$3" "$6")" != 0 ] || [ "$(failed_of "$4" "$5" "$6")" != 0 ]; then echo "| $1 | $6 | n/a (failures) |"; return; fi
 	echo "| $1 | $6 | $(ratio "$(t_of "$2" "$3" "$6")" "$(t_of "$4" "$5" "$6")") |"
 }
