@@ -44,7 +44,7 @@ import (
 )
 
 // Names lists the hooks git-onesis installs.
-var Names = []string{"pre-commit", "post-commit", "post-checkout", "post-merge", "post-rewrite"}
+var Names = []string{"pre-commit", "post-commit", "post-checkout", "post-merge", "post-rewrite", "post-index-change"}
 
 // version is the tag in the second line of the current bodies.
 const version = "v1"

@@ -407,7 +407,7 @@ func TestGlobalHooksPath(t *testing.T) {
 	}
 	head := strings.TrimSpace(runGit(t, repo, "rev-parse", "HEAD"))
 	want := "argv:\npre-commit\nstdin:\n" + "argv:\npost-commit\nstdin:\n" +
-		"argv:\npost-checkout\n" + head + "\n" + head + "\n1\nstdin:\n"
+		"argv:\npost-index-change\n1\n0\nstdin:\n" + "argv:\npost-checkout\n" + head + "\n" + head + "\n1\nstdin:\n"
 	if got := readFile(t, log); got != want {
 		t.Errorf("opted-in repo: git-onesis calls\n%q\nwant\n%q", got, want)
 	}

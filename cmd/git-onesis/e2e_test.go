@@ -483,7 +483,7 @@ func TestNoVerifyCaught(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("commit: %s", r.err)
 	}
-	if !strings.Contains(r.err, "does not match the tree") || !strings.Contains(r.err, "git onesis commit --amend") {
+	if !strings.Contains(r.err, "without the pre-commit hook") || !strings.Contains(r.err, "git onesis commit --amend") {
 		t.Errorf("post-commit did not warn about the unrecorded commit:\n%s", r.err)
 	}
 	if r := onesis(t, img, "commit", "-q", "--amend", "--no-edit"); r.code != 0 {

@@ -186,6 +186,9 @@ func indexVarint(b []byte) (uint64, int) {
 // (relative to the top of the work tree, as git reads it), else the
 // worktree's own index in its git dir.
 func (r *Repo) IndexFile() string {
+	if r.index != "" {
+		return r.index
+	}
 	if p := os.Getenv("GIT_INDEX_FILE"); p != "" {
 		if !filepath.IsAbs(p) && r.Top != "" {
 			p = filepath.Join(r.Top, p)

@@ -85,6 +85,9 @@ func (im *Image) Status() (*Status, error) {
 	st := &Status{}
 	notRoot := os.Geteuid() != 0
 	for _, c := range meta.Compare(recorded, cur) {
+		if im.outside != nil && im.outside(c.Path) {
+			continue // a sparse checkout leaves it out
+		}
 		d := Drift{Change: c}
 		if notRoot && c.Kind == meta.Modified {
 			d.NotRoot = onlyPrivileged(c)
