@@ -240,7 +240,7 @@ func copyFile(from, to string) error {
 }
 
 // writtenSince lists the paths git wrote between two index versions: an
-// entry that is new or has a new inode (git writes a file by creating it
+// entry that is new or was rewritten (git writes a file by creating it
 // afresh), still exactly as git recorded it (same inode, size, mtime and
 // ctime, so nobody changed it after git did), plus the paths that left
 // the index (their parent directories may have gone with them).
@@ -259,7 +259,7 @@ func writtenSince(root string, seen, cur *git.Index) []string {
 			}
 			j++
 		default:
-			if (a[i].Ino != b[j].Ino || a[i].Dev != b[j].Dev) && asWritten(root, b[j]) {
+			if rewritten(a[i], b[j]) && asWritten(root, b[j]) {
 				out = append(out, b[j].Path)
 			}
 			i++
@@ -267,6 +267,15 @@ func writtenSince(root string, seen, cur *git.Index) []string {
 		}
 	}
 	return out
+}
+
+// rewritten reports whether an index entry's stat data says the file was
+// replaced: a new inode, or new content time. (The file system may give a
+// new file the inode number just freed, so the inode alone is not enough.)
+// A change of ctime alone is a chmod, chown or setxattr that git's refresh
+// noticed: metadata drift, which is not git's doing.
+func rewritten(was, now *git.IndexEntry) bool {
+	return was.Ino != now.Ino || was.Dev != now.Dev || was.MtimeSec != now.MtimeSec || was.MtimeNsec != now.MtimeNsec
 }
 
 // stage0 keeps the merged entries (conflicted paths have no stat data).
