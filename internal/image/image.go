@@ -435,7 +435,7 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 		defer trace.Region("refresh index")()
 		// The refresh writes the index, which runs post-index-change:
 		// that hook has nothing to do for our own refresh.
-		if err := im.Git.WithEnv(NestedEnv+"=1").RefreshIndex(refresh); err != nil {
+		if err := im.Git.WithEnv(NestedEnv + "=1").RefreshIndex(refresh); err != nil {
 			return res, fmt.Errorf("refreshing the index after apply: %w", err)
 		}
 	}
