@@ -58,8 +58,8 @@ func caller(im *image.Image) Caller {
 	})
 }
 
-// kindOf classifies what the caller did to the work tree.
-func kindOf(im *image.Image, c Caller) image.Kind {
+// KindOf classifies what the git command c did to the work tree.
+func KindOf(im *image.Image, c Caller) image.Kind {
 	switch {
 	case !c.WritesWorktree():
 		return image.IndexOnly
@@ -102,7 +102,7 @@ func PostIndexChange(im *image.Image, _ []string, _ io.Reader, stderr io.Writer)
 	if os.Getenv(image.NestedEnv) != "" {
 		return nil // our own index refresh
 	}
-	return converge(im, kindOf(im, caller(im)), stderr)
+	return converge(im, KindOf(im, caller(im)), stderr)
 }
 
 // PreCommit records .gitmeta for the index being committed and stages it.
@@ -217,7 +217,7 @@ func PostCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) erro
 // post-index-change hook has usually done the work already; this one
 // catches up when it did not run (an older install, a git without it).
 func PostCheckout(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
-	return converge(im, kindOf(im, caller(im)), stderr)
+	return converge(im, KindOf(im, caller(im)), stderr)
 }
 
 // PostMerge runs after a merge or pull (squash included).

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -51,16 +52,17 @@ func runInstall(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("no-apply") {
+		// The tree is taken as it is: the hooks apply what git writes
+		// from now on, and leave today's drift to 'git onesis apply'.
+		if b, err := os.ReadFile(im.MetaPath()); err == nil {
+			im.MarkApplied(b)
+		}
 		return nil
 	}
-	m, err := im.ReadWorktreeMeta()
+	res, err := im.ApplyWorktreeMeta(image.ApplyOptions{})
 	if errors.Is(err, image.ErrNoMeta) {
 		return nil
 	}
-	if err != nil {
-		return fatal(err)
-	}
-	res, err := im.ApplyTree(m, image.ApplyOptions{})
 	if err != nil {
 		return fatal(err)
 	}

@@ -132,11 +132,47 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	return &Converged{Result: res, Full: o.Old == nil}, nil
 }
 
+// ApplyWorktreeMeta applies the work tree's .gitmeta (in full unless o
+// says otherwise), leaving alone what a sparse checkout keeps out of the
+// tree, and remembers it as applied when nothing failed. It returns
+// ErrNoMeta when there is no .gitmeta.
+func (im *Image) ApplyWorktreeMeta(o ApplyOptions) (*meta.ApplyResult, error) {
+	b, err := os.ReadFile(im.MetaPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoMeta
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading .gitmeta: %w", err)
+	}
+	m, err := meta.ParseBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
+	}
+	if o.Outside == nil {
+		if ix, err := git.ReadIndex(im.Git.IndexFile(), im.Git.HashLen()); err == nil {
+			o.Outside = sparseScope(ix)
+		}
+	}
+	if !o.DryRun {
+		im.forgetApplied()
+	}
+	res, err := im.ApplyTree(m, o)
+	if err != nil {
+		return res, err
+	}
+	if !o.DryRun && len(res.Errors) == 0 {
+		im.MarkApplied(b)
+	}
+	return res, nil
+}
+
 // MarkApplied remembers that the tree now matches the .gitmeta bytes b,
 // after a full apply or a record.
 func (im *Image) MarkApplied(b []byte) {
 	im.saveApplied(b)
-	im.saveSeen(im.Git.IndexFile())
+	if os.Getenv("GIT_INDEX_FILE") == "" {
+		im.saveSeen(im.Git.IndexFile())
+	}
 }
 
 func (im *Image) statePath(name string) string {
