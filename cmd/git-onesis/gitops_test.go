@@ -324,3 +324,51 @@ func TestPartialCommitKeepsUnseen(t *testing.T) {
 		t.Errorf("the work tree's .gitmeta lost the uncommitted drift")
 	}
 }
+
+// TestInstallAllOrNothing: a foreign pre-commit hook stops 'install' from
+// writing any hook, and the message says so.
+func TestInstallAllOrNothing(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	must(t, ".", "git", "init", "-q", repo)
+	hooksDir := filepath.Join(repo, ".git", "hooks")
+	os.MkdirAll(hooksDir, 0o755)
+	os.WriteFile(filepath.Join(hooksDir, "pre-commit"), []byte("#!/bin/sh\necho mine\n"), 0o755)
+	r := onesis(t, repo, "install", "--no-apply")
+	if r.code != 128 || !strings.Contains(r.err, "no hook was installed") {
+		t.Errorf("install over a foreign hook: exit %d\n%s", r.code, r.err)
+	}
+	ents, _ := os.ReadDir(hooksDir)
+	if len(ents) != 1 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("hooks written although the install was refused: %v", names)
+	}
+	if out := runIn(t, repo, "git", "config", "onesis.enabled"); out.code == 0 {
+		t.Errorf("onesis.enabled set by a refused install")
+	}
+}
+
+// TestStaleIndexLock: after a git process was killed holding the index
+// lock (kill -9 during 'git onesis record'), record names the lock file
+// and the way out, and works once it is removed.
+func TestStaleIndexLock(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	must(t, ".", "git", "init", "-q", repo)
+	os.WriteFile(filepath.Join(repo, "f"), []byte("x\n"), 0o644)
+	if r := onesis(t, repo, "init", "-q"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	lock := filepath.Join(repo, ".git", "index.lock")
+	os.WriteFile(lock, nil, 0o644)
+	os.Chmod(filepath.Join(repo, "f"), 0o600)
+	r := onesis(t, repo, "record", "-q")
+	if r.code != 128 || !strings.Contains(r.err, "rm "+lock) || !strings.Contains(r.err, "killed") {
+		t.Errorf("record with a stale index.lock: exit %d\n%s", r.code, r.err)
+	}
+	os.Remove(lock)
+	if r := onesis(t, repo, "record", "-q"); r.code != 0 {
+		t.Errorf("record after removing the lock: exit %d\n%s", r.code, r.err)
+	}
+}

@@ -81,7 +81,7 @@ func installHooks(c *cli.Context, im *image.Image, force bool) error {
 	}
 	if refused {
 		fmt.Fprintln(c.App.ErrWriter, "To resolve this, either:\n  1: run 'git onesis install --manual' for instructions on how to merge hooks.\n  2: run 'git onesis install --force' to overwrite your hook.")
-		return cli.Exit("fatal: hooks not installed", exitFatal)
+		return cli.Exit("fatal: no hook was installed (git-onesis installs all of its hooks or none)", exitFatal)
 	}
 	if err != nil {
 		return fatal(err)

@@ -374,10 +374,20 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		}
 		defer trace.Region("git add .gitmeta")()
 		if err := im.Git.Add(MetaFile); err != nil {
-			return changed, m, fmt.Errorf("staging .gitmeta: %w", err)
+			return changed, m, im.lockHint(err)
 		}
 	}
 	return changed, m, nil
+}
+
+// lockHint turns git's "index.lock exists" failure into what to do about
+// it; other errors are returned as they are.
+func (im *Image) lockHint(err error) error {
+	lock := im.Git.IndexFile() + ".lock"
+	if _, serr := os.Lstat(lock); serr != nil || !strings.Contains(err.Error(), "index.lock") {
+		return err
+	}
+	return fmt.Errorf("cannot stage .gitmeta: %s exists. Another git process is using the index, or one was killed while it did (an interrupted 'git onesis record', say). If no git process is running in this repository, remove it (rm %s) and run the command again: %w", lock, lock, err)
 }
 
 // metaStagedAsIs reports whether the index entry of .gitmeta matches the
