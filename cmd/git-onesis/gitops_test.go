@@ -372,3 +372,39 @@ func TestStaleIndexLock(t *testing.T) {
 		t.Errorf("record after removing the lock: exit %d\n%s", r.code, r.err)
 	}
 }
+
+// TestRebaseQuiet: a rebase of metadata commits prints no warning at any
+// step (the sequencer commits without pre-commit, by design), and ends
+// with the tree as its tip records.
+func TestRebaseQuiet(t *testing.T) {
+	img, _ := hookedImage(t)
+	must(t, img, "git", "checkout", "-q", "-b", "topic")
+	for i, p := range []string{"etc/secret", "usr/bin/ping"} {
+		mode := uint32(0o400) // the exec bit as git has it: metadata-only changes
+		if p == "usr/bin/ping" {
+			mode = 0o500
+		}
+		unix.Chmod(filepath.Join(img, p), mode)
+		if r := onesis(t, img, "commit", "-q", "-m", "topic "+string(rune('a'+i))); r.code != 0 {
+			t.Fatal(r.err)
+		}
+	}
+	must(t, img, "git", "checkout", "-q", "main")
+	os.Chown(filepath.Join(img, "home/alice/.profile"), 1234, 1234)
+	if r := onesis(t, img, "commit", "-q", "-m", "main moves"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	must(t, img, "git", "checkout", "-q", "topic")
+	r := runIn(t, img, "git", "rebase", "-q", "main")
+	if r.code != 0 {
+		t.Fatalf("rebase: %s\n%s", r.err, must(t, img, "git", "status", "--short"))
+	}
+	if strings.Contains(r.err, "warning") || strings.Contains(r.err, "does not match") {
+		t.Errorf("rebase printed warnings:\n%s", r.err)
+	}
+	assertMode(t, filepath.Join(img, "etc/secret"), 0o400, 0, 0)
+	assertMode(t, filepath.Join(img, "home/alice/.profile"), 0o644, 1234, 1234)
+	if st := onesis(t, img, "status"); st.code != 0 {
+		t.Errorf("status after rebase: %d\n%s", st.code, st.out)
+	}
+}
