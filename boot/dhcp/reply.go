@@ -16,9 +16,13 @@ import (
 const DefaultLeaseTime = 12 * time.Hour
 
 // Default boot files, as shipped by Debian's ipxe and pxelinux packages.
+// Debian ships no iPXE for arm64: ARM64BootFile is where Fedora's
+// ipxe-bootimgs-aarch64 puts it (and iPXE's own build, bin-arm64-efi/),
+// relative to the iPXE directory.
 const (
 	BIOSBootFile     = "undionly.kpxe"
 	EFI64BootFile    = "snponly.efi"
+	ARM64BootFile    = "arm64-efi/snponly.efi"
 	PXELinuxBootFile = "pxelinux.0"
 )
 
@@ -179,12 +183,24 @@ func (s *Server) decide(req *dhcpv4.DHCPv4) (d decision) {
 			resp.BootFileName = bootFile // the BOOTP file field: old PXE ROMs read only this
 		}
 		resp.UpdateOption(dhcpv4.OptBootFileName(bootFile))
-		if d.info.Firmware != FirmwareIPXE {
+		if d.info.Firmware != FirmwareIPXE && !d.info.Firmware.HTTPBoot() {
 			resp.UpdateOption(dhcpv4.OptTFTPServerName(s.serverIP.String()))
 		}
 	}
-	if strings.HasPrefix(req.ClassIdentifier(), "PXEClient") {
-		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
+	switch fw := d.info.Firmware; {
+	case fw.HTTPBoot():
+		// UEFI 2.5+ (24.7.2): the offer must say "HTTPClient", or the
+		// firmware does not take option 67 as its boot URI.
+		resp.UpdateOption(dhcpv4.OptClassIdentifier(httpClient))
+	case fw.UEFIPXE():
+		// No "PXEClient" for UEFI PXE: EDK2's PXE base code (PxeBcDhcp4.c)
+		// takes an address offer that says "PXEClient" but has no PXE
+		// discovery options (43) for a BINL offer, and asks siaddr:4011
+		// for the boot file before it uses any (PXE-E16 when nothing
+		// answers there). Without option 60 it is a "DHCP only" offer
+		// with a boot file, which it boots from directly.
+	case strings.HasPrefix(req.ClassIdentifier(), pxeClient):
+		resp.UpdateOption(dhcpv4.OptClassIdentifier(pxeClient))
 	}
 	if guid := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
 		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))
@@ -239,11 +255,17 @@ func replyDest(req, resp *dhcpv4.DHCPv4) *net.UDPAddr {
 }
 
 // bootFile chooses the boot file for a firmware. A non-empty reason means
-// the client must be ignored (a PXE ROM we have nothing to boot with).
+// the client must be ignored (a firmware we have nothing to boot with).
 func (s *Server) bootFile(fw Firmware) (file, reason string) {
 	if f, ok := s.cfg.BootFiles[fw]; ok {
 		if f == "" {
 			return "", fmt.Sprintf("no boot file configured for %s firmware", fw)
+		}
+		if fw.HTTPBoot() && !strings.Contains(f, "://") {
+			if s.cfg.IPXEBaseURL == "" {
+				return "", fmt.Sprintf("UEFI HTTP boot (%s) needs the HTTP server, which is off", fw)
+			}
+			f = s.cfg.IPXEBaseURL + f
 		}
 		return f, ""
 	}
@@ -262,6 +284,16 @@ func (s *Server) bootFile(fw Firmware) (file, reason string) {
 		return BIOSBootFile, ""
 	case FirmwareEFI64:
 		return EFI64BootFile, ""
+	case FirmwareARM64:
+		return ARM64BootFile, ""
+	case FirmwareEFI64HTTP, FirmwareARM64HTTP:
+		if s.cfg.IPXEBaseURL == "" {
+			return "", fmt.Sprintf("UEFI HTTP boot (%s) needs the HTTP server, which is off", fw)
+		}
+		if fw == FirmwareARM64HTTP {
+			return s.cfg.IPXEBaseURL + ARM64BootFile, ""
+		}
+		return s.cfg.IPXEBaseURL + EFI64BootFile, ""
 	default:
 		return "", fmt.Sprintf("no boot file configured for %s firmware", fw)
 	}

@@ -16,6 +16,7 @@ import (
 	"net"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,12 +54,18 @@ type Config struct {
 	// e.g. "http://10.77.0.1:8080/boot/${mac:hexhyp}.ipxe"; iPXE expands
 	// ${mac:hexhyp} itself.
 	HTTPBootURL string
+	// IPXEBaseURL is where the HTTP server serves the iPXE binaries,
+	// ending in "/" (e.g. "http://10.77.0.1:8080/ipxe/"). UEFI HTTP boot
+	// clients get it joined with their binary's name; "" = ignore them.
+	IPXEBaseURL string
 	// PXELinux makes BIOS clients get pxelinux.0 instead of undionly.kpxe.
 	PXELinux bool
 	// BootFiles overrides the boot file per firmware; "" means "ignore
-	// clients with that firmware". Defaults: BIOS undionly.kpxe (or
-	// pxelinux.0), EFI x64 snponly.efi, iPXE HTTPBootURL, and none for
-	// EFI IA32 and arm64 (those clients are ignored with a log line).
+	// clients with that firmware". For the HTTP boot kinds a name without
+	// "://" is taken relative to IPXEBaseURL. Defaults: BIOS undionly.kpxe
+	// (or pxelinux.0), UEFI x64 snponly.efi, UEFI arm64 ARM64BootFile,
+	// the same two under IPXEBaseURL for UEFI HTTP boot, iPXE
+	// HTTPBootURL, and none for UEFI IA32 (ignored with a log line).
 	BootFiles map[Firmware]string
 	// Discover, when set, is told about every DISCOVER/REQUEST from a MAC
 	// the inventory does not know (serve --discover).
@@ -185,7 +192,13 @@ func newServer(cfg Config) (*Server, error) {
 	if len(cfg.HTTPBootURL) > 255 {
 		return nil, fmt.Errorf("dhcp: HTTP boot URL is %d bytes, DHCP option 67 holds at most 255", len(cfg.HTTPBootURL))
 	}
+	if cfg.IPXEBaseURL != "" && !strings.HasSuffix(cfg.IPXEBaseURL, "/") {
+		return nil, fmt.Errorf("dhcp: iPXE base URL %q must end in /", cfg.IPXEBaseURL)
+	}
 	for fw, f := range cfg.BootFiles {
+		if fw.HTTPBoot() && f != "" && !strings.Contains(f, "://") {
+			f = cfg.IPXEBaseURL + f
+		}
 		if len(f) > 255 {
 			return nil, fmt.Errorf("dhcp: boot file for %s is %d bytes, DHCP option 67 holds at most 255", fw, len(f))
 		}
