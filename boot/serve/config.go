@@ -58,8 +58,14 @@ type Config struct {
 	// PXELinux gives BIOS clients pxelinux.0 instead of undionly.kpxe.
 	PXELinux bool
 	// IPXEDir holds undionly.kpxe, ipxe.efi and snponly.efi (default
-	// /usr/lib/ipxe, from Debian's ipxe package).
+	// /usr/lib/ipxe, from Debian's ipxe package), and arm64-efi/snponly.efi
+	// if arm64 nodes boot.
 	IPXEDir string
+	// BootFiles overrides the boot file per firmware name (one of
+	// BootFileFirmwares): a file in IPXEDir, served over TFTP and at
+	// /ipxe/ over HTTP; for the -http kinds also a full URL; "" = do not
+	// answer that firmware (serve --boot-file FIRMWARE=NAME).
+	BootFiles map[string]string
 	// StateDir holds cached kernels and initramfs images, discovered MACs
 	// and the NFS state; default <common git dir>/onesis/serve.
 	StateDir string
@@ -250,6 +256,9 @@ func (c *Config) Validate(f Factories) error {
 				return cfgErr("--ipxe-dir", "%s has no %s (install Debian's ipxe package or give --ipxe-dir)", c.IPXEDir, f)
 			}
 		}
+	}
+	if _, err := planLoaders(*c); err != nil {
+		return err
 	}
 	missing := func(on bool, has bool, flag, what string) error {
 		if on && !has {

@@ -191,6 +191,7 @@ func TestValidate(t *testing.T) {
 		{"unwired", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe}, Factories{}, "--no-dhcp: this git-onesis was built without the DHCP server"},
 		{"no repo", Config{RepoDir: "/nonexistent", Iface: "lo"}, all, "repository: /nonexistent is not a directory"},
 		{"ok", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe}, all, ""},
+		{"boot file", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, BootFiles: map[string]string{"efi-arm64": "arm64.efi"}}, all, "--boot-file: efi-arm64=arm64.efi: there is no such file"},
 		{"export dir with own nfs", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NFSExportDir: "/srv/onesis"}, all, "--nfs-export-dir: nodes would mount another NFS server's trees while serve's own NFS server runs; add --no-nfs"},
 		{"export dir relative", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoNFS: true, NFSExportDir: "srv/onesis"}, all, `--nfs-export-dir: "srv/onesis" must be a clean absolute path`},
 		{"export dir comma", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoNFS: true, NFSExportDir: "/srv/a,b"}, all, "cannot carry"},

@@ -49,7 +49,8 @@ var serveCmd = &cli.Command{
 		&cli.BoolFlag{Name: "no-ra", Usage: "do not answer IPv6 router solicitations (iPXE then waits ~16 s)"},
 		&cli.BoolFlag{Name: "discover", Usage: "record unknown MACs for 'git onesis node discovered'"},
 		&cli.BoolFlag{Name: "pxelinux", Usage: "give BIOS clients pxelinux.0 instead of undionly.kpxe"},
-		&cli.StringFlag{Name: "ipxe-dir", Value: "/usr/lib/ipxe", Usage: "`DIR` holding undionly.kpxe, ipxe.efi and snponly.efi"},
+		&cli.StringFlag{Name: "ipxe-dir", Value: "/usr/lib/ipxe", Usage: "`DIR` holding undionly.kpxe, ipxe.efi and snponly.efi (and arm64-efi/snponly.efi for arm64)"},
+		&cli.StringSliceFlag{Name: "boot-file", Usage: "boot file `FIRMWARE=NAME` in --ipxe-dir (or URL for the -http kinds; empty: do not answer); FIRMWARE is one of " + strings.Join(serve.BootFileFirmwares, ", ") + " (repeatable)"},
 		stateDirFlag, initFlag, moduleFlag,
 		&cli.StringFlag{Name: "console", Usage: "console= kernel argument (default ttyS0; 'none' to omit)"},
 		&cli.StringFlag{Name: "nfs-options", Usage: "`OPTIONS` appended to nfsroot= (default port=P,mountport=P,vers=3,proto=tcp,nolock)"},
@@ -110,6 +111,16 @@ func runServe(c *cli.Context) error {
 	}
 	if c.IsSet("deny") {
 		cfg.Deny = c.StringSlice("deny")
+	}
+	for _, bf := range c.StringSlice("boot-file") {
+		fw, name, ok := strings.Cut(bf, "=")
+		if !ok {
+			return usageErr("--boot-file: %q is not FIRMWARE=NAME (FIRMWARE: %s)", bf, strings.Join(serve.BootFileFirmwares, ", "))
+		}
+		if cfg.BootFiles == nil {
+			cfg.BootFiles = map[string]string{}
+		}
+		cfg.BootFiles[fw] = name
 	}
 	cfg.NFSExportDir = c.String("nfs-export-dir")
 	if a := c.String("nfs-server"); a != "" {
