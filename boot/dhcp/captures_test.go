@@ -15,7 +15,8 @@ import (
 // bridge while OVMF (Debian's ovmf 2022.11, QEMU TCG, virtio-net without
 // an option ROM) booted by its own UEFI PXE and HTTP boot, the iPXE it
 // loaded (Debian's snponly.efi) asked again, and the kernel's onesis-init
-// asked last. One hex line per UDP payload, from MAC 52:54:00:0e:00:01.
+// asked last; ipxe-rom-bios-* is QEMU's iPXE option ROM (ipxe-qemu) under
+// SeaBIOS. One hex line per UDP payload, from MAC 52:54:00:0e:00:01.
 
 var captureMAC = net.HardwareAddr{0x52, 0x54, 0x00, 0x0e, 0x00, 0x01}
 
@@ -69,6 +70,8 @@ func TestCaptures(t *testing.T) {
 		{"ovmf-http-request", FirmwareEFI64HTTP, dhcpv4.MessageTypeAck, testLoaders + "snponly.efi", "HTTPClient", false},
 		{"ipxe-efi-snponly-discover", FirmwareIPXE, dhcpv4.MessageTypeOffer, testBootURL, "PXEClient", false},
 		{"ipxe-efi-snponly-request", FirmwareIPXE, dhcpv4.MessageTypeAck, testBootURL, "PXEClient", false},
+		{"ipxe-rom-bios-discover", FirmwareIPXE, dhcpv4.MessageTypeOffer, testBootURL, "PXEClient", false},
+		{"ipxe-rom-bios-request", FirmwareIPXE, dhcpv4.MessageTypeAck, testBootURL, "PXEClient", false},
 		{"onesis-init-discover", FirmwareNone, dhcpv4.MessageTypeOffer, "", "", false},
 		{"onesis-init-request", FirmwareNone, dhcpv4.MessageTypeAck, "", "", false},
 	} {

@@ -24,7 +24,7 @@ func FuzzDHCPReply(f *testing.F) {
 		f.Add(m.ToBytes())
 	}
 	for _, c := range []string{"ovmf-pxe-discover", "ovmf-pxe-request", "ovmf-http-discover", "ovmf-http-request",
-		"ipxe-efi-snponly-discover", "ipxe-efi-snponly-request", "onesis-init-discover", "onesis-init-request"} {
+		"ipxe-efi-snponly-discover", "ipxe-efi-snponly-request", "ipxe-rom-bios-discover", "ipxe-rom-bios-request", "onesis-init-discover", "onesis-init-request"} {
 		f.Add(readCapture(f, c).ToBytes())
 	}
 	f.Add([]byte{})
