@@ -57,6 +57,11 @@ type Config struct {
 	Discover bool
 	// PXELinux gives BIOS clients pxelinux.0 instead of undionly.kpxe.
 	PXELinux bool
+	// ProxyDHCP runs DHCP as a PXE proxy DHCP server beside the site's own
+	// DHCP server, which gives the addresses (each node its inventory
+	// address): only boot firmware is answered, without an address, and
+	// its requests on port 4011.
+	ProxyDHCP bool
 	// IPXEDir holds undionly.kpxe, ipxe.efi and snponly.efi (default
 	// /usr/lib/ipxe, from Debian's ipxe package), and arm64-efi/snponly.efi
 	// if arm64 nodes boot.
@@ -178,6 +183,9 @@ func (c *Config) Validate(f Factories) error {
 		if !c.NoNFS {
 			return cfgErr("--nfs-export-dir", "nodes would mount another NFS server's trees while serve's own NFS server runs; add --no-nfs")
 		}
+	}
+	if c.ProxyDHCP && c.NoDHCP {
+		return cfgErr("--proxy-dhcp", "DHCP is off (--no-dhcp)")
 	}
 	needIface := !c.NoDHCP || !c.NoTFTP || c.AnnounceRA
 	if c.Iface == "" && needIface {

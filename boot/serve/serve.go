@@ -520,10 +520,10 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("dhcp: " + w)
 		}
 		d, err := s.f.DHCP(DHCPParams{Iface: cfg.Iface, ServerIP: net.ParseIP(ip), Lookup: s.lookup,
-			HTTPBootURL: url, IPXEBaseURL: loaders, BootFiles: s.plan.bootFiles, PXELinux: cfg.PXELinux,
+			HTTPBootURL: url, IPXEBaseURL: loaders, BootFiles: s.plan.bootFiles, PXELinux: cfg.PXELinux, Proxy: cfg.ProxyDHCP,
 			Discover: disc, Event: s.event, Logger: s.log})
 		if err != nil {
-			return cfgErr("--iface", "DHCP cannot start on %s port 67: %v", cfg.Iface, err)
+			return cfgErr("--iface", "DHCP cannot start on %s ports 67 and 4011: %v", cfg.Iface, err)
 		}
 		closers = append(closers, d.Close)
 		start("dhcp", d.Serve)

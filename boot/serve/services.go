@@ -48,6 +48,8 @@ type DHCPParams struct {
 	// "efi-x64-http", ...; see BootFileFirmwares); "" = ignore it.
 	BootFiles map[string]string
 	PXELinux  bool
+	// Proxy: answer as a proxy DHCP server (no addresses).
+	Proxy bool
 	// Discover, when non-nil, is called for unknown MACs with a
 	// description of the client.
 	Discover func(mac net.HardwareAddr, info string)

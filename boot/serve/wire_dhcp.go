@@ -23,6 +23,7 @@ func newDHCP(p DHCPParams) (Service, error) {
 		HTTPBootURL: p.HTTPBootURL,
 		IPXEBaseURL: p.IPXEBaseURL,
 		PXELinux:    p.PXELinux,
+		Proxy:       p.Proxy,
 		Logger:      p.Logger,
 		Lookup: func(mac net.HardwareAddr) (dhcp.Lease, bool) {
 			l, ok := p.Lookup(mac)

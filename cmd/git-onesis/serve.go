@@ -39,6 +39,7 @@ var serveCmd = &cli.Command{
 		&cli.IntFlag{Name: "nfs-port", Value: 2049, Usage: "NFS and MOUNT `PORT`"},
 		&cli.IntFlag{Name: "portmap-port", Value: 111, Usage: "portmapper `PORT`"},
 		&cli.BoolFlag{Name: "no-dhcp", Usage: "do not run the DHCP server"},
+		&cli.BoolFlag{Name: "proxy-dhcp", Usage: "run DHCP as a PXE proxy beside the site's DHCP server, which gives the addresses: only boot firmware is answered, without an address"},
 		&cli.BoolFlag{Name: "no-tftp", Usage: "do not run the TFTP server"},
 		&cli.BoolFlag{Name: "no-http", Usage: "do not run the HTTP server"},
 		&cli.BoolFlag{Name: "no-nfs", Usage: "do not run the NFS server"},
@@ -105,7 +106,7 @@ func runServe(c *cli.Context) error {
 		TFTPPort: c.Int("tftp-port"), HTTPPort: c.Int("http-port"), NFSPort: c.Int("nfs-port"), PortmapPort: c.Int("portmap-port"),
 		NoDHCP: c.Bool("no-dhcp"), NoTFTP: c.Bool("no-tftp"), NoHTTP: c.Bool("no-http"), NoNFS: c.Bool("no-nfs"), NoPortmap: c.Bool("no-portmap"), NoPrune: c.Bool("no-prune"), PruneEvery: c.Duration("prune-every"), TFTPMax: c.Int("tftp-max"),
 		AnnounceRA: !c.Bool("no-ra") && c.String("iface") != "",
-		Discover:   c.Bool("discover"), PXELinux: c.Bool("pxelinux"), IPXEDir: c.String("ipxe-dir"),
+		Discover:   c.Bool("discover"), PXELinux: c.Bool("pxelinux"), ProxyDHCP: c.Bool("proxy-dhcp"), IPXEDir: c.String("ipxe-dir"),
 		StateDir: c.String("state-dir"), InitPath: c.String("init"), Modules: c.StringSlice("module"),
 		Console: c.String("console"), NFSOptions: c.String("nfs-options"), SecretsDir: c.String("secrets-dir"), Logger: log,
 	}
