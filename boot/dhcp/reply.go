@@ -244,12 +244,27 @@ func (s *Server) proxyOffer(d decision, req *dhcpv4.DHCPv4) decision {
 	if d.info.Firmware == FirmwareNone {
 		return d.ignore("proxy DHCP: not a boot firmware (no PXEClient or HTTPClient vendor class); the site's DHCP server answers it")
 	}
+	d = s.bootOnly(d, req, dhcpv4.MessageTypeOffer)
+	if d.resp != nil {
+		d.dest = replyDest(req, d.resp)
+		d.ev.IP = ""
+		d.ev.Reason = "proxy offer"
+	}
+	return d
+}
+
+// bootOnly fills in a reply of type mt that carries the boot server and
+// file for the request's firmware but no address (yiaddr 0, no lease
+// options): a proxy offer, or the answer on port 4011. Option 60 is
+// "PXEClient", by which firmware knows such a reply (PXE 2.1, 2.2.5), or
+// "HTTPClient" for UEFI HTTP boot.
+func (s *Server) bootOnly(d decision, req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) decision {
 	bootFile, why := s.bootFile(d.info.Firmware)
 	if why != "" {
 		return d.ignore(why)
 	}
 	resp, err := dhcpv4.NewReplyFromRequest(req,
-		dhcpv4.WithMessageType(dhcpv4.MessageTypeOffer),
+		dhcpv4.WithMessageType(mt),
 		dhcpv4.WithServerIP(s.serverIP),
 		dhcpv4.WithYourIP(net.IPv4zero),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.serverIP)),
@@ -258,16 +273,11 @@ func (s *Server) proxyOffer(d decision, req *dhcpv4.DHCPv4) decision {
 		return d.ignore("cannot build reply: " + err.Error())
 	}
 	if !d.info.Firmware.HTTPBoot() {
-		// A proxy offer is known by "PXEClient" (PXE 2.1, 2.2.5): EDK2
-		// and iPXE then ask this server's port 4011 for the boot file.
 		resp.UpdateOption(dhcpv4.OptClassIdentifier(pxeClient))
 	}
 	s.bootOptions(resp, req, d.info.Firmware, bootFile)
-	d.ev.IP = ""
-	d.ev.Reply, d.ev.BootFile = "OFFER", bootFile
-	d.ev.Reason = "proxy offer"
+	d.ev.Reply, d.ev.BootFile = msgName(mt), bootFile
 	d.resp = resp
-	d.dest = replyDest(req, resp)
 	d.ev.Answered = true
 	return d
 }
@@ -288,27 +298,10 @@ func (s *Server) binlReply(d decision, req *dhcpv4.DHCPv4, lease Lease) decision
 	if !isZero(req.ClientIPAddr) && !req.ClientIPAddr.Equal(lease.IP) {
 		return d.ignore(fmt.Sprintf("port 4011: the client has address %s, the inventory gives it %s: give the node that fixed address on the site's DHCP server", req.ClientIPAddr, d.ev.IP))
 	}
-	bootFile, why := s.bootFile(d.info.Firmware)
-	if why != "" {
-		return d.ignore(why)
+	d = s.bootOnly(d, req, dhcpv4.MessageTypeAck)
+	if d.resp != nil {
+		d.ev.Reason = "port 4011"
 	}
-	resp, err := dhcpv4.NewReplyFromRequest(req,
-		dhcpv4.WithMessageType(dhcpv4.MessageTypeAck),
-		dhcpv4.WithServerIP(s.serverIP),
-		dhcpv4.WithYourIP(net.IPv4zero),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.serverIP)),
-	)
-	if err != nil {
-		return d.ignore("cannot build reply: " + err.Error())
-	}
-	if !d.info.Firmware.HTTPBoot() {
-		resp.UpdateOption(dhcpv4.OptClassIdentifier(pxeClient))
-	}
-	s.bootOptions(resp, req, d.info.Firmware, bootFile)
-	d.ev.Reply, d.ev.BootFile = "ACK", bootFile
-	d.ev.Reason = "port 4011"
-	d.resp = resp
-	d.ev.Answered = true
 	return d // d.dest: the handler answers the packet's source
 }
 
