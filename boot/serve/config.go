@@ -240,6 +240,7 @@ func (c *Config) Validate(f Factories) error {
 	}
 	ports := []port{
 		{"DHCP", 67, !c.NoDHCP, "udp"},
+		{"DHCP (PXE boot server)", 4011, !c.NoDHCP, "udp"},
 		{"--tftp-port", c.TFTPPort, !c.NoTFTP, "udp"},
 		{"--http-port", c.HTTPPort, !c.NoHTTP, "tcp"},
 		{"--nfs-port", c.NFSPort, !c.NoNFS, "tcp"},

@@ -187,6 +187,8 @@ func TestValidate(t *testing.T) {
 		{"addr not on iface", Config{RepoDir: dir, Iface: "lo", ServerIP: netip.MustParseAddr("10.9.9.9"), IPXEDir: ipxe}, all, "--addr: 10.9.9.9 is not an address of interface lo"},
 		{"port clash", Config{RepoDir: dir, Iface: "lo", HTTPPort: 2049, IPXEDir: ipxe}, all, "--nfs-port: port 2049 is already used by --http-port"},
 		{"port range", Config{RepoDir: dir, Iface: "lo", HTTPPort: 70000, IPXEDir: ipxe}, all, "--http-port: port 70000 is out of range"},
+		{"port 4011", Config{RepoDir: dir, Iface: "lo", TFTPPort: 4011, IPXEDir: ipxe}, all, "--tftp-port: port 4011 is already used by DHCP (PXE boot server)"},
+		{"proxy without dhcp", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoDHCP: true, ProxyDHCP: true}, all, "--proxy-dhcp: DHCP is off"},
 		{"no ipxe", Config{RepoDir: dir, Iface: "lo", IPXEDir: t.TempDir()}, all, "--ipxe-dir: "},
 		{"unwired", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe}, Factories{}, "--no-dhcp: this git-onesis was built without the DHCP server"},
 		{"no repo", Config{RepoDir: "/nonexistent", Iface: "lo"}, all, "repository: /nonexistent is not a directory"},
