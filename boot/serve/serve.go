@@ -98,7 +98,9 @@ func New(cfg Config, f Factories) (*Server, error) {
 		s.fw = &firmwareLog{dir: cfg.StateDir, m: map[string]NodeFirmware{}}
 	}
 	for node, nf := range s.fw.m {
-		s.status.SetFirmware(node, nf.Firmware, nf.Time)
+		if s.inv.Current().ByName(node) != nil { // not nodes removed since
+			s.status.SetFirmware(node, nf.Firmware, nf.Time)
+		}
 	}
 	// The handler also renders PXELINUX configs for TFTP, so it exists
 	// even with --no-http (then it just does not listen).
