@@ -342,7 +342,7 @@ if [ -n "$E2E" ]; then
 		check "$n (UEFI) is class cluster.$class, booted ${C1:0:12}" sh -c "grep -aq 'NODE $n: /etc/fstab -> /ram/etc/fstab -> /etc/fstab.cluster.$class' '$WORK/$n.log' && grep -aq 'NODE $n: commit $C1' '$WORK/$n.log'"
 		check "$n (UEFI): setuid 4755 root, device char 1,3, secret denied to uid 1000" sh -c "grep -aq 'NODE $n: setuid file: 4755 root' '$WORK/$n.log' && grep -aq 'NODE $n: device node: character special file 1,3' '$WORK/$n.log' && grep -aq 'NODE $n: secret: denied to uid 1000' '$WORK/$n.log'"
 	done
-	check "n3 loaded snponly.efi over TFTP (UEFI PXE), n4 over HTTP (UEFI HTTP boot)" sh -c "grep -q 'node=n3.*detail=snponly.efi' '$SERVE_LOG' && grep -q 'http: boot loader.*node=n4.*name=snponly.efi' '$SERVE_LOG'"
+	check "n3 loaded snponly.efi over TFTP (UEFI PXE), n4 over HTTP (UEFI HTTP boot)" sh -c "grep -q 'msg=tftp outcome=sent node=n3 .*detail=snponly.efi' '$SERVE_LOG' && grep -q 'http: boot loader.*node=n4.*name=snponly.efi' '$SERVE_LOG'"
 	ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >"$WORK/status.json"
 	FW1=$(fwname "$FIRMWARE")
 	check "/status shows each node's firmware (n1 $FW1, n3 efi-x64, n4 efi-x64-http)" sh -c "grep -A14 '\"name\": \"n3\"' '$WORK/status.json' | grep -q '\"firmware\": \"efi-x64\"' && grep -A14 '\"name\": \"n4\"' '$WORK/status.json' | grep -q '\"firmware\": \"efi-x64-http\"' && grep -A14 '\"name\": \"n1\"' '$WORK/status.json' | grep -q '\"firmware\": \"$FW1\"'"
