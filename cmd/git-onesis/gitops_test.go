@@ -3,8 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -406,5 +409,63 @@ func TestRebaseQuiet(t *testing.T) {
 	assertMode(t, filepath.Join(img, "home/alice/.profile"), 0o644, 1234, 1234)
 	if st := onesis(t, img, "status"); st.code != 0 {
 		t.Errorf("status after rebase: %d\n%s", st.code, st.out)
+	}
+}
+
+// TestSecretWindow measures how long a recorded 0600 file stays readable by
+// everyone when plain 'git checkout' writes it under umask 022 and the hook
+// closes it afterwards: from the moment git wrote its content (mtime) to
+// the chmod by apply (ctime). The times are logged, never asserted. What
+// is asserted: the hook closes every one, and 'git onesis checkout' (git
+// under umask 077) writes them 0600, so no chmod follows the write and
+// there is no window at all (ctime equals mtime).
+func TestSecretWindow(t *testing.T) {
+	img, _ := hookedImage(t)
+	must(t, img, "git", "checkout", "-q", "-b", "secrets")
+	const n = 300
+	var names []string
+	for i := 0; i < n; i++ {
+		p := filepath.Join("srv", "keys", strconv.Itoa(i/50), "key-"+strconv.Itoa(i))
+		os.MkdirAll(filepath.Join(img, filepath.Dir(p)), 0o700)
+		os.WriteFile(filepath.Join(img, p), []byte("secret "+strconv.Itoa(i)+"\n"), 0o600)
+		names = append(names, p)
+	}
+	must(t, img, "git", "add", "srv")
+	if r := onesis(t, img, "commit", "-q", "-m", "secrets"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	window := func(p string) (open time.Duration, mode uint32) {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(img, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(st.Ctim.Nano() - st.Mtim.Nano()), st.Mode & 0o7777
+	}
+	for _, how := range []string{"git checkout (umask 022, hooks)", "git onesis checkout"} {
+		must(t, img, "git", "checkout", "-q", "main")
+		old := unix.Umask(0o022)
+		var r result
+		if how == "git onesis checkout" {
+			r = onesis(t, img, "checkout", "-q", "secrets")
+		} else {
+			r = runIn(t, img, "git", "checkout", "-q", "secrets")
+		}
+		unix.Umask(old)
+		if r.code != 0 {
+			t.Fatalf("%s: %s", how, r.err)
+		}
+		var ws []time.Duration
+		for _, p := range names {
+			w, mode := window(p)
+			if mode != 0o600 {
+				t.Errorf("%s: %s is %04o after the command", how, p, mode)
+			}
+			ws = append(ws, w)
+		}
+		sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
+		t.Logf("%s: %d secret files world-readable with their content for median %v, max %v (write to chmod)", how, n, ws[n/2], ws[n-1])
+		if how == "git onesis checkout" && ws[n-1] != 0 {
+			t.Errorf("git onesis checkout: a secret was chmod-ed %v after git wrote it, so it was written with another mode", ws[n-1])
+		}
 	}
 }
