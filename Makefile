@@ -92,7 +92,7 @@ test:
 	echo "== gofmt check"; \
 	$(HERMETIC_ENV) $(MAKE) --no-print-directory fmt-check; \
 	echo "== go test -count=1 -p 1 ./... (one package at a time: the QEMU and netns tests share 2 cores; fuzz corpora are replayed, not extended: make fuzz)"; \
-	$(HERMETIC_ENV) $(GO) test -count=1 -p 1 ./...; \
+	$(HERMETIC_ENV) $(GO) test -count=1 -p 1 -timeout 40m ./...; \
 	took; phase=e2e; \
 	echo "== make e2e: the whole boot chain in QEMU"; \
 	$(MAKE) --no-print-directory e2e; \
