@@ -377,8 +377,8 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("unknown command: exit %d; want 129", r.code)
 	}
 	must(t, dir, "git", "init", "-q")
-	if r := onesis(t, dir, "ls", "a", "-z"); r.code != 129 {
-		t.Errorf("flag after argument: exit %d; want 129 (%s)", r.code, r.err)
+	if r := onesis(t, dir, "ls", "a", "--no-such-flag"); r.code != 129 {
+		t.Errorf("unknown flag after an argument: exit %d; want 129 (%s)", r.code, r.err)
 	}
 	if r := onesis(t, dir, "post-checkout", "1"); r.code != 1 || !strings.Contains(r.err, "post-checkout hook") {
 		t.Errorf("hook with wrong arguments: exit %d %q", r.code, r.err)

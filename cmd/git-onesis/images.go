@@ -108,7 +108,7 @@ func packageChangeCount(im *image.Image, a, b string) (int, error) {
 }
 
 func runImagesAdd(c *cli.Context) error {
-	name, err := oneName(c, "add")
+	name, err := oneName(c, "VARIANT")
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func runImagesAdd(c *cli.Context) error {
 }
 
 func runImagesSync(c *cli.Context) error {
-	base, err := oneName(c, "sync")
+	base, err := oneName(c, "BASE")
 	if err != nil {
 		return err
 	}

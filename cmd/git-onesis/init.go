@@ -55,9 +55,6 @@ var initCmd = &cli.Command{
 }
 
 func runInit(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() > 1 {
 		return usageErr("init takes at most one directory")
 	}

@@ -40,9 +40,6 @@ type jsonLogCommit struct {
 }
 
 func runLog(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() > 1 {
 		return usageErr("log takes at most one revision range")
 	}

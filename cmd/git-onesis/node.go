@@ -33,72 +33,14 @@ var nodeCmd = &cli.Command{
 		"identity, so 'git log -p " + inventory.Ref + "' shows who changed which node.\n" +
 		"A running serve reloads it within seconds; a broken hand edit is refused\n" +
 		"and the last good inventory kept.",
-	Action: nodeDispatch,
+	Action: needSubcommand,
 }
 
-// nodeSubcommands are dispatched by nodeDispatch rather than urfave/cli, so
-// that options may follow the node name.
+// nodeSubcommands are the node commands; options may follow the node name
+// ('git onesis node add n1 --mac M --ip I') as everywhere (see gitArgs).
 var nodeSubcommands = []*cli.Command{nodeAddCmd, nodeSetCmd, nodeRmCmd, nodeListCmd, nodeImportCmd, nodeNetworkCmd, nodeEditCmd, nodeDiscoveredCmd}
 
-// nodeDispatch runs a node subcommand. Options may follow the node name,
-// as in `git onesis node add n1 --mac M --ip I`: urfave/cli v2 stops at the
-// first positional argument, so the arguments are reordered (options
-// first, then positionals) before the subcommand parses them.
-func nodeDispatch(c *cli.Context) error {
-	args := c.Args().Slice()
-	if len(args) == 0 {
-		return usageErr("git onesis node needs a subcommand\nSee 'git onesis node --help'.")
-	}
-	var sub *cli.Command
-	for _, s := range nodeSubcommands {
-		if s.HasName(args[0]) {
-			sub = s
-		}
-	}
-	if sub == nil {
-		return usageErr("'%s' is not a node subcommand\nSee 'git onesis node --help'.", args[0])
-	}
-	isBool := map[string]bool{"help": true, "h": true}
-	for _, f := range sub.Flags {
-		if _, ok := f.(*cli.BoolFlag); ok {
-			for _, n := range f.Names() {
-				isBool[n] = true
-			}
-		}
-	}
-	var opts, pos []string
-	rest := args[1:]
-	for i := 0; i < len(rest); i++ {
-		a := rest[i]
-		if a == "--" {
-			pos = append(pos, rest[i:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
-		}
-		opts = append(opts, a)
-		name := strings.TrimLeft(a, "-")
-		if !strings.Contains(name, "=") && !isBool[name] && i+1 < len(rest) {
-			i++
-			opts = append(opts, rest[i])
-		}
-	}
-	sc := cli.NewContext(c.App, nil, c)
-	sc.Command = sub
-	return sub.Run(sc, append([]string{sub.Name}, append(opts, pos...)...)...)
-}
-
-func init() {
-	var lines []string
-	for _, c := range nodeSubcommands {
-		c.OnUsageError = onUsageError
-		c.HelpName = "git onesis node " + c.Name
-		lines = append(lines, fmt.Sprintf("    %-11s %s", c.Name, c.Usage))
-	}
-	nodeCmd.Description += "\n\nSubcommands (see 'git onesis node SUBCOMMAND --help'):\n" + strings.Join(lines, "\n")
-}
+func init() { nodeCmd.Subcommands = nodeSubcommands }
 
 var nodeFieldFlags = []cli.Flag{
 	&cli.StringSliceFlag{Name: "mac", Usage: "Ethernet `MAC` address (repeat for more NICs)"},
@@ -195,9 +137,6 @@ func nodeRepo() (*git.Repo, error) {
 
 // nodeName takes the single NAME argument.
 func nodeName(c *cli.Context) (string, error) {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return "", err
-	}
 	if c.NArg() != 1 {
 		return "", usageErr("give exactly one node NAME\nSee 'git onesis node %s --help'.", c.Command.Name)
 	}
@@ -340,9 +279,6 @@ func runNodeSet(c *cli.Context) error {
 }
 
 func runNodeRm(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	names := c.Args().Slice()
 	if len(names) == 0 {
 		return usageErr("give at least one node NAME\nSee 'git onesis node rm --help'.")
@@ -363,9 +299,6 @@ func runNodeRm(c *cli.Context) error {
 }
 
 func runNodeImport(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() != 1 {
 		return usageErr("give exactly one dhcpd.conf FILE\nSee 'git onesis node import --help'.")
 	}
@@ -408,9 +341,6 @@ func runNodeImport(c *cli.Context) error {
 }
 
 func runNodeNetwork(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() != 1 {
 		return usageErr("give exactly one network PREFIX such as 10.77.0.0/24")
 	}
@@ -565,9 +495,6 @@ func bootedCommits(r *git.Repo) (map[string]string, error) {
 }
 
 func runNodeList(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.Bool("json") && c.Bool("porcelain") {
 		return usageErr("--json and --porcelain are exclusive")
 	}

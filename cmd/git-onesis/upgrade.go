@@ -25,6 +25,7 @@ var upgradeCmd = &cli.Command{
 		"branch in history. Checkouts run under umask 077 and are followed by apply.\n\n" +
 		"The production branch is --to, else onesis.production, else the branch\n" +
 		"checked out in the main work tree.",
+	Action: needSubcommand,
 	Subcommands: []*cli.Command{
 		{
 			Name:      "start",
@@ -55,25 +56,24 @@ var upgradeCmd = &cli.Command{
 			UsageText: "git onesis upgrade abandon [--force] NAME",
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "force", Usage: "remove the worktree even with uncommitted changes"},
+				quietFlag,
 			},
 			Action: runUpgradeAbandon,
 		},
 	},
 }
 
-// oneName checks for exactly one positional argument.
+// oneName checks for exactly one positional argument, called what in the
+// usage error.
 func oneName(c *cli.Context, what string) (string, error) {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return "", err
-	}
 	if c.NArg() != 1 {
-		return "", usageErr("%s takes exactly one NAME\nSee 'git onesis %s --help'.", c.Command.FullName(), c.Command.FullName())
+		return "", usageErr("%s takes exactly one %s\nSee '%s --help'.", helpName(c.Command), what, helpName(c.Command))
 	}
 	return c.Args().First(), nil
 }
 
 func runUpgradeStart(c *cli.Context) error {
-	name, err := oneName(c, "start")
+	name, err := oneName(c, "NAME")
 	if err != nil {
 		return err
 	}
@@ -89,15 +89,15 @@ func runUpgradeStart(c *cli.Context) error {
 	if res == nil && err != nil {
 		return fatal(err)
 	}
-	fmt.Fprintf(c.App.Writer, "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
+	fmt.Fprintf(out(c), "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
 	if err != nil {
 		return fatal(err)
 	}
 	for _, n := range c.StringSlice("node") {
 		if c.Bool("maintenance") {
-			fmt.Fprintf(c.App.Writer, "node %s boots %s read-write at its next boot\n", n, res.Dir)
+			fmt.Fprintf(out(c), "node %s boots %s read-write at its next boot\n", n, res.Dir)
 		} else {
-			fmt.Fprintf(c.App.Writer, "node %s boots %s at its next boot\n", n, res.Branch)
+			fmt.Fprintf(out(c), "node %s boots %s at its next boot\n", n, res.Branch)
 		}
 	}
 	if res.Apply != nil {
@@ -127,7 +127,7 @@ func productionBranch(c *cli.Context, im *image.Image, flag string) (string, err
 }
 
 func runUpgradePromote(c *cli.Context) error {
-	name, err := oneName(c, "promote")
+	name, err := oneName(c, "NAME")
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func runUpgradePromote(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
-	w := c.App.Writer
+	w := out(c)
 	if res.UpToDate {
 		fmt.Fprintf(w, "%s is already at %s (%s)\n", to, name, res.New[:12])
 		return nil
@@ -164,7 +164,7 @@ func runUpgradePromote(c *cli.Context) error {
 }
 
 func runUpgradeAbandon(c *cli.Context) error {
-	name, err := oneName(c, "abandon")
+	name, err := oneName(c, "NAME")
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func runUpgradeAbandon(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
-	fmt.Fprintf(c.App.Writer, "removed the worktree %s; branch %s is kept\n", dir, name)
+	fmt.Fprintf(out(c), "removed the worktree %s; branch %s is kept\n", dir, name)
 	return nil
 }
 
@@ -192,8 +192,8 @@ func printPackageChanges(c *cli.Context, im *image.Image, from, to string) {
 	if len(changes) == 0 {
 		return
 	}
-	fmt.Fprintf(c.App.Writer, "packages (%d changed):\n", len(changes))
+	fmt.Fprintf(out(c), "packages (%d changed):\n", len(changes))
 	for _, ch := range changes {
-		fmt.Fprintln(c.App.Writer, "  "+ch.String())
+		fmt.Fprintln(out(c), "  "+ch.String())
 	}
 }
