@@ -253,9 +253,10 @@ func asUser(uid, gid uint32) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 }
 
-// nobodyImage builds the fixture image as root, commits it with git-onesis,
-// makes its .git readable, and prepares a home for user nobody. run runs a
-// command as nobody with that HOME (its git trusts every directory).
+// nobodyImage builds the fixture image as root, commits it with git-onesis
+// with nobody's group (nogroup, 65534) as the reviewers' group, and prepares
+// a home for user nobody. run runs a command as nobody with that HOME (its
+// git trusts every directory).
 func nobodyImage(t *testing.T) (base, img, home string, run func(dir string, args ...string) result) {
 	t.Helper()
 	base, err := os.MkdirTemp("", "onesis-nonroot-")
@@ -267,10 +268,9 @@ func nobodyImage(t *testing.T) (base, img, home string, run func(dir string, arg
 	img = filepath.Join(base, "image")
 	os.Mkdir(img, 0o755)
 	fixture(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
+	if r := onesis(t, img, "init", "--commit", "-q", "--reviewers", "65534"); r.code != 0 {
 		t.Fatalf("init: %s", r.err)
 	}
-	must(t, base, "chmod", "-R", "a+rX", img+"/.git")
 	home = filepath.Join(base, "nobody")
 	os.Mkdir(home, 0o755)
 	os.Chown(home, 65534, 65534)
