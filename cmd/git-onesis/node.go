@@ -147,8 +147,9 @@ func nodeName(c *cli.Context) (string, error) {
 	return name, nil
 }
 
-// applyNodeFlags copies the flags given on the command line into n.
-func applyNodeFlags(c *cli.Context, n *inventory.Node) error {
+// applyNodeFlags copies the flags given on the command line into n and
+// checks that what they name exists in r (see checkNodeTargets).
+func applyNodeFlags(c *cli.Context, r *git.Repo, n *inventory.Node) error {
 	if c.IsSet("mac") {
 		n.MACs = nil
 		for _, s := range c.StringSlice("mac") {
@@ -188,6 +189,32 @@ func applyNodeFlags(c *cli.Context, n *inventory.Node) error {
 	if err := n.Validate(); err != nil {
 		return usageErr("%v", err)
 	}
+	if c.IsSet("ref") || c.IsSet("maintenance") {
+		if err := checkNodeTargets(r, n); err != nil {
+			return cli.Exit("error: "+err.Error(), exitDiff)
+		}
+	}
+	return nil
+}
+
+// checkNodeTargets refuses a node serve could not boot: a ref that names
+// no commit here (nor a remote-tracking branch of that name, as on a boot
+// server's clone), or a maintenance directory that is not the top of a
+// work tree of this repository (the host's /etc, a typo, a subdirectory).
+func checkNodeTargets(r *git.Repo, n *inventory.Node) error {
+	if n.Ref != "" {
+		res := &serve.GitResolver{Repo: r}
+		if _, err := res.Resolve(&inventory.Node{Name: n.Name, Ref: n.Ref}); err != nil {
+			return fmt.Errorf("node %s: --ref %s names no commit in this repository (see 'git branch -a')", n.Name, n.Ref)
+		}
+	}
+	if n.Maintenance == "" {
+		return nil
+	}
+	wt, err := git.Discover(n.Maintenance)
+	if err != nil || wt.Top == "" || wt.CommonDir != r.CommonDir || mustEval(wt.Top) != mustEval(n.Maintenance) {
+		return fmt.Errorf("node %s: --maintenance %s is not a work tree of this repository; give the top of one that 'git worktree list' shows (such as the one 'git onesis upgrade start' made)", n.Name, n.Maintenance)
+	}
 	return nil
 }
 
@@ -223,12 +250,12 @@ func runNodeAdd(c *cli.Context) error {
 	if !c.IsSet("mac") || !c.IsSet("ip") {
 		return usageErr("node add needs --mac and --ip\nSee 'git onesis node add --help'.")
 	}
-	n := &inventory.Node{Name: name}
-	if err := applyNodeFlags(c, n); err != nil {
-		return err
-	}
 	r, err := nodeRepo()
 	if err != nil {
+		return err
+	}
+	n := &inventory.Node{Name: name}
+	if err := applyNodeFlags(c, r, n); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf("node add %s (%s)\n\n%s\n", name, macList(n.MACs), n.Record())
@@ -270,7 +297,7 @@ func runNodeSet(c *cli.Context) error {
 			return fmt.Errorf("there is no node %q; add it with 'git onesis node add'", name)
 		}
 		n := *old
-		if err := applyNodeFlags(c, &n); err != nil {
+		if err := applyNodeFlags(c, r, &n); err != nil {
 			return err
 		}
 		return inv.Put(&n)
@@ -434,6 +461,14 @@ func runNodeEdit(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("error: %v\nnothing changed; your text is in %s", err, name), exitDiff)
 	}
+	for _, n := range edited.Nodes {
+		if o := cur.ByName(n.Name); o != nil && o.Ref == n.Ref && o.Maintenance == n.Maintenance {
+			continue // unchanged targets are not judged again
+		}
+		if err := checkNodeTargets(r, n); err != nil {
+			return cli.Exit(fmt.Sprintf("error: %v\nnothing changed; your text is in %s", err, name), exitDiff)
+		}
+	}
 	msg := c.String("message")
 	if msg == "" {
 		msg = "node edit"
@@ -443,6 +478,7 @@ func runNodeEdit(c *cli.Context) error {
 			return fmt.Errorf("the inventory changed while you were editing; your text is in %s", name)
 		}
 		inv.Clear()
+		inv.Comment = edited.Comment
 		for _, nw := range edited.Networks {
 			if err := inv.PutNetwork(nw); err != nil {
 				return err
