@@ -19,10 +19,15 @@ var upgradeCmd = &cli.Command{
 	Description: "Replaces the old recipe's 'rsync -a image-prod image-update': 'start' makes\n" +
 		"branch NAME and checks it out into a linked git worktree (sharing the object\n" +
 		"store) with .gitmeta applied; boot a test node into it, patch, commit as you\n" +
-		"go. 'promote' moves the production branch to NAME (fast-forward, or a merge\n" +
+		"go. The package lists git ignores (var/lib/apt/lists, apt, dnf and yum caches)\n" +
+		"are copied from this work tree, so 'apt-get install' works in the worktree.\n" +
+		"A start that fails (an unknown node) leaves no branch or worktree behind.\n" +
+		"'promote' moves the production branch to NAME (fast-forward, or a merge\n" +
 		"where production is checked out) and refuses while either side has\n" +
 		"uncommitted changes or drift. 'abandon' removes the worktree and keeps the\n" +
-		"branch in history. Checkouts run under umask 077 and are followed by apply.\n\n" +
+		"branch in history. Promote and abandon move the nodes booting the upgrade\n" +
+		"(its branch or worktree) back to what they booted before 'start'.\n" +
+		"Checkouts run under umask 077 and are followed by apply.\n\n" +
 		"The production branch is --to, else onesis.production, else the branch\n" +
 		"checked out in the main work tree.",
 	Action: needSubcommand,
@@ -86,13 +91,10 @@ func runUpgradeStart(c *cli.Context) error {
 	}
 	res, err := lifecycle.Start(im, name, lifecycle.StartOptions{From: c.String("from"), Dir: c.String("dir"),
 		Nodes: c.StringSlice("node"), Maintenance: c.Bool("maintenance")})
-	if res == nil && err != nil {
-		return fatal(err)
-	}
-	fmt.Fprintf(out(c), "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
 	if err != nil {
 		return fatal(err)
 	}
+	fmt.Fprintf(out(c), "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
 	for _, n := range c.StringSlice("node") {
 		if c.Bool("maintenance") {
 			fmt.Fprintf(out(c), "node %s boots %s read-write at its next boot\n", n, res.Dir)
@@ -149,14 +151,16 @@ func runUpgradePromote(c *cli.Context) error {
 	w := out(c)
 	if res.UpToDate {
 		fmt.Fprintf(w, "%s is already at %s (%s)\n", to, name, res.New[:12])
+		printReleased(c, res.Released)
 		return nil
 	}
-	how := "merged"
 	if res.FastForward {
-		how = "fast-forwarded"
+		fmt.Fprintf(w, "%s fast-forwarded to %s: %s -> %s; nodes pick it up at their next boot\n", to, name, res.Old[:12], res.New[:12])
+	} else {
+		fmt.Fprintf(w, "%s merged into %s: %s -> %s; nodes pick it up at their next boot\n", name, to, res.Old[:12], res.New[:12])
 	}
-	fmt.Fprintf(w, "%s %s to %s: %s -> %s; nodes pick it up at their next boot\n", to, how, name, res.Old[:12], res.New[:12])
 	printPackageChanges(c, im, res.Old, res.New)
+	printReleased(c, res.Released)
 	if res.Apply != nil {
 		return applyReport(c, res.Apply)
 	}
@@ -172,12 +176,24 @@ func runUpgradeAbandon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	dir, err := lifecycle.Abandon(im, name, c.Bool("force"))
+	dir, rel, err := lifecycle.Abandon(im, name, c.Bool("force"))
+	printReleased(c, rel)
 	if err != nil {
 		return fatal(err)
 	}
 	fmt.Fprintf(out(c), "removed the worktree %s; branch %s is kept\n", dir, name)
 	return nil
+}
+
+// printReleased says where the nodes taken off an upgrade boot now.
+func printReleased(c *cli.Context, rel []lifecycle.Released) {
+	for _, r := range rel {
+		to := "the default (serve --ref or the checked-out branch)"
+		if r.Ref != "" {
+			to = r.Ref
+		}
+		fmt.Fprintf(out(c), "node %s boots %s at its next boot (was %s)\n", r.Node, to, r.Was)
+	}
 }
 
 // printPackageChanges lists the packages that differ between two commits,
