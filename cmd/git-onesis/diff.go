@@ -73,14 +73,7 @@ func runDiff(c *cli.Context) error {
 	changes := meta.Compare(old, cur)
 	var content []contentChange
 	if c.Bool("security") {
-		kept := changes[:0]
-		for _, ch := range changes {
-			if _, ok := meta.SecurityRelevant(ch); ok {
-				kept = append(kept, ch)
-			}
-		}
-		changes = kept
-		if content, err = sensitiveContent(im, oldRev, newRev); err != nil {
+		if changes, content, err = securityChanges(im, changes, oldRev, newRev); err != nil {
 			return fatal(err)
 		}
 	}
@@ -190,6 +183,25 @@ func (cc contentChange) words() string {
 		return "removed " + display(cc.path) + " (content)"
 	}
 	return display(cc.path) + ": content changed"
+}
+
+// securityChanges is the one filter of --security, for diff and log: the
+// metadata changes meta.SecurityRelevant keeps, and the content changes
+// under meta.SensitiveDirs between oldRev and newRev ("" = the work tree).
+func securityChanges(im *image.Image, changes []meta.Change, oldRev, newRev string) ([]meta.Change, []contentChange, error) {
+	content, err := sensitiveContent(im, oldRev, newRev)
+	return securityMeta(changes), content, err
+}
+
+// securityMeta keeps the metadata changes meta.SecurityRelevant keeps.
+func securityMeta(changes []meta.Change) []meta.Change {
+	var kept []meta.Change
+	for _, ch := range changes {
+		if _, ok := meta.SecurityRelevant(ch); ok {
+			kept = append(kept, ch)
+		}
+	}
+	return kept
 }
 
 // sensitiveContent lists content changes under meta.SensitiveDirs between
