@@ -118,7 +118,7 @@ func commands() []*cli.Command {
 	cmds := []*cli.Command{
 		initCmd, installCmd, uninstallCmd, recordCmd, applyCmd, statusCmd, verifyCmd,
 		diffCmd, lsCmd, commitCmd, checkoutCmd, exportCmd, migrateCmd, envCmd,
-		completionCmd, versionCmd, helpCmd,
+		completionCmd, completeCmd, versionCmd, helpCmd,
 	}
 	cmds = append(cmds, registered...)
 	cmds = append(cmds, hookCmds()...)
