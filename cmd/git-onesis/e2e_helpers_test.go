@@ -115,6 +115,7 @@ var toolPackages = map[string]string{
 	"getfattr": "attr", "setfattr": "attr", "setfacl": "acl", "getfacl": "acl",
 	"setcap": "libcap2-bin", "getcap": "libcap2-bin", "rsync": "rsync",
 	"asciidoctor": "asciidoctor", "man": "man-db", "ssh-keygen": "openssh-client",
+	"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg", "make": "make",
 }
 
 // needTool fails t unless the command name is installed (see
@@ -276,21 +277,28 @@ func nobodyImage(t *testing.T) (base, img, home string, run func(dir string, arg
 	os.Chown(home, 65534, 65534)
 	run = func(dir string, args ...string) result {
 		t.Helper()
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "HOME="+home)
-		cmd.SysProcAttr = asUser(65534, 65534)
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return result{o.String(), e.String(), code}
+		return userRun(t, 65534, 65534, home, dir, args...)
 	}
 	run(home, "git", "config", "--global", "safe.directory", "*")
 	return base, img, home, run
+}
+
+// userRun runs a command as uid:gid (no supplementary groups) in dir,
+// with HOME set to home.
+func userRun(t *testing.T, uid, gid uint32, home, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	cmd.SysProcAttr = asUser(uid, gid)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{o.String(), e.String(), code}
 }

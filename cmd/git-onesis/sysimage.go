@@ -117,11 +117,7 @@ func stageTransform(im *image.Image, ops []mksysimage.Op, conf bool) (int, error
 	if conf {
 		add(strings.TrimPrefix(sysimageConf, "/"))
 	}
-	var pathspec []byte
-	for _, p := range cand {
-		pathspec = append(append(pathspec, p...), 0)
-	}
-	out, err := im.Git.RunInput(pathspec, "--literal-pathspecs", "ls-files", "-z", "--pathspec-from-file=-", "--pathspec-file-nul")
+	out, err := im.Git.Run(append([]string{"--literal-pathspecs", "ls-files", "-z", "--"}, cand...)...)
 	if err != nil {
 		return 0, err
 	}
