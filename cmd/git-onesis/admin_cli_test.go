@@ -16,10 +16,7 @@ import (
 func TestGitConventions(t *testing.T) {
 	base := t.TempDir()
 	img := filepath.Join(base, "image")
-	adminTree(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatal(r.err)
-	}
+	adminRepo(t, img)
 	writeTree(t, img, map[string]string{"etc/motd": "v2\n"})
 	must(t, img, "git", "onesis", "commit", "-qam", "motd v2")
 	noMan := []string{"MANPATH=" + t.TempDir()}
@@ -131,10 +128,7 @@ func TestNodeEditKeepsComments(t *testing.T) {
 // merged into what.
 func TestPromoteSaysWhatMerged(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "image")
-	adminTree(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatal(r.err)
-	}
+	adminRepo(t, img)
 	if r := onesis(t, img, "upgrade", "start", "upd2"); r.code != 0 {
 		t.Fatal(r.err)
 	}

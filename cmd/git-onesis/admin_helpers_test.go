@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -70,6 +69,15 @@ func adminTree(t *testing.T, img string) {
 	chmod(t, filepath.Join(img, "usr/bin/tool"), 0o4755)
 }
 
+// adminRepo writes adminTree at img and commits it with 'git onesis init'.
+func adminRepo(t *testing.T, img string) {
+	t.Helper()
+	adminTree(t, img)
+	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
+		t.Fatalf("init: %s", r.err)
+	}
+}
+
 // secretReadBy reports whether the user uid:gid can read the committed
 // etc/shadow out of img's objects.
 func secretReadBy(t *testing.T, uid, gid uint32, home, img string) bool {
@@ -97,9 +105,17 @@ func followHint(t *testing.T, dir, out, suffix string) string {
 	return m[1]
 }
 
-// httpServe runs 'git onesis serve' on loopback with only HTTP on, in img,
-// until the test ends; it returns the base URL.
-func httpServe(t *testing.T, img string) string {
+// served is a 'git onesis serve' the test started.
+type served struct {
+	base   string // http://127.0.0.1:PORT
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan error // gets Wait's result once it exits
+}
+
+// startServe runs 'git onesis serve' on loopback with only HTTP on, in
+// img, until the test ends (or the test stops it).
+func startServe(t *testing.T, img string) *served {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -112,27 +128,29 @@ func httpServe(t *testing.T, img string) string {
 	// needs an init binary to start; these tests never fetch an initramfs.
 	initBin := filepath.Join(t.TempDir(), "onesis-init")
 	os.WriteFile(initBin, []byte("#!/bin/sh\n"), 0o755)
-	cmd := exec.Command(filepath.Join(binDir, "git-onesis"), "serve", "--addr", "127.0.0.1", "--http-port", fmt.Sprint(port),
+	s := &served{base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(filepath.Join(binDir, "git-onesis"), "serve", "--addr", "127.0.0.1", "--http-port", fmt.Sprint(port),
 		"--no-dhcp", "--no-tftp", "--no-nfs", "--no-portmap", "--log-format", "json", "--init", initBin)
-	cmd.Dir = img
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	s.cmd.Dir = img
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() { s.done <- s.cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		if s.cmd.ProcessState == nil {
+			s.cmd.Process.Kill()
+			<-s.done
+		}
 	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			c.Close()
-			return base
+			return s
 		}
 	}
-	t.Fatalf("serve did not come up:\n%s", stderr.String())
-	return ""
+	t.Fatalf("serve did not come up:\n%s", s.stderr.String())
+	return nil
 }
 
 // bootScript fetches a node's boot script from serve.

@@ -12,10 +12,7 @@ import (
 // commit holds the change.
 func TestStatusHintsWork(t *testing.T) {
 	img := t.TempDir()
-	adminTree(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatal(r.err)
-	}
+	adminRepo(t, img)
 	const commitHint = " to record and commit the tree as it is"
 	status := func(want int) string {
 		t.Helper()
@@ -66,10 +63,7 @@ func TestStatusHintsWork(t *testing.T) {
 // is clean afterwards.
 func TestSysimageHintWorks(t *testing.T) {
 	img := t.TempDir()
-	adminTree(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatal(r.err)
-	}
+	adminRepo(t, img)
 	// The configuration is new: the admin just wrote it.
 	writeTree(t, img, map[string]string{"etc/sysimage.conf": "LINKFILE /etc/hostname\nLINKFILE /etc/fstab\nRAMSIZE 32m\n"})
 	r := onesis(t, img, "sysimage")

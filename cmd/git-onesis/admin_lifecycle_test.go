@@ -49,15 +49,12 @@ func noNodeStranded(t *testing.T, dir, when string) {
 func TestMaintenanceFlow(t *testing.T) {
 	base := t.TempDir()
 	img := filepath.Join(base, "image-prod")
-	adminTree(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatal(r.err)
-	}
+	adminRepo(t, img)
 	v1 := strings.TrimSpace(must(t, img, "git", "rev-parse", "HEAD"))
 	const mac17, mac18 = "52:54:00:00:00:17", "52:54:00:00:00:18"
 	must(t, img, "git", "onesis", "node", "add", "n17", "--mac", mac17, "--ip", "10.77.0.17")
 	must(t, img, "git", "onesis", "node", "add", "n18", "--mac", mac18, "--ip", "10.77.0.18")
-	srv := httpServe(t, img)
+	srv := startServe(t, img).base
 	bootsCommit(t, srv, mac17, v1, "before the upgrade")
 
 	// Item 6: an unknown node is refused before anything is made.
@@ -145,10 +142,7 @@ func TestMaintenanceFlow(t *testing.T) {
 func TestNodeTargetsChecked(t *testing.T) {
 	base := t.TempDir()
 	img := filepath.Join(base, "image")
-	adminTree(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatal(r.err)
-	}
+	adminRepo(t, img)
 	must(t, img, "git", "onesis", "node", "add", "n1", "--mac", "52:54:00:00:00:01", "--ip", "10.77.0.11")
 	for _, args := range [][]string{
 		{"set", "n1", "--maintenance", "/etc"},
@@ -180,10 +174,7 @@ func TestNodeTargetsChecked(t *testing.T) {
 func TestNodesUnderTheirBranch(t *testing.T) {
 	base := t.TempDir()
 	img := filepath.Join(base, "image")
-	adminTree(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
-		t.Fatal(r.err)
-	}
+	adminRepo(t, img)
 	if r := onesis(t, img, "images", "add", "--base", "main", "compute"); r.code != 0 {
 		t.Fatal(r.err)
 	}

@@ -56,15 +56,8 @@ func TestVerifySignatureReported(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"etc/motd": "v1\n"})
 	must(t, dir, "git", "init", "-q")
-	key, other := filepath.Join(t.TempDir(), "key"), filepath.Join(t.TempDir(), "other")
-	must(t, dir, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "admin@example.com", "-f", key)
-	must(t, dir, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "other@example.com", "-f", other)
-	pub, _ := os.ReadFile(other + ".pub") // only the other key is allowed
-	allowed := filepath.Join(t.TempDir(), "allowed")
-	os.WriteFile(allowed, []byte("test@example.com "+string(pub)), 0o644)
-	for _, kv := range [][2]string{{"gpg.format", "ssh"}, {"user.signingkey", key}, {"gpg.ssh.allowedSignersFile", allowed}, {"user.email", "test@example.com"}} {
-		must(t, dir, "git", "config", kv[0], kv[1])
-	}
+	key, other := sshKey(t), sshKey(t)
+	sshSigning(t, dir, key, other) // signs with key; only other is allowed
 	must(t, dir, "git", "onesis", "init", "-q")
 	must(t, dir, "git", "add", "-A")
 	must(t, dir, "git", "commit", "-q", "-S", "-m", "signed by an unknown key")

@@ -75,6 +75,13 @@ func runEnv(t *testing.T, dir string, env []string, name string, args ...string)
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd and returns its output and exit code; a command that
+// cannot start fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -82,7 +89,7 @@ func runEnv(t *testing.T, dir string, env []string, name string, args ...string)
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s %v: %v", name, args, err)
+		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return result{o.String(), e.String(), code}
 }
@@ -260,26 +267,17 @@ func asUser(uid, gid uint32) *syscall.SysProcAttr {
 // git trusts every directory).
 func nobodyImage(t *testing.T) (base, img, home string, run func(dir string, args ...string) result) {
 	t.Helper()
-	base, err := os.MkdirTemp("", "onesis-nonroot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o755)
+	base, home, _ = adminBase(t)
 	img = filepath.Join(base, "image")
 	os.Mkdir(img, 0o755)
 	fixture(t, img)
 	if r := onesis(t, img, "init", "--commit", "-q", "--reviewers", "65534"); r.code != 0 {
 		t.Fatalf("init: %s", r.err)
 	}
-	home = filepath.Join(base, "nobody")
-	os.Mkdir(home, 0o755)
-	os.Chown(home, 65534, 65534)
 	run = func(dir string, args ...string) result {
 		t.Helper()
-		return userRun(t, 65534, 65534, home, dir, args...)
+		return userRun(t, nobodyID, nobodyID, home, dir, args...)
 	}
-	run(home, "git", "config", "--global", "safe.directory", "*")
 	return base, img, home, run
 }
 
@@ -291,14 +289,5 @@ func userRun(t *testing.T, uid, gid uint32, home, dir string, args ...string) re
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+home)
 	cmd.SysProcAttr = asUser(uid, gid)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{o.String(), e.String(), code}
+	return runCmd(t, cmd)
 }
