@@ -95,6 +95,9 @@ func runUpgradeStart(c *cli.Context) error {
 		return fatal(err)
 	}
 	fmt.Fprintf(out(c), "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
+	for _, w := range res.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "warning: "+w)
+	}
 	for _, n := range c.StringSlice("node") {
 		if c.Bool("maintenance") {
 			fmt.Fprintf(out(c), "node %s boots %s read-write at its next boot\n", n, res.Dir)

@@ -152,6 +152,9 @@ func DefaultDir(top, name string) string {
 type StartResult struct {
 	Branch, Dir, Commit string
 	Apply               *meta.ApplyResult
+	// Warnings say what is missing but does not stop the upgrade (package
+	// lists that could not be copied).
+	Warnings []string
 }
 
 // Start creates branch name at o.From and checks it out into a new linked
@@ -215,7 +218,7 @@ func Start(im *image.Image, name string, o StartOptions) (*StartResult, error) {
 	}
 	out := &StartResult{Branch: name, Dir: dir, Commit: commit, Apply: res}
 	if err := copyPackageLists(im.Root, dir); err != nil {
-		return nil, undo(err)
+		out.Warnings = append(out.Warnings, fmt.Sprintf("%v; run 'apt-get update' (or dnf's makecache) in the worktree before installing", err))
 	}
 	if len(o.Nodes) > 0 {
 		if err := pointNodes(im.Git, o.Nodes, name, dir, o.Maintenance); err != nil {
