@@ -32,6 +32,10 @@ type ApplyOptions struct {
 	// "chmod 04755 usr/bin/su"; in a dry run, per change it would make. A
 	// change that was refused (a chown as non-root) is not logged.
 	Log func(string)
+	// Outside, if set, reports paths a sparse checkout leaves out of the
+	// work tree. Their entries are neither visited, created nor reported
+	// missing, and objects of Old there are never removed.
+	Outside func(path string) bool
 }
 
 // ApplyResult summarises Apply.
@@ -121,6 +125,12 @@ func Apply(root string, m *Manifest, opts ApplyOptions) (*ApplyResult, error) {
 
 	a.order = sortedOrder(m)
 	a.lookup = lookupFunc(m)
+	a.primaries = make(map[string]bool)
+	for i := range m.Entries {
+		if h := m.Entries[i].Hardlink; h != "" {
+			a.primaries[h] = true
+		}
+	}
 	if opts.Old != nil {
 		a.oldLookup = lookupFunc(opts.Old)
 	}
@@ -140,7 +150,7 @@ func Apply(root string, m *Manifest, opts ApplyOptions) (*ApplyResult, error) {
 		a.removeStale()
 	}
 	for _, i := range a.order {
-		if visit == nil || visit[i] {
+		if (visit == nil || visit[i]) && !a.outside(m.Entries[i].Path) {
 			a.applyEntry(i)
 		}
 	}
@@ -166,6 +176,7 @@ type applier struct {
 	order     []int    // entry indices in canonical order
 	lookup    func(string) *Entry
 	oldLookup func(string) *Entry
+	primaries map[string]bool // paths other entries name in hardlink=
 	dirs      []int           // directories whose mode is fixed in the last pass
 	changed   map[int]bool    // entries changed (or, in a dry run, that would be)
 	dryDirs   map[string]bool // directories a dry run would have created
@@ -254,6 +265,11 @@ func (a *applier) visitSet() []bool {
 		}
 	}
 	return visit
+}
+
+// outside reports whether a sparse checkout leaves path out of the tree.
+func (a *applier) outside(path string) bool {
+	return a.opts.Outside != nil && a.opts.Outside(path)
 }
 
 func (a *applier) logf(format string, args ...any) {
@@ -396,6 +412,9 @@ func (a *applier) applyEntry(i int) {
 		return
 	}
 	if e.Hardlink != "" && !a.checkLink(i, e, dirfd, name, &st) {
+		return
+	}
+	if e.Type == TypeFile && e.Hardlink == "" && st.Nlink > 1 && !a.primaries[e.Path] && !a.split(i, e, dirfd, name, &st) {
 		return
 	}
 	have := typeOf(st.Mode) // checkType may have replaced the object
@@ -720,6 +739,39 @@ func (a *applier) checkLink(i int, e *Entry, dirfd int, name string, st *unix.St
 	return true
 }
 
+// split gives a file that .gitmeta records as standalone an inode of its
+// own, when the tree has it hard-linked to something else (say, a link
+// group the previous .gitmeta recorded and this one does not): a copy of
+// its content under a temporary name is renamed over it. It reports
+// whether st describes the object afterwards.
+func (a *applier) split(i int, e *Entry, dirfd int, name string, st *unix.Stat_t) bool {
+	msg := fmt.Sprintf("unlink %s from its other hard links (copy)", displayPath(e.Path))
+	a.changed[i] = true
+	if a.opts.DryRun {
+		a.logf("%s", msg)
+		return true
+	}
+	a.tmpSeq++
+	tmp := fmt.Sprintf(".onesis-split.%d.%d", a.pid, a.tmpSeq)
+	if err := copyFileAt(dirfd, name, dirfd, tmp); err != nil {
+		delete(a.changed, i)
+		a.fail(e.Path, "split", fmt.Errorf("copying it to give it its own inode: %w", err))
+		return true // the shared inode's metadata can still be applied
+	}
+	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		delete(a.changed, i)
+		a.fail(e.Path, "split", err)
+		return true
+	}
+	a.logf("%s", msg) // logged once done, as every change
+	if err := lstatAt(dirfd, name, st); err != nil {
+		a.fail(e.Path, "lstat", err)
+		return false
+	}
+	return true
+}
+
 // relink atomically replaces dirfd/name with a hard link to pfd/pname.
 func (a *applier) relink(pfd int, pname string, dirfd int, name string) error {
 	for tries := 0; ; tries++ {
@@ -837,7 +889,7 @@ func (a *applier) removeStale() {
 	oorder := sortedOrder(old)
 	for k := len(oorder) - 1; k >= 0; k-- {
 		o := &old.Entries[oorder[k]]
-		if o.Type == TypeUnknown || o.Type.GitCarries() || o.IsRoot() || a.lookup(o.Path) != nil {
+		if o.Type == TypeUnknown || o.Type.GitCarries() || o.IsRoot() || a.lookup(o.Path) != nil || a.outside(o.Path) {
 			continue
 		}
 		if err := checkApplyPath(o.Path); err != nil {

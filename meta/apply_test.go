@@ -689,3 +689,90 @@ func TestApplyHardlinkContentDiffers(t *testing.T) {
 		t.Errorf("b was replaced")
 	}
 }
+
+// TestApplySplitsHardLink: a file .gitmeta records as standalone but that
+// the tree has hard-linked to another gets an inode of its own, keeping its
+// content, both in a full apply and when its changed entry is visited
+// incrementally; the group's primary is left linked to its secondaries.
+func TestApplySplitsHardLink(t *testing.T) {
+	apRequireRoot(t)
+	for _, incremental := range []bool{false, true} {
+		t.Run(fmt.Sprintf("incremental=%v", incremental), func(t *testing.T) {
+			root := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(root, "h1"), []byte("same"), 0o644))
+			must(t, os.Link(filepath.Join(root, "h1"), filepath.Join(root, "h2")))
+			must(t, os.Link(filepath.Join(root, "h1"), filepath.Join(root, "h3")))
+			old := apParse(t,
+				"./h1  mode=0644  uid=0  gid=0  type=file",
+				"./h2  mode=0644  uid=0  gid=0  type=file  hardlink=./h1",
+				"./h3  mode=0644  uid=0  gid=0  type=file  hardlink=./h1")
+			new := apParse(t,
+				"./h1  mode=0644  uid=0  gid=0  type=file",
+				"./h2  mode=0600  uid=0  gid=0  type=file",
+				"./h3  mode=0644  uid=0  gid=0  type=file  hardlink=./h1")
+			o := ApplyOptions{}
+			if incremental {
+				o.Old = old
+			}
+			res := apApply(t, root, new, o)
+			apNoErrors(t, res)
+			s1, s2, s3 := apLstat(t, filepath.Join(root, "h1")), apLstat(t, filepath.Join(root, "h2")), apLstat(t, filepath.Join(root, "h3"))
+			if s2.Ino == s1.Ino || s2.Nlink != 1 {
+				t.Errorf("h2 still shares h1's inode (nlink %d)", s2.Nlink)
+			}
+			if s3.Ino != s1.Ino || s1.Nlink != 2 {
+				t.Errorf("h1/h3 group broken: ino %d/%d nlink %d", s1.Ino, s3.Ino, s1.Nlink)
+			}
+			if s2.Mode&0o7777 != 0o600 || s1.Mode&0o7777 != 0o644 {
+				t.Errorf("modes h1 %#o h2 %#o", s1.Mode&0o7777, s2.Mode&0o7777)
+			}
+			if c, _ := os.ReadFile(filepath.Join(root, "h2")); string(c) != "same" {
+				t.Errorf("h2 content %q", c)
+			}
+			// A second apply finds nothing to do.
+			res = apApply(t, root, new, ApplyOptions{})
+			if res.Changed != 0 {
+				t.Errorf("second apply changed %d entries", res.Changed)
+			}
+		})
+	}
+}
+
+// TestApplyOutside: entries a sparse checkout leaves out are neither
+// created, reported missing nor removed.
+func TestApplyOutside(t *testing.T) {
+	apRequireRoot(t)
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "in"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "in/f"), []byte("x"), 0o644))
+	old := apParse(t,
+		"./in  mode=0755  uid=0  gid=0  type=dir",
+		"./in/f  mode=0600  uid=0  gid=0  type=file",
+		"./out  mode=0700  uid=0  gid=0  type=dir",
+		"./out/dev  mode=0600  uid=0  gid=0  type=char  device=native,1,3",
+		"./out/f  mode=0600  uid=0  gid=0  type=file",
+		"./gone  mode=0755  uid=0  gid=0  type=dir  empty=1")
+	new := apParse(t,
+		"./in  mode=0755  uid=0  gid=0  type=dir",
+		"./in/f  mode=0600  uid=0  gid=0  type=file",
+		"./out  mode=0700  uid=0  gid=0  type=dir",
+		"./out/f  mode=0600  uid=0  gid=0  type=file")
+	outside := func(p string) bool { return p == "out" || strings.HasPrefix(p, "out/") || p == "gone" }
+	res := apApply(t, root, new, ApplyOptions{Outside: outside})
+	apNoErrors(t, res)
+	if len(res.Missing) != 0 {
+		t.Errorf("missing %v", res.Missing)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "out")); err == nil {
+		t.Error("out was created")
+	}
+	if st := apLstat(t, filepath.Join(root, "in/f")); st.Mode&0o777 != 0o600 {
+		t.Errorf("in/f mode %#o", st.Mode&0o777)
+	}
+	must(t, os.Mkdir(filepath.Join(root, "gone"), 0o755))
+	res = apApply(t, root, new, ApplyOptions{Old: old, Outside: outside})
+	apNoErrors(t, res)
+	if _, err := os.Lstat(filepath.Join(root, "gone")); err != nil {
+		t.Error("an outside directory of the old manifest was removed")
+	}
+}

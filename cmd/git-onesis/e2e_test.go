@@ -415,10 +415,29 @@ func TestMigrateFromSetgitperms(t *testing.T) {
 	if !strings.Contains(old, "usr/bin/su  mode=4755  uid=0  gid=0") {
 		t.Fatalf("setgitperms did not write its .gitmeta as expected:\n%s", old)
 	}
+	// A clone setgitperms never ran in has default modes; migrating it
+	// carries the recorded ones over, not the tree's.
+	clone := filepath.Join(t.TempDir(), "clone")
+	must(t, img, "git", "clone", "-q", img, clone)
+	assertMode(t, filepath.Join(clone, "etc/shadow"), 0o644, 0, 0)
+	r := onesis(t, clone, "migrate", "--commit")
+	if r.code != 0 || !strings.Contains(r.err, "differ from the setgitperms owners and modes") {
+		t.Fatalf("migrate in a clone: exit %d\n%s", r.code, r.err)
+	}
+	gm := must(t, clone, "git", "show", "HEAD:.gitmeta")
+	for _, want := range []string{"./usr/bin/su  mode=04755  uid=0  gid=0  type=file", "./etc/shadow  mode=0600  uid=0  gid=42  type=file"} {
+		if !strings.Contains(gm, want) {
+			t.Errorf("migrated clone's .gitmeta lacks %q:\n%s", want, gm)
+		}
+	}
+	if r := onesis(t, clone, "apply", "-q"); r.code != 0 {
+		t.Fatalf("apply after migrate: %s", r.err)
+	}
+	assertMode(t, filepath.Join(clone, "etc/shadow"), 0o600, 0, 42)
 	if r := onesis(t, img, "migrate", "--commit"); r.code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", r.code, r.err)
 	}
-	gm := must(t, img, "git", "show", "HEAD:.gitmeta")
+	gm = must(t, img, "git", "show", "HEAD:.gitmeta")
 	for _, want := range []string{"#mtree v2.0", "./usr/bin/su  mode=04755  uid=0  gid=0  type=file", "./etc/shadow  mode=0600  uid=0  gid=42  type=file"} {
 		if !strings.Contains(gm, want) {
 			t.Errorf("migrated .gitmeta lacks %q:\n%s", want, gm)
@@ -485,7 +504,7 @@ func TestNoVerifyCaught(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("commit: %s", r.err)
 	}
-	if !strings.Contains(r.err, "does not match the tree") || !strings.Contains(r.err, "git onesis commit --amend") {
+	if !strings.Contains(r.err, "without the pre-commit hook") || !strings.Contains(r.err, "git onesis commit --amend") {
 		t.Errorf("post-commit did not warn about the unrecorded commit:\n%s", r.err)
 	}
 	if r := onesis(t, img, "commit", "-q", "--amend", "--no-edit"); r.code != 0 {

@@ -106,11 +106,7 @@ func runInit(c *cli.Context) error {
 				return err
 			}
 		}
-		m, err := im.ReadWorktreeMeta()
-		if err != nil {
-			return fatal(err)
-		}
-		res, err := im.ApplyTree(m, image.ApplyOptions{})
+		res, err := im.ApplyWorktreeMeta(image.ApplyOptions{})
 		if err != nil {
 			return fatal(err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -59,16 +60,17 @@ func runInstall(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("no-apply") {
+		// The tree is taken as it is: the hooks apply what git writes
+		// from now on, and leave today's drift to 'git onesis apply'.
+		if b, err := os.ReadFile(im.MetaPath()); err == nil {
+			im.MarkApplied(b)
+		}
 		return nil
 	}
-	m, err := im.ReadWorktreeMeta()
+	res, err := im.ApplyWorktreeMeta(image.ApplyOptions{})
 	if errors.Is(err, image.ErrNoMeta) {
 		return nil
 	}
-	if err != nil {
-		return fatal(err)
-	}
-	res, err := im.ApplyTree(m, image.ApplyOptions{})
 	if err != nil {
 		return fatal(err)
 	}
@@ -112,7 +114,7 @@ func installHooks(c *cli.Context, im *image.Image, force bool) error {
 	}
 	if refused {
 		fmt.Fprintln(c.App.ErrWriter, "To resolve this, either:\n  1: run 'git onesis install --manual' for instructions on how to merge hooks.\n  2: run 'git onesis install --force' to overwrite your hook.")
-		return cli.Exit("fatal: hooks not installed", exitFatal)
+		return cli.Exit("fatal: no hook was installed (git-onesis installs all of its hooks or none)", exitFatal)
 	}
 	if err != nil {
 		return fatal(err)

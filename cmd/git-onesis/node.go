@@ -77,10 +77,11 @@ var nodeListCmd = &cli.Command{
 	Name:      "list",
 	Aliases:   []string{"ls"},
 	Usage:     "list nodes with the class and properties the image's etc/sysimage.conf gives them",
-	UsageText: "git onesis node list [--json|--porcelain] [NAME...]",
+	UsageText: "git onesis node list [--json|--porcelain] [--state-dir DIR] [NAME...]",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
 		&cli.BoolFlag{Name: "porcelain", Usage: "print one tab-separated line per node, for scripts"},
+		stateDirFlag,
 	},
 	Action: runNodeList,
 }
@@ -513,6 +514,9 @@ type jsonNode struct {
 	ClassFrom string `json:"class_from,omitempty"`
 	// Booted is the commit the node last booted (refs/onesis/booted/NAME).
 	Booted string `json:"booted,omitempty"`
+	// Firmware is what the node last booted with, as serve saw it
+	// ("bios", "efi-x64", "efi-x64-http", "ipxe", ...; see serve.md).
+	Firmware string `json:"firmware,omitempty"`
 }
 
 // bootedCommits reads refs/onesis/booted/* into node -> commit.
@@ -558,9 +562,17 @@ func runNodeList(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
+	stateDir := c.String("state-dir")
+	if stateDir == "" {
+		stateDir = serve.DefaultStateDir(r)
+	}
+	firmware, err := serve.ReadNodeFirmware(stateDir)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
+	}
 	out := make([]jsonNode, 0, len(nodes))
 	for _, n := range nodes {
-		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: booted[n.Name]}
+		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: booted[n.Name], Firmware: firmware[n.Name].Firmware}
 		for _, m := range n.MACs {
 			j.MACs = append(j.MACs, m.String())
 		}
@@ -579,14 +591,14 @@ func runNodeList(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return fatal(enc.Encode(out))
 	case c.Bool("porcelain"):
-		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args TAB booted
+		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args TAB booted TAB firmware
 		for _, j := range out {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args, j.Booted)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args, j.Booted, j.Firmware)
 		}
 	default:
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tBOOTED\tNOTES")
+		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tBOOTED\tFIRMWARE\tNOTES")
 		for _, j := range out {
 			notes := []string{}
 			if j.Maintenance != "" {
@@ -595,8 +607,8 @@ func runNodeList(c *cli.Context) error {
 			if j.Args != "" {
 				notes = append(notes, "args: "+j.Args)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), dash(shortOID(j.Booted)), strings.Join(notes, "; "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), dash(shortOID(j.Booted)), dash(j.Firmware), strings.Join(notes, "; "))
 		}
 		return fatal(tw.Flush())
 	}

@@ -85,6 +85,9 @@ func (im *Image) Status() (*Status, error) {
 	st := &Status{}
 	notRoot := os.Geteuid() != 0
 	for _, c := range meta.Compare(recorded, cur) {
+		if im.outside != nil && im.outside(c.Path) {
+			continue // a sparse checkout leaves it out
+		}
 		st.Drift = append(st.Drift, Drift{Change: c, NotRoot: notRoot && NotRootDrift(c)})
 	}
 	if gs.err != nil {

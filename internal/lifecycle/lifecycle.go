@@ -86,31 +86,27 @@ func run(r *git.Repo, args ...string) ([]byte, error) {
 	return r.Run(args...)
 }
 
-// applyAfter makes dir's metadata match its .gitmeta after git moved its
-// HEAD from before (a commit, or "" for a fresh checkout): incrementally
-// when before is known. It returns the apply result (nil when the tree has
-// no .gitmeta).
+// applyAfter makes dir's metadata match its .gitmeta after git wrote into
+// it: in full for a fresh checkout (before is ""), else what git wrote and
+// what .gitmeta changed since the last apply (see image.Converge). It
+// returns the apply result (nil when there was nothing to apply).
 func applyAfter(dir, before string) (*meta.ApplyResult, error) {
 	im, err := image.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	m, err := im.ReadWorktreeMeta()
-	if errors.Is(err, image.ErrNoMeta) {
-		return nil, nil
+	if before == "" {
+		res, err := im.ApplyWorktreeMeta(image.ApplyOptions{})
+		if errors.Is(err, image.ErrNoMeta) {
+			return nil, nil
+		}
+		return res, err
 	}
+	cv, err := im.Converge(image.Wrote)
 	if err != nil {
 		return nil, err
 	}
-	o := image.ApplyOptions{}
-	if before != "" {
-		if prev, err := im.MetaAt(before); err == nil && prev != nil {
-			if paths, err := im.Git.DiffTreeNames(before, "HEAD"); err == nil {
-				o.Old, o.Paths = prev, paths
-			}
-		}
-	}
-	return im.ApplyTree(m, o)
+	return cv.Result, nil
 }
 
 // requireClean refuses to go on when dir has content changes or metadata
