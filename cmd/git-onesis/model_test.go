@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -303,7 +302,7 @@ func (m *model) step(i int) {
 		m.fatalf("%s printed advice to amend:\n%s", desc, r.err)
 	}
 	m.check(desc, r.err, before, recBefore, discards && ok)
-	if strings.HasPrefix(op, "commit") || op == "onesis-commit" || op == "partial-commit" || op == "merge-squash" {
+	if ok && (op == "commit-a" || op == "onesis-commit" || op == "partial-commit") {
 		m.checkHead(desc, op == "partial-commit")
 	}
 }
@@ -535,7 +534,7 @@ func (m *model) check(desc, stderr string, before map[string]obj, recBefore map[
 			delete(m.drift, p)
 		case recBefore != nil && recBefore[p] != nil && recBefore[p].Equal(e) && !m.drift[p]:
 			// Neither touched nor re-recorded: as it was, and as recorded.
-			if d := mismatch(o, e, after); d != "" && mismatch(b, e, before) == "" {
+			if d := mismatch(o, e, after); d != "" && mismatch(b, e, before) == "" && !reported(stderr, p) {
 				bad = append(bad, fmt.Sprintf("%s changed though git did not touch it: %s", p, d))
 			}
 		}
@@ -616,7 +615,7 @@ func (m *model) checkHead(desc string, partial bool) {
 			bad = append(bad, p+": tracked by the commit, no .gitmeta entry")
 			continue
 		}
-		if o, ok := tree[p]; ok && !partial && !bytes.Contains([]byte(desc), []byte("squash")) {
+		if o, ok := tree[p]; ok && !partial {
 			if d := mismatch(o, e, tree); d != "" && !strings.Contains(d, "not hard-linked") {
 				bad = append(bad, fmt.Sprintf("%s: committed .gitmeta differs from the tree: %s", p, d))
 			}
