@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -448,7 +449,8 @@ func TestApplyHelperProcess(t *testing.T) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		res, err := Apply(os.Getenv("ONESIS_ROOT"), m, ApplyOptions{})
+		var log []string
+		res, err := Apply(os.Getenv("ONESIS_ROOT"), m, ApplyOptions{Log: func(s string) { log = append(log, s) }})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(4)
@@ -459,7 +461,8 @@ func TestApplyHelperProcess(t *testing.T) {
 		}
 		json.NewEncoder(os.Stdout).Encode(map[string]any{
 			"OwnershipSkipped": res.OwnershipSkipped, "DevicesSkipped": res.DevicesSkipped,
-			"Created": res.Created, "Errors": errs, "Euid": os.Geteuid(),
+			"OwnerAccessKept": res.OwnerAccessKept,
+			"Created":         res.Created, "Errors": errs, "Euid": os.Geteuid(), "Log": log,
 		})
 		os.Exit(0)
 	case "write":
@@ -475,11 +478,14 @@ func TestApplyNonRoot(t *testing.T) {
 	must(t, os.Chown(root, nobody, nobody))
 	must(t, os.WriteFile(filepath.Join(root, "su"), []byte("x"), 0o644))
 	must(t, os.Chown(filepath.Join(root, "su"), nobody, nobody))
+	must(t, os.WriteFile(filepath.Join(root, "shadow"), []byte("x"), 0o644))
+	must(t, os.Chown(filepath.Join(root, "shadow"), nobody, nobody))
 	m := apText(
 		".  mode=0755  uid=0  gid=0  type=dir",
 		"./d  mode=0555  uid=0  gid=0  type=dir",
 		"./d/fifo  mode=0640  uid=0  gid=0  type=fifo",
 		"./null  mode=0666  uid=0  gid=0  type=char  device=native,1,3",
+		"./shadow  mode=0  uid=0  gid=42  type=file",
 		"./su  mode=0700  uid=0  gid=0  type=file  xattr.trusted.x="+b64([]byte("1"))+"  xattr.user.y="+b64([]byte("2")),
 	)
 	// The test binary lives in a private build directory; give nobody a copy.
@@ -495,8 +501,8 @@ func TestApplyNonRoot(t *testing.T) {
 		t.Fatalf("helper: %v\n%s", err, out)
 	}
 	var got struct {
-		OwnershipSkipped, DevicesSkipped, Created, Euid int
-		Errors                                          []string
+		OwnershipSkipped, DevicesSkipped, OwnerAccessKept, Created, Euid int
+		Errors, Log                                                      []string
 	}
 	if err := json.Unmarshal(out[:bytes.IndexByte(out, '\n')+1], &got); err != nil {
 		t.Fatalf("helper output %q: %v", out, err)
@@ -510,7 +516,21 @@ func TestApplyNonRoot(t *testing.T) {
 	if got.OwnershipSkipped < 4 || got.DevicesSkipped != 1 || got.Created != 2 {
 		t.Errorf("OwnershipSkipped %d (want >= 4), DevicesSkipped %d (want 1), Created %d (want 2)", got.OwnershipSkipped, got.DevicesSkipped, got.Created)
 	}
-	for p, mode := range map[string]uint32{"d": 0o555, "d/fifo": 0o640, "su": 0o700} {
+	// The owner keeps access to its own files and directories (d is
+	// recorded 0555, shadow 0000): root needs none, a non-root clone does.
+	if got.OwnerAccessKept != 2 {
+		t.Errorf("OwnerAccessKept %d, want 2 (d and shadow)", got.OwnerAccessKept)
+	}
+	// Verbose apply lists what it did, never what the kernel refused.
+	for _, l := range got.Log {
+		if strings.HasPrefix(l, "chown") || strings.HasPrefix(l, "mknod") || strings.HasPrefix(l, "setxattr trusted.") {
+			t.Errorf("non-root apply logged a change it could not make: %q", l)
+		}
+	}
+	if !slices.Contains(got.Log, "chmod 0400 shadow") {
+		t.Errorf("log lacks the chmod it made: %q", got.Log)
+	}
+	for p, mode := range map[string]uint32{"d": 0o755, "d/fifo": 0o640, "su": 0o700, "shadow": 0o400} {
 		if st := apLstat(t, filepath.Join(root, p)); st.Mode&07777 != mode {
 			t.Errorf("%s mode %#o, want %#o", p, st.Mode&07777, mode)
 		}

@@ -459,8 +459,22 @@ func Summary(res *meta.ApplyResult) []string {
 	if res == nil {
 		return nil
 	}
+	var skipped []string
 	if res.OwnershipSkipped > 0 {
-		out = append(out, fmt.Sprintf("ownership of %s entries not applied (not root); see 'git onesis ls'", thousands(res.OwnershipSkipped)))
+		skipped = append(skipped, "ownership of "+thousands(res.OwnershipSkipped)+" entries")
+	}
+	if res.DevicesSkipped > 0 {
+		skipped = append(skipped, thousands(res.DevicesSkipped)+" devices")
+	}
+	if len(skipped) > 0 || res.OwnerAccessKept > 0 {
+		line := "not applied (not root): " + strings.Join(skipped, ", ")
+		if len(skipped) == 0 {
+			line = "not applied (not root): nothing but modes"
+		}
+		if res.OwnerAccessKept > 0 {
+			line += fmt.Sprintf("; %s files and directories keep their owner's access, which .gitmeta records without (root needs none)", thousands(res.OwnerAccessKept))
+		}
+		out = append(out, line+"; 'git onesis ls' shows what is recorded")
 	}
 	if n := len(res.Missing); n > 0 {
 		ex := res.Missing[0]
