@@ -33,8 +33,13 @@ MAN_SRC  := $(wildcard docs/man/*.adoc)
 # A page's section is in its title line: "= git-onesis-config(5)".
 MAN1_SRC := $(shell grep -l '^= .*(1)$$' $(MAN_SRC) /dev/null 2>/dev/null)
 MAN5_SRC := $(shell grep -l '^= .*(5)$$' $(MAN_SRC) /dev/null 2>/dev/null)
-MAN1     := $(patsubst docs/man/%.adoc,bin/man/man1/%.1,$(MAN1_SRC))
-MAN5     := $(patsubst docs/man/%.adoc,bin/man/man5/%.5,$(MAN5_SRC))
+MANOUT   ?= bin/man
+MAN1     := $(patsubst docs/man/%.adoc,$(MANOUT)/man1/%.1,$(MAN1_SRC))
+MAN5     := $(patsubst docs/man/%.adoc,$(MANOUT)/man5/%.5,$(MAN5_SRC))
+# 'git help onesis-upgrade' asks man for gitonesis-upgrade (git puts "git"
+# before a name that is not a git command): one .so alias per subpage.
+MANALIAS := $(patsubst $(MANOUT)/man1/git-onesis-%,$(MANOUT)/man1/gitonesis-%,$(filter $(MANOUT)/man1/git-onesis-%,$(MAN1))) \
+	$(patsubst $(MANOUT)/man5/git-onesis-%,$(MANOUT)/man5/gitonesis-%,$(filter $(MANOUT)/man5/git-onesis-%,$(MAN5)))
 
 # The hermetic environment for tests. $$tmp is set by the recipe.
 HERMETIC_ENV = env \
@@ -92,7 +97,7 @@ test:
 	echo "== gofmt check"; \
 	$(HERMETIC_ENV) $(MAKE) --no-print-directory fmt-check; \
 	echo "== go test -count=1 -p 1 ./... (one package at a time: the QEMU and netns tests share 2 cores; fuzz corpora are replayed, not extended: make fuzz)"; \
-	$(HERMETIC_ENV) $(GO) test -count=1 -p 1 ./...; \
+	$(HERMETIC_ENV) $(GO) test -count=1 -p 1 -timeout 40m ./...; \
 	took; phase=e2e; \
 	echo "== make e2e: the whole boot chain in QEMU"; \
 	$(MAKE) --no-print-directory e2e; \
@@ -190,22 +195,28 @@ bench-nfs:
 	@bash .ci/deps bench
 	GO="$(GO)" bash internal/bench/nfsbench.sh
 
-man: $(MAN1) $(MAN5)
+man: $(MAN1) $(MAN5) $(MANALIAS)
 
-bin/man/man1/%.1: docs/man/%.adoc
+$(MANOUT)/man1/%.1: docs/man/%.adoc
 	@mkdir -p $(@D)
 	$(ASCIIDOCTOR) -b manpage -a mansource=git-onesis -a manversion=$(VERSION) -a manmanual='git-onesis Manual' -D $(@D) -o $(@F) $<
 
-bin/man/man5/%.5: docs/man/%.adoc
+$(MANOUT)/man5/%.5: docs/man/%.adoc
 	@mkdir -p $(@D)
 	$(ASCIIDOCTOR) -b manpage -a mansource=git-onesis -a manversion=$(VERSION) -a manmanual='git-onesis Manual' -D $(@D) -o $(@F) $<
+
+$(MANOUT)/man1/gitonesis-%: $(MANOUT)/man1/git-onesis-%
+	printf '.so man1/%s\n' '$(<F)' > $@
+
+$(MANOUT)/man5/gitonesis-%: $(MANOUT)/man5/git-onesis-%
+	printf '.so man5/%s\n' '$(<F)' > $@
 
 install: build man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/git-onesis
 	install -D -m 0755 bin/onesis-init $(DESTDIR)$(PREFIX)/lib/git-onesis/onesis-init
-	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(MAN1) $(filter %.1,$(MANALIAS)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN5) $(filter %.5,$(MANALIAS)) $(DESTDIR)$(MANDIR)/man5/
 	$(BIN) completion bash > bin/git-onesis.bash
 	install -m 0644 bin/git-onesis.bash $(DESTDIR)$(BASHCOMPDIR)/git-onesis
 	-@[ -n "$(DESTDIR)" ] || ! command -v mandb >/dev/null 2>&1 || mandb -q 2>/dev/null || true
@@ -213,8 +224,8 @@ install: build man
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/git-onesis $(DESTDIR)$(BASHCOMPDIR)/git-onesis
 	rm -f $(DESTDIR)$(PREFIX)/lib/git-onesis/onesis-init
-	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1)))
-	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1) $(filter %.1,$(MANALIAS))))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5) $(filter %.5,$(MANALIAS))))
 
 clean:
 	rm -rf bin

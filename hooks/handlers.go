@@ -20,24 +20,23 @@ import (
 // the tree a second time.
 const InternalEnv = "GIT_ONESIS_INTERNAL"
 
-// zeroOID is what git passes as the old commit after a clone.
-const zeroOID = "0000000000000000000000000000000000000000"
-
 // Handler runs one hook. Args are the hook's arguments as git passed them.
 type Handler func(im *image.Image, args []string, stdin io.Reader, stderr io.Writer) error
 
 // Handlers maps hook names to their handlers.
 var Handlers = map[string]Handler{
-	"pre-commit":    PreCommit,
-	"post-commit":   PostCommit,
-	"post-checkout": PostCheckout,
-	"post-merge":    PostMerge,
-	"post-rewrite":  PostRewrite,
+	"pre-commit":        PreCommit,
+	"post-commit":       PostCommit,
+	"post-checkout":     PostCheckout,
+	"post-merge":        PostMerge,
+	"post-rewrite":      PostRewrite,
+	"post-index-change": PostIndexChange,
 }
 
 // ArgCount is the number of arguments git passes to each hook.
 var ArgCount = map[string]int{
 	"pre-commit": 0, "post-commit": 0, "post-checkout": 3, "post-merge": 1, "post-rewrite": 1,
+	"post-index-change": 2,
 }
 
 func stampPath(im *image.Image) string { return filepath.Join(im.Git.GitDir, "onesis", "staged") }
@@ -47,61 +46,148 @@ func digest(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// caller finds the git command the hook runs for, expanding its aliases
+// with the repository's configuration.
+func caller(im *image.Image) Caller {
+	return FindCaller(func(name string) string {
+		v, ok, err := im.Git.Config("alias." + name)
+		if err != nil || !ok {
+			return ""
+		}
+		return v
+	})
+}
+
+// KindOf classifies what the git command c did to the work tree.
+func KindOf(im *image.Image, c Caller) image.Kind {
+	switch {
+	case !c.WritesWorktree():
+		return image.IndexOnly
+	case c.Discards(func(s string) bool {
+		_, err := im.Git.ResolveRev(s + "^{commit}")
+		return err == nil
+	}):
+		return image.Discarded
+	}
+	return image.Wrote
+}
+
+// converge applies what the caller's writes need and prints the summary.
+func converge(im *image.Image, kind image.Kind, stderr io.Writer) error {
+	if !applyOnCheckout(im) {
+		return nil
+	}
+	cv, err := im.Converge(kind)
+	if err != nil {
+		return err
+	}
+	if cv.Result == nil {
+		return nil
+	}
+	printApply(stderr, cv.Result)
+	if n := len(cv.Result.Errors); n > 0 {
+		return fmt.Errorf("%d .gitmeta entries could not be applied; see above, then 'git onesis status'", n)
+	}
+	return nil
+}
+
+// PostIndexChange runs after every write of the index. git passes no word
+// of the command, so the caller is read from the process tree: after a
+// command that wrote files into the work tree (checkout, restore, reset,
+// stash, cherry-pick, revert, merge, am, sparse-checkout, ...), the files
+// git wrote and the entries whose .gitmeta lines changed get their recorded
+// metadata; after reset --hard, checkout -f and switch --discard-changes,
+// the whole tree does. After add, status and commit nothing is applied.
+func PostIndexChange(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
+	if os.Getenv(image.NestedEnv) != "" {
+		return nil // our own index refresh
+	}
+	return converge(im, KindOf(im, caller(im)), stderr)
+}
+
 // PreCommit records .gitmeta for the index being committed and stages it.
 // In the middle of a merge, cherry-pick, revert or rebase the (merged)
 // .gitmeta is authoritative: it must be free of conflict markers, and it is
-// applied to the tree before recording, so the other side's metadata is not
-// overwritten by the tree's.
+// applied to what git wrote before recording, so the other side's metadata
+// is not overwritten by the tree's. A partial commit ('git commit PATHS')
+// commits HEAD's entries for every path it does not name.
 func PreCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
+	committed := []byte(nil)
+	partial := false
 	if os.Getenv(InternalEnv) != "recorded" {
 		if state := im.Git.InProgress(); state != "" && state != "bisect" {
-			m, err := im.ReadWorktreeMeta()
-			if errors.Is(err, meta.ErrConflict) {
+			if _, err := im.ReadWorktreeMeta(); errors.Is(err, meta.ErrConflict) {
 				return fmt.Errorf("PERMISSIONS/OWNERSHIP CONFLICT in .gitmeta during %s:\n%w\n"+
 					"Edit .gitmeta to keep one line per path (or run 'git onesis record' to take the tree as it is), then commit again", state, err)
-			}
-			if err != nil && !errors.Is(err, image.ErrNoMeta) {
+			} else if err != nil && !errors.Is(err, image.ErrNoMeta) {
 				return err
 			}
-			if m != nil {
-				head, _ := im.MetaAt("HEAD")
-				res, err := im.ApplyTree(m, image.ApplyOptions{Old: head})
-				if err != nil {
-					return err
-				}
-				printApply(stderr, res)
+			if err := converge(im, image.Wrote, stderr); err != nil {
+				return err
 			}
 		}
-		if _, _, err := im.Record(true); err != nil {
+		partial = isPartialCommit()
+		rec := im
+		if partial {
+			// The work tree's .gitmeta describes the index git keeps after
+			// the commit (the real one, locked meanwhile), not the
+			// temporary one being committed.
+			c := *im
+			c.Git = im.Git.WithIndex(filepath.Join(im.Git.GitDir, "index.lock"))
+			rec = &c
+		}
+		if _, _, err := rec.Record(!partial); err != nil {
 			return err
+		}
+		if partial {
+			b, err := partialCommit(im, caller(im), stderr)
+			if err != nil {
+				return err
+			}
+			committed = b
 		}
 	}
 	if err := checkSysimage(im); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(im.MetaPath())
-	if err != nil {
-		return fmt.Errorf("reading .gitmeta: %w", err)
+	if committed == nil {
+		b, err := os.ReadFile(im.MetaPath())
+		if err != nil {
+			return fmt.Errorf("reading .gitmeta: %w", err)
+		}
+		committed = b
 	}
 	if err := os.MkdirAll(filepath.Dir(stampPath(im)), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(stampPath(im), []byte(digest(b)+"\n"), 0o644)
+	stamp := digest(committed) + "\n"
+	if partial {
+		stamp += "partial\n"
+	}
+	return os.WriteFile(stampPath(im), []byte(stamp), 0o644)
 }
 
 // PostCommit checks that the committed .gitmeta is the one pre-commit
-// recorded. A commit made with --no-verify skips pre-commit; then the tree
-// is scanned and any difference is reported. It also puts the committed
-// .gitmeta into the real index after 'git commit <paths>', which commits
-// from a temporary index.
+// recorded. Commits made without pre-commit are of two kinds: the
+// sequencer's (cherry-pick, revert, rebase, am), whose .gitmeta is the
+// merged one and whose tree the post-index-change hook already applied, so
+// only a last convergence runs; and 'git commit --no-verify', after which
+// the tree is scanned and unrecorded metadata is reported. It also puts
+// the committed .gitmeta into the real index after 'git commit <paths>',
+// which commits from a temporary index, when the work tree holds it.
 func PostCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
 	committed, ok, err := im.Git.ShowBlob("HEAD", image.MetaFile)
 	if err != nil || !ok {
 		return err
 	}
-	stamp, _ := os.ReadFile(stampPath(im))
+	stampBytes, _ := os.ReadFile(stampPath(im))
 	os.Remove(stampPath(im))
-	if strings.TrimSpace(string(stamp)) != digest(committed) {
+	stamp, rest, _ := strings.Cut(string(stampBytes), "\n")
+	if stamp != digest(committed) {
+		c := caller(im)
+		if c.Known && c.Command != "commit" {
+			return converge(im, image.Wrote, stderr)
+		}
 		m, err := meta.ParseBytes(committed)
 		if err != nil {
 			fmt.Fprintf(stderr, "warning: the committed .gitmeta does not parse: %v\n", err)
@@ -112,103 +198,53 @@ func PostCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) erro
 			return err
 		}
 		if ch := meta.Compare(m, cur); len(ch) > 0 {
-			fmt.Fprintf(stderr, "warning: this commit's .gitmeta does not match the tree in %d entries (was pre-commit skipped, e.g. --no-verify?)\n", len(ch))
-			fmt.Fprintln(stderr, "warning: run 'git onesis commit --amend --no-edit' to record them")
+			fmt.Fprintf(stderr, "warning: this commit was made without the pre-commit hook (--no-verify?), so the tree's metadata was not recorded: %d entries differ from its .gitmeta; 'git onesis status' lists them\n", len(ch))
+			fmt.Fprintln(stderr, "warning: to record them into this commit, as pre-commit would have: git onesis commit --amend --no-edit")
 		}
 		return nil
+	}
+	if strings.TrimSpace(rest) == "partial" {
+		return carryPartial(im, committed)
 	}
 	wt, err := os.ReadFile(im.MetaPath())
 	if err == nil && bytes.Equal(wt, committed) {
 		if idx, ok, _ := im.Git.IndexBlob(image.MetaFile); !ok || !bytes.Equal(idx, committed) {
-			return im.Git.Add(image.MetaFile)
+			return im.Git.WithEnv(image.NestedEnv + "=1").Add(image.MetaFile)
 		}
 	}
 	return nil
 }
 
-// PostCheckout applies .gitmeta after a branch checkout: incrementally when
-// the previous commit is known (only entries that differ between the two
-// .gitmeta files, plus files git rewrote), in full after a clone. File
-// checkouts (flag 0) and checkouts inside a rebase are left alone; the
-// rebase is handled by post-rewrite.
-func PostCheckout(im *image.Image, args []string, _ io.Reader, stderr io.Writer) error {
-	oldRev, newRev, flag := args[0], args[1], args[2]
-	if flag != "1" || !applyOnCheckout(im) || im.Git.InProgress() == "rebase" {
-		return nil
-	}
-	if oldRev == newRev {
-		return nil
-	}
-	o := image.ApplyOptions{}
-	if oldRev != zeroOID {
-		o = incremental(im, oldRev, newRev)
-	}
-	return applyWorktree(im, o, stderr)
+// PostCheckout runs after every checkout, switch and restore, file
+// checkouts (flag 0) included, and after clone and worktree add. The
+// post-index-change hook has usually done the work already; this one
+// catches up when it did not run (an older install, a git without it).
+func PostCheckout(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
+	return converge(im, KindOf(im, caller(im)), stderr)
 }
 
-// PostMerge applies .gitmeta after a merge (including a pull), from
-// ORIG_HEAD incrementally, or in full after a squash merge.
-func PostMerge(im *image.Image, args []string, _ io.Reader, stderr io.Writer) error {
-	if !applyOnCheckout(im) {
-		return nil
-	}
-	o := image.ApplyOptions{}
-	if args[0] != "1" {
-		o = incremental(im, "ORIG_HEAD", "HEAD")
-	}
-	return applyWorktree(im, o, stderr)
+// PostMerge runs after a merge or pull (squash included).
+func PostMerge(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
+	return converge(im, image.Wrote, stderr)
 }
 
-// PostRewrite applies .gitmeta in full after a rebase (the tree went
-// through several commits, so no single old manifest describes it). After
-// 'commit --amend' there is nothing to do: pre-commit recorded.
+// PostRewrite runs after a rebase and after 'commit --amend'. After a
+// rebase the tree went through several commits; after an amend nothing was
+// written and only the index is noted.
 func PostRewrite(im *image.Image, args []string, stdin io.Reader, stderr io.Writer) error {
 	if stdin != nil {
 		io.Copy(io.Discard, stdin)
 	}
-	if args[0] != "rebase" || !applyOnCheckout(im) {
-		return nil
+	kind := image.IndexOnly
+	if args[0] == "rebase" {
+		kind = image.Wrote
 	}
-	return applyWorktree(im, image.ApplyOptions{}, stderr)
+	return converge(im, kind, stderr)
 }
 
 func applyOnCheckout(im *image.Image) bool {
 	ok, err := im.Git.ConfigBool("onesis.applyOnCheckout", true)
 	return err != nil || ok
-}
-
-// incremental prepares an apply from oldRev's .gitmeta and the files that
-// changed between the two commits; it falls back to a full apply when the
-// old manifest cannot be read.
-func incremental(im *image.Image, oldRev, newRev string) image.ApplyOptions {
-	old, err := im.MetaAt(oldRev)
-	if err != nil || old == nil {
-		return image.ApplyOptions{}
-	}
-	paths, err := im.Git.DiffTreeNames(oldRev, newRev)
-	if err != nil {
-		return image.ApplyOptions{}
-	}
-	return image.ApplyOptions{Old: old, Paths: paths}
-}
-
-func applyWorktree(im *image.Image, o image.ApplyOptions, stderr io.Writer) error {
-	m, err := im.ReadWorktreeMeta()
-	if errors.Is(err, image.ErrNoMeta) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	res, err := im.ApplyTree(m, o)
-	if err != nil {
-		return err
-	}
-	printApply(stderr, res)
-	if len(res.Errors) > 0 {
-		return fmt.Errorf("%d .gitmeta entries could not be applied; see above, then 'git onesis status'", len(res.Errors))
-	}
-	return nil
 }
 
 func printApply(stderr io.Writer, res *meta.ApplyResult) {

@@ -44,7 +44,7 @@ import (
 )
 
 // Names lists the hooks git-onesis installs.
-var Names = []string{"pre-commit", "post-commit", "post-checkout", "post-merge", "post-rewrite"}
+var Names = []string{"pre-commit", "post-commit", "post-checkout", "post-merge", "post-rewrite", "post-index-change"}
 
 // version is the tag in the second line of the current bodies.
 const version = "v1"
@@ -170,6 +170,9 @@ const (
 	ActionRefused   = "refused"   // a foreign hook left in place (Err says why)
 	ActionRemoved   = "removed"   // our hook deleted
 	ActionLeft      = "left"      // a foreign hook kept by Uninstall
+	// ActionNotWritten marks the hooks Install left as they were because
+	// another was refused (it writes all of them or none).
+	ActionNotWritten = "not written"
 )
 
 // Result is what Install or Uninstall did to one hook.
@@ -203,51 +206,73 @@ const resolveHint = "To resolve this, either:\n" +
 
 // Install writes every hook in Names into dir, creating dir (mode 0755) if
 // needed. Missing and empty hooks are installed, outdated bodies of ours
-// upgraded, current ones left unchanged. A foreign hook is refused unless
-// force is set; the other hooks are still handled, and the returned error
-// (which wraps an *ExistsError per refusal) lists the foreign hooks and how
-// to resolve the conflict. Callers should not enable git-onesis in the
-// repository while Install reports an error.
+// upgraded, current ones left unchanged. It is all or nothing: when a
+// foreign hook is in the way and force is not set, no hook is written, and
+// the returned error (which wraps an *ExistsError per refusal) lists the
+// foreign hooks and how to resolve the conflict. Callers should not enable
+// git-onesis in the repository while Install reports an error.
 func Install(dir string, force bool) ([]Result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating hooks directory: %w", err)
 	}
-	var results []Result
+	type plan struct {
+		res      Result
+		state    State
+		contents []byte
+	}
+	var plans []plan
 	var errs []error
 	for _, name := range Names {
-		res := Result{Name: name, Path: filepath.Join(dir, name)}
-		state, contents, err := inspect(res.Path, name)
+		p := plan{res: Result{Name: name, Path: filepath.Join(dir, name)}}
+		var err error
+		p.state, p.contents, err = inspect(p.res.Path, name)
 		switch {
 		case err != nil:
-			res.Err = err
-		case state == Current:
+			p.res.Err = err
+		case p.state == Foreign && !force:
+			p.res.Action = ActionRefused
+			p.res.Err = &ExistsError{Path: p.res.Path, Contents: string(p.contents)}
+		}
+		if p.res.Err != nil {
+			errs = append(errs, p.res.Err)
+		}
+		plans = append(plans, p)
+	}
+	if len(errs) > 0 {
+		// Nothing is written: a half-installed set (post-checkout without
+		// pre-commit, say) would record and apply inconsistently.
+		var results []Result
+		for _, p := range plans {
+			if p.res.Err == nil {
+				p.res.Action = ActionNotWritten
+			}
+			results = append(results, p.res)
+		}
+		var exists *ExistsError
+		if errors.As(errors.Join(errs...), &exists) {
+			errs = append(errs, errors.New(resolveHint))
+		}
+		return results, errors.Join(errs...)
+	}
+	var results []Result
+	for _, p := range plans {
+		res := p.res
+		if p.state == Current {
 			res.Action = ActionUnchanged
-		case state == Foreign && !force:
-			res.Action = ActionRefused
-			res.Err = &ExistsError{Path: res.Path, Contents: string(contents)}
-		default:
+		} else {
 			res.Action = ActionInstalled
-			if state == Outdated || state == Foreign {
+			if p.state == Outdated || p.state == Foreign {
 				res.Action = ActionUpgraded
 			}
 			// renameio replaces the file atomically: git never runs a
 			// half-written hook.
-			if err := renameio.WriteFile(res.Path, []byte(Body(name)), 0o755); err != nil {
+			if err := renameio.WriteFile(res.Path, []byte(Body(res.Name)), 0o755); err != nil {
 				res.Action = ""
 				res.Err = fmt.Errorf("writing hook: %w", err)
+				errs = append(errs, res.Err)
 			}
 		}
-		if res.Err != nil {
-			errs = append(errs, res.Err)
-		}
 		results = append(results, res)
-	}
-	if len(errs) == 0 {
-		return results, nil
-	}
-	var exists *ExistsError
-	if errors.As(errors.Join(errs...), &exists) {
-		errs = append(errs, errors.New(resolveHint))
 	}
 	return results, errors.Join(errs...)
 }

@@ -198,11 +198,9 @@ func TestInstall(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "pre-commit"), foreign, 0o755)
 	os.Remove(filepath.Join(dir, "post-rewrite"))
 	res, err = Install(dir, false)
-	want := all(ActionUnchanged)
-	want["post-merge"] = ActionUpgraded
-	want["post-commit"] = ActionInstalled
+	// All or nothing: the foreign pre-commit stops every write.
+	want := all(ActionNotWritten)
 	want["pre-commit"] = ActionRefused
-	want["post-rewrite"] = ActionInstalled
 	if !reflect.DeepEqual(actions(res), want) {
 		t.Errorf("Install(mixed) actions = %v; want %v", actions(res), want)
 	}
@@ -221,15 +219,17 @@ func TestInstall(t *testing.T) {
 	if got := readFile(t, filepath.Join(dir, "pre-commit")); got != foreign {
 		t.Errorf("refused hook was changed to %q", got)
 	}
-	for _, n := range []string{"post-merge", "post-commit"} {
-		if got := readFile(t, filepath.Join(dir, n)); got != Body(n) {
-			t.Errorf("%s = %q after Install; want Body", n, got)
-		}
+	if got := readFile(t, filepath.Join(dir, "post-merge")); got != OutdatedBodies["post-merge"][0] {
+		t.Errorf("post-merge was upgraded although the install was refused: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "post-rewrite")); err == nil {
+		t.Errorf("post-rewrite was written although the install was refused")
 	}
 
 	res, err = Install(dir, true)
-	want["pre-commit"] = ActionUpgraded
-	want["post-merge"], want["post-commit"], want["post-rewrite"] = ActionUnchanged, ActionUnchanged, ActionUnchanged
+	want = all(ActionUnchanged)
+	want["pre-commit"], want["post-merge"] = ActionUpgraded, ActionUpgraded
+	want["post-commit"], want["post-rewrite"] = ActionInstalled, ActionInstalled
 	if err != nil || !reflect.DeepEqual(actions(res), want) {
 		t.Errorf("Install(force) = %v, %v; want %v", actions(res), err, want)
 	}
@@ -411,7 +411,7 @@ func TestGlobalHooksPath(t *testing.T) {
 	}
 	head := strings.TrimSpace(runGit(t, repo, "rev-parse", "HEAD"))
 	want := "argv:\npre-commit\nstdin:\n" + "argv:\npost-commit\nstdin:\n" +
-		"argv:\npost-checkout\n" + head + "\n" + head + "\n1\nstdin:\n"
+		"argv:\npost-index-change\n1\n0\nstdin:\n" + "argv:\npost-checkout\n" + head + "\n" + head + "\n1\nstdin:\n"
 	if got := readFile(t, log); got != want {
 		t.Errorf("opted-in repo: git-onesis calls\n%q\nwant\n%q", got, want)
 	}

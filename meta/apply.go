@@ -29,8 +29,13 @@ type ApplyOptions struct {
 	// would change without changing anything. Touched stays empty.
 	DryRun bool
 	// Log, if set, gets one line per change made (verbose mode), e.g.
-	// "chmod 04755 usr/bin/su".
+	// "chmod 04755 usr/bin/su"; in a dry run, per change it would make. A
+	// change that was refused (a chown as non-root) is not logged.
 	Log func(string)
+	// Outside, if set, reports paths a sparse checkout leaves out of the
+	// work tree. Their entries are neither visited, created nor reported
+	// missing, and objects of Old there are never removed.
+	Outside func(path string) bool
 }
 
 // ApplyResult summarises Apply.
@@ -47,6 +52,10 @@ type ApplyResult struct {
 	// DevicesSkipped counts char and block devices that could not be
 	// created because we are not root; never an error.
 	DevicesSkipped int
+	// OwnerAccessKept counts, as non-root, files and directories given
+	// their owner's access that .gitmeta records without it (see
+	// applier.mode); never an error.
+	OwnerAccessKept int
 	// Missing lists paths of git-carried files/symlinks that the manifest
 	// names but the tree lacks (apply cannot make content).
 	Missing []string
@@ -116,6 +125,12 @@ func Apply(root string, m *Manifest, opts ApplyOptions) (*ApplyResult, error) {
 
 	a.order = sortedOrder(m)
 	a.lookup = lookupFunc(m)
+	a.primaries = make(map[string]bool)
+	for i := range m.Entries {
+		if h := m.Entries[i].Hardlink; h != "" {
+			a.primaries[h] = true
+		}
+	}
 	if opts.Old != nil {
 		a.oldLookup = lookupFunc(opts.Old)
 	}
@@ -135,7 +150,7 @@ func Apply(root string, m *Manifest, opts ApplyOptions) (*ApplyResult, error) {
 		a.removeStale()
 	}
 	for _, i := range a.order {
-		if visit == nil || visit[i] {
+		if (visit == nil || visit[i]) && !a.outside(m.Entries[i].Path) {
 			a.applyEntry(i)
 		}
 	}
@@ -161,6 +176,7 @@ type applier struct {
 	order     []int    // entry indices in canonical order
 	lookup    func(string) *Entry
 	oldLookup func(string) *Entry
+	primaries map[string]bool // paths other entries name in hardlink=
 	dirs      []int           // directories whose mode is fixed in the last pass
 	changed   map[int]bool    // entries changed (or, in a dry run, that would be)
 	dryDirs   map[string]bool // directories a dry run would have created
@@ -251,10 +267,44 @@ func (a *applier) visitSet() []bool {
 	return visit
 }
 
+// outside reports whether a sparse checkout leaves path out of the tree.
+func (a *applier) outside(path string) bool {
+	return a.opts.Outside != nil && a.opts.Outside(path)
+}
+
 func (a *applier) logf(format string, args ...any) {
 	if a.opts.Log != nil {
 		a.opts.Log(fmt.Sprintf(format, args...))
 	}
+}
+
+// act does f (nothing in a dry run) and logs the change only once it is
+// done, so the log never claims a change that was refused.
+func (a *applier) act(f func() error, format string, args ...any) error {
+	err := a.do(f)
+	if err == nil {
+		a.logf(format, args...)
+	}
+	return err
+}
+
+// mode is the mode to give e's object. Root needs no permission bit to
+// read or change anything; a non-root user does, on the very clone it
+// owns: a file recorded 0000 (etc/shadow) would stop 'git status' and the
+// tar export reading it, a directory recorded 0555 would stop git checking
+// files out into it. So as non-root the owner keeps read access to files
+// and full access to directories; status does not count it as drift.
+func (a *applier) mode(e *Entry) uint32 {
+	if !a.nonRoot {
+		return e.Mode
+	}
+	switch e.Type {
+	case TypeFile:
+		return e.Mode | 0o400
+	case TypeDir:
+		return e.Mode | 0o700
+	}
+	return e.Mode
 }
 
 func (a *applier) fail(path, op string, err error) {
@@ -364,14 +414,16 @@ func (a *applier) applyEntry(i int) {
 	if e.Hardlink != "" && !a.checkLink(i, e, dirfd, name, &st) {
 		return
 	}
+	if e.Type == TypeFile && e.Hardlink == "" && st.Nlink > 1 && !a.primaries[e.Path] && !a.split(i, e, dirfd, name, &st) {
+		return
+	}
 	have := typeOf(st.Mode) // checkType may have replaced the object
 
 	// Owner first: the kernel clears setuid/setgid (and security.capability)
 	// on chown, so mode and xattrs must come after it.
 	chowned := false
 	if st.Uid != e.UID || st.Gid != e.GID {
-		a.logf("chown %d:%d %s", e.UID, e.GID, displayPath(e.Path))
-		switch err := a.do(func() error { return lchownAt(dirfd, name, e.UID, e.GID) }); {
+		switch err := a.act(func() error { return lchownAt(dirfd, name, e.UID, e.GID) }, "chown %d:%d %s", e.UID, e.GID, displayPath(e.Path)); {
 		case err == nil:
 			chowned = true
 			a.changed[i] = true
@@ -391,10 +443,13 @@ func (a *applier) applyEntry(i int) {
 		// directory does not stop children being created.
 		a.dirs = append(a.dirs, i)
 	default:
-		if st.Mode&07777 != e.Mode || (chowned && e.Mode&06000 != 0) {
-			a.logf("chmod %s %s", FormatMode(e.Mode), displayPath(e.Path))
-			if err := a.do(func() error { return chmodNoFollow(dirfd, name, e.Mode) }); err != nil {
-				a.fail(e.Path, "chmod", fmt.Errorf("setting mode %s: %w", FormatMode(e.Mode), err))
+		want := a.mode(e)
+		if want != e.Mode {
+			a.res.OwnerAccessKept++
+		}
+		if st.Mode&07777 != want || (chowned && e.Mode&06000 != 0) {
+			if err := a.act(func() error { return chmodNoFollow(dirfd, name, want) }, "chmod %s %s", FormatMode(want), displayPath(e.Path)); err != nil {
+				a.fail(e.Path, "chmod", fmt.Errorf("setting mode %s: %w", FormatMode(want), err))
 			} else {
 				a.changed[i] = true
 			}
@@ -459,8 +514,7 @@ func (a *applier) checkType(i int, e *Entry, dirfd int, name string, st *unix.St
 // replace removes the object at name (of type have) and creates e in its
 // place; it reports whether e now exists and st describes it.
 func (a *applier) replace(i int, e *Entry, dirfd int, name string, st *unix.Stat_t, have Type, what string) bool {
-	a.logf("remove %s %s", have, displayPath(e.Path))
-	if err := a.do(func() error { return removeAt(dirfd, name, have) }); err != nil {
+	if err := a.act(func() error { return removeAt(dirfd, name, have) }, "remove %s %s", have, displayPath(e.Path)); err != nil {
 		a.fail(e.Path, "remove", fmt.Errorf("%s: %w", what, err))
 		return false
 	}
@@ -539,12 +593,10 @@ func (a *applier) create(i int, e *Entry, dirfd int, name string) bool {
 		return false
 	case TypeSymlink:
 		op = "symlink"
-		a.logf("symlink %s -> %s", disp, e.Link)
-		err = a.do(func() error { return unix.Symlinkat(e.Link, dirfd, name) })
+		err = a.act(func() error { return unix.Symlinkat(e.Link, dirfd, name) }, "symlink %s -> %s", disp, e.Link)
 	case TypeDir:
 		op = "mkdir"
-		a.logf("mkdir %s", disp)
-		err = a.do(func() error { return unix.Mkdirat(dirfd, name, 0o700) })
+		err = a.act(func() error { return unix.Mkdirat(dirfd, name, 0o700) }, "mkdir %s", disp)
 		if err == nil && a.dryDirs != nil {
 			a.dryDirs[e.Path] = true
 		}
@@ -553,18 +605,15 @@ func (a *applier) create(i int, e *Entry, dirfd int, name string) bool {
 		if e.Type == TypeBlock {
 			mode = unix.S_IFBLK
 		}
-		a.logf("mknod %s %d,%d %s", e.Type, e.Major, e.Minor, disp)
-		err = a.do(func() error { return unix.Mknodat(dirfd, name, mode, int(unix.Mkdev(e.Major, e.Minor))) })
+		err = a.act(func() error { return unix.Mknodat(dirfd, name, mode, int(unix.Mkdev(e.Major, e.Minor))) }, "mknod %s %d,%d %s", e.Type, e.Major, e.Minor, disp)
 		if a.nonRoot && err == unix.EPERM {
 			a.res.DevicesSkipped++
 			return false
 		}
 	case TypeFifo:
-		a.logf("mkfifo %s", disp)
-		err = a.do(func() error { return unix.Mknodat(dirfd, name, unix.S_IFIFO, 0) })
+		err = a.act(func() error { return unix.Mknodat(dirfd, name, unix.S_IFIFO, 0) }, "mkfifo %s", disp)
 	case TypeSocket:
-		a.logf("mksock %s", disp)
-		err = a.do(func() error { return unix.Mknodat(dirfd, name, unix.S_IFSOCK, 0) })
+		err = a.act(func() error { return unix.Mknodat(dirfd, name, unix.S_IFSOCK, 0) }, "mksock %s", disp)
 	}
 	if err != nil {
 		a.fail(e.Path, op, fmt.Errorf("creating %s: %w", typeNoun(e.Type), err))
@@ -612,8 +661,7 @@ func (a *applier) linkMissing(i int, e *Entry, dirfd int, name string) (ok, done
 		a.fail(e.Path, "link", fmt.Errorf("hard-link primary %s is %s in the tree, not %s; not linked", displayPath(e.Hardlink), typeNoun(typeOf(pst.Mode)), typeNoun(e.Type)))
 		return false, true
 	}
-	a.logf("link %s => %s", displayPath(e.Path), displayPath(e.Hardlink))
-	if err := a.do(func() error { return unix.Linkat(pfd, pname, dirfd, name, 0) }); err != nil {
+	if err := a.act(func() error { return unix.Linkat(pfd, pname, dirfd, name, 0) }, "link %s => %s", displayPath(e.Path), displayPath(e.Hardlink)); err != nil {
 		a.fail(e.Path, "link", fmt.Errorf("linking to %s: %w", displayPath(e.Hardlink), err))
 		return false, true
 	}
@@ -673,8 +721,8 @@ func (a *applier) checkLink(i int, e *Entry, dirfd int, name string, st *unix.St
 			return true
 		}
 	}
-	a.logf("link %s => %s", displayPath(e.Path), displayPath(e.Hardlink))
 	if a.opts.DryRun {
+		a.logf("link %s => %s", displayPath(e.Path), displayPath(e.Hardlink))
 		a.changed[i] = true
 		return true
 	}
@@ -682,7 +730,41 @@ func (a *applier) checkLink(i int, e *Entry, dirfd int, name string, st *unix.St
 		a.fail(e.Path, "link", fmt.Errorf("linking to %s: %w", displayPath(e.Hardlink), err))
 		return true
 	}
+	a.logf("link %s => %s", displayPath(e.Path), displayPath(e.Hardlink))
 	a.changed[i] = true
+	if err := lstatAt(dirfd, name, st); err != nil {
+		a.fail(e.Path, "lstat", err)
+		return false
+	}
+	return true
+}
+
+// split gives a file that .gitmeta records as standalone an inode of its
+// own, when the tree has it hard-linked to something else (say, a link
+// group the previous .gitmeta recorded and this one does not): a copy of
+// its content under a temporary name is renamed over it. It reports
+// whether st describes the object afterwards.
+func (a *applier) split(i int, e *Entry, dirfd int, name string, st *unix.Stat_t) bool {
+	msg := fmt.Sprintf("unlink %s from its other hard links (copy)", displayPath(e.Path))
+	a.changed[i] = true
+	if a.opts.DryRun {
+		a.logf("%s", msg)
+		return true
+	}
+	a.tmpSeq++
+	tmp := fmt.Sprintf(".onesis-split.%d.%d", a.pid, a.tmpSeq)
+	if err := copyFileAt(dirfd, name, dirfd, tmp); err != nil {
+		delete(a.changed, i)
+		a.fail(e.Path, "split", fmt.Errorf("copying it to give it its own inode: %w", err))
+		return true // the shared inode's metadata can still be applied
+	}
+	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		delete(a.changed, i)
+		a.fail(e.Path, "split", err)
+		return true
+	}
+	a.logf("%s", msg) // logged once done, as every change
 	if err := lstatAt(dirfd, name, st); err != nil {
 		a.fail(e.Path, "lstat", err)
 		return false
@@ -732,8 +814,7 @@ func (a *applier) syncXattrs(i int, e *Entry, dirfd int, name string) {
 		if cur, err := getXattr(dirfd, name, x.Name); err == nil && bytes.Equal(cur, x.Value) {
 			continue
 		}
-		a.logf("setxattr %s %s", x.Name, displayPath(e.Path))
-		err := a.do(func() error { return setXattr(dirfd, name, x.Name, x.Value) })
+		err := a.act(func() error { return setXattr(dirfd, name, x.Name, x.Value) }, "setxattr %s %s", x.Name, displayPath(e.Path))
 		switch {
 		case err == nil:
 			a.changed[i] = true
@@ -750,8 +831,7 @@ func (a *applier) syncXattrs(i int, e *Entry, dirfd int, name string) {
 		if _, err := getXattr(dirfd, name, n); err != nil {
 			continue // not ours to judge: we could not even read it
 		}
-		a.logf("rmxattr %s %s", n, displayPath(e.Path))
-		err := a.do(func() error { return removeXattr(dirfd, name, n) })
+		err := a.act(func() error { return removeXattr(dirfd, name, n) }, "rmxattr %s %s", n, displayPath(e.Path))
 		switch {
 		case err == nil || err == unix.ENODATA:
 			a.changed[i] = true
@@ -786,12 +866,15 @@ func (a *applier) fixDirModes() {
 			a.fail(e.Path, "chmod", errors.New("is no longer a directory; not changed"))
 			continue
 		}
-		if st.Mode&07777 == e.Mode {
+		want := a.mode(e)
+		if want != e.Mode {
+			a.res.OwnerAccessKept++
+		}
+		if st.Mode&07777 == want {
 			continue
 		}
-		a.logf("chmod %s %s", FormatMode(e.Mode), displayPath(e.Path))
-		if err := a.do(func() error { return chmodNoFollow(dirfd, name, e.Mode) }); err != nil {
-			a.fail(e.Path, "chmod", fmt.Errorf("setting mode %s: %w", FormatMode(e.Mode), err))
+		if err := a.act(func() error { return chmodNoFollow(dirfd, name, want) }, "chmod %s %s", FormatMode(want), displayPath(e.Path)); err != nil {
+			a.fail(e.Path, "chmod", fmt.Errorf("setting mode %s: %w", FormatMode(want), err))
 			continue
 		}
 		a.changed[i] = true
@@ -806,7 +889,7 @@ func (a *applier) removeStale() {
 	oorder := sortedOrder(old)
 	for k := len(oorder) - 1; k >= 0; k-- {
 		o := &old.Entries[oorder[k]]
-		if o.Type == TypeUnknown || o.Type.GitCarries() || o.IsRoot() || a.lookup(o.Path) != nil {
+		if o.Type == TypeUnknown || o.Type.GitCarries() || o.IsRoot() || a.lookup(o.Path) != nil || a.outside(o.Path) {
 			continue
 		}
 		if err := checkApplyPath(o.Path); err != nil {

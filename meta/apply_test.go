@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -448,7 +449,8 @@ func TestApplyHelperProcess(t *testing.T) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		res, err := Apply(os.Getenv("ONESIS_ROOT"), m, ApplyOptions{})
+		var log []string
+		res, err := Apply(os.Getenv("ONESIS_ROOT"), m, ApplyOptions{Log: func(s string) { log = append(log, s) }})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(4)
@@ -459,7 +461,8 @@ func TestApplyHelperProcess(t *testing.T) {
 		}
 		json.NewEncoder(os.Stdout).Encode(map[string]any{
 			"OwnershipSkipped": res.OwnershipSkipped, "DevicesSkipped": res.DevicesSkipped,
-			"Created": res.Created, "Errors": errs, "Euid": os.Geteuid(),
+			"OwnerAccessKept": res.OwnerAccessKept,
+			"Created":         res.Created, "Errors": errs, "Euid": os.Geteuid(), "Log": log,
 		})
 		os.Exit(0)
 	case "write":
@@ -475,11 +478,14 @@ func TestApplyNonRoot(t *testing.T) {
 	must(t, os.Chown(root, nobody, nobody))
 	must(t, os.WriteFile(filepath.Join(root, "su"), []byte("x"), 0o644))
 	must(t, os.Chown(filepath.Join(root, "su"), nobody, nobody))
+	must(t, os.WriteFile(filepath.Join(root, "shadow"), []byte("x"), 0o644))
+	must(t, os.Chown(filepath.Join(root, "shadow"), nobody, nobody))
 	m := apText(
 		".  mode=0755  uid=0  gid=0  type=dir",
 		"./d  mode=0555  uid=0  gid=0  type=dir",
 		"./d/fifo  mode=0640  uid=0  gid=0  type=fifo",
 		"./null  mode=0666  uid=0  gid=0  type=char  device=native,1,3",
+		"./shadow  mode=0  uid=0  gid=42  type=file",
 		"./su  mode=0700  uid=0  gid=0  type=file  xattr.trusted.x="+b64([]byte("1"))+"  xattr.user.y="+b64([]byte("2")),
 	)
 	// The test binary lives in a private build directory; give nobody a copy.
@@ -495,8 +501,8 @@ func TestApplyNonRoot(t *testing.T) {
 		t.Fatalf("helper: %v\n%s", err, out)
 	}
 	var got struct {
-		OwnershipSkipped, DevicesSkipped, Created, Euid int
-		Errors                                          []string
+		OwnershipSkipped, DevicesSkipped, OwnerAccessKept, Created, Euid int
+		Errors, Log                                                      []string
 	}
 	if err := json.Unmarshal(out[:bytes.IndexByte(out, '\n')+1], &got); err != nil {
 		t.Fatalf("helper output %q: %v", out, err)
@@ -510,7 +516,21 @@ func TestApplyNonRoot(t *testing.T) {
 	if got.OwnershipSkipped < 4 || got.DevicesSkipped != 1 || got.Created != 2 {
 		t.Errorf("OwnershipSkipped %d (want >= 4), DevicesSkipped %d (want 1), Created %d (want 2)", got.OwnershipSkipped, got.DevicesSkipped, got.Created)
 	}
-	for p, mode := range map[string]uint32{"d": 0o555, "d/fifo": 0o640, "su": 0o700} {
+	// The owner keeps access to its own files and directories (d is
+	// recorded 0555, shadow 0000): root needs none, a non-root clone does.
+	if got.OwnerAccessKept != 2 {
+		t.Errorf("OwnerAccessKept %d, want 2 (d and shadow)", got.OwnerAccessKept)
+	}
+	// Verbose apply lists what it did, never what the kernel refused.
+	for _, l := range got.Log {
+		if strings.HasPrefix(l, "chown") || strings.HasPrefix(l, "mknod") || strings.HasPrefix(l, "setxattr trusted.") {
+			t.Errorf("non-root apply logged a change it could not make: %q", l)
+		}
+	}
+	if !slices.Contains(got.Log, "chmod 0400 shadow") {
+		t.Errorf("log lacks the chmod it made: %q", got.Log)
+	}
+	for p, mode := range map[string]uint32{"d": 0o755, "d/fifo": 0o640, "su": 0o700, "shadow": 0o400} {
 		if st := apLstat(t, filepath.Join(root, p)); st.Mode&07777 != mode {
 			t.Errorf("%s mode %#o, want %#o", p, st.Mode&07777, mode)
 		}
@@ -667,5 +687,92 @@ func TestApplyHardlinkContentDiffers(t *testing.T) {
 	}
 	if c, _ := os.ReadFile(filepath.Join(root, "b")); string(c) != "two" {
 		t.Errorf("b was replaced")
+	}
+}
+
+// TestApplySplitsHardLink: a file .gitmeta records as standalone but that
+// the tree has hard-linked to another gets an inode of its own, keeping its
+// content, both in a full apply and when its changed entry is visited
+// incrementally; the group's primary is left linked to its secondaries.
+func TestApplySplitsHardLink(t *testing.T) {
+	apRequireRoot(t)
+	for _, incremental := range []bool{false, true} {
+		t.Run(fmt.Sprintf("incremental=%v", incremental), func(t *testing.T) {
+			root := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(root, "h1"), []byte("same"), 0o644))
+			must(t, os.Link(filepath.Join(root, "h1"), filepath.Join(root, "h2")))
+			must(t, os.Link(filepath.Join(root, "h1"), filepath.Join(root, "h3")))
+			old := apParse(t,
+				"./h1  mode=0644  uid=0  gid=0  type=file",
+				"./h2  mode=0644  uid=0  gid=0  type=file  hardlink=./h1",
+				"./h3  mode=0644  uid=0  gid=0  type=file  hardlink=./h1")
+			new := apParse(t,
+				"./h1  mode=0644  uid=0  gid=0  type=file",
+				"./h2  mode=0600  uid=0  gid=0  type=file",
+				"./h3  mode=0644  uid=0  gid=0  type=file  hardlink=./h1")
+			o := ApplyOptions{}
+			if incremental {
+				o.Old = old
+			}
+			res := apApply(t, root, new, o)
+			apNoErrors(t, res)
+			s1, s2, s3 := apLstat(t, filepath.Join(root, "h1")), apLstat(t, filepath.Join(root, "h2")), apLstat(t, filepath.Join(root, "h3"))
+			if s2.Ino == s1.Ino || s2.Nlink != 1 {
+				t.Errorf("h2 still shares h1's inode (nlink %d)", s2.Nlink)
+			}
+			if s3.Ino != s1.Ino || s1.Nlink != 2 {
+				t.Errorf("h1/h3 group broken: ino %d/%d nlink %d", s1.Ino, s3.Ino, s1.Nlink)
+			}
+			if s2.Mode&0o7777 != 0o600 || s1.Mode&0o7777 != 0o644 {
+				t.Errorf("modes h1 %#o h2 %#o", s1.Mode&0o7777, s2.Mode&0o7777)
+			}
+			if c, _ := os.ReadFile(filepath.Join(root, "h2")); string(c) != "same" {
+				t.Errorf("h2 content %q", c)
+			}
+			// A second apply finds nothing to do.
+			res = apApply(t, root, new, ApplyOptions{})
+			if res.Changed != 0 {
+				t.Errorf("second apply changed %d entries", res.Changed)
+			}
+		})
+	}
+}
+
+// TestApplyOutside: entries a sparse checkout leaves out are neither
+// created, reported missing nor removed.
+func TestApplyOutside(t *testing.T) {
+	apRequireRoot(t)
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "in"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "in/f"), []byte("x"), 0o644))
+	old := apParse(t,
+		"./in  mode=0755  uid=0  gid=0  type=dir",
+		"./in/f  mode=0600  uid=0  gid=0  type=file",
+		"./out  mode=0700  uid=0  gid=0  type=dir",
+		"./out/dev  mode=0600  uid=0  gid=0  type=char  device=native,1,3",
+		"./out/f  mode=0600  uid=0  gid=0  type=file",
+		"./gone  mode=0755  uid=0  gid=0  type=dir  empty=1")
+	new := apParse(t,
+		"./in  mode=0755  uid=0  gid=0  type=dir",
+		"./in/f  mode=0600  uid=0  gid=0  type=file",
+		"./out  mode=0700  uid=0  gid=0  type=dir",
+		"./out/f  mode=0600  uid=0  gid=0  type=file")
+	outside := func(p string) bool { return p == "out" || strings.HasPrefix(p, "out/") || p == "gone" }
+	res := apApply(t, root, new, ApplyOptions{Outside: outside})
+	apNoErrors(t, res)
+	if len(res.Missing) != 0 {
+		t.Errorf("missing %v", res.Missing)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "out")); err == nil {
+		t.Error("out was created")
+	}
+	if st := apLstat(t, filepath.Join(root, "in/f")); st.Mode&0o777 != 0o600 {
+		t.Errorf("in/f mode %#o", st.Mode&0o777)
+	}
+	must(t, os.Mkdir(filepath.Join(root, "gone"), 0o755))
+	res = apApply(t, root, new, ApplyOptions{Old: old, Outside: outside})
+	apNoErrors(t, res)
+	if _, err := os.Lstat(filepath.Join(root, "gone")); err != nil {
+		t.Error("an outside directory of the old manifest was removed")
 	}
 }

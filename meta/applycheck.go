@@ -56,6 +56,9 @@ func (a *applier) isClean(s *dirStack, e *Entry) bool {
 	if typeOf(st.Mode) != e.Type || st.Uid != e.UID || st.Gid != e.GID {
 		return false
 	}
+	if e.Type == TypeFile && st.Nlink > 1 && !a.primaries[e.Path] {
+		return false // hard-linked, but recorded as standalone
+	}
 	switch e.Type {
 	case TypeSymlink:
 		if t, err := readlinkAt(dirfd, name); err != nil || t != e.Link {

@@ -371,30 +371,58 @@ func readlinkAt(dirfd int, name string) (string, error) {
 	}
 }
 
+// openRegularAt opens a regular file for reading without following a
+// symlink at its final name (parents are already safe: dirfd is).
+func openRegularAt(dirfd int, name string) (*os.File, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		if err == nil {
+			err = errors.New("not a regular file")
+		}
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// copyFileAt copies the regular file dfa/na to a new file dfb/nb (created
+// exclusively, mode 0600 until the caller applies the recorded one).
+func copyFileAt(dfa int, na string, dfb int, nb string) error {
+	src, err := openRegularAt(dfa, na)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fd, err := unix.Openat(dfb, nb, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	dst := os.NewFile(uintptr(fd), nb)
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		unix.Unlinkat(dfb, nb, 0)
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		unix.Unlinkat(dfb, nb, 0)
+		return err
+	}
+	return nil
+}
+
 // sameContent compares two regular files, opened without following
 // symlinks, byte for byte.
 func sameContent(dfa int, na string, dfb int, nb string) (bool, error) {
-	open := func(dirfd int, name string) (*os.File, error) {
-		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, err
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-			unix.Close(fd)
-			if err == nil {
-				err = errors.New("not a regular file")
-			}
-			return nil, err
-		}
-		return os.NewFile(uintptr(fd), name), nil
-	}
-	fa, err := open(dfa, na)
+	fa, err := openRegularAt(dfa, na)
 	if err != nil {
 		return false, err
 	}
 	defer fa.Close()
-	fb, err := open(dfb, nb)
+	fb, err := openRegularAt(dfb, nb)
 	if err != nil {
 		return false, err
 	}

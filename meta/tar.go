@@ -2,6 +2,7 @@ package meta
 
 import (
 	"archive/tar"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"strconv"
@@ -75,7 +76,7 @@ func WriteTar(w io.Writer, m *Manifest, o TarOptions) error {
 					continue
 				}
 			}
-			h.PAXRecords["SCHILY.xattr."+x.Name] = string(x.Value)
+			h.PAXRecords[paxXattrKey(x.Name)] = paxXattrValue(x.Name, x.Value)
 		}
 		if !utf8.ValidString(e.Path) || !utf8.ValidString(e.Link) || !utf8.ValidString(e.Hardlink) {
 			// PAX strings are UTF-8 unless the archive says otherwise;
@@ -155,4 +156,43 @@ func schilyACL(v []byte, n *Names) (string, bool) {
 		}
 	}
 	return strings.Join(parts, ","), true
+}
+
+// paxXattrKey is the PAX record key for an xattr: SCHILY.xattr.NAME, which
+// GNU tar and bsdtar both restore, unless NAME cannot be a PAX key (it holds
+// '=', which ends a key, or a byte outside printable ASCII); then
+// libarchive's LIBARCHIVE.xattr.NAME with NAME percent-encoded and the value
+// in base64 (see paxXattrValue), which bsdtar restores and GNU tar skips.
+func paxXattrKey(name string) string {
+	if !needsLibarchiveKey(name) {
+		return "SCHILY.xattr." + name
+	}
+	var b strings.Builder
+	b.WriteString("LIBARCHIVE.xattr.")
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || c == '=' || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// paxXattrValue is the record value that goes with paxXattrKey(name).
+func paxXattrValue(name string, value []byte) string {
+	if !needsLibarchiveKey(name) {
+		return string(value)
+	}
+	return base64.StdEncoding.EncodeToString(value)
+}
+
+func needsLibarchiveKey(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '=' || c < ' ' || c >= 0x7f {
+			return true
+		}
+	}
+	return false
 }

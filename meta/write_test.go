@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"math/rand/v2"
@@ -137,11 +138,15 @@ func writeLoop() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(5)
 		}
+		fmt.Println("wrote", gen)
 	}
 }
 
 // TestWriteFileKill SIGKILLs a writer of a ~30 MB .gitmeta at random
 // moments: every time, the file must parse and be one whole generation.
+// Each writer is killed only after it has finished its first write (it
+// says so on stdout), at a random moment of a later one, so every trial
+// proves something however slow the machine is.
 func TestWriteFileKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -164,8 +169,27 @@ func TestWriteFileKill(t *testing.T) {
 			"ONESIS_WRITE_GEN="+strconv.Itoa(start), "ONESIS_WRITE_N="+strconv.Itoa(n))
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		must(t, err)
 		must(t, cmd.Start())
-		time.Sleep(time.Duration(200+rand.IntN(1500)) * time.Millisecond)
+		first := make(chan bool, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			first <- sc.Scan()
+			for sc.Scan() {
+			}
+		}()
+		select {
+		case ok := <-first:
+			if !ok {
+				cmd.Wait()
+				t.Fatalf("trial %d: the writer ended before its first write: %s", trial, stderr.String())
+			}
+		case <-time.After(5 * time.Minute):
+			cmd.Process.Kill()
+			t.Fatalf("trial %d: the writer did not finish one write in 5 minutes", trial)
+		}
+		time.Sleep(time.Duration(rand.IntN(800)) * time.Millisecond)
 		must(t, cmd.Process.Kill())
 		cmd.Wait()
 		if strings.Contains(stderr.String(), "writing") {
@@ -196,8 +220,8 @@ func TestWriteFileKill(t *testing.T) {
 		}
 		lastGen = gen
 	}
-	if changed == 0 {
-		t.Errorf("no writer ever completed a write; the kill test proved nothing")
+	if changed != 20 {
+		t.Errorf("%d of 20 trials left a new generation, though every writer finished a write before it was killed", changed)
 	}
 	ents, _ := os.ReadDir(dir)
 	t.Logf("%d of 20 kills left a new version; %d stale temporary files left beside .gitmeta", changed, len(ents)-1)

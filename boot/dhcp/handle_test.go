@@ -51,10 +51,10 @@ func TestHandle(t *testing.T) {
 	conn := &recordConn{}
 	peer := &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
 
-	s.handle(conn, peer, pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.INTEL_X86PC)))
-	s.handle(conn, peer, pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_BC), vc("PXEClient:Arch:00009")))
-	s.handle(conn, peer, pkt(t, unknownMAC, dhcpv4.MessageTypeRelease))
-	s.handle(conn, peer, nil)
+	s.handle(conn, peer, pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.INTEL_X86PC)), false)
+	s.handle(conn, peer, pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_BC), vc("PXEClient:Arch:00009")), false)
+	s.handle(conn, peer, pkt(t, unknownMAC, dhcpv4.MessageTypeRelease), false)
+	s.handle(conn, peer, nil, false)
 
 	if len(conn.sent) != 1 || conn.sent[0].to != "255.255.255.255:68" || conn.sent[0].msg.MessageType() != dhcpv4.MessageTypeOffer {
 		t.Fatalf("sent %+v, want one OFFER broadcast", conn.sent)
@@ -89,7 +89,7 @@ func TestStatusBounded(t *testing.T) {
 		i := i
 		s.now = func() time.Time { return base.Add(time.Duration(i) * time.Second) }
 		mac := net.HardwareAddr{0x02, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}
-		s.handle(conn, nil, pkt(t, mac, dhcpv4.MessageTypeDiscover))
+		s.handle(conn, nil, pkt(t, mac, dhcpv4.MessageTypeDiscover), false)
 	}
 	st := s.Status()
 	if len(st) != maxStatus {
@@ -111,7 +111,7 @@ func TestIgnoredClientsLogOnce(t *testing.T) {
 	conn := &recordConn{}
 	for _, dt := range []time.Duration{0, 4 * time.Second, 8 * time.Second, quietFor + 9*time.Second} {
 		s.now = func() time.Time { return base.Add(dt) }
-		s.handle(conn, nil, pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover))
+		s.handle(conn, nil, pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover), false)
 	}
 	if n := strings.Count(buf.String(), "ignored unknown MAC"); n != 2 {
 		t.Errorf("logged %d times, want 2 (first time, then after %v):\n%s", n, quietFor, buf.String())

@@ -48,12 +48,33 @@ var ansiCSI = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]")
 
 func bootQEMU(t *testing.T, qemu, ns, marker string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	return bootQEMUWith(t, qemu, ns, marker, 150*time.Second, "virtio-net-pci,netdev=n0,mac="+nsKnownMAC, "-boot", "n")
+}
+
+// bootOVMF is bootQEMU with OVMF's own network stack: UEFI firmware, no
+// option ROM on the NIC, and only the boot protocols fw_cfg leaves on.
+func bootOVMF(t *testing.T, qemu, ns, marker string, fwcfg ...string) string {
+	t.Helper()
+	const ovmf = "/usr/share/ovmf/OVMF.fd"
+	testkit.NeedFile(t, ovmf, "ovmf")
+	args := []string{"-bios", ovmf, "-m", "384", "-device", "virtio-rng-pci"}
+	for _, f := range fwcfg {
+		args = append(args, "-fw_cfg", "name=opt/org.tianocore/"+f+",string=n")
+	}
+	return bootQEMUWith(t, qemu, ns, marker, 300*time.Second, "virtio-net-pci,netdev=n0,romfile=,bootindex=1,mac="+nsKnownMAC, args...)
+}
+
+// bootQEMUWith starts QEMU on tap0 of ns with the NIC device nic and
+// extra arguments, and returns the first serial line containing marker.
+func bootQEMUWith(t *testing.T, qemu, ns, marker string, timeout time.Duration, nic string, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, qemu,
+	args := append([]string{"netns", "exec", ns, qemu,
 		"-machine", "accel=tcg", "-nographic", "-m", "256", "-no-reboot", "-nodefaults", "-serial", "stdio",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac="+nsKnownMAC, "-boot", "n")
+		"-device", nic}, extra...)
+	cmd := exec.CommandContext(ctx, "ip", args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

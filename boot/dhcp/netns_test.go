@@ -42,6 +42,10 @@ type helperConfig struct {
 	TFTPPXELinux bool
 	// IPXEBootFile overrides the boot file for iPXE clients (BootFiles).
 	IPXEBootFile string
+	// Proxy runs the server as a proxy DHCP server (Config.Proxy).
+	Proxy bool
+	// TFTPIPXE adds Debian's iPXE binaries (/usr/lib/ipxe) to the TFTP server.
+	TFTPIPXE bool
 	// relay mode
 	RelayIP  string // giaddr, also the local address to send from
 	ServerTo string // server address
@@ -190,6 +194,7 @@ func serverHelper(hc helperConfig) int {
 		ServerIP:    net.ParseIP(hc.ServerIP),
 		HTTPBootURL: hc.HTTPBootURL,
 		PXELinux:    hc.PXELinux,
+		Proxy:       hc.Proxy,
 		Lookup: func(mac net.HardwareAddr) (Lease, bool) {
 			l, ok := leases[mac.String()]
 			return l, ok
@@ -209,6 +214,9 @@ func serverHelper(hc helperConfig) int {
 		var files map[string]string
 		if hc.TFTPPXELinux {
 			files = tftp.PXELinuxFiles(tftp.DefaultPXELinuxDir, tftp.DefaultSyslinuxBIOSDir)
+		}
+		if hc.TFTPIPXE {
+			files = tftp.DefaultIPXEFiles(tftp.DefaultIPXEDir)
 		}
 		ts, err := tftp.New(tftp.Config{Addr: hc.ServerIP + ":69", Iface: hc.Iface, Files: files,
 			Generate: func(name string, _ net.IP) (io.ReadCloser, int64, bool) {

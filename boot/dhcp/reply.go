@@ -16,9 +16,13 @@ import (
 const DefaultLeaseTime = 12 * time.Hour
 
 // Default boot files, as shipped by Debian's ipxe and pxelinux packages.
+// Debian ships no iPXE for arm64: ARM64BootFile is where Fedora's
+// ipxe-bootimgs-aarch64 puts it (and iPXE's own build, bin-arm64-efi/),
+// relative to the iPXE directory.
 const (
 	BIOSBootFile     = "undionly.kpxe"
 	EFI64BootFile    = "snponly.efi"
+	ARM64BootFile    = "arm64-efi/snponly.efi"
 	PXELinuxBootFile = "pxelinux.0"
 )
 
@@ -46,10 +50,14 @@ func (d decision) ignore(reason string) decision {
 	return d
 }
 
-// decide is the whole protocol logic. It has no side effects other than
-// calling Config.Lookup, so Reply (tests, fuzzing) and the socket handler
-// share it.
-func (s *Server) decide(req *dhcpv4.DHCPv4) (d decision) {
+// decide is the whole protocol logic for a request on port 67. It has no
+// side effects other than calling Config.Lookup, so Reply (tests,
+// fuzzing) and the socket handler share it.
+func (s *Server) decide(req *dhcpv4.DHCPv4) decision { return s.decideOn(req, false) }
+
+// decideOn is decide for a request on port 67 (binl = false) or on the
+// PXE boot server port 4011 (binl = true).
+func (s *Server) decideOn(req *dhcpv4.DHCPv4, binl bool) (d decision) {
 	d.ev = Event{Time: s.now()}
 	if req == nil {
 		return d.ignore("empty packet")
@@ -96,6 +104,13 @@ func (s *Server) decide(req *dhcpv4.DHCPv4) (d decision) {
 	if relayed && lease.Mask != nil && !lease.IP.Mask(lease.Mask).Equal(req.GatewayIPAddr.To4().Mask(lease.Mask)) {
 		return d.ignore(fmt.Sprintf("relayed by %s, which is not in the node's subnet %s/%d",
 			req.GatewayIPAddr, lease.IP.Mask(lease.Mask), maskBits(lease.Mask)))
+	}
+
+	if binl {
+		return s.binlReply(d, req, lease)
+	}
+	if s.cfg.Proxy {
+		return s.proxyOffer(d, req)
 	}
 
 	switch mt {
@@ -173,22 +188,8 @@ func (s *Server) decide(req *dhcpv4.DHCPv4) (d decision) {
 	if err != nil {
 		return d.ignore("cannot build reply: " + err.Error())
 	}
-	if bootFile != "" {
-		d.ev.BootFile = bootFile
-		if len(bootFile) <= 127 {
-			resp.BootFileName = bootFile // the BOOTP file field: old PXE ROMs read only this
-		}
-		resp.UpdateOption(dhcpv4.OptBootFileName(bootFile))
-		if d.info.Firmware != FirmwareIPXE {
-			resp.UpdateOption(dhcpv4.OptTFTPServerName(s.serverIP.String()))
-		}
-	}
-	if strings.HasPrefix(req.ClassIdentifier(), "PXEClient") {
-		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
-	}
-	if guid := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
-		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))
-	}
+	s.bootOptions(resp, req, d.info.Firmware, bootFile)
+	d.ev.BootFile = bootFile
 	if d.info.Firmware == FirmwareIPXE || req.Options.Has(dhcpv4.OptionEtherboot) {
 		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionEtherboot, ipxeNoPXEDHCP))
 	}
@@ -196,6 +197,112 @@ func (s *Server) decide(req *dhcpv4.DHCPv4) (d decision) {
 	d.dest = replyDest(req, resp)
 	d.ev.Answered = true
 	return d
+}
+
+// bootOptions puts what firmware fw needs to boot bootFile into resp: the
+// file (field and option 67), the TFTP server (66) for PXE, option 60 as
+// the firmware expects it, and the client's GUID (97) back.
+func (s *Server) bootOptions(resp, req *dhcpv4.DHCPv4, fw Firmware, bootFile string) {
+	if bootFile != "" {
+		if len(bootFile) <= 127 {
+			resp.BootFileName = bootFile // the BOOTP file field: old PXE ROMs read only this
+		}
+		resp.UpdateOption(dhcpv4.OptBootFileName(bootFile))
+		if fw != FirmwareIPXE && !fw.HTTPBoot() {
+			resp.UpdateOption(dhcpv4.OptTFTPServerName(s.serverIP.String()))
+		}
+	}
+	switch {
+	case fw.HTTPBoot():
+		// UEFI 2.5+ (24.7.2): the offer must say "HTTPClient", or the
+		// firmware does not take option 67 as its boot URI.
+		resp.UpdateOption(dhcpv4.OptClassIdentifier(httpClient))
+	case fw.UEFIPXE():
+		// No "PXEClient" echoed to UEFI PXE: EDK2's PXE
+		// base code (PxeBcDhcp4.c) takes an address offer that says
+		// "PXEClient" but has no PXE discovery options (43) for a BINL
+		// offer, and asks siaddr:4011 for the boot file before it uses
+		// any (PXE-E16 when nothing answers there). Without option 60 it
+		// is a "DHCP only" offer with a boot file, booted directly.
+		// (Proxy offers and port 4011 replies set "PXEClient" first.)
+	case strings.HasPrefix(req.ClassIdentifier(), pxeClient):
+		resp.UpdateOption(dhcpv4.OptClassIdentifier(pxeClient))
+	}
+	if guid := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))
+	}
+}
+
+// proxyOffer answers a DISCOVER as a PXE proxy DHCP server (Config.Proxy):
+// the site's DHCP server gives the address, we give an offer without one
+// (yiaddr 0, no lease) that names the boot server and file. Only boot
+// firmware gets one; every REQUEST on port 67 is the site server's.
+func (s *Server) proxyOffer(d decision, req *dhcpv4.DHCPv4) decision {
+	if req.MessageType() != dhcpv4.MessageTypeDiscover {
+		return d.ignore("proxy DHCP: the site's DHCP server answers " + d.info.Message)
+	}
+	if d.info.Firmware == FirmwareNone {
+		return d.ignore("proxy DHCP: not a boot firmware (no PXEClient or HTTPClient vendor class); the site's DHCP server answers it")
+	}
+	d = s.bootOnly(d, req, dhcpv4.MessageTypeOffer)
+	if d.resp != nil {
+		d.dest = replyDest(req, d.resp)
+		d.ev.IP = ""
+		d.ev.Reason = "proxy offer"
+	}
+	return d
+}
+
+// bootOnly fills in a reply of type mt that carries the boot server and
+// file for the request's firmware but no address (yiaddr 0, no lease
+// options): a proxy offer, or the answer on port 4011. Option 60 is
+// "PXEClient", by which firmware knows such a reply (PXE 2.1, 2.2.5), or
+// "HTTPClient" for UEFI HTTP boot.
+func (s *Server) bootOnly(d decision, req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) decision {
+	bootFile, why := s.bootFile(d.info.Firmware)
+	if why != "" {
+		return d.ignore(why)
+	}
+	resp, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithServerIP(s.serverIP),
+		dhcpv4.WithYourIP(net.IPv4zero),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.serverIP)),
+	)
+	if err != nil {
+		return d.ignore("cannot build reply: " + err.Error())
+	}
+	if !d.info.Firmware.HTTPBoot() {
+		resp.UpdateOption(dhcpv4.OptClassIdentifier(pxeClient))
+	}
+	s.bootOptions(resp, req, d.info.Firmware, bootFile)
+	d.ev.Reply, d.ev.BootFile = msgName(mt), bootFile
+	d.resp = resp
+	d.ev.Answered = true
+	return d
+}
+
+// binlReply answers a REQUEST on port 4011, which PXE firmware sends to
+// the server of a proxy offer (and EDK2 to the server of an offer that
+// says "PXEClient" without discovery options, its "BINL" offer): an ACK
+// naming the boot file, unicast back to where it came from. The client
+// already has its address (ciaddr); it must be the node's, or the node's
+// script and NFS root would be refused later.
+func (s *Server) binlReply(d decision, req *dhcpv4.DHCPv4, lease Lease) decision {
+	if req.MessageType() != dhcpv4.MessageTypeRequest && req.MessageType() != dhcpv4.MessageTypeInform {
+		return d.ignore("port 4011: not a REQUEST")
+	}
+	if d.info.Firmware == FirmwareNone {
+		return d.ignore("port 4011: not a boot firmware")
+	}
+	if !isZero(req.ClientIPAddr) && !req.ClientIPAddr.Equal(lease.IP) {
+		return d.ignore(fmt.Sprintf("port 4011: the client has address %s, the inventory gives it %s: give the node that fixed address on the site's DHCP server", req.ClientIPAddr, d.ev.IP))
+	}
+	d = s.bootOnly(d, req, dhcpv4.MessageTypeAck)
+	if d.resp != nil {
+		d.ev.Reason = "port 4011"
+	}
+	return d // d.dest: the handler answers the packet's source
 }
 
 // nak answers a REQUEST we cannot confirm (RFC 2131 4.3.2: the server
@@ -239,11 +346,17 @@ func replyDest(req, resp *dhcpv4.DHCPv4) *net.UDPAddr {
 }
 
 // bootFile chooses the boot file for a firmware. A non-empty reason means
-// the client must be ignored (a PXE ROM we have nothing to boot with).
+// the client must be ignored (a firmware we have nothing to boot with).
 func (s *Server) bootFile(fw Firmware) (file, reason string) {
 	if f, ok := s.cfg.BootFiles[fw]; ok {
 		if f == "" {
 			return "", fmt.Sprintf("no boot file configured for %s firmware", fw)
+		}
+		if fw.HTTPBoot() && !strings.Contains(f, "://") {
+			if s.cfg.IPXEBaseURL == "" {
+				return "", fmt.Sprintf("UEFI HTTP boot (%s) needs the HTTP server, which is off", fw)
+			}
+			f = s.cfg.IPXEBaseURL + f
 		}
 		return f, ""
 	}
@@ -262,6 +375,16 @@ func (s *Server) bootFile(fw Firmware) (file, reason string) {
 		return BIOSBootFile, ""
 	case FirmwareEFI64:
 		return EFI64BootFile, ""
+	case FirmwareARM64:
+		return ARM64BootFile, ""
+	case FirmwareEFI64HTTP, FirmwareARM64HTTP:
+		if s.cfg.IPXEBaseURL == "" {
+			return "", fmt.Sprintf("UEFI HTTP boot (%s) needs the HTTP server, which is off", fw)
+		}
+		if fw == FirmwareARM64HTTP {
+			return s.cfg.IPXEBaseURL + ARM64BootFile, ""
+		}
+		return s.cfg.IPXEBaseURL + EFI64BootFile, ""
 	default:
 		return "", fmt.Sprintf("no boot file configured for %s firmware", fw)
 	}

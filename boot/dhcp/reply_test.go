@@ -21,7 +21,11 @@ var (
 	knownLease  = Lease{IP: net.IPv4(10, 77, 0, 50), Mask: net.CIDRMask(24, 32), Router: net.IPv4(10, 77, 0, 254), DNS: []net.IP{net.IPv4(10, 77, 0, 53)}, Hostname: "node01", Domain: "cluster.test", LeaseTime: time.Hour}
 	relayedLse  = Lease{IP: net.IPv4(10, 78, 5, 20), Mask: net.CIDRMask(24, 32), Router: net.IPv4(10, 78, 5, 1), Hostname: "far01"}
 	testBootURL = "http://10.77.0.1:8080/boot/${mac:hexhyp}.ipxe"
+	testLoaders = "http://10.77.0.1:8080/ipxe/"
 )
+
+// withLoaders turns UEFI HTTP boot on (the HTTP server serves iPXE).
+func withLoaders(c *Config) { c.IPXEBaseURL = testLoaders }
 
 func testLookup(mac net.HardwareAddr) (Lease, bool) {
 	switch mac.String() {
@@ -80,55 +84,109 @@ func TestReply(t *testing.T) {
 		req      *dhcpv4.DHCPv4
 		wantType dhcpv4.MessageType // MessageTypeNone = no reply
 		wantFile string
-		opt66    bool // TFTP server name expected
-		opt60    bool // PXEClient echoed
-		ipxe     bool // option 175 with no-pxedhcp expected
+		opt66    bool   // TFTP server name expected
+		opt60    string // option 60 in the reply
+		ipxe     bool   // option 175 with no-pxedhcp expected
 	}{
 		{name: "plain DISCOVER (OS client) gets OFFER without boot file",
 			req: pkt(t, knownMAC, dhcpv4.MessageTypeDiscover), wantType: dhcpv4.MessageTypeOffer},
 		{name: "unknown MAC is ignored",
 			req: pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover, arch(iana.INTEL_X86PC), pxeVC)},
+		{name: "unknown MAC by UEFI PXE is ignored",
+			req: pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64), vc("PXEClient:Arch:00007:UNDI:003000"))},
+		{name: "unknown MAC by UEFI HTTP boot is ignored",
+			cfg: withLoaders,
+			req: pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64_HTTP), vc("HTTPClient:Arch:00016:UNDI:003000"))},
 		{name: "unknown MAC REQUEST is ignored",
 			req: pkt(t, unknownMAC, dhcpv4.MessageTypeRequest, reqIP(knownLease.IP), sid(testServer))},
 		{name: "BIOS PXE gets undionly.kpxe",
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.INTEL_X86PC), pxeVC, guid),
-			wantType: dhcpv4.MessageTypeOffer, wantFile: "undionly.kpxe", opt66: true, opt60: true},
+			wantType: dhcpv4.MessageTypeOffer, wantFile: "undionly.kpxe", opt66: true, opt60: "PXEClient"},
 		{name: "BIOS PXE with --pxelinux gets pxelinux.0",
 			cfg:      func(c *Config) { c.PXELinux = true },
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.INTEL_X86PC), pxeVC),
-			wantType: dhcpv4.MessageTypeOffer, wantFile: "pxelinux.0", opt66: true, opt60: true},
+			wantType: dhcpv4.MessageTypeOffer, wantFile: "pxelinux.0", opt66: true, opt60: "PXEClient"},
 		{name: "PXE vendor class without option 93 is BIOS",
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, pxeVC),
-			wantType: dhcpv4.MessageTypeOffer, wantFile: "undionly.kpxe", opt66: true, opt60: true},
-		{name: "EFI x64 (7) gets snponly.efi",
-			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64), vc("PXEClient:Arch:00007:UNDI:003016")),
-			wantType: dhcpv4.MessageTypeOffer, wantFile: "snponly.efi", opt66: true, opt60: true},
-		{name: "EFI BC (9) gets snponly.efi, no option 60 when not asked",
+			wantType: dhcpv4.MessageTypeOffer, wantFile: "undionly.kpxe", opt66: true, opt60: "PXEClient"},
+		// UEFI PXE gets no "PXEClient" back: EDK2 takes such an offer
+		// without option 43 for a BINL one and asks port 4011 first.
+		{name: "UEFI x64 PXE (7) gets snponly.efi, without PXEClient",
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64), vc("PXEClient:Arch:00007:UNDI:003000"), guid),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: "snponly.efi", opt66: true},
+		{name: "UEFI x64 PXE REQUEST gets ACK with snponly.efi, without PXEClient",
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeRequest, arch(iana.EFI_X86_64), vc("PXEClient:Arch:00007:UNDI:003000"), reqIP(knownLease.IP), sid(testServer)),
+			wantType: dhcpv4.MessageTypeAck, wantFile: "snponly.efi", opt66: true},
+		{name: "UEFI BC (9) gets snponly.efi",
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_BC)),
 			wantType: dhcpv4.MessageTypeOffer, wantFile: "snponly.efi", opt66: true},
-		{name: "EFI IA32 (6) ignored by default",
+		{name: "UEFI x64 PXE arch only in the vendor class",
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, vc("PXEClient:Arch:00007:UNDI:003000")),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: "snponly.efi", opt66: true},
+		{name: "UEFI IA32 (6) ignored by default",
 			req: pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_IA32), vc("PXEClient:Arch:00006"))},
-		{name: "EFI IA32 (6) served when configured",
+		{name: "UEFI IA32 (6) served when configured",
 			cfg:      func(c *Config) { c.BootFiles = map[Firmware]string{FirmwareEFI32: "ipxe-ia32.efi"} },
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_IA32)),
 			wantType: dhcpv4.MessageTypeOffer, wantFile: "ipxe-ia32.efi", opt66: true},
-		{name: "arm64 (11) ignored by default",
-			req: pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_ARM64))},
-		{name: "arm64 (11) served when configured",
+		{name: "UEFI arm64 PXE (11) gets the arm64 iPXE",
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_ARM64), vc("PXEClient:Arch:00011:UNDI:003000")),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: "arm64-efi/snponly.efi", opt66: true},
+		{name: "UEFI arm64 PXE (11) gets a configured name",
 			cfg:      func(c *Config) { c.BootFiles = map[Firmware]string{FirmwareARM64: "ipxe-arm64.efi"} },
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_ARM64)),
 			wantType: dhcpv4.MessageTypeOffer, wantFile: "ipxe-arm64.efi", opt66: true},
-		{name: "EFI HTTP boot (16) ignored",
-			req: pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.Arch(16)))},
+		{name: "UEFI arm64 PXE (11) ignored when configured off",
+			cfg: func(c *Config) { c.BootFiles = map[Firmware]string{FirmwareARM64: ""} },
+			req: pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_ARM64))},
+		{name: "UEFI x64 HTTP boot (16) gets the snponly.efi URL and HTTPClient",
+			cfg:      withLoaders,
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64_HTTP), vc("HTTPClient:Arch:00016:UNDI:003001")),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: testLoaders + "snponly.efi", opt60: "HTTPClient"},
+		{name: "UEFI x64 HTTP boot REQUEST gets ACK with the URL and HTTPClient",
+			cfg:      withLoaders,
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeRequest, arch(iana.EFI_X86_64_HTTP), vc("HTTPClient:Arch:00016:UNDI:003001"), reqIP(knownLease.IP), sid(testServer)),
+			wantType: dhcpv4.MessageTypeAck, wantFile: testLoaders + "snponly.efi", opt60: "HTTPClient"},
+		{name: "UEFI x64 HTTP boot, arch only in the vendor class",
+			cfg:      withLoaders,
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, vc("HTTPClient:Arch:00016:UNDI:003001")),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: testLoaders + "snponly.efi", opt60: "HTTPClient"},
+		{name: "UEFI arm64 HTTP boot (19) gets the arm64 URL",
+			cfg:      withLoaders,
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_ARM64_HTTP), vc("HTTPClient:Arch:00019:UNDI:003001")),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: testLoaders + "arm64-efi/snponly.efi", opt60: "HTTPClient"},
+		{name: "UEFI arm64 HTTP boot (19) gets a configured name under the loader URL",
+			cfg: func(c *Config) {
+				withLoaders(c)
+				c.BootFiles = map[Firmware]string{FirmwareARM64HTTP: "ipxe-arm64.efi"}
+			},
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_ARM64_HTTP), vc("HTTPClient:Arch:00019:UNDI:003001")),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: testLoaders + "ipxe-arm64.efi", opt60: "HTTPClient"},
+		{name: "UEFI HTTP boot with a configured full URL",
+			cfg:      func(c *Config) { c.BootFiles = map[Firmware]string{FirmwareEFI64HTTP: "http://10.1.1.1/x.efi"} },
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64_HTTP), vc("HTTPClient:Arch:00016:UNDI:003001")),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: "http://10.1.1.1/x.efi", opt60: "HTTPClient"},
+		{name: "UEFI HTTP boot ignored without the HTTP server",
+			req: pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64_HTTP), vc("HTTPClient:Arch:00016:UNDI:003001"))},
+		{name: "IA32 HTTP boot (15) ignored",
+			cfg: withLoaders,
+			req: pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_HTTP), vc("HTTPClient:Arch:00015:UNDI:003001"))},
+		{name: "HTTPClient without an arch ignored",
+			cfg: withLoaders,
+			req: pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, vc("HTTPClient"))},
+		{name: "iPXE started by UEFI HTTP boot gets the script",
+			cfg:      withLoaders,
+			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64), vc("PXEClient:Arch:00007:UNDI:003010"), ipxeUC),
+			wantType: dhcpv4.MessageTypeOffer, wantFile: testBootURL, opt60: "PXEClient", ipxe: true},
 		{name: "iPXE (user class) on BIOS gets the HTTP script, not undionly again",
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.INTEL_X86PC), pxeVC, ipxeUC, dhcpv4.WithGeneric(dhcpv4.OptionEtherboot, []byte{0xb1, 1, 1})),
-			wantType: dhcpv4.MessageTypeOffer, wantFile: testBootURL, opt60: true, ipxe: true},
+			wantType: dhcpv4.MessageTypeOffer, wantFile: testBootURL, opt60: "PXEClient", ipxe: true},
 		{name: "iPXE RFC 3004 user class on EFI gets the HTTP script",
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeRequest, arch(iana.EFI_BC), dhcpv4.WithOption(dhcpv4.OptRFC3004UserClass([]string{"iPXE"})), reqIP(knownLease.IP), sid(testServer)),
 			wantType: dhcpv4.MessageTypeAck, wantFile: testBootURL, ipxe: true},
 		{name: "REQUEST selecting us with the right IP gets ACK",
 			req:      pkt(t, knownMAC, dhcpv4.MessageTypeRequest, arch(iana.INTEL_X86PC), pxeVC, reqIP(knownLease.IP), sid(testServer)),
-			wantType: dhcpv4.MessageTypeAck, wantFile: "undionly.kpxe", opt66: true, opt60: true},
+			wantType: dhcpv4.MessageTypeAck, wantFile: "undionly.kpxe", opt66: true, opt60: "PXEClient"},
 		{name: "REQUEST selecting another server is ignored",
 			req: pkt(t, knownMAC, dhcpv4.MessageTypeRequest, reqIP(knownLease.IP), sid(net.IPv4(10, 77, 0, 2)))},
 		{name: "REQUEST for a wrong IP gets NAK",
@@ -155,7 +213,7 @@ func TestReply(t *testing.T) {
 			req: pkt(t, knownMAC, dhcpv4.MessageTypeNone, dhcpv4.WithoutOption(dhcpv4.OptionDHCPMessageType))},
 		{name: "relayed DISCOVER gets OFFER with the node's own subnet",
 			req:      pkt(t, relayedMAC, dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.IPv4(10, 78, 5, 1)), arch(iana.INTEL_X86PC), pxeVC),
-			wantType: dhcpv4.MessageTypeOffer, wantFile: "undionly.kpxe", opt66: true, opt60: true},
+			wantType: dhcpv4.MessageTypeOffer, wantFile: "undionly.kpxe", opt66: true, opt60: "PXEClient"},
 		{name: "relayed from a subnet that is not the node's is ignored",
 			req: pkt(t, relayedMAC, dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.IPv4(10, 79, 0, 1)))},
 	}
@@ -236,8 +294,8 @@ func TestReply(t *testing.T) {
 			if got := resp.TFTPServerName() == testServer.String(); got != tc.opt66 {
 				t.Errorf("option 66 = %q, want present=%v", resp.TFTPServerName(), tc.opt66)
 			}
-			if got := resp.ClassIdentifier() == "PXEClient"; got != tc.opt60 {
-				t.Errorf("option 60 = %q, want PXEClient=%v", resp.ClassIdentifier(), tc.opt60)
+			if got := resp.ClassIdentifier(); got != tc.opt60 {
+				t.Errorf("option 60 = %q, want %q", got, tc.opt60)
 			}
 			if g := tc.req.Options.Get(dhcpv4.OptionClientMachineIdentifier); !bytes.Equal(g, resp.Options.Get(dhcpv4.OptionClientMachineIdentifier)) {
 				t.Errorf("option 97 not echoed: %x vs %x", g, resp.Options.Get(dhcpv4.OptionClientMachineIdentifier))
@@ -328,7 +386,8 @@ func TestDecideEvents(t *testing.T) {
 		reasonPart string
 	}{
 		{pkt(t, unknownMAC, dhcpv4.MessageTypeDiscover), false, "", "unknown MAC"},
-		{pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_ARM64)), false, "", "efi-arm64"},
+		{pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_IA32)), false, "", "efi-ia32"},
+		{pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, arch(iana.EFI_X86_64_HTTP)), false, "", "needs the HTTP server"},
 		{pkt(t, knownMAC, dhcpv4.MessageTypeRequest, reqIP(knownLease.IP), sid(net.IPv4(10, 0, 0, 9))), false, "", "another server"},
 		{pkt(t, knownMAC, dhcpv4.MessageTypeRequest, reqIP(net.IPv4(10, 77, 0, 9))), true, "NAK", "10.77.0.9"},
 		{pkt(t, knownMAC, dhcpv4.MessageTypeDiscover, ipxeUC), true, "OFFER", ""},

@@ -16,6 +16,7 @@ import (
 	"net"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,13 +54,24 @@ type Config struct {
 	// e.g. "http://10.77.0.1:8080/boot/${mac:hexhyp}.ipxe"; iPXE expands
 	// ${mac:hexhyp} itself.
 	HTTPBootURL string
+	// IPXEBaseURL is where the HTTP server serves the iPXE binaries,
+	// ending in "/" (e.g. "http://10.77.0.1:8080/ipxe/"). UEFI HTTP boot
+	// clients get it joined with their binary's name; "" = ignore them.
+	IPXEBaseURL string
 	// PXELinux makes BIOS clients get pxelinux.0 instead of undionly.kpxe.
 	PXELinux bool
 	// BootFiles overrides the boot file per firmware; "" means "ignore
-	// clients with that firmware". Defaults: BIOS undionly.kpxe (or
-	// pxelinux.0), EFI x64 snponly.efi, iPXE HTTPBootURL, and none for
-	// EFI IA32 and arm64 (those clients are ignored with a log line).
+	// clients with that firmware". For the HTTP boot kinds a name without
+	// "://" is taken relative to IPXEBaseURL. Defaults: BIOS undionly.kpxe
+	// (or pxelinux.0), UEFI x64 snponly.efi, UEFI arm64 ARM64BootFile,
+	// the same two under IPXEBaseURL for UEFI HTTP boot, iPXE
+	// HTTPBootURL, and none for UEFI IA32 (ignored with a log line).
 	BootFiles map[Firmware]string
+	// Proxy makes the server a PXE proxy DHCP server: the site's own DHCP
+	// server gives addresses (it must give each node its inventory
+	// address); this one answers only the boot firmware of known MACs,
+	// with offers that carry no address, and their requests on port 4011.
+	Proxy bool
 	// Discover, when set, is told about every DISCOVER/REQUEST from a MAC
 	// the inventory does not know (serve --discover).
 	Discover func(mac net.HardwareAddr, info ClientInfo)
@@ -101,7 +113,13 @@ type request struct {
 	conn net.PacketConn
 	peer net.Addr
 	req  *dhcpv4.DHCPv4
+	binl bool // came in on port 4011
 }
+
+// BINLPort is the PXE boot server port (PXE 2.1): firmware sends its
+// REQUEST for the boot file here after a proxy offer, and EDK2 after an
+// offer it takes for a "BINL" one.
+const BINLPort = 4011
 
 // macState is what we remember per MAC: its last event, and when we last
 // logged an ignored request from it at info level.
@@ -116,6 +134,7 @@ type Server struct {
 	log      *slog.Logger
 	serverIP net.IP
 	srv      *server4.Server
+	binl     *net.UDPConn // port 4011 on serverIP; nil in tests
 	now      func() time.Time
 
 	queue   chan request
@@ -169,9 +188,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dhcp: cannot listen on UDP port %d of interface %q (another DHCP server running? need root?): %w", port, cfg.Iface, err)
 	}
 	udpbuf.Grow(conn) // a power-on storm's DISCOVERs arrive in one burst
+	binlPort := BINLPort
+	if cfg.Port != 0 {
+		binlPort = 0 // tests on another port: any free one
+	}
+	s.binl, err = net.ListenUDP("udp4", &net.UDPAddr{IP: s.serverIP, Port: binlPort})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("dhcp: cannot listen on %s port %d (PXE boot server requests): %w", s.serverIP, binlPort, err)
+	}
 	s.srv, err = server4.NewServer(cfg.Iface, nil, s.enqueue, server4.WithConn(conn))
 	if err != nil {
 		conn.Close()
+		s.binl.Close()
 		return nil, fmt.Errorf("dhcp: %w", err)
 	}
 	return s, nil
@@ -185,7 +214,13 @@ func newServer(cfg Config) (*Server, error) {
 	if len(cfg.HTTPBootURL) > 255 {
 		return nil, fmt.Errorf("dhcp: HTTP boot URL is %d bytes, DHCP option 67 holds at most 255", len(cfg.HTTPBootURL))
 	}
+	if cfg.IPXEBaseURL != "" && !strings.HasSuffix(cfg.IPXEBaseURL, "/") {
+		return nil, fmt.Errorf("dhcp: iPXE base URL %q must end in /", cfg.IPXEBaseURL)
+	}
 	for fw, f := range cfg.BootFiles {
+		if fw.HTTPBoot() && f != "" && !strings.Contains(f, "://") {
+			f = cfg.IPXEBaseURL + f
+		}
 		if len(f) > 255 {
 			return nil, fmt.Errorf("dhcp: boot file for %s is %d bytes, DHCP option 67 holds at most 255", fw, len(f))
 		}
@@ -224,8 +259,11 @@ func (s *Server) ServerIP() net.IP { return s.serverIP }
 
 // Serve answers requests until Close. It returns nil after Close.
 func (s *Server) Serve() error {
-	s.log.Info("DHCP server listening", "iface", s.cfg.Iface, "server_ip", s.serverIP.String())
+	s.log.Info("DHCP server listening", "iface", s.cfg.Iface, "server_ip", s.serverIP.String(), "proxy", s.cfg.Proxy)
 	s.startWorkers()
+	if s.binl != nil {
+		go s.serveBINL()
+	}
 	err := s.srv.Serve()
 	s.mu.Lock()
 	closed := s.closed
@@ -246,10 +284,52 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	close(s.done)
+	if s.binl != nil {
+		s.binl.Close()
+	}
 	if s.srv == nil {
 		return nil
 	}
 	return s.srv.Close()
+}
+
+// serveBINL reads port 4011 until Close, queueing each request like port
+// 67's, for the same workers.
+func (s *Server) serveBINL() {
+	buf := make([]byte, 1500)
+	for {
+		n, peer, err := s.binl.ReadFromUDP(buf)
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("reading port 4011", "err", err)
+			continue
+		}
+		req, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil {
+			s.log.Debug("port 4011: not a DHCP packet", "peer", peer.String(), "err", err)
+			continue
+		}
+		select {
+		case s.queue <- request{s.binl, peer, req, true}:
+		default:
+			s.dropped.Add(1)
+		}
+	}
+}
+
+// BINLAddr is the address of the port 4011 socket (tests).
+func (s *Server) BINLAddr() net.Addr {
+	if s.binl == nil {
+		return nil
+	}
+	return s.binl.LocalAddr()
 }
 
 // Reply computes the answer to req without sending anything; nil means no
@@ -257,6 +337,11 @@ func (s *Server) Close() error {
 // fuzzing.
 func (s *Server) Reply(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	return s.decide(req).resp
+}
+
+// ReplyBINL is Reply for a request that came in on port 4011.
+func (s *Server) ReplyBINL(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+	return s.decideOn(req, true).resp
 }
 
 // Status returns the last event of every MAC seen recently, sorted by MAC.
@@ -282,7 +367,7 @@ func (s *Server) startWorkers() {
 				for {
 					select {
 					case r := <-s.queue:
-						s.handle(r.conn, r.peer, r.req)
+						s.handle(r.conn, r.peer, r.req, r.binl)
 					case <-s.done:
 						return
 					}
@@ -298,7 +383,7 @@ func (s *Server) startWorkers() {
 // full.
 func (s *Server) enqueue(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
 	select {
-	case s.queue <- request{conn, peer, req}:
+	case s.queue <- request{conn, peer, req, false}:
 	default:
 		s.dropped.Add(1)
 	}
@@ -325,14 +410,22 @@ func (s *Server) reportDrops() {
 // dropReport is how often dropped requests are reported.
 const dropReport = 10 * time.Second
 
-// handle answers one request.
-func (s *Server) handle(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
+// handle answers one request; binl says it came in on port 4011, whose
+// answers go back to the sender.
+func (s *Server) handle(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4, binl bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("DHCP handler panicked; packet dropped", "peer", fmt.Sprint(peer), "panic", fmt.Sprint(r))
 		}
 	}()
-	d := s.decide(req)
+	d := s.decideOn(req, binl)
+	if binl && d.resp != nil {
+		ua, ok := peer.(*net.UDPAddr)
+		if !ok {
+			return
+		}
+		d.dest = ua
+	}
 	if d.ev.MAC == "" {
 		s.log.Debug("ignored packet", "peer", fmt.Sprint(peer), "reason", d.ev.Reason)
 		return

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -95,7 +96,10 @@ type Config struct {
 	// SecretsDir holds per-node secrets, SecretsDir/<node>/..., served at
 	// /n/<node>/secrets to that node's root only; "" disables the route.
 	SecretsDir string
-	Logger     *slog.Logger
+	// Loaders are the boot loaders served at /ipxe/<name> (name -> host
+	// path), for UEFI HTTP boot: the firmware fetches iPXE from here.
+	Loaders map[string]string
+	Logger  *slog.Logger
 }
 
 // Handler is the HTTP boot handler.
@@ -125,6 +129,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /status", h.status)
 	h.mux.HandleFunc("GET /metrics", h.metrics)
 	h.mux.HandleFunc("GET /n/{node}/secrets", h.secrets)
+	h.mux.HandleFunc("GET /ipxe/{name...}", h.loader)
 	return h, nil
 }
 
@@ -374,6 +379,51 @@ func (h *Handler) artifact(w http.ResponseWriter, r *http.Request) {
 	h.cfg.Status.Record(Event{Service: "http", Outcome: outcome, Node: node, IP: ip, Stage: what, Commit: commit})
 	h.log.Info("http: "+what, "node", node, "client", ip.String(), "commit", commit, "size", blob.Size, "range", r.Header.Get("Range"), "outcome", outcome)
 	http.ServeContent(w, r, "", blob.ModTime, blob.Content)
+}
+
+// LoaderPath is the URL path under which Loaders are served.
+const LoaderPath = "/ipxe/"
+
+// loader serves a boot loader (iPXE) to UEFI HTTP boot firmware. These are
+// the same public binaries TFTP hands to anyone, so any client may fetch
+// them; only the configured names exist.
+func (h *Handler) loader(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	ip := clientIP(r)
+	node := ""
+	if n := h.cfg.Inventory().ByIP(ip); n != nil {
+		node = n.Name
+	}
+	p, ok := h.cfg.Loaders[name]
+	if !ok {
+		h.cfg.Status.Record(Event{Service: "http", Outcome: "notfound", Node: node, IP: ip, Detail: r.URL.Path})
+		generic(w, http.StatusNotFound)
+		return
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		h.log.Error("http: cannot serve a boot loader", "name", name, "client", ip.String(), "err", err)
+		h.cfg.Status.Record(Event{Service: "http", Outcome: "error", Node: node, IP: ip, Detail: name + ": " + err.Error()})
+		generic(w, http.StatusServiceUnavailable)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		generic(w, http.StatusServiceUnavailable)
+		return
+	}
+	// EDK2's HTTP boot takes application/efi as an EFI image whatever the
+	// URL's extension (HttpBootCheckImageType).
+	ctype := "application/octet-stream"
+	if strings.HasSuffix(name, ".efi") {
+		ctype = "application/efi"
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-cache")
+	h.cfg.Status.Record(Event{Service: "http", Outcome: "loader", Node: node, IP: ip, Stage: "http " + name, Detail: r.Method + " " + name})
+	h.log.Info("http: boot loader", "node", node, "client", ip.String(), "name", name, "method", r.Method, "size", fi.Size(), "range", r.Header.Get("Range"))
+	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
 
 func etagMatch(header, hash string) bool {

@@ -29,6 +29,9 @@ type Event struct {
 	Stage  string
 	Commit string // the commit involved, when one is
 	Detail string // free text for logs, never a metrics label
+	// Firmware is the client's firmware as DHCP saw it ("bios",
+	// "efi-x64", "efi-x64-http", "ipxe", "none", ...); DHCP events only.
+	Firmware string
 }
 
 // NodeStatus is what /status reports for one node.
@@ -44,6 +47,12 @@ type NodeStatus struct {
 	Stage      string    `json:"stage,omitempty"`
 	Time       time.Time `json:"time,omitzero"` // of the last event
 	Detail     string    `json:"detail,omitempty"`
+	// Firmware is what started the node's last boot: "bios", "efi-x64"
+	// (UEFI PXE), "efi-x64-http" (UEFI HTTP boot), "ipxe" (an iPXE ROM),
+	// ... The iPXE that UEFI or BIOS firmware loads does not replace it.
+	Firmware   string    `json:"firmware,omitempty"`
+	firmwareAt time.Time // when Firmware was last set
+	seeded     bool      // Firmware came from SetFirmware, not a request
 }
 
 // Status keeps per-node boot progress and per-service counters. It is safe
@@ -79,6 +88,7 @@ func (s *Status) Record(ev Event) {
 	}
 	if ev.Service == "dhcp" {
 		ns.LastDHCP, ns.DHCP = ev.Time, ev.Outcome
+		ns.noteFirmware(ev.Firmware, ev.Time)
 	}
 	if ev.Stage == "script" {
 		ns.LastScript = ev.Time
@@ -96,6 +106,48 @@ func (s *Status) Record(ev Event) {
 	ns.Time = ev.Time
 	if ev.Stage != "script" {
 		ns.Detail = ev.Detail
+	}
+}
+
+// noteFirmware updates what started the node's boot from a DHCP request's
+// firmware. Any PXE or UEFI firmware starts a boot. An iPXE request is the
+// iPXE such firmware loaded, unless no firmware was seen yet or the node
+// fetched a script since (then a new boot began with an iPXE ROM). The
+// kernel's own DHCP ("none") says nothing about the firmware.
+func (ns *NodeStatus) noteFirmware(fw string, at time.Time) {
+	switch fw {
+	case "", "none":
+		return
+	case "ipxe":
+		if ns.Firmware != "" && !ns.seeded && !ns.LastScript.After(ns.firmwareAt) {
+			return
+		}
+	}
+	ns.Firmware, ns.firmwareAt, ns.seeded = fw, at, false
+}
+
+// Firmware returns what started node's last boot ("" = not seen).
+func (s *Status) Firmware(node string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ns := s.nodes[node]; ns != nil {
+		return ns.Firmware
+	}
+	return ""
+}
+
+// SetFirmware seeds node's firmware, e.g. from what a previous serve
+// recorded, until the node's next boot says otherwise.
+func (s *Status) SetFirmware(node, fw string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ns := s.nodes[node]
+	if ns == nil {
+		ns = &NodeStatus{Name: node}
+		s.nodes[node] = ns
+	}
+	if ns.Firmware == "" {
+		ns.Firmware, ns.firmwareAt, ns.seeded = fw, at, true
 	}
 }
 

@@ -25,8 +25,10 @@ import (
 // Values are bare words, or double-quoted Go strings when they hold
 // spaces. Unknown keywords and keys, a repeated key other than mac, and
 // duplicate names, MACs, IPs or prefixes are errors naming the line.
-// Marshal writes the canonical form: networks then nodes, sorted, one
-// record per line, so each change is a one-line diff.
+// Comment lines belong to the record below them and move with it (lines
+// after the last record stay at the end); Marshal writes the canonical
+// form: networks then nodes, sorted, each after its comments, one record
+// per line, so each change is a one-line diff.
 const Format = "network PREFIX [router=IP] [dns=IP,...] [domain=NAME]\nnode NAME mac=MAC [mac=MAC...] ip=IP [ref=REV] [maintenance=DIR] [args=\"...\"]"
 
 // ParseError is an error in a nodes file at a line.
@@ -45,6 +47,7 @@ func (e *ParseError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.
 func Parse(name string, b []byte) (*Inventory, error) {
 	inv := New()
 	nets := map[netip.Prefix]int{}
+	var notes []string // comment lines waiting for their record
 	for i, line := range strings.Split(string(b), "\n") {
 		ln := i + 1
 		errf := func(format string, a ...any) error {
@@ -52,6 +55,9 @@ func Parse(name string, b []byte) (*Inventory, error) {
 		}
 		line = strings.TrimSuffix(line, "\r")
 		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "#") && t != header {
+			notes = append(notes, t)
+		}
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
@@ -65,7 +71,7 @@ func Parse(name string, b []byte) (*Inventory, error) {
 			if err != nil {
 				return nil, errf("%v", err)
 			}
-			n.Line = ln
+			n.Line, n.Comment, notes = ln, strings.Join(notes, "\n"), nil
 			if old := inv.byName[n.Name]; old != nil {
 				return nil, errf("node %s is already defined on line %d", n.Name, old.Line)
 			}
@@ -79,7 +85,7 @@ func Parse(name string, b []byte) (*Inventory, error) {
 			if err != nil {
 				return nil, errf("%v", err)
 			}
-			nw.Line = ln
+			nw.Line, nw.Comment, notes = ln, strings.Join(notes, "\n"), nil
 			if l, dup := nets[nw.Prefix]; dup {
 				return nil, errf("network %s is already defined on line %d", nw.Prefix, l)
 			}
@@ -91,9 +97,22 @@ func Parse(name string, b []byte) (*Inventory, error) {
 			return nil, errf("unknown record %q; expected 'node' or 'network'", toks[0].key)
 		}
 	}
+	inv.Comment = strings.Join(notes, "\n")
 	// Sort for a canonical Marshal; nodes keep their line numbers.
 	sortNodes(inv.Nodes)
 	return inv, nil
+}
+
+// header is the first line Marshal writes; Parse does not keep it as a
+// comment of the first record.
+const header = "# git-onesis node inventory: edit with 'git onesis node'; history: git log -p refs/onesis/inventory"
+
+// writeComment writes a record's comment lines.
+func writeComment(b *bytes.Buffer, c string) {
+	if c != "" {
+		b.WriteString(c)
+		b.WriteByte('\n')
+	}
 }
 
 func sortNodes(ns []*Node) {
@@ -263,8 +282,9 @@ func quote(v string) string {
 // Marshal writes the inventory in canonical form (see Format).
 func (inv *Inventory) Marshal() []byte {
 	var b bytes.Buffer
-	b.WriteString("# git-onesis node inventory: edit with 'git onesis node'; history: git log -p refs/onesis/inventory\n")
+	b.WriteString(header + "\n")
 	for _, nw := range inv.Networks {
+		writeComment(&b, nw.Comment)
 		b.WriteString("network " + nw.Prefix.String())
 		if nw.Router.IsValid() {
 			b.WriteString(" router=" + nw.Router.String())
@@ -282,9 +302,11 @@ func (inv *Inventory) Marshal() []byte {
 		b.WriteByte('\n')
 	}
 	for _, n := range inv.Nodes {
+		writeComment(&b, n.Comment)
 		b.WriteString(n.Record())
 		b.WriteByte('\n')
 	}
+	writeComment(&b, inv.Comment)
 	return b.Bytes()
 }
 

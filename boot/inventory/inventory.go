@@ -40,6 +40,9 @@ type Node struct {
 	// Line is the line of the nodes file the node was read from (0 when
 	// built in memory).
 	Line int
+	// Comment holds the "# ..." lines written above the node's record,
+	// kept with it (newline-separated, "" for none).
+	Comment string
 }
 
 // Network gives the DHCP parameters of the nodes whose address it contains.
@@ -49,6 +52,8 @@ type Network struct {
 	DNS    []netip.Addr
 	Domain string
 	Line   int
+	// Comment holds the "# ..." lines above the network's record.
+	Comment string
 }
 
 // Inventory is a validated set of nodes and networks. It is immutable once
@@ -56,7 +61,9 @@ type Network struct {
 type Inventory struct {
 	// Commit is the inventory commit this was loaded from; "" when the ref
 	// does not exist yet or the inventory was parsed from bytes.
-	Commit   string
+	Commit string
+	// Comment holds the "# ..." lines after the last record.
+	Comment  string
 	Nodes    []*Node    // sorted by name
 	Networks []*Network // sorted by prefix
 
@@ -144,7 +151,7 @@ func (inv *Inventory) NetworkFor(ip netip.Addr) *Network {
 
 // Clone returns a deep copy that can be changed with Put and Remove.
 func (inv *Inventory) Clone() *Inventory {
-	out := &Inventory{Commit: inv.Commit}
+	out := &Inventory{Commit: inv.Commit, Comment: inv.Comment}
 	for _, n := range inv.Nodes {
 		c := *n
 		c.MACs = make([]net.HardwareAddr, len(n.MACs))
@@ -235,7 +242,7 @@ func (inv *Inventory) PutAll(ns []*Node, wrap func(n *Node, err error) error) er
 
 // Clear removes every node and network.
 func (inv *Inventory) Clear() {
-	inv.Nodes, inv.Networks = nil, nil
+	inv.Nodes, inv.Networks, inv.Comment = nil, nil, ""
 	inv.index()
 }
 

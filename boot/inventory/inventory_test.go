@@ -113,3 +113,46 @@ func TestPutRemove(t *testing.T) {
 		t.Errorf("Remove: %v, %v", err, c.Nodes)
 	}
 }
+
+// TestComments: the format documents comments, so they survive a parse and
+// Marshal, each with the record below it (records are sorted), and the
+// header Marshal writes is not taken for a comment.
+func TestComments(t *testing.T) {
+	in := `# git-onesis node inventory: edit with 'git onesis node'; history: git log -p refs/onesis/inventory
+# n2: bad DIMM, ticket 4711
+node n2 mac=52:54:00:00:00:02 ip=10.77.0.12
+# rack 3
+network 10.77.0.0/24 router=10.77.0.1
+node n1 mac=52:54:00:00:00:01 ip=10.77.0.11
+# end of file
+`
+	inv, err := Parse("nodes", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := inv.ByName("n2"); n.Comment != "# n2: bad DIMM, ticket 4711" {
+		t.Errorf("n2 comment = %q", n.Comment)
+	}
+	want := `# git-onesis node inventory: edit with 'git onesis node'; history: git log -p refs/onesis/inventory
+# rack 3
+network 10.77.0.0/24 router=10.77.0.1
+node n1 mac=52:54:00:00:00:01 ip=10.77.0.11
+# n2: bad DIMM, ticket 4711
+node n2 mac=52:54:00:00:00:02 ip=10.77.0.12
+# end of file
+`
+	if got := string(inv.Marshal()); got != want {
+		t.Errorf("Marshal:\n%s\nwant:\n%s", got, want)
+	}
+	// A change to the node keeps its comment; the file round-trips.
+	c := inv.Clone()
+	n := *c.ByName("n2")
+	n.Args = "quiet"
+	if err := c.Put(&n); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("nodes", c.Marshal())
+	if err != nil || again.ByName("n2").Comment != "# n2: bad DIMM, ticket 4711" || again.Comment != "# end of file" {
+		t.Errorf("after Put: %v\n%s", err, c.Marshal())
+	}
+}

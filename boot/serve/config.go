@@ -57,9 +57,20 @@ type Config struct {
 	Discover bool
 	// PXELinux gives BIOS clients pxelinux.0 instead of undionly.kpxe.
 	PXELinux bool
+	// ProxyDHCP runs DHCP as a PXE proxy DHCP server beside the site's own
+	// DHCP server, which gives the addresses (each node its inventory
+	// address): only boot firmware is answered, without an address, and
+	// its requests on port 4011.
+	ProxyDHCP bool
 	// IPXEDir holds undionly.kpxe, ipxe.efi and snponly.efi (default
-	// /usr/lib/ipxe, from Debian's ipxe package).
+	// /usr/lib/ipxe, from Debian's ipxe package), and arm64-efi/snponly.efi
+	// if arm64 nodes boot.
 	IPXEDir string
+	// BootFiles overrides the boot file per firmware name (one of
+	// BootFileFirmwares): a file in IPXEDir, served over TFTP and at
+	// /ipxe/ over HTTP; for the -http kinds also a full URL; "" = do not
+	// answer that firmware (serve --boot-file FIRMWARE=NAME).
+	BootFiles map[string]string
 	// StateDir holds cached kernels and initramfs images, discovered MACs
 	// and the NFS state; default <common git dir>/onesis/serve.
 	StateDir string
@@ -173,6 +184,9 @@ func (c *Config) Validate(f Factories) error {
 			return cfgErr("--nfs-export-dir", "nodes would mount another NFS server's trees while serve's own NFS server runs; add --no-nfs")
 		}
 	}
+	if c.ProxyDHCP && c.NoDHCP {
+		return cfgErr("--proxy-dhcp", "DHCP is off (--no-dhcp)")
+	}
 	needIface := !c.NoDHCP || !c.NoTFTP || c.AnnounceRA
 	if c.Iface == "" && needIface {
 		return cfgErr("--iface", "the provisioning interface is required for DHCP and TFTP (or use --no-dhcp --no-tftp)")
@@ -226,6 +240,7 @@ func (c *Config) Validate(f Factories) error {
 	}
 	ports := []port{
 		{"DHCP", 67, !c.NoDHCP, "udp"},
+		{"DHCP (PXE boot server)", 4011, !c.NoDHCP, "udp"},
 		{"--tftp-port", c.TFTPPort, !c.NoTFTP, "udp"},
 		{"--http-port", c.HTTPPort, !c.NoHTTP, "tcp"},
 		{"--nfs-port", c.NFSPort, !c.NoNFS, "tcp"},
@@ -250,6 +265,9 @@ func (c *Config) Validate(f Factories) error {
 				return cfgErr("--ipxe-dir", "%s has no %s (install Debian's ipxe package or give --ipxe-dir)", c.IPXEDir, f)
 			}
 		}
+	}
+	if _, err := planLoaders(*c); err != nil {
+		return err
 	}
 	missing := func(on bool, has bool, flag, what string) error {
 		if on && !has {

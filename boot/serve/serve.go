@@ -37,6 +37,8 @@ type Server struct {
 	art    *GitArtifacts
 	http   *httpboot.Handler
 	nfs    NFSServer
+	plan   loaderPlan   // boot files per firmware
+	fw     *firmwareLog // StateDir/firmware, for node list
 
 	ifacePrefix netip.Prefix // the server address's network on Iface
 
@@ -88,6 +90,18 @@ func New(cfg Config, f Factories) (*Server, error) {
 	if s.art, err = NewGitArtifacts(cfg.RepoDir, cfg.StateDir, builder); err != nil {
 		return nil, err
 	}
+	if s.plan, err = planLoaders(cfg); err != nil {
+		return nil, err
+	}
+	if s.fw, err = loadFirmwareLog(cfg.StateDir); err != nil {
+		log.Warn("serve: the recorded node firmware is unreadable; it is recorded afresh", "err", err)
+		s.fw = &firmwareLog{dir: cfg.StateDir, m: map[string]NodeFirmware{}}
+	}
+	for node, nf := range s.fw.m {
+		if s.inv.Current().ByName(node) != nil { // not nodes removed since
+			s.status.SetFirmware(node, nf.Firmware, nf.Time)
+		}
+	}
 	// The handler also renders PXELINUX configs for TFTP, so it exists
 	// even with --no-http (then it just does not listen).
 	{
@@ -103,6 +117,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 			Servable:   s.servable,
 			Status:     s.status,
 			SecretsDir: cfg.SecretsDir,
+			Loaders:    s.plan.files,
 			Logger:     log,
 		})
 		if err != nil {
@@ -222,6 +237,11 @@ func (s *Server) event(ev httpboot.Event) {
 		}
 	}
 	s.status.Record(ev)
+	if ev.Service == "dhcp" && ev.Node != "" {
+		if err := s.fw.note(ev.Node, s.status.Firmware(ev.Node), ev.Time); err != nil {
+			s.log.Warn("serve: cannot record the node's firmware", "node", ev.Node, "err", err)
+		}
+	}
 	attrs := []any{"outcome", ev.Outcome}
 	if ev.Node != "" {
 		attrs = append(attrs, "node", ev.Node)
@@ -493,14 +513,19 @@ func (s *Server) Run(ctx context.Context) error {
 		if cfg.Discover {
 			disc = s.discover
 		}
-		url := ""
+		url, loaders := "", ""
 		if !cfg.NoHTTP {
 			url = fmt.Sprintf("http://%s:%d/boot/${mac:hexhyp}.ipxe", ip, cfg.HTTPPort)
+			loaders = fmt.Sprintf("http://%s:%d%s", ip, cfg.HTTPPort, httpboot.LoaderPath)
+		}
+		for _, w := range s.plan.warnings {
+			s.log.Warn("dhcp: " + w)
 		}
 		d, err := s.f.DHCP(DHCPParams{Iface: cfg.Iface, ServerIP: net.ParseIP(ip), Lookup: s.lookup,
-			HTTPBootURL: url, PXELinux: cfg.PXELinux, Discover: disc, Event: s.event, Logger: s.log})
+			HTTPBootURL: url, IPXEBaseURL: loaders, BootFiles: s.plan.bootFiles, PXELinux: cfg.PXELinux, Proxy: cfg.ProxyDHCP,
+			Discover: disc, Event: s.event, Logger: s.log})
 		if err != nil {
-			return cfgErr("--iface", "DHCP cannot start on %s port 67: %v", cfg.Iface, err)
+			return cfgErr("--iface", "DHCP cannot start on %s ports 67 and 4011: %v", cfg.Iface, err)
 		}
 		closers = append(closers, d.Close)
 		start("dhcp", d.Serve)
@@ -511,7 +536,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if cfg.PXELinux {
 			gen = s.tftpGenerate
 		}
-		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux,
+		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux, Files: s.plan.files,
 			Generate: gen, Event: s.event, Logger: s.log, MaxTransfers: cfg.TFTPMax})
 		if err != nil {
 			return cfgErr("--tftp-port", "TFTP cannot start on %s: %v", a, err)

@@ -41,7 +41,15 @@ type DHCPParams struct {
 	// HTTPBootURL is the script URL given to a running iPXE, with iPXE's
 	// ${mac:hexhyp} left for the client to expand.
 	HTTPBootURL string
-	PXELinux    bool
+	// IPXEBaseURL is where HTTP serves the boot loaders ("" = HTTP off):
+	// UEFI HTTP boot clients get it joined with their binary's name.
+	IPXEBaseURL string
+	// BootFiles overrides the boot file by firmware name ("bios",
+	// "efi-x64-http", ...; see BootFileFirmwares); "" = ignore it.
+	BootFiles map[string]string
+	PXELinux  bool
+	// Proxy: answer as a proxy DHCP server (no addresses).
+	Proxy bool
 	// Discover, when non-nil, is called for unknown MACs with a
 	// description of the client.
 	Discover func(mac net.HardwareAddr, info string)
@@ -56,6 +64,9 @@ type TFTPParams struct {
 	Iface    string
 	IPXEDir  string // the iPXE binaries come from here
 	PXELinux bool   // also serve pxelinux.0 and ldlinux.c32
+	// Files are more boot loaders to serve (name -> host path), e.g. an
+	// arm64 iPXE given with --boot-file.
+	Files map[string]string
 	// Generate answers names outside the fixed files (pxelinux.cfg/01-<mac>
 	// and the kernel and initramfs it names, under --pxelinux); nil = none.
 	Generate func(name string, client net.IP) (io.ReadCloser, int64, bool)

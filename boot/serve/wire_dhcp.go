@@ -4,6 +4,7 @@ package serve
 // build tag when the branches merge.
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -20,13 +21,25 @@ func newDHCP(p DHCPParams) (Service, error) {
 		Iface:       p.Iface,
 		ServerIP:    p.ServerIP,
 		HTTPBootURL: p.HTTPBootURL,
+		IPXEBaseURL: p.IPXEBaseURL,
 		PXELinux:    p.PXELinux,
+		Proxy:       p.Proxy,
 		Logger:      p.Logger,
 		Lookup: func(mac net.HardwareAddr) (dhcp.Lease, bool) {
 			l, ok := p.Lookup(mac)
 			return dhcp.Lease{IP: l.IP, Mask: l.Mask, Router: l.Router, DNS: l.DNS, Hostname: l.Hostname,
 				Domain: l.Domain, LeaseTime: l.LeaseTime}, ok
 		},
+	}
+	for name, f := range p.BootFiles {
+		fw, ok := dhcp.ParseFirmware(name)
+		if !ok {
+			return nil, fmt.Errorf("no firmware called %q", name)
+		}
+		if cfg.BootFiles == nil {
+			cfg.BootFiles = map[dhcp.Firmware]string{}
+		}
+		cfg.BootFiles[fw] = f
 	}
 	if p.Discover != nil {
 		cfg.Discover = func(mac net.HardwareAddr, info dhcp.ClientInfo) {
@@ -53,7 +66,7 @@ func newDHCP(p DHCPParams) (Service, error) {
 // "ack" or "nak" when answered, else "ignored"; an ACK moves the node to
 // stage "dhcp".
 func dhcpEvent(e dhcp.Event) httpboot.Event {
-	ev := httpboot.Event{Time: e.Time, Service: "dhcp", Outcome: "ignored"}
+	ev := httpboot.Event{Time: e.Time, Service: "dhcp", Outcome: "ignored", Firmware: e.Firmware}
 	if e.Answered && e.Reply != "" {
 		ev.Outcome = strings.ToLower(e.Reply)
 	}

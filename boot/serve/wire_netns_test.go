@@ -56,7 +56,8 @@ func TestServeWiredNetns(t *testing.T) {
 
 	init := filepath.Join(t.TempDir(), "onesis-init") // never run: no initramfs is fetched here
 	os.WriteFile(init, []byte("#!/bin/sh\n"), 0o755)
-	cfg, _ := json.Marshal(map[string]string{"repo": dir, "init": init, "state": t.TempDir()})
+	state := t.TempDir()
+	cfg, _ := json.Marshal(map[string]string{"repo": dir, "init": init, "state": state})
 	srv := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestServeHelper$")
 	srv.Env = append(os.Environ(), "ONESIS_SERVE_HELPER="+string(cfg))
 	var logs bytes.Buffer
@@ -101,6 +102,27 @@ func TestServeWiredNetns(t *testing.T) {
 	out, err = in("busybox", "udhcpc", "-i", "cli0", "-n", "-q", "-f", "-t", "4", "-T", "1", "-s", udhcpcScript, "-x", "0x4d:69505845")
 	if err != nil || !strings.Contains(out, "boot_file=http://10.77.0.1:8080/boot/${mac:hexhyp}.ipxe") {
 		t.Errorf("udhcpc as iPXE: %v\n%s", err, out)
+	}
+	// As UEFI HTTP boot (vendor class and arch as OVMF sends them): the
+	// URL of snponly.efi, which the HTTP server serves byte for byte.
+	out, err = in("busybox", "udhcpc", "-i", "cli0", "-n", "-q", "-f", "-t", "4", "-T", "1", "-s", udhcpcScript,
+		"-V", "HTTPClient:Arch:00016:UNDI:003000", "-x", "0x5d:0010")
+	if err != nil || !strings.Contains(out, "boot_file=http://10.77.0.1:8080/ipxe/snponly.efi") {
+		t.Errorf("udhcpc as UEFI HTTP boot: %v\n%s", err, out)
+	}
+	snp := filepath.Join(t.TempDir(), "snponly.efi")
+	if out, err := in("curl", "-sSf", "--max-time", "5", "-o", snp, "http://10.77.0.1:8080/ipxe/snponly.efi"); err != nil {
+		t.Errorf("curl snponly.efi: %v %s", err, out)
+	}
+	wantSNP, _ := os.ReadFile("/usr/lib/ipxe/snponly.efi")
+	if b, _ := os.ReadFile(snp); !bytes.Equal(b, wantSNP) || len(wantSNP) == 0 {
+		t.Errorf("HTTP snponly.efi: got %d bytes, want %d", len(b), len(wantSNP))
+	}
+	if out, err := in("curl", "-sf", "--max-time", "5", "http://10.77.0.1:8080/status"); err != nil || !strings.Contains(out, `"firmware": "efi-x64-http"`) {
+		t.Errorf("status firmware after UEFI HTTP boot: %v\n%s", err, out)
+	}
+	if fw, err := ReadNodeFirmware(state); err != nil || fw["n1"].Firmware != "efi-x64-http" {
+		t.Errorf("recorded firmware: %v %v", fw, err)
 	}
 	// An unknown MAC gets silence.
 	run("ip", "-n", ns, "link", "set", "cli0", "address", "52:54:00:00:00:99")

@@ -16,6 +16,7 @@ func init() { Wired.TFTP = newTFTP }
 
 func newTFTP(p TFTPParams) (Service, error) {
 	files := tftp.DefaultIPXEFiles(p.IPXEDir)
+	maps.Copy(files, p.Files)
 	if p.PXELinux {
 		maps.Copy(files, tftp.PXELinuxFiles(tftp.DefaultPXELinuxDir, tftp.DefaultSyslinuxBIOSDir))
 	}

@@ -34,10 +34,6 @@ func runApply(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := im.ReadWorktreeMeta()
-	if err != nil {
-		return fatal(err)
-	}
 	o := image.ApplyOptions{DryRun: c.Bool("dry-run")}
 	if c.Bool("verbose") || c.Bool("dry-run") {
 		o.Log = func(s string) { fmt.Fprintln(c.App.Writer, s) }
@@ -53,7 +49,7 @@ func runApply(c *cli.Context) error {
 		}
 		o.Old, o.Paths = old, paths
 	}
-	res, err := im.ApplyTree(m, o)
+	res, err := im.ApplyWorktreeMeta(o)
 	if err != nil {
 		return fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/onesis/git-onesis/hooks"
-	"github.com/onesis/git-onesis/internal/image"
 )
 
 var checkoutCmd = &cli.Command{
@@ -32,7 +31,6 @@ var checkoutCmd = &cli.Command{
 		if err != nil {
 			return err
 		}
-		before, _, _ := im.Git.HeadCommit()
 		old := syscall.Umask(0o077)
 		cmd := im.Git.Cmd(append([]string{"checkout"}, args...)...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
@@ -53,25 +51,13 @@ var checkoutCmd = &cli.Command{
 				return nil
 			}
 		}
-		m, err := im.ReadWorktreeMeta()
-		if errors.Is(err, image.ErrNoMeta) {
+		cv, err := im.Converge(hooks.KindOf(im, hooks.Caller{Command: "checkout", Args: args, Known: true}))
+		if err != nil {
+			return fatal(err)
+		}
+		if cv.Result == nil {
 			return nil
 		}
-		if err != nil {
-			return fatal(err)
-		}
-		o := image.ApplyOptions{}
-		if before != "" {
-			if prev, err := im.MetaAt(before); err == nil && prev != nil {
-				if paths, err := im.Git.DiffTreeNames(before, "HEAD"); err == nil {
-					o.Old, o.Paths = prev, paths
-				}
-			}
-		}
-		res, err := im.ApplyTree(m, o)
-		if err != nil {
-			return fatal(err)
-		}
-		return applyReport(c, res)
+		return applyReport(c, cv.Result)
 	},
 }

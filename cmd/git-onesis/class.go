@@ -59,9 +59,6 @@ type jsonClass struct {
 }
 
 func runClass(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	hosts := c.Args().Slice()
 	if len(hosts) > 0 && hosts[0] == "--" {
 		hosts = hosts[1:]

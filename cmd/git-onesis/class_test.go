@@ -45,7 +45,7 @@ func TestClassCommand(t *testing.T) {
 		{[]string{"class", "login", "node3"}, 1,
 			"login: (no class)\nnode3: class cluster.compute.gige (parents: cluster.compute,cluster) properties: ib\n", nil},
 		{[]string{"class"}, 129, "", []string{"usage: name at least one HOST"}},
-		{[]string{"class", "node1", "--json"}, 129, "", []string{"options must come before arguments"}},
+		{[]string{"class", "node1", "--bogus"}, 129, "", []string{"flag provided but not defined: -bogus"}},
 		{[]string{"class", "a/b"}, 129, "", []string{"cannot contain '/'"}},
 		{[]string{"class", "--rev", "nosuch", "node1"}, 128, "", []string{"does not name a commit"}},
 	}

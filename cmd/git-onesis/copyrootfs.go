@@ -50,9 +50,6 @@ var standardExcludes = []struct{ dir, why string }{
 type exclude struct{ pattern, why string }
 
 func runCopyRootfs(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	args := c.Args().Slice()
 	src, dest := "/", ""
 	switch len(args) {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -14,7 +16,7 @@ import (
 var diffCmd = &cli.Command{
 	Name:      "diff",
 	Usage:     "show metadata changes in words",
-	UsageText: "git onesis diff [--security] [--porcelain [-z] | --json] [--exit-code] [REV [REV]]",
+	UsageText: "git onesis diff [--security] [--porcelain [-z] | --json | -q] [--exit-code] [REV [REV]]",
 	Description: "With no revision, compares HEAD's .gitmeta with the work tree as it is now.\n" +
 		"With one, compares REV with the work tree; with two, REV with REV.\n" +
 		"User and group names come from the image's own etc/passwd and etc/group\n" +
@@ -25,17 +27,22 @@ var diffCmd = &cli.Command{
 		"etc/pam.d, etc/sudoers, etc/sudoers.d, etc/security and root/.ssh.",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "porcelain", Usage: "one stable line per change: KIND FIELDS PATH"},
-		&cli.BoolFlag{Name: "z", Usage: "with --porcelain, NUL-terminated records and raw paths"},
+		&cli.BoolFlag{Name: "z", Usage: "NUL-terminated records and raw paths (implies --porcelain)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
 		&cli.BoolFlag{Name: "exit-code", Usage: "exit 1 when there are differences, as git diff --exit-code"},
 		&cli.BoolFlag{Name: "security", Usage: "only setuid/setgid, capabilities, world-writable, devices, and ssh/pam/sudo changes"},
-		progressFlag, quietFlag,
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing; implies --exit-code, as git diff --quiet"},
+		progressFlag,
 	},
 	Action: runDiff,
 }
 
 func runDiff(c *cli.Context) error {
 	oldRev, newRev, err := revPair(c, "diff")
+	if err != nil {
+		return err
+	}
+	format, err := reportFormat(c)
 	if err != nil {
 		return err
 	}
@@ -53,6 +60,9 @@ func runDiff(c *cli.Context) error {
 		im.Progress = m.Set
 		cur, err = im.Scan()
 		m.Done()
+		if err == nil {
+			cur, err = asRoot(c, im, cur)
+		}
 	} else {
 		cur, err = manifestAt(im, newRev)
 	}
@@ -63,20 +73,13 @@ func runDiff(c *cli.Context) error {
 	changes := meta.Compare(old, cur)
 	var content []contentChange
 	if c.Bool("security") {
-		kept := changes[:0]
-		for _, ch := range changes {
-			if _, ok := meta.SecurityRelevant(ch); ok {
-				kept = append(kept, ch)
-			}
-		}
-		changes = kept
-		if content, err = sensitiveContent(im, oldRev, newRev); err != nil {
+		if changes, content, err = securityChanges(im, changes, oldRev, newRev); err != nil {
 			return fatal(err)
 		}
 	}
 	w := c.App.Writer
-	switch {
-	case c.Bool("json"):
+	switch format {
+	case "json":
 		out := []jsonChange{}
 		for _, ch := range changes {
 			out = append(out, jsonChange{Path: display(ch.Path), Kind: kindWord(ch.Kind), Fields: ch.Fields(), Words: meta.Describe(ch, names)})
@@ -89,7 +92,7 @@ func runDiff(c *cli.Context) error {
 		if err := enc.Encode(out); err != nil {
 			return err
 		}
-	case c.Bool("porcelain"):
+	case "porcelain":
 		end, path := "\n", display
 		if c.Bool("z") {
 			end, path = "\x00", func(p string) string { return p }
@@ -104,7 +107,7 @@ func runDiff(c *cli.Context) error {
 		for _, cc := range content {
 			fmt.Fprintf(w, "%s content %s%s", cc.kind[:1], path(cc.path), end)
 		}
-	default:
+	case "human":
 		for _, ch := range changes {
 			for _, s := range meta.Describe(ch, names) {
 				fmt.Fprintln(w, s)
@@ -114,7 +117,7 @@ func runDiff(c *cli.Context) error {
 			fmt.Fprintln(w, cc.words())
 		}
 	}
-	if c.Bool("exit-code") && len(changes)+len(content) > 0 {
+	if (c.Bool("exit-code") || format == "quiet") && len(changes)+len(content) > 0 {
 		return cli.Exit("", exitDiff)
 	}
 	return nil
@@ -128,6 +131,28 @@ func diffKind(k meta.ChangeKind) string {
 		return "deleted"
 	}
 	return "modified"
+}
+
+// asRoot, for a non-root user, takes what a non-root apply could not make
+// (ownership, devices, owner access) from the work tree's .gitmeta instead
+// of the scan, so the work tree compares as root would have it; it says
+// so on stderr. For root it returns cur.
+func asRoot(c *cli.Context, im *image.Image, cur *meta.Manifest) (*meta.Manifest, error) {
+	if os.Geteuid() == 0 {
+		return cur, nil
+	}
+	rec, err := im.ReadWorktreeMeta()
+	if errors.Is(err, image.ErrNoMeta) {
+		return cur, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	cur, n := image.AsRoot(rec, cur)
+	if n > 0 && !c.Bool("quiet") {
+		fmt.Fprintf(c.App.ErrWriter, "note: not root: %d entries of the work tree are taken as .gitmeta records them (ownership, devices and modes only root applies)\n", n)
+	}
+	return cur, nil
 }
 
 // manifestAt reads .gitmeta at rev; a revision without one reads as empty.
@@ -158,6 +183,25 @@ func (cc contentChange) words() string {
 		return "removed " + display(cc.path) + " (content)"
 	}
 	return display(cc.path) + ": content changed"
+}
+
+// securityChanges is the one filter of --security, for diff and log: the
+// metadata changes meta.SecurityRelevant keeps, and the content changes
+// under meta.SensitiveDirs between oldRev and newRev ("" = the work tree).
+func securityChanges(im *image.Image, changes []meta.Change, oldRev, newRev string) ([]meta.Change, []contentChange, error) {
+	content, err := sensitiveContent(im, oldRev, newRev)
+	return securityMeta(changes), content, err
+}
+
+// securityMeta keeps the metadata changes meta.SecurityRelevant keeps.
+func securityMeta(changes []meta.Change) []meta.Change {
+	var kept []meta.Change
+	for _, ch := range changes {
+		if _, ok := meta.SecurityRelevant(ch); ok {
+			kept = append(kept, ch)
+		}
+	}
+	return kept
 }
 
 // sensitiveContent lists content changes under meta.SensitiveDirs between

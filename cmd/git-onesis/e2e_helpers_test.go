@@ -75,6 +75,13 @@ func runEnv(t *testing.T, dir string, env []string, name string, args ...string)
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd and returns its output and exit code; a command that
+// cannot start fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -82,7 +89,7 @@ func runEnv(t *testing.T, dir string, env []string, name string, args ...string)
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s %v: %v", name, args, err)
+		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return result{o.String(), e.String(), code}
 }
@@ -115,6 +122,7 @@ var toolPackages = map[string]string{
 	"getfattr": "attr", "setfattr": "attr", "setfacl": "acl", "getfacl": "acl",
 	"setcap": "libcap2-bin", "getcap": "libcap2-bin", "rsync": "rsync",
 	"asciidoctor": "asciidoctor", "man": "man-db", "ssh-keygen": "openssh-client",
+	"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg", "make": "make",
 }
 
 // needTool fails t unless the command name is installed (see
@@ -253,44 +261,33 @@ func asUser(uid, gid uint32) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 }
 
-// nobodyImage builds the fixture image as root, commits it with git-onesis,
-// makes its .git readable, and prepares a home for user nobody. run runs a
-// command as nobody with that HOME (its git trusts every directory).
+// nobodyImage builds the fixture image as root, commits it with git-onesis
+// with nobody's group (nogroup, 65534) as the reviewers' group, and prepares
+// a home for user nobody. run runs a command as nobody with that HOME (its
+// git trusts every directory).
 func nobodyImage(t *testing.T) (base, img, home string, run func(dir string, args ...string) result) {
 	t.Helper()
-	base, err := os.MkdirTemp("", "onesis-nonroot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o755)
+	base, home, _ = adminBase(t)
 	img = filepath.Join(base, "image")
 	os.Mkdir(img, 0o755)
 	fixture(t, img)
-	if r := onesis(t, img, "init", "--commit", "-q"); r.code != 0 {
+	if r := onesis(t, img, "init", "--commit", "-q", "--reviewers", "65534"); r.code != 0 {
 		t.Fatalf("init: %s", r.err)
 	}
-	must(t, base, "chmod", "-R", "a+rX", img+"/.git")
-	home = filepath.Join(base, "nobody")
-	os.Mkdir(home, 0o755)
-	os.Chown(home, 65534, 65534)
 	run = func(dir string, args ...string) result {
 		t.Helper()
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "HOME="+home)
-		cmd.SysProcAttr = asUser(65534, 65534)
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return result{o.String(), e.String(), code}
+		return userRun(t, nobodyID, nobodyID, home, dir, args...)
 	}
-	run(home, "git", "config", "--global", "safe.directory", "*")
 	return base, img, home, run
+}
+
+// userRun runs a command as uid:gid (no supplementary groups) in dir,
+// with HOME set to home.
+func userRun(t *testing.T, uid, gid uint32, home, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	cmd.SysProcAttr = asUser(uid, gid)
+	return runCmd(t, cmd)
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -377,8 +379,8 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("unknown command: exit %d; want 129", r.code)
 	}
 	must(t, dir, "git", "init", "-q")
-	if r := onesis(t, dir, "ls", "a", "-z"); r.code != 129 {
-		t.Errorf("flag after argument: exit %d; want 129 (%s)", r.code, r.err)
+	if r := onesis(t, dir, "ls", "a", "--no-such-flag"); r.code != 129 {
+		t.Errorf("unknown flag after an argument: exit %d; want 129 (%s)", r.code, r.err)
 	}
 	if r := onesis(t, dir, "post-checkout", "1"); r.code != 1 || !strings.Contains(r.err, "post-checkout hook") {
 		t.Errorf("hook with wrong arguments: exit %d %q", r.code, r.err)
@@ -413,10 +415,29 @@ func TestMigrateFromSetgitperms(t *testing.T) {
 	if !strings.Contains(old, "usr/bin/su  mode=4755  uid=0  gid=0") {
 		t.Fatalf("setgitperms did not write its .gitmeta as expected:\n%s", old)
 	}
+	// A clone setgitperms never ran in has default modes; migrating it
+	// carries the recorded ones over, not the tree's.
+	clone := filepath.Join(t.TempDir(), "clone")
+	must(t, img, "git", "clone", "-q", img, clone)
+	assertMode(t, filepath.Join(clone, "etc/shadow"), 0o644, 0, 0)
+	r := onesis(t, clone, "migrate", "--commit")
+	if r.code != 0 || !strings.Contains(r.err, "differ from the setgitperms owners and modes") {
+		t.Fatalf("migrate in a clone: exit %d\n%s", r.code, r.err)
+	}
+	gm := must(t, clone, "git", "show", "HEAD:.gitmeta")
+	for _, want := range []string{"./usr/bin/su  mode=04755  uid=0  gid=0  type=file", "./etc/shadow  mode=0600  uid=0  gid=42  type=file"} {
+		if !strings.Contains(gm, want) {
+			t.Errorf("migrated clone's .gitmeta lacks %q:\n%s", want, gm)
+		}
+	}
+	if r := onesis(t, clone, "apply", "-q"); r.code != 0 {
+		t.Fatalf("apply after migrate: %s", r.err)
+	}
+	assertMode(t, filepath.Join(clone, "etc/shadow"), 0o600, 0, 42)
 	if r := onesis(t, img, "migrate", "--commit"); r.code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", r.code, r.err)
 	}
-	gm := must(t, img, "git", "show", "HEAD:.gitmeta")
+	gm = must(t, img, "git", "show", "HEAD:.gitmeta")
 	for _, want := range []string{"#mtree v2.0", "./usr/bin/su  mode=04755  uid=0  gid=0  type=file", "./etc/shadow  mode=0600  uid=0  gid=42  type=file"} {
 		if !strings.Contains(gm, want) {
 			t.Errorf("migrated .gitmeta lacks %q:\n%s", want, gm)
@@ -483,7 +504,7 @@ func TestNoVerifyCaught(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("commit: %s", r.err)
 	}
-	if !strings.Contains(r.err, "does not match the tree") || !strings.Contains(r.err, "git onesis commit --amend") {
+	if !strings.Contains(r.err, "without the pre-commit hook") || !strings.Contains(r.err, "git onesis commit --amend") {
 		t.Errorf("post-commit did not warn about the unrecorded commit:\n%s", r.err)
 	}
 	if r := onesis(t, img, "commit", "-q", "--amend", "--no-edit"); r.code != 0 {
@@ -563,28 +584,59 @@ func TestReadableHistory(t *testing.T) {
 }
 
 // TestBashCompletion: the script bridges git's completion to the binary,
-// and the binary lists its commands.
+// which completes commands, subcommands, options, node names and
+// revisions (run in bash, as git's completion calls _git_onesis).
 func TestBashCompletion(t *testing.T) {
 	script := must(t, ".", "git-onesis", "completion", "bash")
-	for _, want := range []string{"_git_onesis()", "--generate-bash-completion", "complete -o bashdefault -o default -F _git_onesis_bin git-onesis"} {
+	for _, want := range []string{"_git_onesis()", "git-onesis __complete", "complete -o bashdefault -o default -F _git_onesis_bin git-onesis"} {
 		if !strings.Contains(script, want) {
 			t.Errorf("completion script lacks %q", want)
 		}
 	}
-	words := must(t, ".", "git-onesis", "--generate-bash-completion")
-	for _, want := range []string{"init", "status", "diff", "export"} {
-		if !strings.Contains(words, want+"\n") && !strings.Contains(words, want+":") {
-			t.Errorf("completion candidates lack %q:\n%s", want, words)
+	dir := t.TempDir()
+	must(t, dir, "git", "init", "-q")
+	os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+	if r := onesis(t, dir, "init", "--commit", "-q"); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	must(t, dir, "git", "branch", "compute")
+	must(t, dir, "git", "onesis", "node", "add", "n17", "--mac", "52:54:00:00:00:17", "--ip", "10.77.0.17")
+	complete := func(words ...string) []string {
+		t.Helper()
+		line := "COMP_WORDS=(git onesis"
+		for _, w := range words {
+			line += fmt.Sprintf(" %q", w)
 		}
+		line += fmt.Sprintf("); COMP_CWORD=%d; _git_onesis; printf '%%s\\n' \"${COMPREPLY[@]}\"", len(words)+1)
+		r := runIn(t, dir, "bash", "-c", script+line)
+		return strings.Fields(r.out)
 	}
-	if strings.Contains(words, "post-checkout") {
-		t.Errorf("hidden hook commands offered for completion:\n%s", words)
-	}
-	// Run the script in bash: completing "git onesis st" offers status.
-	r := runIn(t, ".", "bash", "-c", script+`
-COMP_WORDS=(git onesis st); COMP_CWORD=2; _git_onesis; printf '%s\n' "${COMPREPLY[@]}"`)
-	if !strings.Contains(r.out, "status") {
-		t.Errorf("bash completion of 'git onesis st' = %q (stderr %q)", r.out, r.err)
+	for _, tc := range []struct {
+		words []string
+		want  []string
+		not   []string
+	}{
+		{[]string{"st"}, []string{"status"}, []string{"post-checkout", "__complete"}},
+		{[]string{"upgrade", ""}, []string{"start", "promote", "abandon"}, nil},
+		{[]string{"status", "--po"}, []string{"--porcelain"}, nil},
+		{[]string{"upgrade", "start", "--"}, []string{"--node", "--maintenance", "--from"}, nil},
+		{[]string{"upgrade", "start", "--node", ""}, []string{"n17"}, []string{"main"}},
+		{[]string{"node", "set", "n"}, []string{"n17"}, nil},
+		{[]string{"diff", ""}, []string{"HEAD", "main", "compute"}, nil},
+		{[]string{"rollback", "--branch", "co"}, []string{"compute"}, nil},
+		{[]string{"log", "ma"}, []string{"main"}, []string{"compute"}},
+	} {
+		got := complete(tc.words...)
+		for _, w := range tc.want {
+			if !slices.Contains(got, w) {
+				t.Errorf("completing %q: %q lacks %q", tc.words, got, w)
+			}
+		}
+		for _, w := range tc.not {
+			if slices.Contains(got, w) {
+				t.Errorf("completing %q: %q offers %q", tc.words, got, w)
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -139,6 +140,9 @@ func exportTar(c *cli.Context, im *image.Image, m *meta.Manifest, rev string, w 
 				return nil, 0, errors.New("it is no longer a regular file in the work tree; run 'git onesis status'")
 			}
 			f, err := root.Open(p)
+			if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+				return nil, 0, fmt.Errorf("%w: its mode denies even you, its owner; 'git onesis apply' gives the owner read access back (or export --rev REV from git)", err)
+			}
 			if err != nil {
 				return nil, 0, err
 			}

@@ -67,9 +67,6 @@ type exportsEntry struct {
 }
 
 func runExports(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	im, err := openImage(c)
 	if err != nil {
 		return err

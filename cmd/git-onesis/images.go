@@ -108,7 +108,7 @@ func packageChangeCount(im *image.Image, a, b string) (int, error) {
 }
 
 func runImagesAdd(c *cli.Context) error {
-	name, err := oneName(c, "add")
+	name, err := oneName(c, "VARIANT")
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func runImagesAdd(c *cli.Context) error {
 }
 
 func runImagesSync(c *cli.Context) error {
-	base, err := oneName(c, "sync")
+	base, err := oneName(c, "BASE")
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,14 @@ func runImagesSync(c *cli.Context) error {
 			for _, l := range r.Conflicts {
 				fmt.Fprintf(w, "    %s\n", l)
 			}
-			fmt.Fprintf(w, "  resolve by hand: git onesis checkout %s && git merge %s, then 'git onesis images sync %s' again\n", r.Variant, base, base)
+			// Not in the production work tree: a checkout there would change
+			// what serve boots.
+			step := fmt.Sprintf("cd %s && git merge %s", r.Worktree, base)
+			if r.Worktree == "" {
+				dir := lifecycle.DefaultDir(im.Root, r.Variant)
+				step = fmt.Sprintf("git worktree add %s %s && cd %s && git merge %s", dir, r.Variant, dir, base)
+			}
+			fmt.Fprintf(w, "  resolve it by hand, in a worktree of its own: %s;\n  fix the conflicts, 'git onesis commit', then 'git onesis images sync %s' again\n", step, base)
 		case "up to date":
 			fmt.Fprintf(w, "%s: up to date\n", r.Variant)
 		default:

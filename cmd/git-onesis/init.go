@@ -43,9 +43,14 @@ var initCmd = &cli.Command{
 	Description: "Creates the repository if needed, writes image .gitignore defaults (when there\n" +
 		"is no .gitignore), installs the hooks, stages the tree and records .gitmeta.\n" +
 		"With --commit it makes the first commit. In a clone that already has a\n" +
-		".gitmeta, it installs the hooks and applies the metadata instead.",
+		".gitmeta, it installs the hooks and applies the metadata instead.\n\n" +
+		"The repository's objects hold the image's secrets (etc/shadow, host keys),\n" +
+		"so its git directory is made readable by its owner only, or also by the\n" +
+		"group --reviewers names (core.sharedRepository keeps it so for every object\n" +
+		"git writes later); init says which.",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "commit", Usage: "make the first commit"},
+		reviewersFlag,
 		&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Value: "Import image with git-onesis", Usage: "commit `MSG` for --commit"},
 		&cli.BoolFlag{Name: "no-hooks", Usage: "do not install hooks"},
 		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite foreign hooks"},
@@ -55,9 +60,6 @@ var initCmd = &cli.Command{
 }
 
 func runInit(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() > 1 {
 		return usageErr("init takes at most one directory")
 	}
@@ -94,6 +96,9 @@ func runInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := restrictAccess(c, im); err != nil {
+		return err
+	}
 	if _, ok, _ := im.Git.IndexBlob(image.MetaFile); ok {
 		// A clone of an image repository: install and apply.
 		if !c.Bool("no-hooks") {
@@ -101,11 +106,7 @@ func runInit(c *cli.Context) error {
 				return err
 			}
 		}
-		m, err := im.ReadWorktreeMeta()
-		if err != nil {
-			return fatal(err)
-		}
-		res, err := im.ApplyTree(m, image.ApplyOptions{})
+		res, err := im.ApplyWorktreeMeta(image.ApplyOptions{})
 		if err != nil {
 			return fatal(err)
 		}

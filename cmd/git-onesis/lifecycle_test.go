@@ -72,7 +72,8 @@ func TestUpgradePromoteRollback(t *testing.T) {
 
 	// promote: production fast-forwards; its work tree follows, metadata too.
 	r = onesis(t, top, "upgrade", "promote", "up1")
-	if r.code != 0 || !strings.Contains(r.out, prod+" fast-forwarded to up1") || !strings.Contains(r.out, "> tool 1.0-1 -> 1.1-1") {
+	if r.code != 0 || !strings.Contains(r.out, prod+" fast-forwarded to up1") || !strings.Contains(r.out, "> tool 1.0-1 -> 1.1-1") ||
+		!strings.Contains(r.out, "node t1 boots the default") {
 		t.Fatalf("promote: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 	v2 := strings.TrimSpace(must(t, top, "git", "rev-parse", "HEAD"))
@@ -84,7 +85,10 @@ func TestUpgradePromoteRollback(t *testing.T) {
 		t.Errorf("production work tree after promote: etc/hostname = %q", b)
 	}
 
-	// A node booted the new commit (serve writes this ref).
+	// Two nodes of production booted (serve writes these refs): n1 the
+	// new commit, n2 the old one.
+	must(t, top, "git", "onesis", "node", "add", "n1", "--mac", "52:54:00:00:00:11", "--ip", "10.77.0.31")
+	must(t, top, "git", "onesis", "node", "add", "n2", "--mac", "52:54:00:00:00:12", "--ip", "10.77.0.32")
 	must(t, top, "git", "update-ref", "refs/onesis/booted/n1", v2)
 	must(t, top, "git", "update-ref", "refs/onesis/booted/n2", v1)
 

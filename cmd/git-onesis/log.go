@@ -22,7 +22,9 @@ var logCmd = &cli.Command{
 		"and prints, under each commit's one-line summary, its metadata changes in\n" +
 		"words against its first parent and the packages it added, removed, upgraded\n" +
 		"or downgraded. --security keeps only the changes 'git onesis diff --security'\n" +
-		"keeps. Names come from the image's own passwd and group at each commit.\n" +
+		"keeps, with the same filter: security-relevant metadata, and content changes\n" +
+		"under etc/ssh, etc/pam.d, sudoers, etc/security and root/.ssh.\n" +
+		"Names come from the image's own passwd and group at each commit.\n" +
 		"Works on any clone, as any user.",
 	Flags: []cli.Flag{
 		&cli.IntFlag{Name: "max-count", Aliases: []string{"n"}, Value: 20, Usage: "show at most `N` commits (0: all)"},
@@ -37,12 +39,12 @@ type jsonLogCommit struct {
 	Subject  string         `json:"subject"`
 	Metadata []string       `json:"metadata"`
 	Packages []pkgdb.Change `json:"packages"`
+	// Content lists, with --security, the content changes under the
+	// sensitive directories, in words.
+	Content []string `json:"content,omitempty"`
 }
 
 func runLog(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() > 1 {
 		return usageErr("log takes at most one revision range")
 	}
@@ -117,13 +119,25 @@ func runLog(c *cli.Context) error {
 		last = old
 		last.commit = parent
 		names := im.NamesAt(commit)
-		var words []string
-		for _, ch := range meta.Compare(old.m, cur.m) {
-			if c.Bool("security") {
-				if _, ok := meta.SecurityRelevant(ch); !ok {
-					continue
+		changes := meta.Compare(old.m, cur.m)
+		var content []string
+		if c.Bool("security") {
+			var cc []contentChange
+			if parent != "" {
+				if changes, cc, err = securityChanges(im, changes, parent, commit); err != nil {
+					return fatal(err)
 				}
+			} else {
+				// The first commit adds the whole image: its metadata
+				// still says what is setuid; its content is all new.
+				changes = securityMeta(changes)
 			}
+			for _, x := range cc {
+				content = append(content, x.words())
+			}
+		}
+		var words []string
+		for _, ch := range changes {
 			words = append(words, meta.Describe(ch, names)...)
 		}
 		var pkgs []pkgdb.Change
@@ -137,11 +151,11 @@ func runLog(c *cli.Context) error {
 			if pkgs == nil {
 				pkgs = []pkgdb.Change{}
 			}
-			js = append(js, jsonLogCommit{Commit: commit, Subject: subject, Metadata: words, Packages: pkgs})
+			js = append(js, jsonLogCommit{Commit: commit, Subject: subject, Metadata: words, Packages: pkgs, Content: content})
 			continue
 		}
 		fmt.Fprintf(w, "%s %s\n", commit[:12], subject)
-		for _, s := range words {
+		for _, s := range append(words, content...) {
 			fmt.Fprintf(w, "    %s\n", s)
 		}
 		for _, p := range pkgs {

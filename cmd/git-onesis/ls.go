@@ -46,9 +46,6 @@ type jsonEntry struct {
 }
 
 func runLs(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	im, err := openImage(c)
 	if err != nil {
 		return err

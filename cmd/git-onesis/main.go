@@ -43,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	code := exitOK
 	app.ExitErrHandler = func(c *cli.Context, err error) {}
-	if err := app.Run(args); err != nil {
+	if err := app.Run(gitArgs(app.Commands, args)); err != nil {
 		code = report(stderr, err)
 	}
 	return code
@@ -74,11 +74,36 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Suggest:              true,
 		OnUsageError:         onUsageError,
 		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "git onesis: '%s' is not a git-onesis command. See 'git onesis --help'.\n", name)
+			fmt.Fprintln(c.App.ErrWriter, notACommand(name).Error())
 			cli.OsExiter(exitUsage)
+		},
+		// A bare 'git onesis' prints the usage and exits 1, as a bare 'git'
+		// does; an unknown command is a usage error.
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				if err := cli.ShowAppHelp(c); err != nil {
+					return fatal(err)
+				}
+				return cli.Exit("", exitDiff)
+			}
+			return notACommand(c.Args().First())
 		},
 		Commands: commands(),
 	}
+}
+
+func notACommand(name string) error {
+	return cli.Exit(fmt.Sprintf("git onesis: '%s' is not a git-onesis command. See 'git onesis --help'.", name), exitUsage)
+}
+
+// needSubcommand is the Action of a command that only groups subcommands:
+// without one, or with an unknown one, it is a usage error (129), as for
+// 'git worktree'.
+func needSubcommand(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return usageErr("%s needs a subcommand\nSee '%s --help'.", helpName(c.Command), helpName(c.Command))
+	}
+	return usageErr("'%s' is not a %s subcommand\nSee '%s --help'.", c.Args().First(), c.Command.Name, helpName(c.Command))
 }
 
 // registered holds commands that add themselves from their own file's
@@ -93,20 +118,33 @@ func commands() []*cli.Command {
 	cmds := []*cli.Command{
 		initCmd, installCmd, uninstallCmd, recordCmd, applyCmd, statusCmd, verifyCmd,
 		diffCmd, lsCmd, commitCmd, checkoutCmd, exportCmd, migrateCmd, envCmd,
-		completionCmd, versionCmd,
+		completionCmd, completeCmd, versionCmd, helpCmd,
 	}
 	cmds = append(cmds, registered...)
 	cmds = append(cmds, hookCmds()...)
 	cmds = append(cmds, mergeDriverCmd, textconvCmd)
 	for _, c := range cmds {
-		if c.OnUsageError == nil {
-			c.OnUsageError = onUsageError
-		}
+		usageErrors(c)
 		if c.Category == "" && !c.Hidden {
 			c.Category = categories[c.Name]
 		}
 	}
 	return cmds
+}
+
+// usageErrors makes c and its subcommands report bad options git's way,
+// and names each subcommand as the admin types it ("git onesis upgrade
+// start"), also before its parent has run (for 'git onesis help').
+func usageErrors(c *cli.Command) {
+	if c.OnUsageError == nil {
+		c.OnUsageError = onUsageError
+	}
+	for _, s := range c.Subcommands {
+		if s.HelpName == "" {
+			s.HelpName = "git onesis " + c.Name + " " + s.Name
+		}
+		usageErrors(s)
+	}
 }
 
 // categories groups the commands in 'git onesis --help'.
@@ -126,7 +164,15 @@ var categories = map[string]string{
 }
 
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
-	return cli.Exit(fmt.Sprintf("usage: %v\nSee 'git onesis %s --help'.", err, c.Command.Name), exitUsage)
+	return cli.Exit(fmt.Sprintf("usage: %v\nSee '%s --help'.", err, helpName(c.Command)), exitUsage)
+}
+
+// helpName is how the admin types a command: "git onesis upgrade start".
+func helpName(cmd *cli.Command) string {
+	if cmd.HelpName != "" {
+		return cmd.HelpName
+	}
+	return "git onesis " + cmd.Name
 }
 
 // usageErr is a usage error (exit 129).
@@ -157,28 +203,10 @@ func exitCoder(err error) (cli.ExitCoder, bool) {
 	return ec, ok
 }
 
-// noFlagsAfterArgs rejects "-x" arguments left after positionals: urfave/cli
-// v2 stops parsing flags at the first positional, which would otherwise
-// silently ignore them.
-func noFlagsAfterArgs(c *cli.Context) error {
-	for _, a := range c.Args().Slice() {
-		if a == "--" {
-			return nil
-		}
-		if strings.HasPrefix(a, "-") && a != "-" {
-			return usageErr("option %q after an argument; options must come before arguments", a)
-		}
-	}
-	return nil
-}
-
 // revPair reads the [REV [REV]] arguments of a diff-like command: none is
 // HEAD against the work tree (""), one is REV against the work tree, two
 // are REV against REV.
 func revPair(c *cli.Context, what string) (oldRev, newRev string, err error) {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return "", "", err
-	}
 	args := c.Args().Slice()
 	switch len(args) {
 	case 0:
@@ -209,6 +237,14 @@ var progressFlag = &cli.StringFlag{
 	Name:  "progress",
 	Usage: "show progress on stderr: auto (when a terminal), true or false; default from onesis.progress",
 	Value: "",
+}
+
+// out is where a command prints its report: nowhere with -q.
+func out(c *cli.Context) io.Writer {
+	if c.Bool("quiet") {
+		return io.Discard
+	}
+	return c.App.Writer
 }
 
 // quietFlag suppresses progress and summaries.

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/onesis/git-onesis/hooks"
+	"github.com/onesis/git-onesis/internal/image"
 	"github.com/onesis/git-onesis/meta"
 )
 
@@ -44,6 +45,7 @@ func runMigrate(c *cli.Context) error {
 			fmt.Fprintf(c.App.ErrWriter, format+"\n", a...)
 		}
 	}
+	var legacy *meta.Manifest
 	if b, err := os.ReadFile(im.MetaPath()); err == nil {
 		m, err := meta.ParseBytes(b)
 		switch {
@@ -51,6 +53,7 @@ func runMigrate(c *cli.Context) error {
 			return fatal(fmt.Errorf("the existing .gitmeta does not parse, so its owners and modes cannot be carried over: %w", err))
 		case m.Legacy:
 			say("found a setgitperms .gitmeta with %d entries", len(m.Entries))
+			legacy = m
 		default:
 			say(".gitmeta is already in git-onesis format")
 		}
@@ -84,10 +87,21 @@ func runMigrate(c *cli.Context) error {
 	if _, err := os.Lstat(filepath.Join(im.Root, "dev.tar")); err == nil {
 		say("dev.tar is no longer needed; remove it with 'git rm dev.tar' once you have checked dev/")
 	}
-	if _, _, err := im.Record(true); err != nil {
-		return fatal(err)
+	if legacy == nil {
+		if _, _, err := im.Record(true); err != nil {
+			return fatal(err)
+		}
+		say("recorded .gitmeta in git-onesis format")
+	} else {
+		differ, err := migrateLegacy(im, legacy)
+		if err != nil {
+			return fatal(err)
+		}
+		say("wrote .gitmeta in git-onesis format: owners and modes from the setgitperms file, types, devices, links and xattrs from the tree")
+		if differ > 0 {
+			say("%d entries of the tree differ from the setgitperms owners and modes (a clone it was never applied to?); they were not recorded: 'git onesis status' lists them, 'git onesis apply' sets them", differ)
+		}
 	}
-	say("recorded .gitmeta in git-onesis format")
 	if c.Bool("commit") {
 		return gitCommit(c, im, []string{"-q", "-m", c.String("message")}, true)
 	}
@@ -116,4 +130,37 @@ func unignoreDev(path string) (bool, error) {
 	}
 	_, err = meta.WriteBytes(path, []byte(strings.Join(out, "")), 0o644)
 	return true, err
+}
+
+// migrateLegacy writes and stages a git-onesis .gitmeta built from a scan
+// of the tree, with the owner and mode of every path the setgitperms file
+// names taken from that file: the migration carries the recorded
+// metadata over, whatever the tree holds (a clone setgitperms never ran
+// in has default modes). It returns how many entries the tree disagrees
+// with.
+func migrateLegacy(im *image.Image, legacy *meta.Manifest) (int, error) {
+	m, err := im.Scan()
+	if err != nil {
+		return 0, err
+	}
+	old := legacy.Index()
+	differ := 0
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		o := old[e.Path]
+		if o == nil || e.Type == meta.TypeSymlink {
+			continue
+		}
+		if e.Mode != o.Mode || e.UID != o.UID || e.GID != o.GID {
+			differ++
+			e.Mode, e.UID, e.GID = o.Mode, o.UID, o.GID
+		}
+	}
+	if _, err := meta.WriteFile(im.MetaPath(), m); err != nil {
+		return 0, fmt.Errorf("writing .gitmeta: %w", err)
+	}
+	if err := im.Git.Add(image.MetaFile); err != nil {
+		return 0, err
+	}
+	return differ, nil
 }

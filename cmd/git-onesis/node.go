@@ -33,72 +33,14 @@ var nodeCmd = &cli.Command{
 		"identity, so 'git log -p " + inventory.Ref + "' shows who changed which node.\n" +
 		"A running serve reloads it within seconds; a broken hand edit is refused\n" +
 		"and the last good inventory kept.",
-	Action: nodeDispatch,
+	Action: needSubcommand,
 }
 
-// nodeSubcommands are dispatched by nodeDispatch rather than urfave/cli, so
-// that options may follow the node name.
+// nodeSubcommands are the node commands; options may follow the node name
+// ('git onesis node add n1 --mac M --ip I') as everywhere (see gitArgs).
 var nodeSubcommands = []*cli.Command{nodeAddCmd, nodeSetCmd, nodeRmCmd, nodeListCmd, nodeImportCmd, nodeNetworkCmd, nodeEditCmd, nodeDiscoveredCmd}
 
-// nodeDispatch runs a node subcommand. Options may follow the node name,
-// as in `git onesis node add n1 --mac M --ip I`: urfave/cli v2 stops at the
-// first positional argument, so the arguments are reordered (options
-// first, then positionals) before the subcommand parses them.
-func nodeDispatch(c *cli.Context) error {
-	args := c.Args().Slice()
-	if len(args) == 0 {
-		return usageErr("git onesis node needs a subcommand\nSee 'git onesis node --help'.")
-	}
-	var sub *cli.Command
-	for _, s := range nodeSubcommands {
-		if s.HasName(args[0]) {
-			sub = s
-		}
-	}
-	if sub == nil {
-		return usageErr("'%s' is not a node subcommand\nSee 'git onesis node --help'.", args[0])
-	}
-	isBool := map[string]bool{"help": true, "h": true}
-	for _, f := range sub.Flags {
-		if _, ok := f.(*cli.BoolFlag); ok {
-			for _, n := range f.Names() {
-				isBool[n] = true
-			}
-		}
-	}
-	var opts, pos []string
-	rest := args[1:]
-	for i := 0; i < len(rest); i++ {
-		a := rest[i]
-		if a == "--" {
-			pos = append(pos, rest[i:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
-		}
-		opts = append(opts, a)
-		name := strings.TrimLeft(a, "-")
-		if !strings.Contains(name, "=") && !isBool[name] && i+1 < len(rest) {
-			i++
-			opts = append(opts, rest[i])
-		}
-	}
-	sc := cli.NewContext(c.App, nil, c)
-	sc.Command = sub
-	return sub.Run(sc, append([]string{sub.Name}, append(opts, pos...)...)...)
-}
-
-func init() {
-	var lines []string
-	for _, c := range nodeSubcommands {
-		c.OnUsageError = onUsageError
-		c.HelpName = "git onesis node " + c.Name
-		lines = append(lines, fmt.Sprintf("    %-11s %s", c.Name, c.Usage))
-	}
-	nodeCmd.Description += "\n\nSubcommands (see 'git onesis node SUBCOMMAND --help'):\n" + strings.Join(lines, "\n")
-}
+func init() { nodeCmd.Subcommands = nodeSubcommands }
 
 var nodeFieldFlags = []cli.Flag{
 	&cli.StringSliceFlag{Name: "mac", Usage: "Ethernet `MAC` address (repeat for more NICs)"},
@@ -135,10 +77,11 @@ var nodeListCmd = &cli.Command{
 	Name:      "list",
 	Aliases:   []string{"ls"},
 	Usage:     "list nodes with the class and properties the image's etc/sysimage.conf gives them",
-	UsageText: "git onesis node list [--json|--porcelain] [NAME...]",
+	UsageText: "git onesis node list [--json|--porcelain] [--state-dir DIR] [NAME...]",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
 		&cli.BoolFlag{Name: "porcelain", Usage: "print one tab-separated line per node, for scripts"},
+		stateDirFlag,
 	},
 	Action: runNodeList,
 }
@@ -195,9 +138,6 @@ func nodeRepo() (*git.Repo, error) {
 
 // nodeName takes the single NAME argument.
 func nodeName(c *cli.Context) (string, error) {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return "", err
-	}
 	if c.NArg() != 1 {
 		return "", usageErr("give exactly one node NAME\nSee 'git onesis node %s --help'.", c.Command.Name)
 	}
@@ -208,8 +148,9 @@ func nodeName(c *cli.Context) (string, error) {
 	return name, nil
 }
 
-// applyNodeFlags copies the flags given on the command line into n.
-func applyNodeFlags(c *cli.Context, n *inventory.Node) error {
+// applyNodeFlags copies the flags given on the command line into n and
+// checks that what they name exists in r (see checkNodeTargets).
+func applyNodeFlags(c *cli.Context, r *git.Repo, n *inventory.Node) error {
 	if c.IsSet("mac") {
 		n.MACs = nil
 		for _, s := range c.StringSlice("mac") {
@@ -249,6 +190,32 @@ func applyNodeFlags(c *cli.Context, n *inventory.Node) error {
 	if err := n.Validate(); err != nil {
 		return usageErr("%v", err)
 	}
+	if c.IsSet("ref") || c.IsSet("maintenance") {
+		if err := checkNodeTargets(r, n); err != nil {
+			return cli.Exit("error: "+err.Error(), exitDiff)
+		}
+	}
+	return nil
+}
+
+// checkNodeTargets refuses a node serve could not boot: a ref that names
+// no commit here (nor a remote-tracking branch of that name, as on a boot
+// server's clone), or a maintenance directory that is not the top of a
+// work tree of this repository (the host's /etc, a typo, a subdirectory).
+func checkNodeTargets(r *git.Repo, n *inventory.Node) error {
+	if n.Ref != "" {
+		res := &serve.GitResolver{Repo: r}
+		if _, err := res.Resolve(&inventory.Node{Name: n.Name, Ref: n.Ref}); err != nil {
+			return fmt.Errorf("node %s: --ref %s names no commit in this repository (see 'git branch -a')", n.Name, n.Ref)
+		}
+	}
+	if n.Maintenance == "" {
+		return nil
+	}
+	wt, err := git.Discover(n.Maintenance)
+	if err != nil || wt.Top == "" || wt.CommonDir != r.CommonDir || mustEval(wt.Top) != mustEval(n.Maintenance) {
+		return fmt.Errorf("node %s: --maintenance %s is not a work tree of this repository; give the top of one that 'git worktree list' shows (such as the one 'git onesis upgrade start' made)", n.Name, n.Maintenance)
+	}
 	return nil
 }
 
@@ -284,12 +251,12 @@ func runNodeAdd(c *cli.Context) error {
 	if !c.IsSet("mac") || !c.IsSet("ip") {
 		return usageErr("node add needs --mac and --ip\nSee 'git onesis node add --help'.")
 	}
-	n := &inventory.Node{Name: name}
-	if err := applyNodeFlags(c, n); err != nil {
-		return err
-	}
 	r, err := nodeRepo()
 	if err != nil {
+		return err
+	}
+	n := &inventory.Node{Name: name}
+	if err := applyNodeFlags(c, r, n); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf("node add %s (%s)\n\n%s\n", name, macList(n.MACs), n.Record())
@@ -331,7 +298,7 @@ func runNodeSet(c *cli.Context) error {
 			return fmt.Errorf("there is no node %q; add it with 'git onesis node add'", name)
 		}
 		n := *old
-		if err := applyNodeFlags(c, &n); err != nil {
+		if err := applyNodeFlags(c, r, &n); err != nil {
 			return err
 		}
 		return inv.Put(&n)
@@ -340,9 +307,6 @@ func runNodeSet(c *cli.Context) error {
 }
 
 func runNodeRm(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	names := c.Args().Slice()
 	if len(names) == 0 {
 		return usageErr("give at least one node NAME\nSee 'git onesis node rm --help'.")
@@ -363,9 +327,6 @@ func runNodeRm(c *cli.Context) error {
 }
 
 func runNodeImport(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() != 1 {
 		return usageErr("give exactly one dhcpd.conf FILE\nSee 'git onesis node import --help'.")
 	}
@@ -408,9 +369,6 @@ func runNodeImport(c *cli.Context) error {
 }
 
 func runNodeNetwork(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() != 1 {
 		return usageErr("give exactly one network PREFIX such as 10.77.0.0/24")
 	}
@@ -504,6 +462,14 @@ func runNodeEdit(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("error: %v\nnothing changed; your text is in %s", err, name), exitDiff)
 	}
+	for _, n := range edited.Nodes {
+		if o := cur.ByName(n.Name); o != nil && o.Ref == n.Ref && o.Maintenance == n.Maintenance {
+			continue // unchanged targets are not judged again
+		}
+		if err := checkNodeTargets(r, n); err != nil {
+			return cli.Exit(fmt.Sprintf("error: %v\nnothing changed; your text is in %s", err, name), exitDiff)
+		}
+	}
 	msg := c.String("message")
 	if msg == "" {
 		msg = "node edit"
@@ -513,6 +479,7 @@ func runNodeEdit(c *cli.Context) error {
 			return fmt.Errorf("the inventory changed while you were editing; your text is in %s", name)
 		}
 		inv.Clear()
+		inv.Comment = edited.Comment
 		for _, nw := range edited.Networks {
 			if err := inv.PutNetwork(nw); err != nil {
 				return err
@@ -547,6 +514,9 @@ type jsonNode struct {
 	ClassFrom string `json:"class_from,omitempty"`
 	// Booted is the commit the node last booted (refs/onesis/booted/NAME).
 	Booted string `json:"booted,omitempty"`
+	// Firmware is what the node last booted with, as serve saw it
+	// ("bios", "efi-x64", "efi-x64-http", "ipxe", ...; see serve.md).
+	Firmware string `json:"firmware,omitempty"`
 }
 
 // bootedCommits reads refs/onesis/booted/* into node -> commit.
@@ -565,9 +535,6 @@ func bootedCommits(r *git.Repo) (map[string]string, error) {
 }
 
 func runNodeList(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.Bool("json") && c.Bool("porcelain") {
 		return usageErr("--json and --porcelain are exclusive")
 	}
@@ -595,9 +562,17 @@ func runNodeList(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
+	stateDir := c.String("state-dir")
+	if stateDir == "" {
+		stateDir = serve.DefaultStateDir(r)
+	}
+	firmware, err := serve.ReadNodeFirmware(stateDir)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
+	}
 	out := make([]jsonNode, 0, len(nodes))
 	for _, n := range nodes {
-		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: booted[n.Name]}
+		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: booted[n.Name], Firmware: firmware[n.Name].Firmware}
 		for _, m := range n.MACs {
 			j.MACs = append(j.MACs, m.String())
 		}
@@ -616,14 +591,14 @@ func runNodeList(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return fatal(enc.Encode(out))
 	case c.Bool("porcelain"):
-		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args TAB booted
+		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args TAB booted TAB firmware
 		for _, j := range out {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args, j.Booted)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args, j.Booted, j.Firmware)
 		}
 	default:
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tBOOTED\tNOTES")
+		fmt.Fprintln(tw, "NAME\tMAC\tIP\tREF\tCLASS\tPROPERTIES\tBOOTED\tFIRMWARE\tNOTES")
 		for _, j := range out {
 			notes := []string{}
 			if j.Maintenance != "" {
@@ -632,8 +607,8 @@ func runNodeList(c *cli.Context) error {
 			if j.Args != "" {
 				notes = append(notes, "args: "+j.Args)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), dash(shortOID(j.Booted)), strings.Join(notes, "; "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), dash(shortOID(j.Booted)), dash(j.Firmware), strings.Join(notes, "; "))
 		}
 		return fatal(tw.Flush())
 	}

@@ -152,9 +152,6 @@ func packagesAt(im *image.Image, rev string) (pkgSet, bool, error) {
 }
 
 func runPackagesList(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() > 0 {
 		return usageErr("unknown packages subcommand %q\nSee 'git onesis packages --help'.", c.Args().First())
 	}

@@ -32,7 +32,7 @@ var rollbackCmd = &cli.Command{
 }
 
 func runRollback(c *cli.Context) error {
-	rev, err := oneName(c, "rollback")
+	rev, err := oneName(c, "REV")
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func runRollback(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
-	w := c.App.Writer
+	w := out(c)
 	if res.AlreadyThere {
 		fmt.Fprintf(w, "%s already has the tree of %s; nothing to roll back\n", branch, rev)
 	} else {

@@ -39,6 +39,7 @@ var serveCmd = &cli.Command{
 		&cli.IntFlag{Name: "nfs-port", Value: 2049, Usage: "NFS and MOUNT `PORT`"},
 		&cli.IntFlag{Name: "portmap-port", Value: 111, Usage: "portmapper `PORT`"},
 		&cli.BoolFlag{Name: "no-dhcp", Usage: "do not run the DHCP server"},
+		&cli.BoolFlag{Name: "proxy-dhcp", Usage: "run DHCP as a PXE proxy beside the site's DHCP server, which gives the addresses: only boot firmware is answered, without an address"},
 		&cli.BoolFlag{Name: "no-tftp", Usage: "do not run the TFTP server"},
 		&cli.BoolFlag{Name: "no-http", Usage: "do not run the HTTP server"},
 		&cli.BoolFlag{Name: "no-nfs", Usage: "do not run the NFS server"},
@@ -49,7 +50,8 @@ var serveCmd = &cli.Command{
 		&cli.BoolFlag{Name: "no-ra", Usage: "do not answer IPv6 router solicitations (iPXE then waits ~16 s)"},
 		&cli.BoolFlag{Name: "discover", Usage: "record unknown MACs for 'git onesis node discovered'"},
 		&cli.BoolFlag{Name: "pxelinux", Usage: "give BIOS clients pxelinux.0 instead of undionly.kpxe"},
-		&cli.StringFlag{Name: "ipxe-dir", Value: "/usr/lib/ipxe", Usage: "`DIR` holding undionly.kpxe, ipxe.efi and snponly.efi"},
+		&cli.StringFlag{Name: "ipxe-dir", Value: "/usr/lib/ipxe", Usage: "`DIR` holding undionly.kpxe, ipxe.efi and snponly.efi (and arm64-efi/snponly.efi for arm64)"},
+		&cli.StringSliceFlag{Name: "boot-file", Usage: "boot file `FIRMWARE=NAME` in --ipxe-dir (or URL for the -http kinds; empty: do not answer); FIRMWARE is one of " + strings.Join(serve.BootFileFirmwares, ", ") + " (repeatable)"},
 		stateDirFlag, initFlag, moduleFlag,
 		&cli.StringFlag{Name: "console", Usage: "console= kernel argument (default ttyS0; 'none' to omit)"},
 		&cli.StringFlag{Name: "nfs-options", Usage: "`OPTIONS` appended to nfsroot= (default port=P,mountport=P,vers=3,proto=tcp,nolock)"},
@@ -104,12 +106,22 @@ func runServe(c *cli.Context) error {
 		TFTPPort: c.Int("tftp-port"), HTTPPort: c.Int("http-port"), NFSPort: c.Int("nfs-port"), PortmapPort: c.Int("portmap-port"),
 		NoDHCP: c.Bool("no-dhcp"), NoTFTP: c.Bool("no-tftp"), NoHTTP: c.Bool("no-http"), NoNFS: c.Bool("no-nfs"), NoPortmap: c.Bool("no-portmap"), NoPrune: c.Bool("no-prune"), PruneEvery: c.Duration("prune-every"), TFTPMax: c.Int("tftp-max"),
 		AnnounceRA: !c.Bool("no-ra") && c.String("iface") != "",
-		Discover:   c.Bool("discover"), PXELinux: c.Bool("pxelinux"), IPXEDir: c.String("ipxe-dir"),
+		Discover:   c.Bool("discover"), PXELinux: c.Bool("pxelinux"), ProxyDHCP: c.Bool("proxy-dhcp"), IPXEDir: c.String("ipxe-dir"),
 		StateDir: c.String("state-dir"), InitPath: c.String("init"), Modules: c.StringSlice("module"),
 		Console: c.String("console"), NFSOptions: c.String("nfs-options"), SecretsDir: c.String("secrets-dir"), Logger: log,
 	}
 	if c.IsSet("deny") {
 		cfg.Deny = c.StringSlice("deny")
+	}
+	for _, bf := range c.StringSlice("boot-file") {
+		fw, name, ok := strings.Cut(bf, "=")
+		if !ok {
+			return usageErr("--boot-file: %q is not FIRMWARE=NAME (FIRMWARE: %s)", bf, strings.Join(serve.BootFileFirmwares, ", "))
+		}
+		if cfg.BootFiles == nil {
+			cfg.BootFiles = map[string]string{}
+		}
+		cfg.BootFiles[fw] = name
 	}
 	cfg.NFSExportDir = c.String("nfs-export-dir")
 	if a := c.String("nfs-server"); a != "" {

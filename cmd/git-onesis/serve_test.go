@@ -1,14 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,59 +22,20 @@ func TestServeCommand(t *testing.T) {
 	head := strings.TrimSpace(must(t, img, "git", "rev-parse", "HEAD"))
 	must(t, img, "git", "onesis", "node", "add", "n1", "--mac", "52:54:00:00:00:01", "--ip", "10.77.0.11")
 
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-
-	// The binary itself, as systemd runs it: `git onesis` would put git in
-	// between, and git dies of the SIGTERM it forwards.
-	// --init: once the initramfs builder is wired in, serve needs an init
-	// binary to start; this test never fetches an initramfs.
-	initBin := filepath.Join(t.TempDir(), "onesis-init")
-	os.WriteFile(initBin, []byte("#!/bin/sh\n"), 0o755)
-	cmd := exec.Command(filepath.Join(binDir, "git-onesis"), "serve", "--addr", "127.0.0.1", "--http-port", fmt.Sprint(port),
-		"--no-dhcp", "--no-tftp", "--no-nfs", "--no-portmap", "--log-format", "json", "--init", initBin)
-	cmd.Dir = img
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServe(t, img)
+	base, stderr, done, cmd := s.base, s.stderr, s.done, s.cmd
 	client := &http.Client{Timeout: 5 * time.Second}
-	var resp *http.Response
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err = client.Get(base + "/boot/52-54-00-00-00-01.ipxe"); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("serve did not come up: %v\n%s", err, stderr.String())
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "onesis.commit="+head) {
-		t.Errorf("script: %d\n%s", resp.StatusCode, body)
+	if code, body := bootScript(t, base, "52:54:00:00:00:01"); code != 200 || !strings.Contains(body, "onesis.commit="+head) {
+		t.Errorf("script: %d\n%s", code, body)
 	}
 	if got := strings.TrimSpace(must(t, img, "git", "rev-parse", "refs/onesis/booted/n1")); got != head {
 		t.Errorf("booted ref %s, want %s", got, head)
 	}
-	resp, err = client.Get(base + "/c/" + head + "/kernel")
+	resp, err := client.Get(base + "/c/" + head + "/kernel")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ = io.ReadAll(resp.Body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "KERNEL" {
 		t.Errorf("kernel: %d %q", resp.StatusCode, body)

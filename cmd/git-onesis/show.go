@@ -29,9 +29,6 @@ var showCmd = &cli.Command{
 }
 
 func runShow(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	if c.NArg() == 0 {
 		return usageErr("name at least one [REV:]PATH\nSee 'git onesis show --help'.")
 	}

@@ -41,9 +41,6 @@ var syncCmd = &cli.Command{
 }
 
 func runSync(c *cli.Context) error {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return err
-	}
 	im, err := openImage(c)
 	if err != nil {
 		return err

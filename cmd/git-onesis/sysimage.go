@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,8 +27,9 @@ var sysimageCmd = &cli.Command{
 		"path P becomes P.default (.P.default for LINKBACK -h) plus a symlink P -> /ram/P,\n" +
 		"and /ram is created. What was done is recorded in " + mksysimage.StateFile + ", so\n" +
 		"paths dropped from the configuration are restored on the next run, a second\n" +
-		"run changes nothing, and --revert gives back the original tree. Commit the\n" +
-		"result as usual ('git onesis commit -a'); the hooks record the new links.\n" +
+		"run changes nothing, and --revert gives back the original tree. What it\n" +
+		"changed is staged (the links, the .default copies, the state file and\n" +
+		"etc/sysimage.conf itself), so 'git onesis commit' commits all of it.\n" +
 		"No symlink of the image is ever followed.",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change, change nothing"},
@@ -80,10 +83,65 @@ func runSysimage(c *cli.Context) error {
 	if err := mksysimage.Execute(im.Root, t.Ops); err != nil {
 		return fatal(err)
 	}
+	n, err := stageTransform(im, t.Ops, !c.Bool("revert"))
+	if err != nil {
+		return fatal(fmt.Errorf("the image is transformed, but staging it failed (stage it with 'git add -A'): %w", err))
+	}
 	if !quiet {
-		fmt.Fprintln(c.App.Writer, "Review with 'git onesis status', then commit with 'git onesis commit -a'.")
+		fmt.Fprintf(c.App.Writer, "Staged %d paths. Review with 'git onesis status', then commit with\n'git onesis commit -m \"oneSIS links\"'.\n", n)
 	}
 	return nil
+}
+
+// stageTransform stages every path the transform created, moved or
+// removed, its state file and (conf) etc/sysimage.conf, so that one
+// 'git onesis commit' commits the whole transform: until they are in the
+// index, git ignores new files and .gitmeta cannot record them. Ignored
+// paths stay out; a path gone from both the tree and the index is skipped.
+func stageTransform(im *image.Image, ops []mksysimage.Op, conf bool) (int, error) {
+	seen := map[string]bool{}
+	var cand []string
+	add := func(p string) {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			cand = append(cand, p)
+		}
+	}
+	for _, o := range ops {
+		switch o.Kind {
+		case mksysimage.Link, mksysimage.Restore, mksysimage.Record:
+			add(o.Path)
+			add(o.Default)
+		}
+	}
+	if conf {
+		add(strings.TrimPrefix(sysimageConf, "/"))
+	}
+	out, err := im.Git.Run(append([]string{"--literal-pathspecs", "ls-files", "-z", "--"}, cand...)...)
+	if err != nil {
+		return 0, err
+	}
+	tracked := strings.Split(string(out), "\x00")
+	inIndex := func(p string) bool {
+		for _, t := range tracked {
+			if t == p || strings.HasPrefix(t, p+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	ignored, err := im.Git.CheckIgnored(cand)
+	if err != nil {
+		return 0, err
+	}
+	var keep []string
+	for _, p := range cand {
+		_, err := os.Lstat(filepath.Join(im.Root, p))
+		if (err == nil && !ignored[p]) || inIndex(p) {
+			keep = append(keep, p)
+		}
+	}
+	return len(keep), im.Git.Add(keep...)
 }
 
 // readConfig parses etc/sysimage.conf of the work tree (rev "") or of a

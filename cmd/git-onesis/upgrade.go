@@ -19,12 +19,18 @@ var upgradeCmd = &cli.Command{
 	Description: "Replaces the old recipe's 'rsync -a image-prod image-update': 'start' makes\n" +
 		"branch NAME and checks it out into a linked git worktree (sharing the object\n" +
 		"store) with .gitmeta applied; boot a test node into it, patch, commit as you\n" +
-		"go. 'promote' moves the production branch to NAME (fast-forward, or a merge\n" +
+		"go. The package lists git ignores (var/lib/apt/lists, apt, dnf and yum caches)\n" +
+		"are copied from this work tree, so 'apt-get install' works in the worktree.\n" +
+		"A start that fails (an unknown node) leaves no branch or worktree behind.\n" +
+		"'promote' moves the production branch to NAME (fast-forward, or a merge\n" +
 		"where production is checked out) and refuses while either side has\n" +
 		"uncommitted changes or drift. 'abandon' removes the worktree and keeps the\n" +
-		"branch in history. Checkouts run under umask 077 and are followed by apply.\n\n" +
+		"branch in history. Promote and abandon move the nodes booting the upgrade\n" +
+		"(its branch or worktree) back to what they booted before 'start'.\n" +
+		"Checkouts run under umask 077 and are followed by apply.\n\n" +
 		"The production branch is --to, else onesis.production, else the branch\n" +
 		"checked out in the main work tree.",
+	Action: needSubcommand,
 	Subcommands: []*cli.Command{
 		{
 			Name:      "start",
@@ -55,25 +61,24 @@ var upgradeCmd = &cli.Command{
 			UsageText: "git onesis upgrade abandon [--force] NAME",
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "force", Usage: "remove the worktree even with uncommitted changes"},
+				quietFlag,
 			},
 			Action: runUpgradeAbandon,
 		},
 	},
 }
 
-// oneName checks for exactly one positional argument.
+// oneName checks for exactly one positional argument, called what in the
+// usage error.
 func oneName(c *cli.Context, what string) (string, error) {
-	if err := noFlagsAfterArgs(c); err != nil {
-		return "", err
-	}
 	if c.NArg() != 1 {
-		return "", usageErr("%s takes exactly one NAME\nSee 'git onesis %s --help'.", c.Command.FullName(), c.Command.FullName())
+		return "", usageErr("%s takes exactly one %s\nSee '%s --help'.", helpName(c.Command), what, helpName(c.Command))
 	}
 	return c.Args().First(), nil
 }
 
 func runUpgradeStart(c *cli.Context) error {
-	name, err := oneName(c, "start")
+	name, err := oneName(c, "NAME")
 	if err != nil {
 		return err
 	}
@@ -86,18 +91,18 @@ func runUpgradeStart(c *cli.Context) error {
 	}
 	res, err := lifecycle.Start(im, name, lifecycle.StartOptions{From: c.String("from"), Dir: c.String("dir"),
 		Nodes: c.StringSlice("node"), Maintenance: c.Bool("maintenance")})
-	if res == nil && err != nil {
-		return fatal(err)
-	}
-	fmt.Fprintf(c.App.Writer, "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
 	if err != nil {
 		return fatal(err)
 	}
+	fmt.Fprintf(out(c), "upgrade %s started at %s in %s\n", res.Branch, res.Commit[:12], res.Dir)
+	for _, w := range res.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "warning: "+w)
+	}
 	for _, n := range c.StringSlice("node") {
 		if c.Bool("maintenance") {
-			fmt.Fprintf(c.App.Writer, "node %s boots %s read-write at its next boot\n", n, res.Dir)
+			fmt.Fprintf(out(c), "node %s boots %s read-write at its next boot\n", n, res.Dir)
 		} else {
-			fmt.Fprintf(c.App.Writer, "node %s boots %s at its next boot\n", n, res.Branch)
+			fmt.Fprintf(out(c), "node %s boots %s at its next boot\n", n, res.Branch)
 		}
 	}
 	if res.Apply != nil {
@@ -127,7 +132,7 @@ func productionBranch(c *cli.Context, im *image.Image, flag string) (string, err
 }
 
 func runUpgradePromote(c *cli.Context) error {
-	name, err := oneName(c, "promote")
+	name, err := oneName(c, "NAME")
 	if err != nil {
 		return err
 	}
@@ -146,17 +151,19 @@ func runUpgradePromote(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
-	w := c.App.Writer
+	w := out(c)
 	if res.UpToDate {
 		fmt.Fprintf(w, "%s is already at %s (%s)\n", to, name, res.New[:12])
+		printReleased(c, res.Released)
 		return nil
 	}
-	how := "merged"
 	if res.FastForward {
-		how = "fast-forwarded"
+		fmt.Fprintf(w, "%s fast-forwarded to %s: %s -> %s; nodes pick it up at their next boot\n", to, name, res.Old[:12], res.New[:12])
+	} else {
+		fmt.Fprintf(w, "%s merged into %s: %s -> %s; nodes pick it up at their next boot\n", name, to, res.Old[:12], res.New[:12])
 	}
-	fmt.Fprintf(w, "%s %s to %s: %s -> %s; nodes pick it up at their next boot\n", to, how, name, res.Old[:12], res.New[:12])
 	printPackageChanges(c, im, res.Old, res.New)
+	printReleased(c, res.Released)
 	if res.Apply != nil {
 		return applyReport(c, res.Apply)
 	}
@@ -164,7 +171,7 @@ func runUpgradePromote(c *cli.Context) error {
 }
 
 func runUpgradeAbandon(c *cli.Context) error {
-	name, err := oneName(c, "abandon")
+	name, err := oneName(c, "NAME")
 	if err != nil {
 		return err
 	}
@@ -172,12 +179,24 @@ func runUpgradeAbandon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	dir, err := lifecycle.Abandon(im, name, c.Bool("force"))
+	dir, rel, err := lifecycle.Abandon(im, name, c.Bool("force"))
+	printReleased(c, rel)
 	if err != nil {
 		return fatal(err)
 	}
-	fmt.Fprintf(c.App.Writer, "removed the worktree %s; branch %s is kept\n", dir, name)
+	fmt.Fprintf(out(c), "removed the worktree %s; branch %s is kept\n", dir, name)
 	return nil
+}
+
+// printReleased says where the nodes taken off an upgrade boot now.
+func printReleased(c *cli.Context, rel []lifecycle.Released) {
+	for _, r := range rel {
+		to := "the default (serve --ref or the checked-out branch)"
+		if r.Ref != "" {
+			to = r.Ref
+		}
+		fmt.Fprintf(out(c), "node %s boots %s at its next boot (was %s)\n", r.Node, to, r.Was)
+	}
 }
 
 // printPackageChanges lists the packages that differ between two commits,
@@ -192,8 +211,8 @@ func printPackageChanges(c *cli.Context, im *image.Image, from, to string) {
 	if len(changes) == 0 {
 		return
 	}
-	fmt.Fprintf(c.App.Writer, "packages (%d changed):\n", len(changes))
+	fmt.Fprintf(out(c), "packages (%d changed):\n", len(changes))
 	for _, ch := range changes {
-		fmt.Fprintln(c.App.Writer, "  "+ch.String())
+		fmt.Fprintln(out(c), "  "+ch.String())
 	}
 }

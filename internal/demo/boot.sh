@@ -16,15 +16,26 @@
 #   8. tear down what it started
 #
 # Run by `make demo` as root; IMAGE=debian (make demo-debian) boots a
-# debootstrap image with systemd instead of busybox. Set KEEP=1 to keep the work dir, E2E=1 for the
+# debootstrap image with systemd instead of busybox. FIRMWARE picks how n1
+# and n2 boot (make demo FIRMWARE=uefi-pxe):
+#   bios       SeaBIOS and QEMU's iPXE option ROM (the default)
+#   uefi-ipxe  OVMF (UEFI) and QEMU's iPXE option ROM
+#   uefi-pxe   OVMF's own PXE: no option ROM; DHCP, TFTP snponly.efi, iPXE
+#   uefi-http  OVMF's own HTTP boot: no option ROM, no TFTP; iPXE over HTTP
+# Set KEEP=1 to keep the work dir, E2E=1 for the
 # extra checks `make e2e` runs (an unknown MAC, TFTP traversal, a serve
-# restart under a running node, a maintenance node booting a worktree rw). Exit status 0 only if every check passed.
+# restart under a running node, a maintenance node booting a worktree rw,
+# and two more nodes on OVMF's own network stack: n3 by UEFI PXE and n4 by
+# UEFI HTTP boot, the latter under serve --no-tftp). Exit status 0 only if
+# every check passed.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 GIT_ONESIS=${GIT_ONESIS:-$REPO/bin/git-onesis}
 CACHE=${GIT_ONESIS_TEST_CACHE:-/var/cache/git-onesis-test}
 E2E=${E2E:-}
+FIRMWARE=${FIRMWARE:-bios}
+OVMF=${OVMF:-/usr/share/ovmf/OVMF.fd}
 START=$(date +%s)
 
 if [ -t 1 ]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B= G= R= N=; fi
@@ -48,6 +59,13 @@ die() { printf '%sdemo: %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
 for tool in qemu-system-x86_64 ip busybox apt-get apt-cache dpkg-deb depmod modprobe curl; do
 	command -v "$tool" >/dev/null || die "$tool not found; install the demo's packages first: $REPO/.ci/deps demo"
 done
+case $FIRMWARE in
+bios | uefi-ipxe | uefi-pxe | uefi-http) ;;
+*) die "FIRMWARE=$FIRMWARE: use bios, uefi-ipxe, uefi-pxe or uefi-http" ;;
+esac
+if [ "$FIRMWARE" != bios ] || [ -n "$E2E" ]; then
+	[ -f "$OVMF" ] || die "$OVMF not found (UEFI firmware, Debian package ovmf); install the demo's packages first: $REPO/.ci/deps demo"
+fi
 
 export PATH="$(dirname "$GIT_ONESIS"):$PATH"
 export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.invalid
@@ -56,7 +74,7 @@ export GIT_PAGER=cat PAGER=cat
 umask 022
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/git-onesis-boot.XXXXXX")
-NS=onesis-demo-$$
+NS=onesis-demo-$FIRMWARE-$$
 SERVE_PID=
 declare -A QEMU_PID=()
 cleanup() {
@@ -168,6 +186,8 @@ cat >"$IMG/etc/sysimage.conf" <<'EOF'
 # oneSIS configuration, as sites bring it
 NODECLASS_MAP  n1  cluster.compute
 NODECLASS_MAP: n2  cluster.login
+NODECLASS_MAP  n3  cluster.compute
+NODECLASS_MAP  n4  cluster.login
 RAMSIZE 16m
 RAMDIR /tmp -m 1777
 LINKBACK /etc/fstab CLASS
@@ -209,13 +229,17 @@ ip -n "$NS" link set lo up
 ip -n "$NS" link add br0 type bridge
 ip -n "$NS" addr add "$SRV/24" dev br0
 ip -n "$NS" link set br0 up
-for i in 0 1; do
+for i in 0 1 3 4; do
 	ip -n "$NS" tuntap add dev "tap$i" mode tap
 	ip -n "$NS" link set "tap$i" master br0
 	ip -n "$NS" link set "tap$i" up
 done
 git onesis node add n1 --mac 52:54:00:0e:00:01 --ip 10.77.0.11
 git onesis node add n2 --mac 52:54:00:0e:00:02 --ip 10.77.0.12 --ref login-test
+if [ -n "$E2E" ]; then
+	git onesis node add n3 --mac 52:54:00:0e:00:03 --ip 10.77.0.13 >/dev/null
+	git onesis node add n4 --mac 52:54:00:0e:00:04 --ip 10.77.0.14 --ref login-test >/dev/null
+fi
 git onesis node list
 # Per-node secrets stay out of the image: n2 gets its real /etc/shadow from
 # serve at boot, over the image's empty placeholder.
@@ -235,14 +259,34 @@ ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >/dev/null || { cat "$SE
 say "serve is up (pid $SERVE_PID): DHCP, TFTP, HTTP :8080, portmap, NFS :2049 on br0"
 
 # ------------------------------------------------------------------ boot
-boot() { # NODE TAP MAC: start QEMU, console to $WORK/NODE.log
-	local n=$1 tap=$2 mac=$3
+boot() { # NODE TAP MAC [FIRMWARE]: start QEMU, console to $WORK/NODE.log
+	local n=$1 tap=$2 mac=$3 fw=${4:-$FIRMWARE} nic fwargs=()
+	nic="virtio-net-pci,netdev=n0,mac=$mac"
+	case $fw in
+	bios) fwargs=(-boot n) ;;
+	# OVMF boots what QEMU's bootindex names first. -bios keeps its
+	# variables in RAM: every boot starts from a clean NVRAM. romfile=
+	# takes QEMU's iPXE ROM off the NIC, so the firmware's own network
+	# stack boots; fw_cfg turns off the PXE variants not under test (each
+	# would otherwise wait for its DHCP to time out first).
+	uefi-ipxe) fwargs=(-bios "$OVMF" -device virtio-rng-pci) nic+=",bootindex=1" ;;
+	uefi-pxe) fwargs=(-bios "$OVMF" -device virtio-rng-pci -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n) nic+=",romfile=,bootindex=1" ;;
+	uefi-http) fwargs=(-bios "$OVMF" -device virtio-rng-pci -fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=n
+		-fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n) nic+=",romfile=,bootindex=1" ;;
+	esac
 	: >"$WORK/$n.log"
+	date +%s >"$WORK/$n.start"
 	ip netns exec "$NS" qemu-system-x86_64 -machine accel=tcg -m 384 -smp 1 -no-reboot \
 		-display none -monitor none -serial "file:$WORK/$n.log" \
 		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
-		-device "virtio-net-pci,netdev=n0,mac=$mac" -boot n >"$WORK/$n.qemu" 2>&1 &
+		-device "$nic" "${fwargs[@]}" >"$WORK/$n.qemu" 2>&1 &
 	QEMU_PID[$n]=$!
+}
+fwname() { # FIRMWARE: what serve calls the firmware that starts the boot
+	case $1 in bios | uefi-ipxe) echo ipxe ;; uefi-pxe) echo efi-x64 ;; uefi-http) echo efi-x64-http ;; esac
+}
+booted_in() { # NODE: seconds from QEMU start to now
+	echo $(($(date +%s) - $(cat "$WORK/$1.start")))
 }
 wait_for() { # NODE PATTERN SECONDS
 	local n=$1 pat=$2 secs=$3 i
@@ -257,13 +301,21 @@ report() { # NODE: the console lines that tell the story
 	grep -a -E '^(onesis: (hostname|class|mounted|switch|secrets)|NODE )' "$WORK/$1.log" | grep -av alive | sed 's/^/       | /' | cut -c1-130
 }
 
-step "5. PXE-boot n1 and n2 (iPXE -> DHCP -> HTTP -> kernel + initramfs -> NFS root -> /ram -> init)"
-BOOT0=$(date +%s)
+step "5. PXE-boot n1 and n2 ($FIRMWARE: iPXE -> DHCP -> HTTP -> kernel + initramfs -> NFS root -> /ram -> init)"
+NODES=(n1 n2)
 boot n1 tap0 52:54:00:0e:00:01
 boot n2 tap1 52:54:00:0e:00:02
-for n in n1 n2; do
-	if wait_for "$n" "NODE $n: ready" 240; then
-		ok "$n booted the image's init in $(($(date +%s) - BOOT0)) s"
+if [ -n "$E2E" ]; then
+	# The same serve boots OVMF's own UEFI PXE (DHCP, TFTP snponly.efi)
+	# and UEFI HTTP boot (DHCP HTTPClient, snponly.efi over HTTP) at once.
+	say "with n3 by UEFI PXE and n4 by UEFI HTTP boot (OVMF, no option ROM)"
+	NODES+=(n3 n4)
+	boot n3 tap3 52:54:00:0e:00:03 uefi-pxe
+	boot n4 tap4 52:54:00:0e:00:04 uefi-http
+fi
+for n in "${NODES[@]}"; do
+	if wait_for "$n" "NODE $n: ready" 420; then
+		ok "$n booted the image's init $(booted_in "$n") s after QEMU started"
 	else
 		bad "$n did not reach the image's init"
 		tail -40 "$WORK/$n.log"; tail -20 "$SERVE_LOG"
@@ -271,7 +323,7 @@ for n in n1 n2; do
 done
 
 step "6. What each node reports"
-for n in n1 n2; do say "$n:"; report "$n"; done
+for n in "${NODES[@]}"; do say "$n:"; report "$n"; done
 check "n1 is class cluster.compute, /etc/fstab is the compute variant" grep -aq "NODE n1: /etc/fstab -> /ram/etc/fstab -> /etc/fstab.cluster.compute" "$WORK/n1.log"
 check "n2 is class cluster.login, /etc/fstab is the login variant" grep -aq "NODE n2: /etc/fstab -> /ram/etc/fstab -> /etc/fstab.cluster.login" "$WORK/n2.log"
 check "both booted commit ${C1:0:12}" sh -c "grep -aq 'NODE n1: commit $C1' '$WORK/n1.log' && grep -aq 'NODE n2: commit $C1' '$WORK/n2.log'"
@@ -284,6 +336,19 @@ fi
 check "uid 1000 on the node cannot read the 0600 secret" grep -aq "NODE n1: secret: denied to uid 1000" "$WORK/n1.log"
 check "/etc/shadow is an empty placeholder" grep -aq "NODE n1: shadow: 0 bytes 600" "$WORK/n1.log"
 check "n2's own /etc/shadow came from serve at boot, over the placeholder" grep -aq "NODE n2: shadow: 42 bytes 640" "$WORK/n2.log"
+if [ -n "$E2E" ]; then
+	for n in n3 n4; do
+		class=compute; [ $n = n4 ] && class=login
+		check "$n (UEFI) is class cluster.$class, booted ${C1:0:12}" sh -c "grep -aq 'NODE $n: /etc/fstab -> /ram/etc/fstab -> /etc/fstab.cluster.$class' '$WORK/$n.log' && grep -aq 'NODE $n: commit $C1' '$WORK/$n.log'"
+		check "$n (UEFI): setuid 4755 root, device char 1,3, secret denied to uid 1000" sh -c "grep -aq 'NODE $n: setuid file: 4755 root' '$WORK/$n.log' && grep -aq 'NODE $n: device node: character special file 1,3' '$WORK/$n.log' && grep -aq 'NODE $n: secret: denied to uid 1000' '$WORK/$n.log'"
+	done
+	check "n3 loaded snponly.efi over TFTP (UEFI PXE), n4 over HTTP (UEFI HTTP boot)" sh -c "grep -q 'msg=tftp outcome=sent node=n3 .*detail=snponly.efi' '$SERVE_LOG' && grep -q 'http: boot loader.*node=n4.*name=snponly.efi' '$SERVE_LOG'"
+	ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >"$WORK/status.json"
+	FW1=$(fwname "$FIRMWARE")
+	check "/status shows each node's firmware (n1 $FW1, n3 efi-x64, n4 efi-x64-http)" sh -c "grep -A14 '\"name\": \"n3\"' '$WORK/status.json' | grep -q '\"firmware\": \"efi-x64\"' && grep -A14 '\"name\": \"n4\"' '$WORK/status.json' | grep -q '\"firmware\": \"efi-x64-http\"' && grep -A14 '\"name\": \"n1\"' '$WORK/status.json' | grep -q '\"firmware\": \"$FW1\"'"
+	git onesis node list | sed 's/^/       | /'
+	check "node list shows each node's firmware" sh -c "git onesis node list --porcelain | awk -F'\t' '{print \$1, \$10}' | tr '\n' ' ' | grep -q 'n1 $FW1 n2 $FW1 n3 efi-x64 n4 efi-x64-http'"
+fi
 check "refs/onesis/booted/n1 and n2 record the commit" sh -c "[ \$(git rev-parse refs/onesis/booted/n1) = $C1 ] && [ \$(git rev-parse refs/onesis/booted/n2) = $C1 ]"
 say "serve's /status:"
 ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" | head -c 1200 | sed 's/^/       | /'; echo
@@ -319,9 +384,11 @@ if [ -n "$E2E" ]; then
 		out=$(cd "$WORK" && ip netns exec "$NS" timeout 10 tftp "$SRV" -c get ../../etc/shadow stolen 2>&1 || true)
 		check "TFTP ../../etc/shadow is refused, no file, no server path in the error" sh -c "[ ! -s '$WORK/stolen' ] && ! printf '%s' '$out' | grep -q '/'"
 	fi
-	# serve killed and restarted under a running node: its NFS root still works.
+	# serve killed and restarted under a running node: its NFS root still
+	# works. It comes back without TFTP: UEFI HTTP boot and iPXE ROMs need
+	# none.
 	kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
-	ip netns exec "$NS" git onesis serve "${SERVE_ARGS[@]}" >>"$SERVE_LOG" 2>&1 &
+	ip netns exec "$NS" git onesis serve "${SERVE_ARGS[@]}" --no-tftp >>"$SERVE_LOG" 2>&1 &
 	SERVE_PID=$!
 	sleep 12
 	tail -c 1500 "$WORK/n1.log" >"$WORK/n1.tail2"
@@ -335,6 +402,10 @@ if [ -n "$E2E" ]; then
 	kill "${QEMU_PID[n1]}" 2>/dev/null || true; wait "${QEMU_PID[n1]}" 2>/dev/null || true
 	sleep 3 # serve's inventory watcher picks the change up
 	boot n1 tap0 52:54:00:0e:00:01
+	# n4 reboots by UEFI HTTP boot while serve runs --no-tftp, onto
+	# login-test's new commit.
+	kill "${QEMU_PID[n4]}" 2>/dev/null || true; wait "${QEMU_PID[n4]}" 2>/dev/null || true
+	boot n4 tap4 52:54:00:0e:00:04 uefi-http
 	if wait_for n1 "NODE n1: ready" 240; then
 		check "the maintenance node mounts /w/n1 read-write" grep -aq "NODE n1: root: writable" "$WORK/n1.log"
 		check "what it wrote is in the worktree on the server" test -e "$WORK/maint/etc/written"
@@ -343,6 +414,13 @@ if [ -n "$E2E" ]; then
 		bad "the maintenance node did not boot"; tail -30 "$WORK/n1.log"
 	fi
 	git onesis node set n1 --maintenance "" >/dev/null
+	if wait_for n4 "NODE n4: ready" 420; then
+		ok "n4 booted by UEFI HTTP boot under serve --no-tftp in $(booted_in n4) s"
+		check "n4 now runs ${C2:0:12}, class cluster.login, secret denied" sh -c "grep -aq 'NODE n4: commit $C2' '$WORK/n4.log' && grep -aq 'NODE n4: /etc/fstab -> /ram/etc/fstab -> /etc/fstab.cluster.login' '$WORK/n4.log' && grep -aq 'NODE n4: secret: denied to uid 1000' '$WORK/n4.log'"
+	else
+		bad "n4 did not boot by UEFI HTTP boot under serve --no-tftp"; tail -30 "$WORK/n4.log"; tail -20 "$SERVE_LOG"
+	fi
+	check "n3 (UEFI PXE) is still up on its NFS root" sh -c "tail -c 1500 '$WORK/n3.log' | grep -aq 'NODE n3: alive on $C1'"
 fi
 
 step "8. Tear down"

@@ -71,6 +71,25 @@ type Repo struct {
 	GitDir    string // this worktree's git dir
 	CommonDir string // shared git dir; differs from GitDir in linked worktrees
 	Bare      bool
+	// Env is added to the environment of every git command run.
+	Env []string
+	// index, when set, is the index file this Repo uses (WithIndex).
+	index string
+}
+
+// WithIndex returns a copy of r that uses the index file path, for its git
+// commands (GIT_INDEX_FILE) and for IndexFile.
+func (r *Repo) WithIndex(path string) *Repo {
+	c := r.WithEnv("GIT_INDEX_FILE=" + path)
+	c.index = path
+	return c
+}
+
+// WithEnv returns a copy of r whose git commands also get env.
+func (r *Repo) WithEnv(env ...string) *Repo {
+	c := *r
+	c.Env = append(append([]string(nil), r.Env...), env...)
+	return &c
 }
 
 // Discover finds the repository containing dir with a single
@@ -143,7 +162,7 @@ func (r *Repo) Cmd(args ...string) *exec.Cmd {
 	if cmd.Dir == "" {
 		cmd.Dir = r.GitDir
 	}
-	cmd.Env = canonicalEnv(os.Environ(), r)
+	cmd.Env = append(canonicalEnv(os.Environ(), r), r.Env...)
 	return cmd
 }
 

@@ -23,6 +23,10 @@ import (
 // MetaFile is the name of the metadata file at the top of the work tree.
 const MetaFile = ".gitmeta"
 
+// NestedEnv is set in the environment of the git commands an apply runs
+// itself (the index refresh), so the hooks they trigger return at once.
+const NestedEnv = "GIT_ONESIS_NESTED"
+
 // ErrBare is returned when an operation needs a work tree.
 var ErrBare = errors.New("this operation must be run in a work tree (the repository is bare)")
 
@@ -39,6 +43,30 @@ type Image struct {
 
 	// metaTracked says whether the last Scan found .gitmeta in the index.
 	metaTracked bool
+	// outside is what the last Scan found a sparse checkout leaves out of
+	// the work tree (nil: nothing).
+	outside func(string) bool
+}
+
+// indexPaths lists the paths the index holds (GIT_INDEX_FILE honoured),
+// and what a sparse checkout leaves out of the tree. The index is read in
+// process; a split index is listed by git.
+func (im *Image) indexPaths() ([]string, func(string) bool, error) {
+	ix, err := git.ReadIndex(im.Git.IndexFile(), im.Git.HashLen())
+	if errors.Is(err, git.ErrSplitIndex) {
+		paths, err := im.Git.LsFiles()
+		return paths, nil, err
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	paths := make([]string, 0, len(ix.Entries))
+	for k := range ix.Entries {
+		if k == 0 || ix.Entries[k].Path != ix.Entries[k-1].Path {
+			paths = append(paths, ix.Entries[k].Path)
+		}
+	}
+	return paths, sparseScope(ix), nil
 }
 
 // Open finds the repository containing dir and checks it has a work tree.
@@ -122,16 +150,17 @@ func (im *Image) MetaInIndex() (*meta.Manifest, error) {
 // candidates are checked with one 'git check-ignore' after the walk, which
 // is much cheaper than asking git to walk the whole tree for ignored paths.
 func (im *Image) Scan() (*meta.Manifest, error) {
-	// 'git ls-files' reads the index while the walk reads the tree: Keep is
-	// only consulted once the walk is over.
+	// The index is read while the walk reads the tree: Keep is only
+	// consulted once the walk is over.
 	type lsResult struct {
-		set map[string]struct{}
-		err error
+		set     map[string]struct{}
+		outside func(string) bool
+		err     error
 	}
 	lsDone := make(chan lsResult, 1)
 	go func() {
-		end := trace.Region("git ls-files")
-		tracked, err := im.Git.LsFiles()
+		end := trace.Region("read the index")
+		tracked, outside, err := im.indexPaths()
 		end()
 		if err != nil {
 			lsDone <- lsResult{err: fmt.Errorf("listing the index: %w", err)}
@@ -144,7 +173,7 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 		_, im.metaTracked = set[MetaFile]
 		// .gitmeta is recorded even before its first 'git add'.
 		set[MetaFile] = struct{}{}
-		lsDone <- lsResult{set: set}
+		lsDone <- lsResult{set: set, outside: outside}
 	}()
 	var (
 		ls     lsResult
@@ -179,6 +208,12 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	im.outside = index().outside
+	if im.outside != nil {
+		if err := im.keepOutside(m); err != nil {
+			return nil, err
+		}
+	}
 	if cache != nil {
 		trace.Printf("scan cache: xattrs of %d of %d objects reused", cache.Hits(), len(m.Entries))
 		end = trace.Region("save scan cache")
@@ -196,6 +231,34 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 	}
 	trace.Printf("scan: %d entries", len(m.Entries))
 	return m, nil
+}
+
+// keepOutside adds to a scan what a sparse checkout keeps out of the work
+// tree, exactly as .gitmeta records it (the work tree's .gitmeta, or
+// HEAD's when that cannot be read): what the scan could not see is never
+// recorded as gone. .gitmeta itself must be in the tree.
+func (im *Image) keepOutside(m *meta.Manifest) error {
+	if im.outside(MetaFile) {
+		return fmt.Errorf("%s is outside the sparse checkout, so its entries cannot be kept; add it: git sparse-checkout add /%s (or disable the sparse checkout)", MetaFile, MetaFile)
+	}
+	base, err := im.ReadWorktreeMeta()
+	if err != nil {
+		if base, err = im.MetaAt("HEAD"); err != nil || base == nil {
+			return nil
+		}
+	}
+	var add []meta.Entry
+	for _, e := range base.Entries {
+		if im.outside(e.Path) && m.Lookup(e.Path) == nil {
+			add = append(add, e)
+		}
+	}
+	if len(add) > 0 {
+		m.Entries = append(m.Entries, add...)
+		m.Sort()
+		trace.Printf("scan: kept %d entries a sparse checkout leaves out of the tree", len(add))
+	}
+	return nil
 }
 
 // ScanCacheFile is where, inside a worktree's git dir, Scan keeps the
@@ -300,6 +363,10 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 	if err != nil {
 		return false, nil, fmt.Errorf("writing .gitmeta: %w", err)
 	}
+	// The tree now matches .gitmeta by construction.
+	if b, err := os.ReadFile(im.MetaPath()); err == nil {
+		im.saveApplied(b)
+	}
 	if stage {
 		if asIs := <-stagedAsIs; !changed && im.metaTracked && asIs {
 			trace.Printf("git add .gitmeta: skipped, the index already holds it")
@@ -307,10 +374,20 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		}
 		defer trace.Region("git add .gitmeta")()
 		if err := im.Git.Add(MetaFile); err != nil {
-			return changed, m, fmt.Errorf("staging .gitmeta: %w", err)
+			return changed, m, im.lockHint(err)
 		}
 	}
 	return changed, m, nil
+}
+
+// lockHint turns git's "index.lock exists" failure into what to do about
+// it; other errors are returned as they are.
+func (im *Image) lockHint(err error) error {
+	lock := im.Git.IndexFile() + ".lock"
+	if _, serr := os.Lstat(lock); serr != nil || !strings.Contains(err.Error(), "index.lock") {
+		return err
+	}
+	return fmt.Errorf("cannot stage .gitmeta: %s exists. Another git process is using the index, or one was killed while it did (an interrupted 'git onesis record', say). If no git process is running in this repository, remove it (rm %s) and run the command again: %w", lock, lock, err)
 }
 
 // metaStagedAsIs reports whether the index entry of .gitmeta matches the
@@ -350,20 +427,25 @@ type ApplyOptions struct {
 	Paths  []string
 	DryRun bool
 	Log    func(string)
+	// Outside reports paths a sparse checkout leaves out (see
+	// meta.ApplyOptions.Outside); nil when the checkout is not sparse.
+	Outside func(string) bool
 }
 
 // ApplyTree makes the work tree match m, then refreshes git's index for the
 // entries it touched so the next 'git status' does not re-hash them.
 func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult, error) {
 	end := trace.Region("apply")
-	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, Paths: withParents(o.Paths), DryRun: o.DryRun, Log: o.Log})
+	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, Paths: withParents(o.Paths), DryRun: o.DryRun, Log: o.Log, Outside: o.Outside})
 	end()
 	if err != nil {
 		return res, err
 	}
 	if refresh := gitCarried(m, res.Touched); !o.DryRun && len(refresh) > 0 {
 		defer trace.Region("refresh index")()
-		if err := im.Git.RefreshIndex(refresh); err != nil {
+		// The refresh writes the index, which runs post-index-change:
+		// that hook has nothing to do for our own refresh.
+		if err := im.Git.WithEnv(NestedEnv + "=1").RefreshIndex(refresh); err != nil {
 			return res, fmt.Errorf("refreshing the index after apply: %w", err)
 		}
 	}
@@ -377,8 +459,22 @@ func Summary(res *meta.ApplyResult) []string {
 	if res == nil {
 		return nil
 	}
+	var skipped []string
 	if res.OwnershipSkipped > 0 {
-		out = append(out, fmt.Sprintf("ownership of %s entries not applied (not root); see 'git onesis ls'", thousands(res.OwnershipSkipped)))
+		skipped = append(skipped, "ownership of "+thousands(res.OwnershipSkipped)+" entries")
+	}
+	if res.DevicesSkipped > 0 {
+		skipped = append(skipped, thousands(res.DevicesSkipped)+" devices")
+	}
+	if len(skipped) > 0 || res.OwnerAccessKept > 0 {
+		line := "not applied (not root): " + strings.Join(skipped, ", ")
+		if len(skipped) == 0 {
+			line = "not applied (not root): nothing but modes"
+		}
+		if res.OwnerAccessKept > 0 {
+			line += fmt.Sprintf("; %s files and directories keep their owner's access, which .gitmeta records without (root needs none)", thousands(res.OwnerAccessKept))
+		}
+		out = append(out, line+"; 'git onesis ls' shows what is recorded")
 	}
 	if n := len(res.Missing); n > 0 {
 		ex := res.Missing[0]

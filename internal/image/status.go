@@ -85,11 +85,10 @@ func (im *Image) Status() (*Status, error) {
 	st := &Status{}
 	notRoot := os.Geteuid() != 0
 	for _, c := range meta.Compare(recorded, cur) {
-		d := Drift{Change: c}
-		if notRoot && c.Kind == meta.Modified {
-			d.NotRoot = onlyPrivileged(c)
+		if im.outside != nil && im.outside(c.Path) {
+			continue // a sparse checkout leaves it out
 		}
-		st.Drift = append(st.Drift, d)
+		st.Drift = append(st.Drift, Drift{Change: c, NotRoot: notRoot && NotRootDrift(c)})
 	}
 	if gs.err != nil {
 		return nil, gs.err
@@ -100,21 +99,85 @@ func (im *Image) Status() (*Status, error) {
 	return st, nil
 }
 
-// onlyPrivileged reports whether a change is limited to what a non-root
-// user cannot apply: uid, gid, and xattrs outside the user namespace.
-func onlyPrivileged(c meta.Change) bool {
+// NotRootDrift reports whether a difference between the recorded entry
+// (Old) and the tree (New) is only what a non-root apply cannot or will not
+// make: uid, gid, xattrs outside the user namespace, setuid and setgid,
+// char and block devices it cannot create, and the owner's access to files
+// and directories it keeps (see meta.ApplyResult.OwnerAccessKept). For a
+// non-root user these are expected, not drift.
+func NotRootDrift(c meta.Change) bool {
+	if c.Kind == meta.Removed {
+		return c.Old != nil && (c.Old.Type == meta.TypeChar || c.Old.Type == meta.TypeBlock)
+	}
+	if c.Kind != meta.Modified {
+		return false
+	}
 	for _, f := range c.Fields() {
 		switch {
 		case f == "uid" || f == "gid":
 		case strings.HasPrefix(f, "xattr.") && !strings.HasPrefix(f, "xattr.user."):
-		case f == "mode" && c.Old != nil && c.New != nil && c.Old.Mode&^0o6000 == c.New.Mode&^0o6000:
-			// The kernel refuses setuid/setgid on files a user does not own
-			// as that group; treat as privileged.
+		case f == "mode" && c.Old != nil && c.New != nil && ownerAccessOnly(c.Old, c.New):
 		default:
 			return false
 		}
 	}
 	return true
+}
+
+// ownerAccessOnly reports whether the tree's mode differs from the
+// recorded one only by setuid/setgid (the kernel refuses them to a user
+// outside the group) and by owner access bits the tree has in addition.
+func ownerAccessOnly(rec, tree *meta.Entry) bool {
+	kept := uint32(0)
+	switch rec.Type {
+	case meta.TypeFile:
+		kept = 0o400
+	case meta.TypeDir:
+		kept = 0o700
+	}
+	diff := (rec.Mode ^ tree.Mode) &^ 0o6000
+	return diff&^kept == 0 && rec.Mode&diff == 0
+}
+
+// AsRoot returns the tree manifest cur as root would have it: where cur
+// differs from recorded only by what a non-root apply could not make
+// (NotRootDrift), the recorded entry stands in for the tree's. It returns
+// cur unchanged for root. A non-root reviewer's 'git onesis diff REV'
+// then shows the changes between REV and the work tree, not thousands of
+// "owner root -> you".
+func AsRoot(recorded, cur *meta.Manifest) (*meta.Manifest, int) {
+	if os.Geteuid() == 0 || recorded == nil {
+		return cur, 0
+	}
+	out := &meta.Manifest{Entries: make([]meta.Entry, 0, len(cur.Entries))}
+	idx := map[string]int{}
+	for i := range cur.Entries {
+		idx[cur.Entries[i].Path] = i
+	}
+	swapped := map[string]*meta.Entry{}
+	var added []meta.Entry
+	for _, c := range meta.Compare(recorded, cur) {
+		if !NotRootDrift(c) {
+			continue
+		}
+		if c.Kind == meta.Removed {
+			added = append(added, c.Old.Clone())
+		} else {
+			swapped[c.Path] = c.Old
+		}
+	}
+	for i := range cur.Entries {
+		if e, ok := swapped[cur.Entries[i].Path]; ok {
+			out.Entries = append(out.Entries, e.Clone())
+		} else {
+			out.Entries = append(out.Entries, cur.Entries[i])
+		}
+	}
+	out.Entries = append(out.Entries, added...)
+	if len(added) > 0 {
+		out.Sort()
+	}
+	return out, len(swapped) + len(added)
 }
 
 // StatusAgainst compares the work tree with the commit rev names instead
@@ -140,11 +203,7 @@ func (im *Image) StatusAgainst(rev string) (*Status, error) {
 	st := &Status{}
 	notRoot := os.Geteuid() != 0
 	for _, c := range meta.Compare(recorded, cur) {
-		d := Drift{Change: c}
-		if notRoot && c.Kind == meta.Modified {
-			d.NotRoot = onlyPrivileged(c)
-		}
-		st.Drift = append(st.Drift, d)
+		st.Drift = append(st.Drift, Drift{Change: c, NotRoot: notRoot && NotRootDrift(c)})
 	}
 	out, err := im.Git.Run("diff", "--no-ext-diff", "--no-renames", "--name-status", "-z", commit, "--")
 	if err != nil {

@@ -46,8 +46,8 @@ type Variant struct {
 	// Files, Metadata and Packages count what differs from the base's tip:
 	// content paths (git diff), .gitmeta entries, and packages.
 	Files, Metadata, Packages int
-	// Nodes maps each node whose booted commit is on this branch to that
-	// commit.
+	// Nodes maps each node that boots this branch (see NodeBranches) to
+	// the commit it last booted.
 	Nodes map[string]string
 }
 
@@ -63,22 +63,9 @@ func Images(im *image.Image, pkgDiff func(a, b string) (int, error)) ([]Variant,
 	if err != nil {
 		return nil, err
 	}
-	// Which branches contain each booted commit: one git call per distinct
-	// commit (nodes mostly share a few), not one per node and branch.
-	onBranch := map[string]map[string]bool{} // commit -> branch -> true
-	for _, b := range booted {
-		if _, done := onBranch[b.Commit]; done {
-			continue
-		}
-		br, err := im.Git.Run("for-each-ref", "--contains", b.Commit, "--format=%(refname:short)", "refs/heads/")
-		if err != nil {
-			return nil, fmt.Errorf("finding the branches of booted commit %s: %w", b.Commit, err)
-		}
-		set := map[string]bool{}
-		for _, name := range strings.Fields(string(br)) {
-			set[name] = true
-		}
-		onBranch[b.Commit] = set
+	branches, err := NodeBranches(im.Git)
+	if err != nil {
+		return nil, err
 	}
 	var vs []Variant
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -91,7 +78,7 @@ func Images(im *image.Image, pkgDiff func(a, b string) (int, error)) ([]Variant,
 			v.Base = b
 		}
 		for node, b := range booted {
-			if onBranch[b.Commit][name] {
+			if branches[node] == name {
 				v.Nodes[node] = b.Commit
 			}
 		}

@@ -86,31 +86,27 @@ func run(r *git.Repo, args ...string) ([]byte, error) {
 	return r.Run(args...)
 }
 
-// applyAfter makes dir's metadata match its .gitmeta after git moved its
-// HEAD from before (a commit, or "" for a fresh checkout): incrementally
-// when before is known. It returns the apply result (nil when the tree has
-// no .gitmeta).
+// applyAfter makes dir's metadata match its .gitmeta after git wrote into
+// it: in full for a fresh checkout (before is ""), else what git wrote and
+// what .gitmeta changed since the last apply (see image.Converge). It
+// returns the apply result (nil when there was nothing to apply).
 func applyAfter(dir, before string) (*meta.ApplyResult, error) {
 	im, err := image.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	m, err := im.ReadWorktreeMeta()
-	if errors.Is(err, image.ErrNoMeta) {
-		return nil, nil
+	if before == "" {
+		res, err := im.ApplyWorktreeMeta(image.ApplyOptions{})
+		if errors.Is(err, image.ErrNoMeta) {
+			return nil, nil
+		}
+		return res, err
 	}
+	cv, err := im.Converge(image.Wrote)
 	if err != nil {
 		return nil, err
 	}
-	o := image.ApplyOptions{}
-	if before != "" {
-		if prev, err := im.MetaAt(before); err == nil && prev != nil {
-			if paths, err := im.Git.DiffTreeNames(before, "HEAD"); err == nil {
-				o.Old, o.Paths = prev, paths
-			}
-		}
-	}
-	return im.ApplyTree(m, o)
+	return cv.Result, nil
 }
 
 // requireClean refuses to go on when dir has content changes or metadata
@@ -126,7 +122,7 @@ func requireClean(dir, what string) error {
 	}
 	if !st.Clean() || st.Unrecorded {
 		n := len(st.Content) + len(st.Drift)
-		return fmt.Errorf("%s in %s has %d uncommitted change(s); commit them ('git onesis commit') or discard them first (see 'git onesis status')", what, dir, n)
+		return fmt.Errorf("%s in %s has %d uncommitted change(s); commit or discard them first ('git onesis status' there says how)", what, dir, n)
 	}
 	return nil
 }
@@ -152,17 +148,36 @@ func DefaultDir(top, name string) string {
 type StartResult struct {
 	Branch, Dir, Commit string
 	Apply               *meta.ApplyResult
+	// Warnings say what is missing but does not stop the upgrade (package
+	// lists that could not be copied).
+	Warnings []string
 }
 
 // Start creates branch name at o.From and checks it out into a new linked
 // worktree with its metadata applied. Git shares the object store, so this
 // costs the image's checked-out files, not a second repository.
+//
+// Everything is checked before anything is made (the name, the start
+// point, the directory, every node), and a failure after the worktree was
+// made removes it and the branch again: a failed start leaves nothing to
+// clean up and can simply be run again.
 func Start(im *image.Image, name string, o StartOptions) (*StartResult, error) {
 	if err := checkBranchName(im.Git, name); err != nil {
 		return nil, err
 	}
 	if _, err := im.Git.ResolveRev("refs/heads/" + name); err == nil {
 		return nil, fmt.Errorf("branch %q already exists; pick another name, or 'git onesis upgrade abandon %s' and delete it", name, name)
+	}
+	if len(o.Nodes) > 0 {
+		inv, err := inventory.Load(im.Git)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range o.Nodes {
+			if inv.ByName(n) == nil {
+				return nil, fmt.Errorf("no node %q in the inventory (see 'git onesis node list'); nothing was started", n)
+			}
+		}
 	}
 	from := o.From
 	if from == "" {
@@ -185,33 +200,48 @@ func Start(im *image.Image, name string, o StartOptions) (*StartResult, error) {
 	if _, err := run(im.Git, "worktree", "add", "-q", "-b", name, "--", dir, commit); err != nil {
 		return nil, fmt.Errorf("creating the worktree for %s: %w", name, err)
 	}
+	undo := func(cause error) error {
+		_, err1 := im.Git.Run("worktree", "remove", "--force", "--force", "--", dir)
+		_, err2 := im.Git.Run("branch", "-D", "--", name)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("%w; undoing the start also failed (remove %s and branch %s by hand): %v", cause, dir, name, err)
+		}
+		return fmt.Errorf("%w; the worktree and branch were removed again", cause)
+	}
 	res, err := applyAfter(dir, "")
 	if err != nil {
-		return nil, fmt.Errorf("applying metadata in %s: %w", dir, err)
+		return nil, undo(fmt.Errorf("applying metadata in %s: %w", dir, err))
 	}
 	out := &StartResult{Branch: name, Dir: dir, Commit: commit, Apply: res}
+	if err := copyPackageLists(im.Root, dir); err != nil {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("%v; run 'apt-get update' (or dnf's makecache) in the worktree before installing", err))
+	}
 	if len(o.Nodes) > 0 {
 		if err := pointNodes(im.Git, o.Nodes, name, dir, o.Maintenance); err != nil {
-			return out, fmt.Errorf("upgrade %s started in %s, but: %w", name, dir, err)
+			return nil, undo(err)
 		}
 	}
 	return out, nil
 }
 
 // pointNodes sets the nodes' ref to branch (and, for maintenance, their
-// work tree) in one inventory commit; every node must exist.
+// work tree) in one inventory commit; every node must exist. What each
+// booted before is kept in onesis.upgrade.<branch>.node, for Release.
 func pointNodes(r *git.Repo, nodes []string, branch, dir string, maintenance bool) error {
 	what := "boot upgrade " + branch
 	if maintenance {
 		what = "boot " + dir + " read-write (maintenance)"
 	}
 	msg := fmt.Sprintf("node set %s: %s", strings.Join(nodes, " "), what)
+	var before []string
 	_, err := inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+		before = before[:0]
 		for _, name := range nodes {
 			n := inv.ByName(name)
 			if n == nil {
 				return fmt.Errorf("no node %q in the inventory (see 'git onesis node list')", name)
 			}
+			before = append(before, strings.TrimSpace(n.Name+" "+n.Ref))
 			c := *n
 			c.Ref = branch
 			if maintenance {
@@ -223,7 +253,76 @@ func pointNodes(r *git.Repo, nodes []string, branch, dir string, maintenance boo
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	for _, b := range before {
+		if _, err := r.Run("config", "--local", "--add", nodesKey(branch), b); err != nil {
+			return fmt.Errorf("remembering what %s booted before the upgrade: %w", b, err)
+		}
+	}
+	return nil
+}
+
+// nodesKey is the config key where pointNodes keeps "NODE [REF]": what
+// each node pointed at upgrade name booted before.
+func nodesKey(name string) string { return "onesis.upgrade." + name + ".node" }
+
+// Released is a node Release moved off an upgrade.
+type Released struct {
+	Node string
+	// Ref is what it boots now: its ref from before the upgrade, or ""
+	// for serve's default (the checked-out production branch).
+	Ref string
+	// Was says what it pointed at: "maintenance DIR" or "ref NAME".
+	Was string
+}
+
+// Release moves every node that boots upgrade name (its ref is the
+// branch, or its maintenance work tree is dir) back to what it booted
+// before 'upgrade start' pointed it there, in one inventory commit, and
+// forgets the upgrade's record. Promote and Abandon call it, so no node
+// is left booting an upgrade that is over or a work tree that is gone.
+func Release(r *git.Repo, name, dir string) ([]Released, error) {
+	prev := map[string]string{}
+	if out, err := r.Run("config", "--local", "--get-all", nodesKey(name)); err == nil {
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if node, ref, _ := strings.Cut(l, " "); node != "" {
+				prev[node] = ref
+			}
+		}
+	}
+	var done []Released
+	_, err := inventory.Update(r, "upgrade "+name+" over: nodes back to what they booted before", func(inv *inventory.Inventory) error {
+		done = done[:0]
+		for _, n := range inv.Nodes {
+			onRef := n.Ref == name || n.Ref == "refs/heads/"+name
+			onDir := dir != "" && n.Maintenance == dir
+			if !onRef && !onDir {
+				continue
+			}
+			c := *n
+			rel := Released{Node: n.Name, Was: "ref " + n.Ref}
+			if onDir {
+				rel.Was = "maintenance " + n.Maintenance
+				c.Maintenance = ""
+			}
+			c.Ref = prev[n.Name]
+			rel.Ref = c.Ref
+			if err := inv.Put(&c); err != nil {
+				return err
+			}
+			done = append(done, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("moving the nodes of upgrade %s back: %w", name, err)
+	}
+	if err := r.UnsetConfig(nodesKey(name)); err != nil {
+		return done, err
+	}
+	return done, nil
 }
 
 func checkBranchName(r *git.Repo, name string) error {
@@ -244,6 +343,8 @@ type PromoteResult struct {
 	Worktree    string // where To is checked out, "" if nowhere
 	Apply       *meta.ApplyResult
 	UpToDate    bool
+	// Released are the nodes moved off the upgrade (see Release).
+	Released []Released
 }
 
 // Promote moves production branch to to the upgrade branch name: a
@@ -276,9 +377,21 @@ func Promote(im *image.Image, name, to string) (*PromoteResult, error) {
 			return nil, err
 		}
 	}
+	upWT, err := worktreeOf(im.Git, name)
+	if err != nil {
+		return nil, err
+	}
+	release := func() error {
+		dir := ""
+		if upWT != nil {
+			dir = upWT.Dir
+		}
+		res.Released, err = Release(im.Git, name, dir)
+		return err
+	}
 	if res.Old == src {
 		res.New, res.UpToDate = src, true
-		return res, nil
+		return res, release()
 	}
 	_, err = im.Git.Run("merge-base", "--is-ancestor", res.Old, src)
 	res.FastForward = err == nil
@@ -305,30 +418,39 @@ func Promote(im *image.Image, name, to string) (*PromoteResult, error) {
 	if res.New, err = im.Git.ResolveRev("refs/heads/" + to); err != nil {
 		return nil, err
 	}
+	if err := release(); err != nil {
+		return res, fmt.Errorf("%s now has %s, but: %w", to, name, err)
+	}
 	return res, nil
 }
 
 // Abandon removes the worktree of upgrade branch name and keeps the branch,
-// so its history stays reviewable. Without force it refuses when the
-// worktree has uncommitted changes.
-func Abandon(im *image.Image, name string, force bool) (string, error) {
+// so its history stays reviewable, and moves the nodes that boot the
+// upgrade back (Release). Without force it refuses when the worktree has
+// uncommitted changes.
+func Abandon(im *image.Image, name string, force bool) (string, []Released, error) {
 	if _, err := im.Git.ResolveRev("refs/heads/" + name); err != nil {
-		return "", fmt.Errorf("no upgrade branch %q: %w", name, err)
+		return "", nil, fmt.Errorf("no upgrade branch %q: %w", name, err)
 	}
 	wt, err := worktreeOf(im.Git, name)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if wt == nil {
-		return "", fmt.Errorf("upgrade %s has no worktree (already abandoned?)", name)
+		return "", nil, fmt.Errorf("upgrade %s has no worktree (already abandoned?)", name)
 	}
 	if wt.Dir == im.Root {
-		return "", fmt.Errorf("upgrade %s is checked out in this work tree; switch to another branch first", name)
+		return "", nil, fmt.Errorf("upgrade %s is checked out in this work tree; switch to another branch first", name)
 	}
 	if !force {
 		if err := requireClean(wt.Dir, "upgrade "+name); err != nil {
-			return "", fmt.Errorf("%w (or pass --force)", err)
+			return "", nil, fmt.Errorf("%w (or pass --force)", err)
 		}
+	}
+	// Nodes first: none may boot a work tree that is about to go.
+	rel, err := Release(im.Git, name, wt.Dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w; the worktree %s was not removed", err, wt.Dir)
 	}
 	args := []string{"worktree", "remove"}
 	if force {
@@ -336,19 +458,21 @@ func Abandon(im *image.Image, name string, force bool) (string, error) {
 		args = append(args, "--force", "--force")
 	}
 	if _, err := im.Git.Run(append(args, "--", wt.Dir)...); err != nil {
-		return "", fmt.Errorf("removing the worktree %s: %w", wt.Dir, err)
+		return "", rel, fmt.Errorf("removing the worktree %s: %w", wt.Dir, err)
 	}
-	return wt.Dir, nil
+	return wt.Dir, rel, nil
 }
 
 // RollbackResult says what Rollback did.
 type RollbackResult struct {
-	Branch       string
-	Target       string // the commit whose tree production now has
-	Old, New     string // branch tip before and after
-	Worktree     string
-	Apply        *meta.ApplyResult
-	StillOnNewer map[string]string // node -> commit it booted, when that is not the rolled-back tree
+	Branch   string
+	Target   string // the commit whose tree production now has
+	Old, New string // branch tip before and after
+	Worktree string
+	Apply    *meta.ApplyResult
+	// StillOnNewer maps each node booting branch (see NodeBranches) whose
+	// booted commit does not have the rolled-back tree to that commit.
+	StillOnNewer map[string]string
 	AlreadyThere bool
 }
 
@@ -413,14 +537,57 @@ func Rollback(im *image.Image, rev, branch string) (*RollbackResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	branches, err := NodeBranches(im.Git)
+	if err != nil {
+		return nil, err
+	}
 	res.StillOnNewer = map[string]string{}
 	want := strings.TrimSpace(string(tree))
 	for node, b := range booted {
-		if b.Tree != want {
+		if branches[node] == branch && b.Tree != want {
 			res.StillOnNewer[node] = b.Commit
 		}
 	}
 	return res, nil
+}
+
+// NodeBranches returns, for each node of the inventory, the local branch
+// it boots: its ref when that names a local branch; the branch of its
+// maintenance work tree; and, for a node with neither, the branch checked
+// out in the main work tree, which is what serve boots by default (serve
+// --ref aside). A node booting a tag or a commit is on no branch ("").
+func NodeBranches(r *git.Repo) (map[string]string, error) {
+	inv, err := inventory.Load(r)
+	if err != nil {
+		return nil, err
+	}
+	wts, err := Worktrees(r)
+	if err != nil {
+		return nil, err
+	}
+	def := ""
+	if len(wts) > 0 && !wts[0].Bare {
+		def = wts[0].Branch
+	}
+	out := make(map[string]string, len(inv.Nodes))
+	for _, n := range inv.Nodes {
+		switch {
+		case n.Maintenance != "":
+			for _, w := range wts {
+				if w.Dir == n.Maintenance {
+					out[n.Name] = w.Branch
+				}
+			}
+		case n.Ref == "":
+			out[n.Name] = def
+		default:
+			ref := strings.TrimPrefix(n.Ref, "refs/heads/")
+			if _, err := r.Run("rev-parse", "--verify", "--quiet", "refs/heads/"+ref); err == nil {
+				out[n.Name] = ref
+			}
+		}
+	}
+	return out, nil
 }
 
 // BootedRef is what a node booted: the commit and its tree.

@@ -1,0 +1,208 @@
+package git
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// IndexEntry is one entry of git's index (the "DIRC" file), with the stat
+// data git recorded when it last wrote or checked the file.
+type IndexEntry struct {
+	Path         string
+	Mode         uint32 // 0100644, 0100755, 0120000, 0160000, or 040000 for a sparse directory
+	CtimeSec     uint32
+	CtimeNsec    uint32
+	MtimeSec     uint32
+	MtimeNsec    uint32
+	Dev, Ino     uint32
+	UID, GID     uint32
+	Size         uint32
+	Stage        int  // 0, or 1-3 for an unmerged path
+	SkipWorktree bool // outside the sparse checkout: not in the work tree
+	IntentToAdd  bool
+}
+
+// SparseDir reports whether e stands for a whole directory outside the
+// sparse checkout (a sparse index); its Path ends in "/".
+func (e *IndexEntry) SparseDir() bool { return e.Mode&0o170000 == 0o040000 }
+
+// Index is a parsed index file.
+type Index struct {
+	Version int
+	Entries []IndexEntry // in git's order (by path, then stage)
+}
+
+// ErrSplitIndex is returned by ReadIndex for a split index
+// (core.splitIndex), whose entries live partly in a shared file.
+var ErrSplitIndex = errors.New("the index is split (core.splitIndex); its entries are not all in one file")
+
+// maxIndexEntries bounds what ReadIndex accepts, so a damaged header cannot
+// make it allocate without limit.
+const maxIndexEntries = 1 << 26
+
+// ReadIndex parses the index file at path. hashLen is the object-id size
+// of the repository (20 for SHA-1, 32 for SHA-256). Versions 2, 3 and 4 are
+// understood; extensions are skipped, but a split index (the "link"
+// extension) is ErrSplitIndex. A missing file is an empty index.
+func ReadIndex(path string, hashLen int) (*Index, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &Index{Version: 2}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the index: %w", err)
+	}
+	ix, err := parseIndex(b, hashLen)
+	if err != nil {
+		return nil, fmt.Errorf("reading the index %s: %w", path, err)
+	}
+	return ix, nil
+}
+
+func parseIndex(b []byte, hashLen int) (*Index, error) {
+	if hashLen != 20 && hashLen != 32 {
+		return nil, fmt.Errorf("object ids of %d bytes are not a git hash", hashLen)
+	}
+	if len(b) < 12+hashLen || string(b[:4]) != "DIRC" {
+		return nil, errors.New("not an index file (no DIRC header)")
+	}
+	ver := int(binary.BigEndian.Uint32(b[4:8]))
+	if ver < 2 || ver > 4 {
+		return nil, fmt.Errorf("index version %d is not understood (2, 3 or 4 are)", ver)
+	}
+	n := binary.BigEndian.Uint32(b[8:12])
+	if n > maxIndexEntries {
+		return nil, fmt.Errorf("index claims %d entries", n)
+	}
+	body := b[:len(b)-hashLen] // the trailing checksum is not read
+	ix := &Index{Version: ver, Entries: make([]IndexEntry, 0, n)}
+	off := 12
+	var prev []byte
+	fixed := 40 + hashLen + 2 // stat data, object id, flags
+	for i := uint32(0); i < n; i++ {
+		start := off
+		if off+fixed > len(body) {
+			return nil, fmt.Errorf("entry %d is cut off", i)
+		}
+		e := IndexEntry{
+			CtimeSec:  be32(body[off:]),
+			CtimeNsec: be32(body[off+4:]),
+			MtimeSec:  be32(body[off+8:]),
+			MtimeNsec: be32(body[off+12:]),
+			Dev:       be32(body[off+16:]),
+			Ino:       be32(body[off+20:]),
+			Mode:      be32(body[off+24:]),
+			UID:       be32(body[off+28:]),
+			GID:       be32(body[off+32:]),
+			Size:      be32(body[off+36:]),
+		}
+		off += 40 + hashLen
+		flags := binary.BigEndian.Uint16(body[off:])
+		off += 2
+		e.Stage = int(flags>>12) & 3
+		if flags&0x4000 != 0 {
+			if ver < 3 {
+				return nil, fmt.Errorf("entry %d has extended flags in a version 2 index", i)
+			}
+			if off+2 > len(body) {
+				return nil, fmt.Errorf("entry %d is cut off", i)
+			}
+			ext := binary.BigEndian.Uint16(body[off:])
+			off += 2
+			e.SkipWorktree = ext&0x4000 != 0
+			e.IntentToAdd = ext&0x2000 != 0
+		}
+		if ver == 4 {
+			strip, w := indexVarint(body[off:])
+			if w == 0 || strip > uint64(len(prev)) {
+				return nil, fmt.Errorf("entry %d: bad path prefix length", i)
+			}
+			off += w
+			end := bytes.IndexByte(body[off:], 0)
+			if end < 0 {
+				return nil, fmt.Errorf("entry %d: path not terminated", i)
+			}
+			name := make([]byte, 0, int(uint64(len(prev))-strip)+end)
+			name = append(append(name, prev[:uint64(len(prev))-strip]...), body[off:off+end]...)
+			off += end + 1
+			prev = name
+			e.Path = string(name)
+		} else {
+			end := bytes.IndexByte(body[off:], 0)
+			if end < 0 {
+				return nil, fmt.Errorf("entry %d: path not terminated", i)
+			}
+			e.Path = string(body[off : off+end])
+			off += end
+			// NUL padding to a multiple of eight, at least one byte.
+			off = start + ((off-start)+8)&^7
+			if off > len(body) {
+				return nil, fmt.Errorf("entry %d is cut off", i)
+			}
+		}
+		ix.Entries = append(ix.Entries, e)
+	}
+	for off+8 <= len(body) {
+		sig := string(body[off : off+4])
+		size := int(binary.BigEndian.Uint32(body[off+4:]))
+		if sig == "link" {
+			return nil, ErrSplitIndex
+		}
+		if size < 0 || off+8+size > len(body) {
+			return nil, fmt.Errorf("extension %q is cut off", sig)
+		}
+		off += 8 + size
+	}
+	return ix, nil
+}
+
+func be32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
+
+// indexVarint decodes the offset encoding of index v4 path prefixes (the
+// same as OFS_DELTA's); the width is 0 when b ends mid-number.
+func indexVarint(b []byte) (uint64, int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	c := b[0]
+	v := uint64(c & 0x7f)
+	i := 1
+	for c&0x80 != 0 {
+		if i >= len(b) || i > 9 {
+			return 0, 0
+		}
+		c = b[i]
+		i++
+		v = (v+1)<<7 | uint64(c&0x7f)
+	}
+	return v, i
+}
+
+// IndexFile is the index this process would use: GIT_INDEX_FILE when set
+// (relative to the top of the work tree, as git reads it), else the
+// worktree's own index in its git dir.
+func (r *Repo) IndexFile() string {
+	if r.index != "" {
+		return r.index
+	}
+	if p := os.Getenv("GIT_INDEX_FILE"); p != "" {
+		if !filepath.IsAbs(p) && r.Top != "" {
+			p = filepath.Join(r.Top, p)
+		}
+		return p
+	}
+	return filepath.Join(r.GitDir, "index")
+}
+
+// HashLen is the size in bytes of the repository's object ids: 32 under
+// extensions.objectFormat=sha256, else 20.
+func (r *Repo) HashLen() int {
+	if v, ok, err := r.Config("extensions.objectFormat"); err == nil && ok && v == "sha256" {
+		return 32
+	}
+	return 20
+}

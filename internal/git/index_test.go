@@ -1,0 +1,147 @@
+package git
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// debugIndex renders what ReadIndex parsed in the shape of
+// 'git ls-files --debug' (with -t tags for skip-worktree), so the two can
+// be compared line for line.
+func debugIndex(ix *Index) string {
+	var b strings.Builder
+	for _, e := range ix.Entries {
+		tag := "H"
+		if e.SkipWorktree {
+			tag = "S"
+		}
+		name := e.Path
+		if strings.ContainsAny(name, "\t\n\"\\") {
+			name = strconv.Quote(name) // git's C-style quoting, for these bytes
+		}
+		fmt.Fprintf(&b, "%s %s\n  ctime: %d:%d\n  mtime: %d:%d\n  dev: %d\tino: %d\n  uid: %d\tgid: %d\n  size: %d\tflags: ",
+			tag, name, e.CtimeSec, e.CtimeNsec, e.MtimeSec, e.MtimeNsec, e.Dev, e.Ino, e.UID, e.GID, e.Size)
+		b.WriteString("*\n")
+	}
+	return b.String()
+}
+
+// gitDebug is 'git ls-files -t --debug' with the flags value masked (it
+// prints git's in-core flags, which include bits not stored on disk).
+func gitDebug(t *testing.T, dir string) string {
+	out := git(t, dir, "ls-files", "-t", "--debug")
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(out, "\n") {
+		if i := strings.Index(l, "flags: "); i >= 0 {
+			l = l[:i+len("flags: ")] + "*\n"
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
+// TestReadIndex parses indexes that real git wrote, in versions 2, 3 (with
+// skip-worktree bits from a sparse checkout) and 4 (prefix-compressed
+// paths), and compares every field with 'git ls-files --debug'.
+func TestReadIndex(t *testing.T) {
+	files := map[string]string{".gitmeta": "", "etc/motd": "hi\n", "etc/ssh/sshd_config": "x\n",
+		"usr/bin/tool": "#!/bin/sh\n", "usr/share/doc/a/b/c/long-name-" + strings.Repeat("x", 40): "y\n",
+		"odd name\twith tab": "z\n"}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		ver   int
+		skip  bool
+	}{
+		{"v2", func(t *testing.T, dir string) {}, 2, false},
+		{"v3 sparse", func(t *testing.T, dir string) {
+			git(t, dir, "sparse-checkout", "set", "--no-cone", "/etc/", "/.gitmeta")
+		}, 3, true},
+		{"v4", func(t *testing.T, dir string) { git(t, dir, "update-index", "--index-version", "4") }, 4, false},
+		{"v4 sparse", func(t *testing.T, dir string) {
+			git(t, dir, "sparse-checkout", "set", "--no-cone", "/usr/")
+			git(t, dir, "update-index", "--index-version", "4")
+		}, 4, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := newRepo(t, files)
+			tc.setup(t, dir)
+			r := discover(t, dir)
+			ix, err := ReadIndex(r.IndexFile(), r.HashLen())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ix.Version != tc.ver {
+				t.Errorf("version %d, want %d", ix.Version, tc.ver)
+			}
+			if got, want := debugIndex(ix), gitDebug(t, dir); got != want {
+				t.Errorf("parsed:\n%s\ngit ls-files --debug:\n%s", got, want)
+			}
+			skipped := 0
+			for _, e := range ix.Entries {
+				if e.SkipWorktree {
+					skipped++
+				}
+			}
+			if (skipped > 0) != tc.skip {
+				t.Errorf("%d skip-worktree entries; want some: %v", skipped, tc.skip)
+			}
+		})
+	}
+}
+
+// TestReadIndexSHA256 reads a SHA-256 repository's index (32-byte ids).
+func TestReadIndexSHA256(t *testing.T) {
+	dir := filepath.Join(tmp(t), "repo")
+	git(t, tmp(t), "init", "-q", "--object-format=sha256", dir)
+	write(t, filepath.Join(dir, "a/b"), "x\n")
+	git(t, dir, "add", "-A")
+	r := discover(t, dir)
+	if r.HashLen() != 32 {
+		t.Fatalf("HashLen = %d, want 32", r.HashLen())
+	}
+	ix, err := ReadIndex(r.IndexFile(), r.HashLen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ix.Entries) != 1 || ix.Entries[0].Path != "a/b" || ix.Entries[0].Mode != 0o100644 {
+		t.Fatalf("entries %+v", ix.Entries)
+	}
+}
+
+// TestReadIndexSplitAndDamaged: a split index is named as such; damaged
+// files are errors, never a panic; a missing index is empty.
+func TestReadIndexSplitAndDamaged(t *testing.T) {
+	dir := newRepo(t, map[string]string{"a": "1\n", "b/c": "2\n"})
+	git(t, dir, "update-index", "--split-index")
+	r := discover(t, dir)
+	if _, err := ReadIndex(r.IndexFile(), 20); !errors.Is(err, ErrSplitIndex) {
+		t.Errorf("split index: %v, want ErrSplitIndex", err)
+	}
+	git(t, dir, "update-index", "--no-split-index")
+	good, err := os.ReadFile(r.IndexFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseIndex(good, 20); err != nil {
+		t.Fatalf("the unsplit index: %v", err)
+	}
+	for i := 0; i < len(good); i++ {
+		if _, err := parseIndex(good[:i], 20); err == nil && i < 12+20 {
+			t.Errorf("a %d-byte prefix parsed", i)
+		}
+	}
+	bad := append([]byte(nil), good...)
+	bad[11] = 0xff // entry count beyond the data
+	if _, err := parseIndex(bad, 20); err == nil {
+		t.Error("an index claiming more entries than it holds parsed")
+	}
+	if ix, err := ReadIndex(filepath.Join(dir, "no-such-index"), 20); err != nil || len(ix.Entries) != 0 {
+		t.Errorf("missing index: %v, %v", ix, err)
+	}
+}

@@ -1,0 +1,410 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/trace"
+	"github.com/onesis/git-onesis/meta"
+)
+
+// What the hooks remember about each work tree, in its own git dir (so
+// linked worktrees keep their own):
+//
+//   - AppliedFile: the .gitmeta that was last applied to the tree (or
+//     recorded from it) without errors. The next apply visits only the
+//     entries whose lines differ from it. When it is missing (a fresh
+//     clone, a new worktree, an apply that was interrupted or failed) the
+//     next apply is a full one.
+//   - SeenIndexFile: the index as the hooks last saw it, kept as a hard
+//     link to the file git wrote (git replaces the index by rename, never
+//     in place). The entries whose inode changed between it and the
+//     current index are the files git wrote since.
+const (
+	AppliedFile   = "onesis/applied"
+	SeenIndexFile = "onesis/index.seen"
+)
+
+// Kind says what the git command behind a hook did to the work tree.
+type Kind int
+
+// The kinds of git command the hooks tell apart.
+const (
+	// IndexOnly commands write the index but no file of the work tree
+	// (add, status, commit): nothing is applied.
+	IndexOnly Kind = iota
+	// Wrote commands wrote files into the work tree (checkout, restore,
+	// reset, merge, stash, cherry-pick, ...): the files git wrote, and the
+	// entries whose .gitmeta lines changed, get their recorded metadata.
+	// Metadata drift on files git left alone stays, as content changes do.
+	Wrote
+	// Discarded commands threw every local change away (reset --hard,
+	// checkout -f, switch --discard-changes): the whole tree gets its
+	// recorded metadata back.
+	Discarded
+)
+
+// Converged reports what Converge did.
+type Converged struct {
+	Result *meta.ApplyResult // nil when nothing was applied
+	Full   bool              // every entry was visited
+	// Skipped says why nothing was applied, or is "".
+	Skipped string
+}
+
+// Converge brings the work tree's metadata in step with its .gitmeta after
+// a git command of the given kind, and remembers what it applied (see
+// AppliedFile). Hooks call it; it is cheap when there is nothing to do.
+func (im *Image) Converge(kind Kind) (*Converged, error) {
+	idx := im.Git.IndexFile()
+	if os.Getenv("GIT_INDEX_FILE") == "" {
+		if _, err := os.Lstat(idx + ".lock"); err == nil {
+			// The command that runs this hook still holds the index
+			// (commit -a): a later hook sees what it writes.
+			return &Converged{Skipped: "the index is locked by the running git command"}, nil
+		}
+	}
+	b, err := os.ReadFile(im.MetaPath())
+	if errors.Is(err, os.ErrNotExist) {
+		im.forgetApplied()
+		im.saveSeen(idx)
+		return &Converged{Skipped: "no .gitmeta in the work tree"}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading .gitmeta: %w", err)
+	}
+	m, err := meta.ParseBytes(b)
+	if errors.Is(err, meta.ErrConflict) {
+		// A conflicted merge: the files git wrote are applied once
+		// .gitmeta is resolved (pre-commit), so the index is not marked seen.
+		return &Converged{Skipped: ".gitmeta has conflict markers"}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
+	}
+	inProgress := im.Git.InProgress()
+	if kind == IndexOnly {
+		// During a merge, cherry-pick, revert, rebase or am the index
+		// keeps collecting what git wrote until the commit applies it.
+		if inProgress == "" || inProgress == "bisect" {
+			im.saveSeen(idx)
+		}
+		return &Converged{Skipped: "the git command wrote no file of the work tree"}, nil
+	}
+	end := trace.Region("read the index")
+	ix, err := git.ReadIndex(idx, im.Git.HashLen())
+	end()
+	full := kind == Discarded
+	if errors.Is(err, git.ErrSplitIndex) {
+		trace.Printf("converge: %v; applying in full", err)
+		ix, full = nil, true
+	} else if err != nil {
+		return nil, err
+	}
+	o := ApplyOptions{Outside: sparseScope(ix)}
+	if !full {
+		old := im.loadApplied()
+		seen := im.loadSeen()
+		if old == nil || seen == nil {
+			full = true
+		} else {
+			o.Old, o.Paths = old, writtenSince(im.Root, seen, ix)
+			trace.Printf("converge: %d files written by git since the last hook", len(o.Paths))
+		}
+	}
+	// An apply that is cut off leaves no record, so the next one is full.
+	im.forgetApplied()
+	res, err := im.ApplyTree(m, o)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Errors) == 0 {
+		im.saveApplied(b)
+	}
+	im.saveSeen(idx)
+	return &Converged{Result: res, Full: o.Old == nil}, nil
+}
+
+// ApplyWorktreeMeta applies the work tree's .gitmeta (in full unless o
+// says otherwise), leaving alone what a sparse checkout keeps out of the
+// tree, and remembers it as applied when nothing failed. It returns
+// ErrNoMeta when there is no .gitmeta.
+func (im *Image) ApplyWorktreeMeta(o ApplyOptions) (*meta.ApplyResult, error) {
+	b, err := os.ReadFile(im.MetaPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoMeta
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading .gitmeta: %w", err)
+	}
+	m, err := meta.ParseBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
+	}
+	if o.Outside == nil {
+		if ix, err := git.ReadIndex(im.Git.IndexFile(), im.Git.HashLen()); err == nil {
+			o.Outside = sparseScope(ix)
+		}
+	}
+	if !o.DryRun {
+		im.forgetApplied()
+	}
+	res, err := im.ApplyTree(m, o)
+	if err != nil {
+		return res, err
+	}
+	if !o.DryRun && len(res.Errors) == 0 {
+		im.MarkApplied(b)
+	}
+	return res, nil
+}
+
+// MarkApplied remembers that the tree now matches the .gitmeta bytes b,
+// after a full apply or a record.
+func (im *Image) MarkApplied(b []byte) {
+	im.saveApplied(b)
+	if os.Getenv("GIT_INDEX_FILE") == "" {
+		im.saveSeen(im.Git.IndexFile())
+	}
+}
+
+func (im *Image) statePath(name string) string {
+	return filepath.Join(im.Git.GitDir, filepath.FromSlash(name))
+}
+
+func (im *Image) forgetApplied() { os.Remove(im.statePath(AppliedFile)) }
+
+// loadApplied returns the manifest last applied, or nil.
+func (im *Image) loadApplied() *meta.Manifest {
+	b, err := os.ReadFile(im.statePath(AppliedFile))
+	if err != nil {
+		return nil
+	}
+	m, err := meta.ParseBytes(b)
+	if err != nil {
+		trace.Printf("converge: %s: %v", AppliedFile, err)
+		return nil
+	}
+	return m
+}
+
+// saveApplied writes b as the applied record (write and rename: a reader
+// never sees half of it; not synced, as a lost record only costs a full
+// apply).
+func (im *Image) saveApplied(b []byte) {
+	p := im.statePath(AppliedFile)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".applied-*")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		trace.Printf("converge: saving %s: %v", AppliedFile, err)
+	}
+}
+
+// loadSeen parses the index as the hooks last saw it, or returns nil.
+func (im *Image) loadSeen() *git.Index {
+	p := im.statePath(SeenIndexFile)
+	if _, err := os.Lstat(p); err != nil {
+		return nil
+	}
+	ix, err := git.ReadIndex(p, im.Git.HashLen())
+	if err != nil {
+		trace.Printf("converge: %s: %v", SeenIndexFile, err)
+		return nil
+	}
+	return ix
+}
+
+// saveSeen keeps the current index file as the one last seen: a hard link
+// where the file system allows it, a copy otherwise.
+func (im *Image) saveSeen(idx string) {
+	p := im.statePath(SeenIndexFile)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return
+	}
+	tmp := fmt.Sprintf("%s.%d", p, os.Getpid())
+	os.Remove(tmp)
+	if err := os.Link(idx, tmp); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			os.Remove(p) // no index yet
+			return
+		}
+		if err := copyFile(idx, tmp); err != nil {
+			os.Remove(tmp)
+			return
+		}
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+	}
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// writtenSince lists the paths git wrote between two index versions: an
+// entry that is new or was rewritten (git writes a file by creating it
+// afresh), still exactly as git recorded it (same inode, size, mtime and
+// ctime, so nobody changed it after git did), plus the paths that left
+// the index (their parent directories may have gone with them).
+func writtenSince(root string, seen, cur *git.Index) []string {
+	a, b := stage0(seen), stage0(cur)
+	var out []string
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i].Path < b[j].Path:
+			out = append(out, strings.TrimSuffix(a[i].Path, "/"))
+			i++
+		case i == len(a) || b[j].Path < a[i].Path:
+			if asWritten(root, b[j]) {
+				out = append(out, b[j].Path)
+			}
+			j++
+		default:
+			if rewritten(a[i], b[j]) && asWritten(root, b[j]) {
+				out = append(out, b[j].Path)
+			}
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// rewritten reports whether an index entry's stat data says the file was
+// replaced: a new inode, or new content time. (The file system may give a
+// new file the inode number just freed, so the inode alone is not enough.)
+// A change of ctime alone is a chmod, chown or setxattr that git's refresh
+// noticed: metadata drift, which is not git's doing.
+func rewritten(was, now *git.IndexEntry) bool {
+	return was.Ino != now.Ino || was.Dev != now.Dev || was.MtimeSec != now.MtimeSec || was.MtimeNsec != now.MtimeNsec
+}
+
+// stage0 keeps the merged entries (conflicted paths have no stat data).
+func stage0(ix *git.Index) []*git.IndexEntry {
+	out := make([]*git.IndexEntry, 0, len(ix.Entries))
+	for k := range ix.Entries {
+		if ix.Entries[k].Stage == 0 {
+			out = append(out, &ix.Entries[k])
+		}
+	}
+	return out
+}
+
+// asWritten reports whether the file at e.Path is the one git last wrote
+// or checked (its stat data is what the index recorded).
+func asWritten(root string, e *git.IndexEntry) bool {
+	if e.SkipWorktree || e.SparseDir() || e.Ino == 0 {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(root, e.Path), &st); err != nil {
+		return false
+	}
+	return uint32(st.Ino) == e.Ino && uint32(st.Size) == e.Size &&
+		uint32(st.Mtim.Sec) == e.MtimeSec && uint32(st.Mtim.Nsec) == e.MtimeNsec &&
+		uint32(st.Ctim.Sec) == e.CtimeSec && uint32(st.Ctim.Nsec) == e.CtimeNsec
+}
+
+// sparseScope returns the paths a sparse checkout leaves out of the work
+// tree, or nil when the index marks none: files with the skip-worktree
+// bit, directories of a sparse index, and every directory whose tracked
+// files are all outside (with everything below it).
+func sparseScope(ix *git.Index) func(string) bool {
+	if ix == nil {
+		return nil
+	}
+	var files map[string]bool
+	var dirPrefixes []string
+	type count struct{ all, out int }
+	var dirs map[string]*count
+	for k := range ix.Entries {
+		e := &ix.Entries[k]
+		if !e.SkipWorktree {
+			continue
+		}
+		if files == nil {
+			files, dirs = map[string]bool{}, map[string]*count{}
+		}
+		if e.SparseDir() {
+			dirPrefixes = append(dirPrefixes, e.Path)
+		} else {
+			files[e.Path] = true
+		}
+	}
+	if files == nil {
+		return nil
+	}
+	for k := range ix.Entries {
+		e := &ix.Entries[k]
+		if e.Stage > 1 {
+			continue
+		}
+		p := strings.TrimSuffix(e.Path, "/")
+		for d := meta.Parent(p); d != "."; d = meta.Parent(d) {
+			c := dirs[d]
+			if c == nil {
+				c = &count{}
+				dirs[d] = c
+			}
+			c.all++
+			if e.SkipWorktree {
+				c.out++
+			}
+		}
+	}
+	outDirs := map[string]bool{}
+	for d, c := range dirs {
+		if c.all == c.out {
+			outDirs[d] = true
+		}
+	}
+	for _, p := range dirPrefixes {
+		outDirs[strings.TrimSuffix(p, "/")] = true
+	}
+	return func(p string) bool {
+		if files[p] {
+			return true
+		}
+		for d := p; d != "."; d = meta.Parent(d) {
+			if outDirs[d] {
+				return true
+			}
+		}
+		return false
+	}
+}
