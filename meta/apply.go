@@ -33,8 +33,10 @@ type ApplyOptions struct {
 	// change that was refused (a chown as non-root) is not logged.
 	Log func(string)
 	// Outside, if set, reports paths a sparse checkout leaves out of the
-	// work tree. Their entries are neither visited, created nor reported
-	// missing, and objects of Old there are never removed.
+	// work tree. Such an entry is applied if its object is in the tree
+	// anyway (git writes a skip-worktree file a merge touches), but never
+	// created nor reported missing, and objects of Old there are never
+	// removed.
 	Outside func(path string) bool
 }
 
@@ -150,7 +152,7 @@ func Apply(root string, m *Manifest, opts ApplyOptions) (*ApplyResult, error) {
 		a.removeStale()
 	}
 	for _, i := range a.order {
-		if (visit == nil || visit[i]) && !a.outside(m.Entries[i].Path) {
+		if visit == nil || visit[i] {
 			a.applyEntry(i)
 		}
 	}
@@ -393,11 +395,17 @@ func (a *applier) applyEntry(i int) {
 			a.dryCreate(i, e)
 			return
 		}
+		if errors.As(err, &pe) && pe.Err == errParentMissing && a.outside(e.Path) {
+			return // not checked out: nothing to apply, nothing missing
+		}
 		a.fail(e.Path, "apply", err)
 		return
 	}
 	var st unix.Stat_t
 	err = lstatAt(dirfd, name, &st)
+	if err == unix.ENOENT && a.outside(e.Path) {
+		return
+	}
 	if err == unix.ENOENT {
 		if !a.create(i, e, dirfd, name) || a.opts.DryRun {
 			return

@@ -35,7 +35,8 @@ import (
 //     and matches the tree for what the commit saw.
 //
 // ONESIS_MODEL_STEPS (default 200) and ONESIS_MODEL_SEED (default 1) set
-// the run; a failure prints the seed and every step so far.
+// the run; a failure prints the seed and the last steps. ONESIS_MODEL_KEEP
+// names a directory to copy the image to at the end (to replay by hand).
 func TestModelGitOps(t *testing.T) {
 	img, _ := hookedImage(t)
 	steps, seed := 200, uint64(1)
@@ -50,6 +51,10 @@ func TestModelGitOps(t *testing.T) {
 	start := time.Now()
 	for i := 0; i < steps && !t.Failed(); i++ {
 		m.step(i)
+	}
+	if keep := os.Getenv("ONESIS_MODEL_KEEP"); keep != "" {
+		// For debugging a failure by hand: the image as the last step left it.
+		must(t, img, "cp", "-a", img, keep)
 	}
 	counts := make([]string, 0, len(m.ran))
 	for k, v := range m.ran {

@@ -111,12 +111,12 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	o := ApplyOptions{Outside: sparseScope(ix)}
 	if !full {
 		old := im.loadApplied()
-		seen := im.loadSeen()
+		seen, seenAt := im.loadSeen()
 		if old == nil || seen == nil {
 			full = true
 		} else {
-			o.Old, o.Paths = old, writtenSince(im.Root, seen, ix)
-			trace.Printf("converge: %d files written by git since the last hook", len(o.Paths))
+			o.Old, o.Paths = old, writtenSince(im.Root, seen, ix, seenAt)
+			trace.Printf("converge: %d files written by git since the last hook: %s", len(o.Paths), traceList(o.Paths))
 		}
 	}
 	// An apply that is cut off leaves no record, so the next one is full.
@@ -220,18 +220,20 @@ func (im *Image) saveApplied(b []byte) {
 	}
 }
 
-// loadSeen parses the index as the hooks last saw it, or returns nil.
-func (im *Image) loadSeen() *git.Index {
+// loadSeen parses the index as the hooks last saw it, with the time git
+// wrote it, or returns nil.
+func (im *Image) loadSeen() (*git.Index, unix.Timespec) {
 	p := im.statePath(SeenIndexFile)
-	if _, err := os.Lstat(p); err != nil {
-		return nil
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return nil, unix.Timespec{}
 	}
 	ix, err := git.ReadIndex(p, im.Git.HashLen())
 	if err != nil {
 		trace.Printf("converge: %s: %v", SeenIndexFile, err)
-		return nil
+		return nil, unix.Timespec{}
 	}
-	return ix
+	return ix, st.Mtim
 }
 
 // saveSeen keeps the current index file as the one last seen: a hard link
@@ -280,7 +282,7 @@ func copyFile(from, to string) error {
 // afresh), still exactly as git recorded it (same inode, size, mtime and
 // ctime, so nobody changed it after git did), plus the paths that left
 // the index (their parent directories may have gone with them).
-func writtenSince(root string, seen, cur *git.Index) []string {
+func writtenSince(root string, seen, cur *git.Index, seenAt unix.Timespec) []string {
 	a, b := stage0(seen), stage0(cur)
 	var out []string
 	i, j := 0, 0
@@ -290,12 +292,12 @@ func writtenSince(root string, seen, cur *git.Index) []string {
 			out = append(out, strings.TrimSuffix(a[i].Path, "/"))
 			i++
 		case i == len(a) || b[j].Path < a[i].Path:
-			if asWritten(root, b[j]) {
+			if asWritten(root, b[j]) || unstatted(root, b[j], seenAt) {
 				out = append(out, b[j].Path)
 			}
 			j++
 		default:
-			if rewritten(a[i], b[j]) && asWritten(root, b[j]) {
+			if rewritten(a[i], b[j]) && asWritten(root, b[j]) || unstatted(root, b[j], seenAt) {
 				out = append(out, b[j].Path)
 			}
 			i++
@@ -314,6 +316,23 @@ func rewritten(was, now *git.IndexEntry) bool {
 	return was.Ino != now.Ino || was.Dev != now.Dev || was.MtimeSec != now.MtimeSec || was.MtimeNsec != now.MtimeNsec
 }
 
+// unstatted catches a file git wrote without recording its stat data in
+// the index ('git stash apply' writes the merged files, then puts entries
+// without stat data back; sparse checkouts keep none for what they leave
+// out): the entry has none, and the file was written after the index the
+// hooks last saw (its mtime is not older), with no metadata change since
+// (ctime equals mtime).
+func unstatted(root string, now *git.IndexEntry, since unix.Timespec) bool {
+	if now.Ino != 0 || now.SparseDir() {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(root, now.Path), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	return st.Ctim == st.Mtim && (st.Mtim.Sec > since.Sec || st.Mtim.Sec == since.Sec && st.Mtim.Nsec >= since.Nsec)
+}
+
 // stage0 keeps the merged entries (conflicted paths have no stat data).
 func stage0(ix *git.Index) []*git.IndexEntry {
 	out := make([]*git.IndexEntry, 0, len(ix.Entries))
@@ -328,7 +347,7 @@ func stage0(ix *git.Index) []*git.IndexEntry {
 // asWritten reports whether the file at e.Path is the one git last wrote
 // or checked (its stat data is what the index recorded).
 func asWritten(root string, e *git.IndexEntry) bool {
-	if e.SkipWorktree || e.SparseDir() || e.Ino == 0 {
+	if e.SparseDir() || e.Ino == 0 {
 		return false
 	}
 	var st unix.Stat_t
@@ -407,4 +426,12 @@ func sparseScope(ix *git.Index) func(string) bool {
 		}
 		return false
 	}
+}
+
+// traceList shows at most ten paths, for the trace.
+func traceList(paths []string) string {
+	if len(paths) > 10 {
+		return fmt.Sprintf("%q and %d more", paths[:10], len(paths)-10)
+	}
+	return fmt.Sprintf("%q", paths)
 }
