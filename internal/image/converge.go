@@ -19,10 +19,10 @@ import (
 // linked worktrees keep their own):
 //
 //   - AppliedFile: the .gitmeta that was last applied to the tree (or
-//     recorded from it) without errors. The next apply visits only the
-//     entries whose lines differ from it. When it is missing (a fresh
-//     clone, a new worktree, an apply that was interrupted or failed) the
-//     next apply is a full one.
+//     recorded from it). The next apply visits only the entries whose lines
+//     differ from it, plus the paths the last one could not fix
+//     (RetryFile). When it is missing (a fresh clone, a new worktree, an
+//     apply that was interrupted) the next apply is a full one.
 //   - SeenIndexFile: the index as the hooks last saw it, kept as a hard
 //     link to the file git wrote (git replaces the index by rename, never
 //     in place). The entries whose inode changed between it and the
@@ -71,6 +71,14 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 			return &Converged{Skipped: "the index is locked by the running git command"}, nil
 		}
 	}
+	if kind == IndexOnly {
+		// During a merge, cherry-pick, revert, rebase or am the index
+		// keeps collecting what git wrote until the commit applies it.
+		if p := im.Git.InProgress(); p == "" || p == "bisect" {
+			im.saveSeen(idx)
+		}
+		return &Converged{Skipped: "the git command wrote no file of the work tree"}, nil
+	}
 	b, err := os.ReadFile(im.MetaPath())
 	if errors.Is(err, os.ErrNotExist) {
 		im.forgetApplied()
@@ -88,15 +96,6 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
-	}
-	inProgress := im.Git.InProgress()
-	if kind == IndexOnly {
-		// During a merge, cherry-pick, revert, rebase or am the index
-		// keeps collecting what git wrote until the commit applies it.
-		if inProgress == "" || inProgress == "bisect" {
-			im.saveSeen(idx)
-		}
-		return &Converged{Skipped: "the git command wrote no file of the work tree"}, nil
 	}
 	end := trace.Region("read the index")
 	ix, err := git.ReadIndex(idx, im.Git.HashLen())
@@ -117,6 +116,7 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 		} else {
 			o.Old, o.Paths = old, writtenSince(im.Root, seen, ix, seenAt)
 			trace.Printf("converge: %d files written by git since the last hook: %s", len(o.Paths), traceList(o.Paths))
+			o.Paths = append(o.Paths, im.loadRetry()...)
 		}
 	}
 	// An apply that is cut off leaves no record, so the next one is full.
@@ -125,16 +125,47 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(res.Errors) == 0 {
-		im.saveApplied(b)
-	}
+	// What failed is tried again by the next apply; the rest is done.
+	im.saveApplied(b)
+	im.saveRetry(res)
 	im.saveSeen(idx)
 	return &Converged{Result: res, Full: o.Old == nil}, nil
 }
 
+// RetryFile lists, NUL-terminated, the paths the last apply could not fix;
+// the next incremental apply visits them again.
+const RetryFile = "onesis/retry"
+
+func (im *Image) loadRetry() []string {
+	b, err := os.ReadFile(im.statePath(RetryFile))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+func (im *Image) saveRetry(res *meta.ApplyResult) {
+	p := im.statePath(RetryFile)
+	var b []byte
+	for _, e := range res.Errors {
+		var ae *meta.ApplyError
+		if errors.As(e, &ae) {
+			b = append(append(b, ae.Path...), 0)
+		}
+	}
+	if len(b) == 0 {
+		os.Remove(p)
+		return
+	}
+	if err := os.WriteFile(p+".tmp", b, 0o644); err == nil {
+		os.Rename(p+".tmp", p)
+	}
+}
+
 // ApplyWorktreeMeta applies the work tree's .gitmeta (in full unless o
 // says otherwise), leaving alone what a sparse checkout keeps out of the
-// tree, and remembers it as applied when nothing failed. It returns
+// tree, and remembers it as applied (what failed is retried by the next
+// apply). It returns
 // ErrNoMeta when there is no .gitmeta.
 func (im *Image) ApplyWorktreeMeta(o ApplyOptions) (*meta.ApplyResult, error) {
 	b, err := os.ReadFile(im.MetaPath())
@@ -160,8 +191,9 @@ func (im *Image) ApplyWorktreeMeta(o ApplyOptions) (*meta.ApplyResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if !o.DryRun && len(res.Errors) == 0 {
+	if !o.DryRun {
 		im.MarkApplied(b)
+		im.saveRetry(res)
 	}
 	return res, nil
 }

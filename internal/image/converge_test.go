@@ -1,0 +1,135 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/onesis/git-onesis/meta"
+)
+
+// convergeRepo is a repository with three files recorded 0600, 0640 and
+// 0644, committed, with no hooks: the test plays the hooks by calling
+// Converge after each git command, as they would.
+func convergeRepo(t *testing.T) (string, *Image) {
+	t.Helper()
+	dir := t.TempDir()
+	gitOut(t, dir, "init", "-q", "-b", "main")
+	for name, mode := range map[string]os.FileMode{"secret": 0o600, "group": 0o640, "public": 0o644} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(dir, name), mode)
+	}
+	gitOut(t, dir, "add", "-A")
+	im, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := im.Record(true); err != nil {
+		t.Fatal(err)
+	}
+	gitOut(t, dir, "commit", "-q", "-m", "one")
+	if _, err := im.ApplyWorktreeMeta(ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, im
+}
+
+func modeOf(t *testing.T, p string) uint32 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode & 0o7777
+}
+
+// TestConverge: what each kind of git command gets applied. A file git
+// rewrote gets its recorded mode; drift on a file git left alone is kept
+// after a write and undone after a discard; an index-only command applies
+// nothing; a missing record means a full apply.
+func TestConverge(t *testing.T) {
+	umask := unix.Umask(0o022)
+	defer unix.Umask(umask)
+	dir, im := convergeRepo(t)
+	p := func(n string) string { return filepath.Join(dir, n) }
+
+	// 'git checkout -- secret' after an edit: git writes it 0644.
+	os.WriteFile(p("secret"), []byte("edited\n"), 0o600)
+	os.Chmod(p("group"), 0o604) // drift git does not touch
+	gitOut(t, dir, "checkout", "--", "secret")
+	if m := modeOf(t, p("secret")); m != 0o644 {
+		t.Fatalf("git wrote secret %04o; the test expects the umask's 0644", m)
+	}
+	cv, err := im.Converge(Wrote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cv.Full || cv.Result == nil {
+		t.Fatalf("converge after a file checkout: full=%v result=%v; want incremental", cv.Full, cv.Result)
+	}
+	if m := modeOf(t, p("secret")); m != 0o600 {
+		t.Errorf("secret %04o after Converge(Wrote); want 0600", m)
+	}
+	if m := modeOf(t, p("group")); m != 0o604 {
+		t.Errorf("drift on group undone by Converge(Wrote): %04o", m)
+	}
+
+	// 'git add' writes the index only: nothing is applied.
+	os.Chmod(p("secret"), 0o644)
+	gitOut(t, dir, "add", "secret")
+	if cv, err := im.Converge(IndexOnly); err != nil || cv.Result != nil {
+		t.Fatalf("Converge(IndexOnly) = %+v, %v; want nothing applied", cv, err)
+	}
+	if m := modeOf(t, p("secret")); m != 0o644 {
+		t.Errorf("Converge(IndexOnly) changed secret to %04o", m)
+	}
+
+	// 'git reset --hard' discards: every drift is undone.
+	gitOut(t, dir, "reset", "-q", "--hard")
+	if _, err := im.Converge(Discarded); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[string]uint32{"secret": 0o600, "group": 0o640, "public": 0o644} {
+		if m := modeOf(t, p(n)); m != want {
+			t.Errorf("%s %04o after Converge(Discarded); want %04o", n, m, want)
+		}
+	}
+
+	// Without a record (an interrupted apply, a new worktree) the next
+	// apply is full.
+	im.forgetApplied()
+	os.Chmod(p("public"), 0o600)
+	cv, err = im.Converge(Wrote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cv.Full || modeOf(t, p("public")) != 0o644 {
+		t.Errorf("converge without a record: full=%v, public %04o; want a full apply", cv.Full, modeOf(t, p("public")))
+	}
+}
+
+// TestConvergeRetries: a path the last apply could not fix is visited
+// again by the next incremental apply, though git did not write it again,
+// and is dropped from the list once fixed.
+func TestConvergeRetries(t *testing.T) {
+	dir, im := convergeRepo(t)
+	p := filepath.Join(dir, "secret")
+	os.Chmod(p, 0o644) // as if an apply had failed on it
+	im.saveRetry(&meta.ApplyResult{Errors: []error{&meta.ApplyError{Path: "secret", Op: "chmod", Err: os.ErrPermission}}})
+	if got := im.loadRetry(); len(got) != 1 || got[0] != "secret" {
+		t.Fatalf("retry list %q; want [secret]", got)
+	}
+	if _, err := im.Converge(Wrote); err != nil {
+		t.Fatal(err)
+	}
+	if m := modeOf(t, p); m != 0o600 {
+		t.Errorf("secret %04o after the retry; want 0600", m)
+	}
+	if got := im.loadRetry(); len(got) != 0 {
+		t.Errorf("retry list %q after a clean apply", got)
+	}
+}
