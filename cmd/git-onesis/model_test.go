@@ -341,6 +341,21 @@ func (m *model) recover() string {
 	return fmt.Sprintf("; git %s -> exit %d", strings.Join(args, " "), r.code)
 }
 
+// markDrift notes an admin's metadata change to f, and so to every path
+// hard-linked to it (they share the inode).
+func (m *model) markDrift(f string) {
+	m.drift[f] = true
+	var st unix.Stat_t
+	if unix.Lstat(filepath.Join(m.img, f), &st) != nil || st.Nlink < 2 {
+		return
+	}
+	for p, o := range m.snapshot() {
+		if o.ino == st.Ino {
+			m.drift[p] = true
+		}
+	}
+}
+
 func (m *model) userOp(op string) string {
 	p := func(s string) string { return filepath.Join(m.img, s) }
 	switch op {
@@ -353,13 +368,13 @@ func (m *model) userOp(op string) string {
 		exec := uint32(fi.Mode().Perm()) & 0o100 // keep git's view of the exec bit
 		mode := []uint32{0o600, 0o640, 0o644, 0o400, 0o444, 0o604}[m.rng.IntN(6)] | exec | exec>>3
 		unix.Chmod(p(f), mode)
-		m.drift[f] = true
+		m.markDrift(f)
 		return fmt.Sprintf("chmod %04o %s", mode, f)
 	case "chown":
 		f := m.pick(m.tracked())
 		uid := []int{0, 1000, 1234}[m.rng.IntN(3)]
 		os.Lchown(p(f), uid, uid)
-		m.drift[f] = true
+		m.markDrift(f)
 		return fmt.Sprintf("chown %d %s", uid, f)
 	case "setuid":
 		f := m.pick(m.regular())
@@ -368,7 +383,7 @@ func (m *model) userOp(op string) string {
 			return ""
 		}
 		unix.Chmod(p(f), uint32(fi.Mode().Perm())|0o4000)
-		m.drift[f] = true
+		m.markDrift(f)
 		return "chmod u+s " + f
 	case "edit":
 		f := m.pick(m.regular())
@@ -383,7 +398,7 @@ func (m *model) userOp(op string) string {
 			return ""
 		}
 		unix.Lsetxattr(p(f), "user.model", []byte(strconv.Itoa(m.rng.IntN(5))), 0)
-		m.drift[f] = true
+		m.markDrift(f)
 		return "setfattr user.model " + f
 	case "mknod":
 		name := fmt.Sprintf("dev/m%d", m.rng.IntN(4))
