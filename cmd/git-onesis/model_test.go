@@ -427,7 +427,7 @@ func (m *model) userOp(op string) string {
 		if os.Link(p(f), p(dst)) != nil {
 			return ""
 		}
-		must(m.t, m.img, "git", "add", "--", dst)
+		runIn(m.t, m.img, "git", "add", "--sparse", "--", dst) // may stay untracked
 		m.drift[f], m.drift[dst] = true, true
 		return "ln " + f + " " + dst
 	case "unlink":
