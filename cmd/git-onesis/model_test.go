@@ -580,7 +580,8 @@ func (m *model) check(desc, stderr string, before map[string]obj, recBefore map[
 // could not fix ("error: <op> <path>: <why>").
 func reported(stderr, p string) bool {
 	for _, l := range strings.Split(stderr, "\n") {
-		if strings.HasPrefix(l, "error: ") && strings.Contains(l, " "+p+": ") {
+		esc := strings.TrimPrefix(meta.EscapePath(p), "./") // as the output shows paths
+		if strings.HasPrefix(l, "error: ") && (strings.Contains(l, " "+p+": ") || strings.Contains(l, " "+esc+": ")) {
 			return true
 		}
 	}
