@@ -299,21 +299,24 @@ func (m *model) step(i int) {
 	if !ok {
 		desc += " (" + strings.TrimSpace(strings.ReplaceAll(r.err, "\n", " | ")) + ")"
 	}
+	stderr := r.err
 	if !ok {
-		desc += m.recover()
+		d, e := m.recover()
+		desc, stderr = desc+d, stderr+e
 	}
 	m.log = append(m.log, desc)
 	if strings.Contains(r.err, "--amend") && !strings.Contains(strings.Join(args, " "), "no-verify") {
 		m.fatalf("%s printed advice to amend:\n%s", desc, r.err)
 	}
-	m.check(desc, r.err, before, recBefore, discards && ok)
+	m.check(desc, stderr, before, recBefore, discards && ok)
 	if ok && (op == "commit-a" || op == "onesis-commit" || op == "partial-commit") {
 		m.checkHead(desc, op == "partial-commit")
 	}
 }
 
-// recover ends an operation a failed git command left half done.
-func (m *model) recover() string {
+// recover ends an operation a failed git command left half done, and
+// returns what it did and the command's standard error.
+func (m *model) recover() (string, string) {
 	gd := filepath.Join(m.img, ".git")
 	has := func(n string) bool { _, err := os.Lstat(filepath.Join(gd, n)); return err == nil }
 	var args []string
@@ -333,12 +336,12 @@ func (m *model) recover() string {
 		args = []string{"revert", "--abort"}
 	default:
 		if r, _ := m.git("ls-files", "-u"); r.out == "" {
-			return ""
+			return "", ""
 		}
 		args = []string{"reset", "-q", "--merge"} // a stash pop that conflicted
 	}
 	r, _ := m.git(args...)
-	return fmt.Sprintf("; git %s -> exit %d", strings.Join(args, " "), r.code)
+	return fmt.Sprintf("; git %s -> exit %d", strings.Join(args, " "), r.code), r.err
 }
 
 // markDrift notes an admin's metadata change to f, and so to every path
