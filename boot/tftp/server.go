@@ -7,19 +7,13 @@
 // ever reaches a client. Beyond Config.MaxTransfers transfers at once, a
 // request is refused with "server busy".
 //
-// It is built on pin/tftp v3 in its single-port mode (every transfer
-// through the listening socket), with blksize and tsize negotiation. The
-// socket pin/tftp sees is ours (genericConn): every ERROR packet it sends
-// leaves with one of our generic messages, whatever error text pin/tftp
-// put in it (a client that stops acknowledging would otherwise be told
-// "read udp 10.77.0.1:69: i/o timeout").
+// It is built on pin/tftp v3 in its multi-port mode (one socket per
+// transfer), with blksize and tsize negotiation.
 package tftp
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -41,8 +35,8 @@ import (
 // Config configures a Server.
 type Config struct {
 	// Addr is the UDP address to listen on, "ip:port". "" = the first IPv4
-	// address of Iface, port 69. Bind a unicast address: replies, data
-	// included, leave from it.
+	// address of Iface, port 69. Bind a unicast address: per-transfer
+	// sockets are bound to the address a request arrived on.
 	Addr string
 	// Iface, when set, pins the listening socket to the interface
 	// (SO_BINDTODEVICE), and supplies the address when Addr is "".
@@ -93,9 +87,6 @@ var (
 	errReadOnly = errors.New("access violation")
 	errRead     = errors.New("read error")
 	errBusy     = errors.New("server busy, try again later")
-	// errFailed replaces whatever else pin/tftp would tell a client (a
-	// timeout, a bad option, a malformed packet).
-	errFailed = errors.New("transfer failed")
 )
 
 // Server is a TFTP server bound to one address.
@@ -105,10 +96,6 @@ type Server struct {
 	files map[string]string
 	conn  net.PacketConn
 	srv   *ptftp.Server
-	// served is closed when Serve returns; Close waits on it (when Serve
-	// ran) before closing the socket, so running transfers can end.
-	served   chan struct{}
-	serveRan atomic.Bool
 
 	active atomic.Int64 // transfers running
 
@@ -120,7 +107,7 @@ type Server struct {
 // opens the socket, so a wrong interface, address or a busy port fails
 // here, naming it.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, log: cfg.Logger, files: map[string]string{}, served: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, files: map[string]string{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -186,12 +173,6 @@ func New(cfg Config) (*Server, error) {
 		udpbuf.Grow(sc) // a storm's read requests arrive in one burst
 	}
 	s.srv = ptftp.NewServer(s.read, s.write)
-	s.srv.EnableSinglePort()
-	// pin/tftp learns the interface MTU from packet info on a bare UDP
-	// socket only; over genericConn it would cap blksize at 512. Cap it
-	// at the MTU of the listening interface instead, as before.
-	s.srv.SetBlockSizeNegotiation(false)
-	s.srv.SetBlockSize(maxBlockSize(cfg.Iface, conn.LocalAddr()))
 	if cfg.Timeout > 0 {
 		s.srv.SetTimeout(cfg.Timeout)
 	}
@@ -200,28 +181,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.srv.SetHook(hook{s})
 	return s, nil
-}
-
-// maxBlockSize is the largest TFTP block that fits one datagram on the
-// interface (named, or else the one holding addr): its MTU less the IPv4
-// and UDP headers (28 bytes) and TFTP's own 4, at most 65464. Without an
-// answer, an Ethernet MTU of 1500.
-func maxBlockSize(iface string, addr net.Addr) int {
-	mtu := 1500
-	if ifi, err := net.InterfaceByName(iface); iface != "" && err == nil {
-		mtu = ifi.MTU
-	} else if ua, ok := addr.(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
-		ifs, _ := net.Interfaces()
-		for _, ifi := range ifs {
-			as, _ := ifi.Addrs()
-			for _, a := range as {
-				if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ua.IP) {
-					mtu = ifi.MTU
-				}
-			}
-		}
-	}
-	return min(max(mtu-32, 512), 65464)
 }
 
 func firstIPv4(iface string) (net.IP, error) {
@@ -256,15 +215,8 @@ func (s *Server) Names() []string {
 
 // Serve answers requests until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	s.mu.Lock()
-	if s.closed || s.serveRan.Swap(true) {
-		s.mu.Unlock()
-		return nil
-	}
-	s.mu.Unlock()
-	defer close(s.served)
 	s.log.Info("TFTP server listening", "addr", s.conn.LocalAddr().String(), "iface", s.cfg.Iface, "files", s.Names())
-	err := s.srv.Serve(genericConn{s.conn})
+	err := s.srv.Serve(s.conn)
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -283,47 +235,11 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	ran := s.serveRan.Load()
 	s.mu.Unlock()
 	s.srv.Shutdown()
-	if ran {
-		// In single-port mode Shutdown only stops new transfers; Serve
-		// returns when the running ones have ended.
-		<-s.served
-	}
+	// pin/tftp only closes the socket if Serve had started.
 	s.conn.Close()
 	return nil
-}
-
-// genericConn is the listening socket as pin/tftp sees it. pin/tftp puts
-// Go error text into the ERROR packets it sends by itself (a timeout, a
-// failed option negotiation); here each ERROR packet whose message is not
-// one of ours leaves with errFailed instead, with its error code kept.
-type genericConn struct{ net.PacketConn }
-
-// opERROR is the TFTP ERROR opcode (RFC 1350).
-const opERROR = 5
-
-// genericMsgs are the messages a client may see.
-var genericMsgs = map[string]bool{
-	errNotFound.Error(): true, errReadOnly.Error(): true, errRead.Error(): true,
-	errBusy.Error(): true, errFailed.Error(): true,
-}
-
-func (c genericConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if len(p) < 4 || binary.BigEndian.Uint16(p) != opERROR {
-		return c.PacketConn.WriteTo(p, addr)
-	}
-	msg, _, _ := bytes.Cut(p[4:], []byte{0})
-	if genericMsgs[string(msg)] {
-		return c.PacketConn.WriteTo(p, addr)
-	}
-	q := make([]byte, 0, 4+len(errFailed.Error())+1)
-	q = append(append(append(q, p[:4]...), errFailed.Error()...), 0)
-	if _, err := c.PacketConn.WriteTo(q, addr); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 // read is pin/tftp's read handler. Every error it returns is sent to the

