@@ -31,7 +31,21 @@ type blobStore struct {
 	dir   string
 	mu    sync.Mutex
 	sizes map[plumbing.Hash]int64 // blobs known to be present
+
+	fdMu   sync.Mutex
+	fds    map[plumbing.Hash]*openBlob // descriptors kept open for READ
+	fdTick uint64
 }
+
+// openBlob is a blob's descriptor kept open for the read path.
+type openBlob struct {
+	f    *os.File
+	refs int    // reads using it now
+	used uint64 // fdTick at its last use
+}
+
+// maxOpenBlobs bounds the descriptors the read path keeps open.
+const maxOpenBlobs = 256
 
 // removeStaleTemp removes the temporary files of interrupted batches,
 // incomplete by definition. Call it only while no other process has the
@@ -53,7 +67,7 @@ func newBlobStore(dir string) (*blobStore, error) {
 			return nil, fmt.Errorf("creating the NFS blob store %s: %w", dir, err)
 		}
 	}
-	return &blobStore{dir: dir, sizes: map[plumbing.Hash]int64{}}, nil
+	return &blobStore{dir: dir, sizes: map[plumbing.Hash]int64{}, fds: map[plumbing.Hash]*openBlob{}}, nil
 }
 
 func (s *blobStore) path(h plumbing.Hash) string {
@@ -249,6 +263,73 @@ func (s *blobStore) writeTemp(data []byte) (string, error) {
 // open opens a stored blob for reading.
 func (s *blobStore) open(h plumbing.Hash) (*os.File, error) {
 	return os.Open(s.path(h))
+}
+
+// readAt reads a stored blob at off (pread), through a descriptor kept
+// open for the next READ of the same blob: a file read in rsize pieces
+// costs one open. It returns the bytes read; fewer than len(p) only at the
+// blob's end or on an error.
+func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
+	s.fdMu.Lock()
+	s.fdTick++
+	ob := s.fds[h]
+	if ob == nil {
+		s.fdMu.Unlock()
+		f, err := s.open(h)
+		if err != nil {
+			return 0, err
+		}
+		s.fdMu.Lock()
+		if ob = s.fds[h]; ob == nil {
+			s.evictFDsLocked()
+			ob = &openBlob{f: f}
+			s.fds[h] = ob
+		} else {
+			defer f.Close() // another read opened it meanwhile
+		}
+	}
+	ob.refs++
+	ob.used = s.fdTick
+	s.fdMu.Unlock()
+	n, err := ob.f.ReadAt(p, off)
+	s.fdMu.Lock()
+	ob.refs--
+	if ob.refs == 0 && s.fds[h] != ob {
+		ob.f.Close() // evicted while in use
+	}
+	s.fdMu.Unlock()
+	return n, err
+}
+
+// evictFDsLocked makes room for one more descriptor: it forgets the least
+// recently used (closing it unless a read still uses it, which then does).
+func (s *blobStore) evictFDsLocked() {
+	for len(s.fds) >= maxOpenBlobs {
+		var old plumbing.Hash
+		var oldest *openBlob
+		for h, ob := range s.fds {
+			if oldest == nil || ob.used < oldest.used {
+				old, oldest = h, ob
+			}
+		}
+		delete(s.fds, old)
+		if oldest.refs == 0 {
+			oldest.f.Close()
+		}
+	}
+}
+
+// closeFDs closes every cached descriptor not in use (after a prune, so
+// deleted blobs free their space; or at Close).
+func (s *blobStore) closeFDs() {
+	s.fdMu.Lock()
+	defer s.fdMu.Unlock()
+	for h, ob := range s.fds {
+		delete(s.fds, h)
+		if ob.refs == 0 {
+			ob.f.Close()
+		}
+	}
 }
 
 // A commit's size list (<StateDir>/commits/<sha>: 20-byte blob id and
