@@ -34,14 +34,14 @@ type blobStore struct {
 
 	fdMu   sync.Mutex
 	fds    map[plumbing.Hash]*openBlob // descriptors kept open for READ
-	fdTick uint64
+	fdRing []plumbing.Hash             // fds' keys in the order they were opened
+	fdNext int                         // the ring's oldest slot
 }
 
 // openBlob is a blob's descriptor kept open for the read path.
 type openBlob struct {
 	f    *os.File
-	refs int    // reads using it now
-	used uint64 // fdTick at its last use
+	refs int // reads using it now
 }
 
 // maxOpenBlobs bounds the descriptors the read path keeps open.
@@ -271,7 +271,6 @@ func (s *blobStore) open(h plumbing.Hash) (*os.File, error) {
 // blob's end or on an error.
 func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
 	s.fdMu.Lock()
-	s.fdTick++
 	ob := s.fds[h]
 	if ob == nil {
 		s.fdMu.Unlock()
@@ -281,7 +280,7 @@ func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
 		}
 		s.fdMu.Lock()
 		if ob = s.fds[h]; ob == nil {
-			s.evictFDsLocked()
+			s.evictFDsLocked(h)
 			ob = &openBlob{f: f}
 			s.fds[h] = ob
 		} else {
@@ -289,7 +288,6 @@ func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
 		}
 	}
 	ob.refs++
-	ob.used = s.fdTick
 	s.fdMu.Unlock()
 	n, err := ob.f.ReadAt(p, off)
 	s.fdMu.Lock()
@@ -301,20 +299,22 @@ func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// evictFDsLocked makes room for one more descriptor: it forgets the least
-// recently used (closing it unless a read still uses it, which then does).
-func (s *blobStore) evictFDsLocked() {
-	for len(s.fds) >= maxOpenBlobs {
-		var old plumbing.Hash
-		var oldest *openBlob
-		for h, ob := range s.fds {
-			if oldest == nil || ob.used < oldest.used {
-				old, oldest = h, ob
-			}
-		}
+// evictFDsLocked makes room for one more descriptor and records h as the
+// newest: the oldest opened is forgotten (closed, unless a read still uses
+// it, which then does). A file is read in one burst of READs, so first
+// opened, first done is close enough to least recently used, at O(1).
+func (s *blobStore) evictFDsLocked(h plumbing.Hash) {
+	if len(s.fdRing) < maxOpenBlobs {
+		s.fdRing = append(s.fdRing, h)
+		return
+	}
+	old := s.fdRing[s.fdNext]
+	s.fdRing[s.fdNext] = h
+	s.fdNext = (s.fdNext + 1) % maxOpenBlobs
+	if ob := s.fds[old]; ob != nil {
 		delete(s.fds, old)
-		if oldest.refs == 0 {
-			oldest.f.Close()
+		if ob.refs == 0 {
+			ob.f.Close()
 		}
 	}
 }
@@ -330,6 +330,7 @@ func (s *blobStore) closeFDs() {
 			ob.f.Close()
 		}
 	}
+	s.fdRing, s.fdNext = s.fdRing[:0], 0
 }
 
 // A commit's size list (<StateDir>/commits/<sha>: 20-byte blob id and
