@@ -142,6 +142,20 @@ func status(r *xdr.Reader, proc uint32) error {
 
 func fhArgs(fh []byte) []byte { return xdr.AppendOpaque(nil, fh) }
 
+// nfs3 makes an NFSv3 call and returns a reader of its results after a
+// successful status.
+func (pc *pipeClient) nfs3(ctx context.Context, proc uint32, args []byte) (*xdr.Reader, error) {
+	res, err := pc.rpc.call(ctx, progNFS3, 3, proc, args)
+	if err != nil {
+		return nil, err
+	}
+	r := &xdr.Reader{B: res}
+	if err := status(r, proc); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // mount asks the MOUNT service for export's root handle, on a connection
 // of its own (as mount.nfs does before the NFS connection).
 func mount(ctx context.Context, host string, port int, export string, uid, gid uint32) ([]byte, error) {
@@ -226,15 +240,11 @@ func ReadRootPipelined(ctx context.Context, host string, port int, export string
 // fsinfo asks for the server's preferred sizes (as the kernel does at
 // mount) and returns the root's attributes.
 func (pc *pipeClient) fsinfo(ctx context.Context, root []byte) (attr, error) {
-	res, err := pc.rpc.call(ctx, progNFS3, 3, procFsinfo, fhArgs(root))
+	r, err := pc.nfs3(ctx, procFsinfo, fhArgs(root))
 	if err != nil {
 		return attr{}, fmt.Errorf("FSINFO: %w", err)
 	}
-	r := xdr.Reader{B: res}
-	if err := status(&r, procFsinfo); err != nil {
-		return attr{}, fmt.Errorf("FSINFO: %w", err)
-	}
-	a, ok := postOp(&r)
+	a, ok := postOp(r)
 	rtmax, rtpref := r.U32(), r.U32()
 	r.Skip(4 * 4) // rtmult, wtmax, wtpref, wtmult
 	dtpref := r.U32()
@@ -337,15 +347,11 @@ func (w *walker) dir(ctx context.Context, t task) error {
 			args = xdr.AppendU32(args, uint32(pc.dtsize/8)) // dircount, as Linux asks
 		}
 		args = xdr.AppendU32(args, uint32(pc.dtsize))
-		res, err := pc.rpc.call(ctx, progNFS3, 3, proc, args)
+		r, err := pc.nfs3(ctx, proc, args)
 		if err != nil {
 			return fmt.Errorf("READDIR %s: %w", t.path, err)
 		}
-		r := xdr.Reader{B: res}
-		if err := status(&r, proc); err != nil {
-			return fmt.Errorf("READDIR %s: %w", t.path, err)
-		}
-		postOp(&r)
+		postOp(r)
 		copy(verf, r.B[min(r.Off, len(r.B)):])
 		r.Skip(8)
 		n := 0
@@ -357,7 +363,7 @@ func (w *walker) dir(ctx context.Context, t task) error {
 			var d dentry
 			haveAttr, haveFH := false, false
 			if proc == procReaddirp {
-				d.a, haveAttr = postOp(&r)
+				d.a, haveAttr = postOp(r)
 				if r.Bool() {
 					d.fh = append([]byte(nil), r.Opaque(maxHandleSize)...)
 					haveFH = true
@@ -414,16 +420,12 @@ func (pc *pipeClient) lookup(ctx context.Context, dir dentry, name string) (dent
 		return d, nil
 	}
 	pc.lookups.Add(1)
-	res, err := pc.rpc.call(ctx, progNFS3, 3, procLookup, xdr.AppendString(fhArgs(dir.fh), name))
+	r, err := pc.nfs3(ctx, procLookup, xdr.AppendString(fhArgs(dir.fh), name))
 	if err != nil {
 		return d, err
 	}
-	r := xdr.Reader{B: res}
-	if err := status(&r, procLookup); err != nil {
-		return d, err
-	}
 	d.fh = append([]byte(nil), r.Opaque(maxHandleSize)...)
-	a, ok := postOp(&r)
+	a, ok := postOp(r)
 	if r.Bad || !ok {
 		// No attributes with the handle: ask for them.
 		if a, err = pc.getattr(ctx, d.fh); err != nil {
@@ -438,15 +440,11 @@ func (pc *pipeClient) lookup(ctx context.Context, dir dentry, name string) (dent
 }
 
 func (pc *pipeClient) getattr(ctx context.Context, fh []byte) (attr, error) {
-	res, err := pc.rpc.call(ctx, progNFS3, 3, procGetattr, fhArgs(fh))
+	r, err := pc.nfs3(ctx, procGetattr, fhArgs(fh))
 	if err != nil {
 		return attr{}, err
 	}
-	r := xdr.Reader{B: res}
-	if err := status(&r, procGetattr); err != nil {
-		return attr{}, err
-	}
-	a := readAttr(&r)
+	a := readAttr(r)
 	if r.Bad {
 		return attr{}, errors.New("GETATTR: malformed reply")
 	}
@@ -466,15 +464,11 @@ func (pc *pipeClient) open(ctx context.Context, t task) (attr, error) {
 	pc.accessed[a.fileid] = true
 	pc.dmu.Unlock()
 	if !seen {
-		res, err := pc.rpc.call(ctx, progNFS3, 3, procAccess, xdr.AppendU32(fhArgs(t.d.fh), accessAll))
+		r, err := pc.nfs3(ctx, procAccess, xdr.AppendU32(fhArgs(t.d.fh), accessAll))
 		if err != nil {
 			return a, fmt.Errorf("ACCESS %s: %w", t.path, err)
 		}
-		r := xdr.Reader{B: res}
-		if err := status(&r, procAccess); err != nil {
-			return a, fmt.Errorf("ACCESS %s: %w", t.path, err)
-		}
-		postOp(&r)
+		postOp(r)
 		if granted := r.U32(); r.Bad || granted&1 == 0 {
 			return a, fmt.Errorf("ACCESS %s: read not granted", t.path)
 		}
@@ -571,15 +565,11 @@ func (w *walker) readFile(ctx context.Context, t task) error {
 }
 
 func (w *walker) readlink(ctx context.Context, t task) error {
-	res, err := w.pc.rpc.call(ctx, progNFS3, 3, procReadlink, fhArgs(t.d.fh))
+	r, err := w.pc.nfs3(ctx, procReadlink, fhArgs(t.d.fh))
 	if err != nil {
 		return fmt.Errorf("READLINK %s: %w", t.path, err)
 	}
-	r := xdr.Reader{B: res}
-	if err := status(&r, procReadlink); err != nil {
-		return fmt.Errorf("READLINK %s: %w", t.path, err)
-	}
-	postOp(&r)
+	postOp(r)
 	if r.Opaque(4096); r.Bad {
 		return fmt.Errorf("READLINK %s: malformed reply", t.path)
 	}
