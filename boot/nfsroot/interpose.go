@@ -79,6 +79,7 @@ type permConn struct {
 	ip net.IP
 
 	hdr   [4]byte       // the reader's record mark
+	w     *worker       // the reader's, for calls it answers itself
 	slots chan struct{} // one per read path call in flight
 	done  chan struct{} // closed by Close
 	once  sync.Once
@@ -94,6 +95,10 @@ type permConn struct {
 
 	wmu  sync.Mutex // held while a whole record is written
 	wbuf []byte     // bytes go-nfs wrote, not yet a whole record
+
+	bmu          sync.Mutex // small read path replies waiting to be written together
+	batch, spare []byte
+	flushing     bool
 }
 
 // inject sends a reply of our own, between whole records.

@@ -97,7 +97,8 @@ type Server struct {
 	closed  bool
 	ctx     context.Context
 	cancel  context.CancelFunc
-	jobs    chan *job // read path calls for the workers
+	jobs    chan *job     // read path calls for the workers
+	busy    chan struct{} // one per call being answered (MaxInFlight)
 	lns     map[net.Listener]bool
 	conns   map[*permConn]bool
 	perIP   map[string]int // open connections per client address

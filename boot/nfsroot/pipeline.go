@@ -19,8 +19,9 @@ import (
 //     or being answered at once; the reader waits (and TCP pushes back on
 //     the client) until one is answered, so one node cannot fill the queue;
 //   - at most Config.MaxInFlight calls are answered at once, by that many
-//     workers, whatever the number of connections: the server's memory for
-//     replies is bounded by it, not by the number of clients;
+//     workers (or by a connection's reader, for a call that comes alone),
+//     whatever the number of connections: the server's memory for replies
+//     is bounded by it, not by the number of clients;
 //   - each reply is written whole, as one record, under the connection's
 //     write lock, in whatever order the calls finish: RPC matches replies to
 //     calls by XID, and the Linux client takes them in any order;
@@ -103,13 +104,18 @@ func (j *job) bigBuf(need int, b []byte) []byte {
 // startWorkers starts the read path's pool; the workers end with s.ctx.
 func (s *Server) startWorkers() {
 	s.jobs = make(chan *job, s.cfg.MaxInFlight)
+	s.busy = make(chan struct{}, s.cfg.MaxInFlight)
 	for range s.cfg.MaxInFlight {
 		w := newWorker(s)
 		go func() {
 			for {
 				select {
 				case j := <-s.jobs:
-					w.run(j)
+					s.busy <- struct{}{}
+					c := j.c
+					w.reply(j)
+					<-s.busy
+					<-c.slots
 				case <-s.ctx.Done():
 					return
 				}
@@ -118,18 +124,78 @@ func (s *Server) startWorkers() {
 	}
 }
 
-// run answers one call and writes its reply.
-func (w *worker) run(j *job) {
+// smallReply is the largest reply that is copied into the connection's
+// batch (see send) rather than written on its own.
+const smallReply = 4 << 10
+
+// reply answers one call, sends its reply and releases the job.
+func (w *worker) reply(j *job) {
 	c := j.c
 	out := w.answer(j)
-	c.wmu.Lock()
-	_, err := c.Conn.Write(out)
-	c.wmu.Unlock()
+	if len(out) <= smallReply {
+		c.send(out)
+	} else {
+		c.wmu.Lock()
+		_, err := c.Conn.Write(out)
+		c.wmu.Unlock()
+		if err != nil {
+			c.Close()
+		}
+	}
+	j.release()
+}
+
+// send writes a small reply, batched with the others that finish while a
+// write is under way: the first worker with a reply writes, and keeps
+// writing what the others appended meanwhile, so a burst of GETATTR and
+// ACCESS replies costs a few writes instead of one each.
+func (c *permConn) send(out []byte) {
+	c.bmu.Lock()
+	c.batch = append(c.batch, out...)
+	if c.flushing {
+		c.bmu.Unlock()
+		return
+	}
+	c.flushing = true
+	var err error
+	for len(c.batch) > 0 && err == nil {
+		buf := c.batch
+		c.batch = c.spare[:0]
+		c.bmu.Unlock()
+		c.wmu.Lock()
+		_, err = c.Conn.Write(buf)
+		c.wmu.Unlock()
+		c.bmu.Lock()
+		c.spare = buf[:0]
+	}
+	c.batch = c.batch[:0]
+	c.flushing = false
+	c.bmu.Unlock()
 	if err != nil {
 		c.Close()
 	}
-	j.release()
-	<-c.slots
+}
+
+// answerInline answers a call on the reader's own goroutine when it is the
+// only one the connection has (nothing in flight, nothing more buffered:
+// a client waiting for each reply, or a lone lookup) and a worker's place
+// is free: a call one client waits for costs no hand-off. Calls that come
+// together still go to the workers, so the reader keeps reading.
+func (c *permConn) answerInline(j *job, buffered int) bool {
+	if buffered > 0 || len(c.slots) > 0 {
+		return false
+	}
+	select {
+	case c.s.busy <- struct{}{}:
+	default:
+		return false
+	}
+	if c.w == nil {
+		c.w = newWorker(c.s)
+	}
+	c.w.reply(j)
+	<-c.s.busy
+	return true
 }
 
 // recordLen checks a record mark: one fragment (go-nfs takes no others),
@@ -217,6 +283,9 @@ func (c *permConn) readCalls() error {
 			return err
 		}
 		if isFast(j.rec, &j.cl) {
+			if c.answerInline(j, br.Buffered()) {
+				continue
+			}
 			select {
 			case c.slots <- struct{}{}:
 			case <-c.done:
