@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -38,14 +39,24 @@ type blobStore struct {
 	fdNext int                         // the ring's oldest slot
 }
 
-// openBlob is a blob's descriptor kept open for the read path.
+// openBlob is a blob's descriptor kept open for the read path (a plain
+// descriptor: pread needs no poller and no os.File).
 type openBlob struct {
-	f    *os.File
+	fd   int
 	refs int // reads using it now
 }
 
-// maxOpenBlobs bounds the descriptors the read path keeps open.
-const maxOpenBlobs = 256
+// maxOpenBlobs bounds the descriptors the read path keeps open: enough
+// for 20 nodes each reading 16 files at once without reopening them,
+// and at most a quarter of the process's descriptor limit.
+var maxOpenBlobs = func() int {
+	n := 2048
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur/4 < uint64(n) {
+		n = max(int(lim.Cur/4), 16)
+	}
+	return n
+}()
 
 // removeStaleTemp removes the temporary files of interrupted batches,
 // incomplete by definition. Call it only while no other process has the
@@ -274,29 +285,48 @@ func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
 	ob := s.fds[h]
 	if ob == nil {
 		s.fdMu.Unlock()
-		f, err := s.open(h)
+		fd, err := syscall.Open(s.path(h), syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 		if err != nil {
-			return 0, err
+			return 0, &os.PathError{Op: "open", Path: s.path(h), Err: err}
 		}
 		s.fdMu.Lock()
 		if ob = s.fds[h]; ob == nil {
 			s.evictFDsLocked(h)
-			ob = &openBlob{f: f}
+			ob = &openBlob{fd: fd}
 			s.fds[h] = ob
 		} else {
-			defer f.Close() // another read opened it meanwhile
+			defer syscall.Close(fd) // another read opened it meanwhile
 		}
 	}
 	ob.refs++
 	s.fdMu.Unlock()
-	n, err := ob.f.ReadAt(p, off)
+	n, err := pread(ob.fd, p, off)
 	s.fdMu.Lock()
 	ob.refs--
 	if ob.refs == 0 && s.fds[h] != ob {
-		ob.f.Close() // evicted while in use
+		syscall.Close(ob.fd) // evicted while in use
 	}
 	s.fdMu.Unlock()
 	return n, err
+}
+
+// pread fills p from fd at off, up to the end of the file.
+func pread(fd int, p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := syscall.Pread(fd, p[n:], off+int64(n))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // evictFDsLocked makes room for one more descriptor and records h as the
@@ -314,7 +344,7 @@ func (s *blobStore) evictFDsLocked(h plumbing.Hash) {
 	if ob := s.fds[old]; ob != nil {
 		delete(s.fds, old)
 		if ob.refs == 0 {
-			ob.f.Close()
+			syscall.Close(ob.fd)
 		}
 	}
 }
@@ -327,7 +357,7 @@ func (s *blobStore) closeFDs() {
 	for h, ob := range s.fds {
 		delete(s.fds, h)
 		if ob.refs == 0 {
-			ob.f.Close()
+			syscall.Close(ob.fd)
 		}
 	}
 	s.fdRing, s.fdNext = s.fdRing[:0], 0

@@ -176,10 +176,11 @@ read_args() { # ROW: nfsload read's arguments for that row's server and client
 	ours) echo "-port $PORT -commit $COMMIT -client pipelined" ;;
 	sync) echo "-port $PORT -commit $COMMIT -client sync" ;;
 	base) echo "-port $BASE_PORT -commit $COMMIT -client pipelined" ;;
+	basesync) echo "-port $BASE_PORT -commit $COMMIT -client sync" ;;
 	ganesha) echo "-port $GAN_PORT -mountport $GAN_MNT -export $TREE -client pipelined" ;;
 	esac
 }
-row_pid() { case $1 in ours | sync) echo "$SRV_PID" ;; base) echo "$BASE_PID" ;; ganesha) echo "$GAN_PID" ;; esac; }
+row_pid() { case $1 in ours | sync) echo "$SRV_PID" ;; base | basesync) echo "$BASE_PID" ;; ganesha) echo "$GAN_PID" ;; esac; }
 
 note "warm-up: one client reads the commit from each server once (index, blob store, page cache; not counted)"
 for row in ours ganesha ${BASE:+base}; do
@@ -230,7 +231,7 @@ tar_run() { # CLIENTS
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 tar_run 1 # warms the page cache for tar
 for ((r = 1; r <= ROUNDS; r++)); do
-	note "round $r: git-onesis, tar, NFS-Ganesha${BASE:+, $BASE_SHA}, go-nfs-client; 1 and $N clients each"
+	note "round $r: git-onesis, tar, NFS-Ganesha${BASE:+, $BASE_SHA}, go-nfs-client (both); 1 and $N clients each"
 	nfs_run ours 1
 	tar_run 1
 	nfs_run ours "$N"
@@ -243,6 +244,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	fi
 	nfs_run sync 1
 	nfs_run sync "$N"
+	if [ -n "$BASE" ]; then
+		nfs_run basesync 1
+		nfs_run basesync "$N"
+	fi
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 RSS_END=$(rss "$SRV_PID" VmRSS)
@@ -259,11 +264,13 @@ label() {
 	sync) echo "git-onesis NFS (go-nfs-client, synchronous)" ;;
 	ganesha) echo "NFS-Ganesha $GAN_VERSION, VFS (pipelined client)" ;;
 	base) echo "git-onesis NFS at $BASE_SHA (pipelined client)" ;;
+	basesync) echo "git-onesis NFS at $BASE_SHA (go-nfs-client, synchronous)" ;;
 	esac
 }
 nfs_row() { # ROW CLIENTS
-	local k=$1$2
-	echo "| $(label "$1") | $2 | ${BEST[$k]} s | ${P50[$k]} s | ${P99[$k]} s | $(mbps "$PERBYTES" "$2" "${BEST[$k]}") | ${RPCS[$k]} | ${HWM[$k]} MiB |"
+	local k=$1$2 rpcs=${RPCS[$1$2]}
+	[ "$rpcs" != 0 ] || rpcs="(not counted)"
+	echo "| $(label "$1") | $2 | ${BEST[$k]} s | ${P50[$k]} s | ${P99[$k]} s | $(mbps "$PERBYTES" "$2" "${BEST[$k]}") | $rpcs | ${HWM[$k]} MiB |"
 }
 tar_row() { # CLIENTS
 	local at=
@@ -291,6 +298,10 @@ gen() {
 	fi
 	nfs_row sync 1
 	nfs_row sync "$N"
+	if [ -n "$BASE" ]; then
+		nfs_row basesync 1
+		nfs_row basesync "$N"
+	fi
 	echo
 	echo "| comparison | ratio |"
 	echo "|---|---:|"
@@ -305,6 +316,10 @@ gen() {
 	fi
 	echo "| pipelined vs go-nfs-client, 1 client (time) | $(ratio "${BEST[ours1]}" "${BEST[sync1]}") |"
 	echo "| pipelined vs go-nfs-client, $N clients (time) | $(ratio "${BEST[ours$N]}" "${BEST[sync$N]}") |"
+	if [ -n "$BASE" ]; then
+		echo "| git-onesis vs its $BASE_SHA, 1 go-nfs-client (time) | $(ratio "${BEST[sync1]}" "${BEST[basesync1]}") |"
+		echo "| git-onesis vs its $BASE_SHA, $N go-nfs-clients (time) | $(ratio "${BEST[sync$N]}" "${BEST[basesync$N]}") |"
+	fi
 	echo
 	echo "Server memory: git-onesis ${RSS_IDLE} MiB resident after indexing the commit and one read; peak ${HWM[ours1]} MiB after 1 client, ${HWM[ours$N]} MiB after $N, ${HWM[sync$N]} MiB after the go-nfs-client runs; ${RSS_END} MiB at the end. NFS-Ganesha: peak ${GAN_HWM} MiB."
 }
