@@ -107,7 +107,17 @@ func (c *permConn) inject(reply []byte) error {
 	frame = append(frame, reply...)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_, err := c.Conn.Write(frame)
+	return c.writeLocked(frame)
+}
+
+// writeTimeout drops a client that leaves its replies unread this long
+// (a worker blocked on it would otherwise be lost to every other node).
+var writeTimeout = time.Minute
+
+// writeLocked writes whole records; c.wmu is held.
+func (c *permConn) writeLocked(b []byte) error {
+	c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.Conn.Write(b)
 	return err
 }
 
@@ -243,6 +253,7 @@ func (c *permConn) Write(p []byte) (int, error) {
 		rec := c.wbuf[4 : 4+n]
 		out := c.filter(rec)
 		hdr := binary.BigEndian.AppendUint32(nil, uint32(len(out))|(mark&(1<<31)))
+		c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		bufs := net.Buffers{hdr, out}
 		_, err := bufs.WriteTo(c.Conn)
 		c.wbuf = c.wbuf[4+n:]

@@ -136,7 +136,7 @@ func (w *worker) reply(j *job) {
 		c.send(out)
 	} else {
 		c.wmu.Lock()
-		_, err := c.Conn.Write(out)
+		err := c.writeLocked(out)
 		c.wmu.Unlock()
 		if err != nil {
 			c.Close()
@@ -163,7 +163,7 @@ func (c *permConn) send(out []byte) {
 		c.batch = c.spare[:0]
 		c.bmu.Unlock()
 		c.wmu.Lock()
-		_, err = c.Conn.Write(buf)
+		err = c.writeLocked(buf)
 		c.wmu.Unlock()
 		c.bmu.Lock()
 		c.spare = buf[:0]
