@@ -125,8 +125,12 @@ func (s *Server) startWorkers() {
 }
 
 // smallReply is the largest reply that is copied into the connection's
-// batch (see send) rather than written on its own.
-const smallReply = 4 << 10
+// batch (see send) rather than written on its own; maxBatch bounds the
+// batch.
+const (
+	smallReply = 4 << 10
+	maxBatch   = 64 << 10
+)
 
 // reply answers one call, sends its reply and releases the job.
 func (w *worker) reply(j *job) {
@@ -151,6 +155,18 @@ func (w *worker) reply(j *job) {
 // ACCESS replies costs a few writes instead of one each.
 func (c *permConn) send(out []byte) {
 	c.bmu.Lock()
+	if c.flushing && len(c.batch) >= maxBatch {
+		// The client reads slowly: wait for the socket like a large
+		// reply, holding this call's place, so the batch cannot grow.
+		c.bmu.Unlock()
+		c.wmu.Lock()
+		err := c.writeLocked(out)
+		c.wmu.Unlock()
+		if err != nil {
+			c.Close()
+		}
+		return
+	}
 	c.batch = append(c.batch, out...)
 	if c.flushing {
 		c.bmu.Unlock()

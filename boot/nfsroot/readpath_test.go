@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -424,43 +425,60 @@ func TestManyCallsInFlight(t *testing.T) {
 	}
 }
 
-// TestUnreadRepliesDropClient: a client that sends READs and never reads
+// TestUnreadRepliesDropClient: a client that sends calls and never reads
 // the replies is disconnected once a write has waited writeTimeout, and the
-// workers it held answer others again.
+// workers it held answer others again; with large READ replies (written
+// one by one) and with a flood of small GETATTR replies (written in
+// batches).
 func TestUnreadRepliesDropClient(t *testing.T) {
 	old := writeTimeout
 	writeTimeout = 300 * time.Millisecond
 	defer func() { writeTimeout = old }()
 	fx := newFixture(t)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit), MaxInFlight: 2}, "127.0.0.1:0")
-	e, err := ts.srv.index(context.Background(), plumbing.NewHash(fx.commit))
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := ts.srv.makeHandle(e.ix.commit, e.ix.lookup("big.bin").fileid)
-	c, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.(*net.TCPConn).SetReadBuffer(4096)
-	var stream []byte
-	for i := uint32(0); i < 400; i++ { // 400 × 256 KiB of replies: far more than the socket buffers hold
-		rec := append(callRec(i, progNFS, 3, nfsProcRead, authUnix, authUnixBody(0, 0)), xdr.AppendU32(xdr.AppendU64(fhArg(big), 0), 256<<10)...)
-		stream = binary.BigEndian.AppendUint32(stream, uint32(len(rec))|1<<31)
-		stream = append(stream, rec...)
-	}
-	go c.Write(stream)
-	deadline := time.Now().Add(20 * time.Second)
-	for ts.srv.Stats().Connections != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("a client that reads no replies is still connected (%d connections)", ts.srv.Stats().Connections)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// The workers are free: another client is served.
-	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
-	if got, err := readAll(t, tg, "etc/passwd"); err != nil || len(got) == 0 {
-		t.Errorf("after the stuck client: %q, %v", got, err)
+	for _, tc := range []struct {
+		name  string
+		calls int
+		args  func(fh []byte) (uint32, []byte)
+	}{
+		{"256 KiB READs", 400, func(fh []byte) (uint32, []byte) {
+			return nfsProcRead, xdr.AppendU32(xdr.AppendU64(fhArg(fh), 0), 256<<10)
+		}},
+		{"GETATTRs", 60000, func(fh []byte) (uint32, []byte) { return nfsProcGetattr, fhArg(fh) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit), MaxInFlight: 2,
+				Logger: slog.New(slog.DiscardHandler)}, "127.0.0.1:0")
+			e, err := ts.srv.index(context.Background(), plumbing.NewHash(fx.commit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			big := ts.srv.makeHandle(e.ix.commit, e.ix.lookup("big.bin").fileid)
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.(*net.TCPConn).SetReadBuffer(4096)
+			var stream []byte
+			for i := 0; i < tc.calls; i++ { // far more replies than the socket buffers hold
+				proc, args := tc.args(big)
+				rec := append(callRec(uint32(i), progNFS, 3, proc, authUnix, authUnixBody(0, 0)), args...)
+				stream = binary.BigEndian.AppendUint32(stream, uint32(len(rec))|1<<31)
+				stream = append(stream, rec...)
+			}
+			go c.Write(stream)
+			deadline := time.Now().Add(20 * time.Second)
+			for ts.srv.Stats().Connections != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("a client that reads no replies is still connected (%d connections)", ts.srv.Stats().Connections)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			// The workers are free: another client is served.
+			tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
+			if got, err := readAll(t, tg, "etc/passwd"); err != nil || len(got) == 0 {
+				t.Errorf("after the stuck client: %q, %v", got, err)
+			}
+		})
 	}
 }
