@@ -314,8 +314,10 @@ report() { # NODE: the console lines that tell the story
 }
 
 root_to_ready() { # NODE: when onesis-init mounts the root and when the report says ready (ms)
-	local n=$1 m= r=
-	while kill -0 "${QEMU_PID[$n]}" 2>/dev/null && [ -z "$r" ]; do
+	local n=$1 m= r= end=$(($(date +%s) + 600))
+	# A guest that panics (TCG on a loaded host: "IO-APIC + timer doesn't
+	# work") stays up forever: give up after 10 minutes.
+	while kill -0 "${QEMU_PID[$n]}" 2>/dev/null && [ -z "$r" ] && [ "$(date +%s)" -lt "$end" ]; do
 		[ -n "$m" ] || ! grep -aq "onesis: mounting" "$WORK/$n.log" || m=$(date +%s%3N)
 		[ -z "$m" ] || ! grep -aq "NODE $n: ready" "$WORK/$n.log" || r=$(date +%s%3N)
 		sleep 0.1
