@@ -14,7 +14,10 @@
 # Environment:
 #     NFSBOOT_BASE    a git revision to compare with (default: none)
 #     NFSBOOT_NODES   nodes of the loaded run (default 4, at most 4)
-#     NFSBOOT_ROUNDS  rounds (default 1); the median node of each run counts
+#     NFSBOOT_ROUNDS  rounds (default 1); the best median node of each
+#                     configuration counts; the order of the versions is
+#                     reversed every other round, as other load comes and goes
+#     NFSBOOT_SIZES   node counts to run (default "1 NFSBOOT_NODES")
 #     NFSBOOT_DIR     work area (default /var/tmp/git-onesis-nfsboot)
 set -euo pipefail
 
@@ -23,6 +26,7 @@ DIR=${NFSBOOT_DIR:-/var/tmp/git-onesis-nfsboot}
 BASE=${NFSBOOT_BASE:-}
 NODES=${NFSBOOT_NODES:-4}
 ROUNDS=${NFSBOOT_ROUNDS:-1}
+SIZES=${NFSBOOT_SIZES:-1 $NODES}
 GO=${GO:-go}
 note() { printf '    %s\n' "$*" >&2; }
 die() { printf 'bench-nfs-boot: fatal: %s\n' "$*" >&2; exit 128; }
@@ -76,12 +80,16 @@ run() { # VERSION NODES: sets RES to "median fastest slowest" seconds from root 
 }
 declare -A MED MIN MAX
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+ALL=()
 for ((r = 1; r <= ROUNDS; r++)); do
-	for n in 1 "$NODES"; do
-		for v in "${VERSIONS[@]}"; do
+	order=("${VERSIONS[@]}")
+	if ((r % 2 == 0)) && [ ${#VERSIONS[@]} = 2 ]; then order=("${VERSIONS[1]}" "${VERSIONS[0]}"); fi
+	for n in $SIZES; do
+		for v in "${order[@]}"; do
 			note "round $r: $v, $n node(s)"
 			run "$v" "$n"
 			read -r med lo hi <<<"$RES"
+			ALL+=("round $r, $v, $n node(s): median $med s")
 			key=$v$n
 			if [ -z "${MED[$key]:-}" ] || awk -v a="$med" -v b="${MED[$key]}" 'BEGIN { exit !(a < b) }'; then
 				MED[$key]=$med MIN[$key]=$lo MAX[$key]=$hi
@@ -94,15 +102,17 @@ echo "NFS root mounted to the report service's \"ready\" (\`make demo-debian\` i
 echo
 echo "| git-onesis | nodes at once | median node | fastest | slowest |"
 echo "|---|---:|---:|---:|---:|"
-for n in 1 "$NODES"; do
+for n in $SIZES; do
 	for v in "${VERSIONS[@]}"; do
 		label=LABEL_$v
 		echo "| ${!label} | $n | ${MED[$v$n]} s | ${MIN[$v$n]} s | ${MAX[$v$n]} s |"
 	done
 done
+echo
+echo "Every run, in order: $(printf '%s; ' "${ALL[@]}")"
 if [ -n "$BASE" ]; then
 	echo
-	for n in 1 "$NODES"; do
+	for n in $SIZES; do
 		echo "- $n node(s): this tree takes $(awk -v a="${MED[this$n]}" -v b="${MED[base$n]}" 'BEGIN { printf "%.2f×", a / b }') the time of $BASE_SHA (median node)."
 	done
 fi
