@@ -59,7 +59,7 @@ HERMETIC_ENV = env \
 	GOFLAGS="$$($(GO) env GOFLAGS)" \
 	LC_ALL=C
 
-.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-scale bench-boot bench-storm bench-nfs man install uninstall clean
+.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-scale bench-boot bench-storm bench-nfs bench-nfs-boot man install uninstall clean
 
 all: build
 
@@ -188,12 +188,21 @@ bench-storm:
 	GO="$(GO)" bash internal/bench/stormbench.sh
 
 # A few minutes, root: 1 and 20 simulated nodes read a whole debootstrap
-# minbase root through the embedded NFS server (go-nfs-client, loopback),
-# against local tar of the same tree; reports the server's peak RSS;
-# rewrites its part of docs/benchmarks.md.
+# minbase root through the embedded NFS server (a pipelined, kernel-like
+# client and go-nfs-client) and through NFS-Ganesha exporting the same
+# commit's tree, against local tar of the same tree; reports the servers'
+# peak RSS; rewrites its part of docs/benchmarks.md. NFSBENCH_BASE=REV adds
+# rows for the embedded server at REV.
 bench-nfs:
 	@bash .ci/deps bench
 	GO="$(GO)" bash internal/bench/nfsbench.sh
+
+# 15-30 minutes, root: the demo-debian image boots 1, then 4 QEMU nodes at
+# once; each node's time from mounting the NFS root to the report service,
+# for this tree and NFSBOOT_BASE=REV alternately. Prints a table.
+bench-nfs-boot:
+	@bash .ci/deps test
+	GO="$(GO)" bash internal/bench/nfsbootbench.sh
 
 man: $(MAN1) $(MAN5) $(MANALIAS)
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -31,7 +32,31 @@ type blobStore struct {
 	dir   string
 	mu    sync.Mutex
 	sizes map[plumbing.Hash]int64 // blobs known to be present
+
+	fdMu   sync.Mutex
+	fds    map[plumbing.Hash]*openBlob // descriptors kept open for READ
+	fdRing []plumbing.Hash             // fds' keys in the order they were opened
+	fdNext int                         // the ring's oldest slot
 }
+
+// openBlob is a blob's descriptor kept open for the read path (a plain
+// descriptor: pread needs no poller and no os.File).
+type openBlob struct {
+	fd   int
+	refs int // reads using it now
+}
+
+// maxOpenBlobs bounds the descriptors the read path keeps open: enough
+// for 20 nodes each reading 16 files at once without reopening them,
+// and at most a quarter of the process's descriptor limit.
+var maxOpenBlobs = func() int {
+	n := 2048
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur/4 < uint64(n) {
+		n = max(int(lim.Cur/4), 16)
+	}
+	return n
+}()
 
 // removeStaleTemp removes the temporary files of interrupted batches,
 // incomplete by definition. Call it only while no other process has the
@@ -53,7 +78,7 @@ func newBlobStore(dir string) (*blobStore, error) {
 			return nil, fmt.Errorf("creating the NFS blob store %s: %w", dir, err)
 		}
 	}
-	return &blobStore{dir: dir, sizes: map[plumbing.Hash]int64{}}, nil
+	return &blobStore{dir: dir, sizes: map[plumbing.Hash]int64{}, fds: map[plumbing.Hash]*openBlob{}}, nil
 }
 
 func (s *blobStore) path(h plumbing.Hash) string {
@@ -249,6 +274,93 @@ func (s *blobStore) writeTemp(data []byte) (string, error) {
 // open opens a stored blob for reading.
 func (s *blobStore) open(h plumbing.Hash) (*os.File, error) {
 	return os.Open(s.path(h))
+}
+
+// readAt reads a stored blob at off (pread), through a descriptor kept
+// open for the next READ of the same blob: a file read in rsize pieces
+// costs one open. It returns the bytes read; fewer than len(p) only at the
+// blob's end or on an error.
+func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
+	s.fdMu.Lock()
+	ob := s.fds[h]
+	if ob == nil {
+		s.fdMu.Unlock()
+		fd, err := syscall.Open(s.path(h), syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: s.path(h), Err: err}
+		}
+		s.fdMu.Lock()
+		if ob = s.fds[h]; ob == nil {
+			s.evictFDsLocked(h)
+			ob = &openBlob{fd: fd}
+			s.fds[h] = ob
+		} else {
+			defer syscall.Close(fd) // another read opened it meanwhile
+		}
+	}
+	ob.refs++
+	s.fdMu.Unlock()
+	n, err := pread(ob.fd, p, off)
+	s.fdMu.Lock()
+	ob.refs--
+	if ob.refs == 0 && s.fds[h] != ob {
+		syscall.Close(ob.fd) // evicted while in use
+	}
+	s.fdMu.Unlock()
+	return n, err
+}
+
+// pread fills p from fd at off, up to the end of the file.
+func pread(fd int, p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := syscall.Pread(fd, p[n:], off+int64(n))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// evictFDsLocked makes room for one more descriptor and records h as the
+// newest: the oldest opened is forgotten (closed, unless a read still uses
+// it, which then does). A file is read in one burst of READs, so first
+// opened, first done is close enough to least recently used, at O(1).
+func (s *blobStore) evictFDsLocked(h plumbing.Hash) {
+	if len(s.fdRing) < maxOpenBlobs {
+		s.fdRing = append(s.fdRing, h)
+		return
+	}
+	old := s.fdRing[s.fdNext]
+	s.fdRing[s.fdNext] = h
+	s.fdNext = (s.fdNext + 1) % maxOpenBlobs
+	if ob := s.fds[old]; ob != nil {
+		delete(s.fds, old)
+		if ob.refs == 0 {
+			syscall.Close(ob.fd)
+		}
+	}
+}
+
+// closeFDs closes every cached descriptor not in use (after a prune, so
+// deleted blobs free their space; or at Close).
+func (s *blobStore) closeFDs() {
+	s.fdMu.Lock()
+	defer s.fdMu.Unlock()
+	for h, ob := range s.fds {
+		delete(s.fds, h)
+		if ob.refs == 0 {
+			syscall.Close(ob.fd)
+		}
+	}
+	s.fdRing, s.fdNext = s.fdRing[:0], 0
 }
 
 // A commit's size list (<StateDir>/commits/<sha>: 20-byte blob id and

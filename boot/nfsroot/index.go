@@ -41,6 +41,8 @@ type commitIndex struct {
 	byID   map[uint64]*node
 	nodes  int
 	bytes  int64
+	// mtimeSec and mtimeNsec are mtime as NFSv3 sends it.
+	mtimeSec, mtimeNsec uint32
 }
 
 // lookup finds the node for a slash-separated path relative to the export
@@ -182,7 +184,9 @@ func (s *Server) buildIndex(ctx context.Context, h plumbing.Hash) (*commitIndex,
 		s.log.Warn("commit has no .gitmeta; serving git's modes with root ownership", "commit", h.String())
 	}
 	placeholders := b.deny()
-	ix := &commitIndex{commit: h, mtime: c.Committer.When, root: root, byID: map[uint64]*node{}}
+	when := c.Committer.When
+	ix := &commitIndex{commit: h, mtime: when, mtimeSec: uint32(when.Unix()), mtimeNsec: uint32(when.Nanosecond()),
+		root: root, byID: map[uint64]*node{}}
 	b.finish(ix)
 	if err := b.materialise(ix); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", h.String()[:12], err)

@@ -71,104 +71,66 @@ func (l *permListener) Accept() (net.Conn, error) {
 	}
 }
 
-// permConn is one interposed client connection.
+// permConn is one interposed client connection. Its reader goroutine
+// (readLoop, pipeline.go) owns the socket's read side.
 type permConn struct {
 	net.Conn
 	s  *Server
 	ip net.IP
 
-	rbuf    []byte // read buffer
-	in      []byte // bytes read from the client, not yet a whole record
+	hdr   [4]byte       // the reader's record mark
+	w     *worker       // the reader's, for calls it answers itself
+	slots chan struct{} // one per read path call in flight
+	done  chan struct{} // closed by Close
+	once  sync.Once
+
+	pmu     sync.Mutex
+	pcond   *sync.Cond
 	pending []byte // whole, checked records for go-nfs to read
+	rerr    error  // why the reader stopped: go-nfs gets it after pending
 
 	mu      sync.Mutex
 	calls   map[uint32]call
 	commits map[[20]byte]bool // commit (or 'W'||work id) -> client may use it
 
-	wmu     sync.Mutex
-	wbuf    []byte   // bytes go-nfs wrote, not yet a whole record
-	injectQ [][]byte // our own replies, waiting for a record boundary
+	wmu  sync.Mutex // held while a whole record is written
+	wbuf []byte     // bytes go-nfs wrote, not yet a whole record
+
+	bmu          sync.Mutex // small read path replies waiting to be written together
+	batch, spare []byte
+	flushing     bool
 }
 
-// inject sends a reply of our own, between go-nfs's records.
+// inject sends a reply of our own, between whole records.
 func (c *permConn) inject(reply []byte) error {
 	frame := binary.BigEndian.AppendUint32(nil, uint32(len(reply))|1<<31)
 	frame = append(frame, reply...)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if len(c.wbuf) > 0 {
-		c.injectQ = append(c.injectQ, frame)
-		return nil
-	}
-	_, err := c.Conn.Write(frame)
+	return c.writeLocked(frame)
+}
+
+// writeTimeout drops a client that leaves its replies unread this long
+// (a worker blocked on it would otherwise be lost to every other node).
+var writeTimeout = time.Minute
+
+// writeLocked writes whole records; c.wmu is held.
+func (c *permConn) writeLocked(b []byte) error {
+	c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.Conn.Write(b)
 	return err
 }
 
+// newPermConn interposes on c and starts its reader.
 func newPermConn(c net.Conn, s *Server) *permConn {
-	return &permConn{Conn: c, s: s, ip: clientIP(c), calls: map[uint32]call{}, commits: map[[20]byte]bool{}}
+	pc := &permConn{Conn: c, s: s, ip: clientIP(c), calls: map[uint32]call{}, commits: map[[20]byte]bool{},
+		slots: make(chan struct{}, s.cfg.MaxInFlightPerConn), done: make(chan struct{})}
+	pc.pcond = sync.NewCond(&pc.pmu)
+	go pc.readLoop()
+	return pc
 }
 
 var errStream = errors.New("nfs: malformed RPC stream from client")
-
-// Read hands go-nfs whole records only, each checked.
-func (c *permConn) Read(p []byte) (int, error) {
-	if c.rbuf == nil {
-		c.rbuf = make([]byte, 64<<10)
-	}
-	for len(c.pending) == 0 {
-		n, err := c.Conn.Read(c.rbuf)
-		c.in = append(c.in, c.rbuf[:n]...)
-		if perr := c.takeCalls(); perr != nil {
-			c.s.log.Warn("nfs: closing a connection that sent garbage", "client", c.ip.String(), "err", perr)
-			c.Close()
-			return 0, perr
-		}
-		if len(c.pending) > 0 {
-			break
-		}
-		if err != nil {
-			c.Close() // go-nfs closes only on a clean EOF
-			return 0, err
-		}
-	}
-	n := copy(p, c.pending)
-	c.pending = c.pending[n:]
-	if len(c.pending) == 0 {
-		c.pending = nil
-	}
-	return n, nil
-}
-
-// takeCalls moves every complete record from c.in to c.pending.
-func (c *permConn) takeCalls() error {
-	for {
-		rec, rest, err := splitRecord(c.in)
-		if err != nil {
-			return err
-		}
-		if rec == nil {
-			return nil
-		}
-		if reply := versionMismatch(rec); reply != nil {
-			// go-nfs ignores the version; answer NFSv2/v4 and MOUNT v1/v2
-			// ourselves, so clients fall back to v3 instead of misparsing.
-			c.in = rest
-			if err := c.inject(reply); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := c.checkCall(rec); err != nil {
-			return err
-		}
-		c.pending = binary.BigEndian.AppendUint32(c.pending, uint32(len(rec))|1<<31)
-		c.pending = append(c.pending, rec...)
-		c.in = rest
-		if len(c.in) == 0 {
-			c.in = nil
-		}
-	}
-}
 
 // splitRecord takes one record off the front of b (single-fragment records
 // only, as go-nfs accepts). It returns nil when b holds no whole record yet.
@@ -176,13 +138,9 @@ func splitRecord(b []byte) (rec, rest []byte, err error) {
 	if len(b) < 4 {
 		return nil, b, nil
 	}
-	mark := binary.BigEndian.Uint32(b)
-	if mark&(1<<31) == 0 {
-		return nil, nil, errStream // multi-fragment: go-nfs does not take them either
-	}
-	n := int(mark &^ (1 << 31))
-	if n < 24 || n > maxRecord {
-		return nil, nil, errStream
+	n, err := recordLen(binary.BigEndian.Uint32(b))
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(b) < 4+n {
 		return nil, b, nil
@@ -190,11 +148,9 @@ func splitRecord(b []byte) (rec, rest []byte, err error) {
 	return b[4 : 4+n], b[4+n:], nil
 }
 
-func (c *permConn) checkCall(rec []byte) error {
-	cl, err := parseCall(rec)
-	if err != nil {
-		return err
-	}
+// checkCall remembers a call for go-nfs until its reply, and breaks the
+// MAC of a handle the client may not use.
+func (c *permConn) checkCall(rec []byte, cl call) error {
 	parseSetattrMode(rec, &cl)
 	if fh, off := firstHandle(rec, cl); off >= 0 && !c.handleAllowed(fh) {
 		// Break the MAC: go-nfs then answers NFS3ERR_STALE.
@@ -297,6 +253,7 @@ func (c *permConn) Write(p []byte) (int, error) {
 		rec := c.wbuf[4 : 4+n]
 		out := c.filter(rec)
 		hdr := binary.BigEndian.AppendUint32(nil, uint32(len(out))|(mark&(1<<31)))
+		c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		bufs := net.Buffers{hdr, out}
 		_, err := bufs.WriteTo(c.Conn)
 		c.wbuf = c.wbuf[4+n:]
@@ -306,12 +263,6 @@ func (c *permConn) Write(p []byte) (int, error) {
 	}
 	if len(c.wbuf) == 0 {
 		c.wbuf = nil
-		for _, f := range c.injectQ {
-			if _, err := c.Conn.Write(f); err != nil {
-				return 0, err
-			}
-		}
-		c.injectQ = nil
 	}
 	return len(p), nil
 }
@@ -358,6 +309,13 @@ func (c *permConn) filter(rec []byte) []byte {
 
 // Close closes the connection and forgets it.
 func (c *permConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	c.pmu.Lock()
+	if c.rerr == nil {
+		c.rerr = errClosed
+	}
+	c.pcond.Broadcast()
+	c.pmu.Unlock()
 	c.s.mu.Lock()
 	if c.s.conns[c] {
 		delete(c.s.conns, c)

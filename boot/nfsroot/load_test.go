@@ -20,7 +20,10 @@ import (
 // TestConcurrentReaders: a dozen clients each walk a whole commit with
 // READDIRPLUS and read every file to its end at the same time, as nodes
 // do after a mass reboot; every client must get every file, byte for byte
-// what git holds, and a symlink's target.
+// what git holds, and a symlink's target. Once with go-nfs-client (one
+// call at a time), once with bootsim's pipelined client (many calls in
+// flight on one connection, READs out of order), once with it listing by
+// READDIR and a LOOKUP per name (mount -o nordirplus).
 func TestConcurrentReaders(t *testing.T) {
 	const clients = 12
 	dir := t.TempDir()
@@ -79,42 +82,63 @@ func TestConcurrentReaders(t *testing.T) {
 	go srv.Serve(l)
 	port := l.Addr().(*net.TCPAddr).Port
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, clients)
-	stats := make([]*bootsim.RootStats, clients)
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			seen := 0
-			st, err := bootsim.ReadRoot(ctx, "127.0.0.1", port, "/c/"+commit, 0, 0, func(p string, data []byte) error {
-				w, ok := want[p]
-				if !ok {
-					return fmt.Errorf("unexpected file %s", p)
-				}
-				if !bytes.Equal(w, data) {
-					return fmt.Errorf("%s: read %d bytes that differ from git's %d", p, len(data), len(w))
-				}
-				seen++
-				return nil
-			})
-			if err == nil && seen != len(want) {
-				err = fmt.Errorf("read %d files, want %d", seen, len(want))
+	readers := []struct {
+		name string
+		read func(ctx context.Context, file func(string, []byte) error) (*bootsim.RootStats, error)
+	}{
+		{"go-nfs-client", func(ctx context.Context, file func(string, []byte) error) (*bootsim.RootStats, error) {
+			return bootsim.ReadRoot(ctx, "127.0.0.1", port, "/c/"+commit, 0, 0, file)
+		}},
+		{"pipelined", func(ctx context.Context, file func(string, []byte) error) (*bootsim.RootStats, error) {
+			return bootsim.ReadRootPipelined(ctx, "127.0.0.1", port, "/c/"+commit, bootsim.PipelineOptions{ReadSize: 64 << 10}, file)
+		}},
+		{"pipelined-nordirplus", func(ctx context.Context, file func(string, []byte) error) (*bootsim.RootStats, error) {
+			return bootsim.ReadRootPipelined(ctx, "127.0.0.1", port, "/c/"+commit, bootsim.PipelineOptions{NoRdirplus: true, InFlight: 8, Procs: 4}, file)
+		}},
+	}
+	for _, rd := range readers {
+		t.Run(rd.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make([]error, clients)
+			stats := make([]*bootsim.RootStats, clients)
+			for c := 0; c < clients; c++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					seen := map[string]bool{}
+					st, err := rd.read(ctx, func(p string, data []byte) error {
+						w, ok := want[p]
+						if !ok {
+							return fmt.Errorf("unexpected file %s", p)
+						}
+						if !bytes.Equal(w, data) {
+							return fmt.Errorf("%s: read %d bytes that differ from git's %d", p, len(data), len(w))
+						}
+						if seen[p] {
+							return fmt.Errorf("%s read twice", p)
+						}
+						seen[p] = true
+						return nil
+					})
+					if err == nil && len(seen) != len(want) {
+						err = fmt.Errorf("read %d files, want %d", len(seen), len(want))
+					}
+					errs[c], stats[c] = err, st
+				}()
 			}
-			errs[c], stats[c] = err, st
-		}()
+			wg.Wait()
+			for c, err := range errs {
+				if err != nil {
+					t.Errorf("client %d: %v", c, err)
+					continue
+				}
+				if stats[c].Symlinks != 1 || stats[c].Files != len(want) || stats[c].Dirs != len(dirs)+1 {
+					t.Errorf("client %d: %+v; want 1 symlink, %d files, %d directories", c, stats[c], len(want), len(dirs)+1)
+				}
+			}
+			t.Logf("%d clients, each %d files: %+v", clients, len(want), stats[0])
+		})
 	}
-	wg.Wait()
-	for c, err := range errs {
-		if err != nil {
-			t.Errorf("client %d: %v", c, err)
-			continue
-		}
-		if stats[c].Symlinks != 1 || stats[c].Files != len(want) {
-			t.Errorf("client %d: %+v", c, stats[c])
-		}
-	}
-	t.Logf("%d clients, each %d files: %+v", clients, len(want), stats[0])
 }

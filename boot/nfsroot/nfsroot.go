@@ -52,6 +52,15 @@ type Config struct {
 	// hold open (default DefaultMaxConnsPerClient); more are closed as
 	// they arrive, so one host cannot take the server's sockets.
 	MaxConnsPerClient int
+	// MaxInFlight caps the read path calls answered at once, over all
+	// connections (default DefaultMaxInFlight): that many workers answer
+	// them, so the memory their replies take does not grow with clients.
+	MaxInFlight int
+	// MaxInFlightPerConn caps the read path calls of one connection queued
+	// or answered at once (default DefaultMaxInFlightPerConn); the
+	// connection's further calls wait in TCP, so one node cannot take every
+	// worker.
+	MaxInFlightPerConn int
 }
 
 // DefaultMaxConnsPerClient is Config.MaxConnsPerClient's default. A node
@@ -88,6 +97,8 @@ type Server struct {
 	closed  bool
 	ctx     context.Context
 	cancel  context.CancelFunc
+	jobs    chan *job     // read path calls for the workers
+	busy    chan struct{} // one per call being answered (MaxInFlight)
 	lns     map[net.Listener]bool
 	conns   map[*permConn]bool
 	perIP   map[string]int // open connections per client address
@@ -123,6 +134,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConnsPerClient == 0 {
 		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if cfg.MaxInFlight < 0 || cfg.MaxInFlightPerConn < 0 {
+		return nil, fmt.Errorf("nfsroot: %d calls in flight (%d per connection) is not a limit (0 = the defaults, %d and %d)",
+			cfg.MaxInFlight, cfg.MaxInFlightPerConn, DefaultMaxInFlight, DefaultMaxInFlightPerConn)
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MaxInFlightPerConn == 0 {
+		cfg.MaxInFlightPerConn = DefaultMaxInFlightPerConn
 	}
 	r, err := gitrun.Discover(cfg.RepoDir)
 	if err != nil {
@@ -161,11 +182,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg: cfg, log: log, repo: repo, gitDir: r.CommonDir, stateDir: state, store: store, deny: deny, key: key, lock: lock,
 		trees: map[plumbing.Hash][]treeEntry{}, indexes: map[plumbing.Hash]*indexEntry{},
 		ctx: ctx, cancel: cancel, lns: map[net.Listener]bool{}, conns: map[*permConn]bool{}, perIP: map[string]int{}, work: map[string]*workFS{},
-	}, nil
+	}
+	s.startWorkers()
+	return s, nil
 }
 
 // Prepare materialises a commit (blob store and index) ahead of its first
@@ -295,6 +318,7 @@ func (s *Server) Close() error {
 	for c := range conns {
 		c.Conn.Close()
 	}
+	s.store.closeFDs()
 	return nil
 }
 

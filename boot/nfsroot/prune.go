@@ -164,6 +164,7 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 	s.store.mu.Lock()
 	s.store.sizes = map[plumbing.Hash]int64{}
 	s.store.mu.Unlock()
+	s.store.closeFDs() // deleted blobs free their space
 	return st, nil
 }
 

@@ -49,18 +49,29 @@ const (
 
 var errGarbage = errors.New("malformed RPC message")
 
-// cred is the caller identity of one call.
+// cred is the caller identity of one call. The supplementary groups are
+// held in place, so parsing a call allocates nothing.
 type cred struct {
-	uid  uint32
-	gid  uint32
-	gids []uint32
+	uid   uint32
+	gid   uint32
+	ngids int
+	gidv  [maxGids]uint32
 }
 
-func (c cred) inGroup(g uint32) bool {
+// newCred is a cred with the given supplementary groups (at most maxGids).
+func newCred(uid, gid uint32, gids ...uint32) cred {
+	c := cred{uid: uid, gid: gid}
+	c.ngids = copy(c.gidv[:], gids)
+	return c
+}
+
+func (c *cred) gids() []uint32 { return c.gidv[:c.ngids] }
+
+func (c *cred) inGroup(g uint32) bool {
 	if c.gid == g {
 		return true
 	}
-	for _, x := range c.gids {
+	for _, x := range c.gids() {
 		if x == g {
 			return true
 		}
@@ -127,9 +138,9 @@ func parseAuthUnix(b []byte) (cred, error) {
 	if r.Bad || n > maxGids {
 		return cred{}, errGarbage
 	}
-	c.gids = make([]uint32, n)
-	for i := range c.gids {
-		c.gids[i] = r.U32()
+	c.ngids = int(n)
+	for i := range c.ngids {
+		c.gidv[i] = r.U32()
 	}
 	if r.Bad {
 		return cred{}, errGarbage
@@ -164,7 +175,7 @@ func readFattr(r *xdr.Reader) (fattr, bool) {
 // bits for its owner, group bits for a member of its group, other bits
 // otherwise, as the kernel checks them. Root has everything, except that
 // execute needs some execute bit on a non-directory.
-func perms(a fattr, c cred) uint32 {
+func perms(a fattr, c *cred) uint32 {
 	m := a.mode & 0o777
 	if c.uid == 0 {
 		p := uint32(7)
@@ -252,7 +263,7 @@ func filterReply(rec []byte, c call) ([]byte, bool) {
 		}
 		var allowed uint32
 		if ok {
-			allowed = accessMask(a, perms(a, c.cred))
+			allowed = accessMask(a, perms(a, &c.cred))
 		}
 		if granted&^allowed == 0 {
 			return rec, false
@@ -265,7 +276,7 @@ func filterReply(rec []byte, c call) ([]byte, bool) {
 		if !ok {
 			return rec, false // no attributes: nothing to judge by
 		}
-		if perms(a, c.cred)&4 != 0 {
+		if perms(a, &c.cred)&4 != 0 {
 			return rec, false
 		}
 		return errorReply(rec, off, rec[attrOff:r.Off]), true
@@ -277,7 +288,7 @@ func filterReply(rec []byte, c call) ([]byte, bool) {
 		if !ok {
 			return rec, false
 		}
-		if perms(d, c.cred)&1 != 0 {
+		if perms(d, &c.cred)&1 != 0 {
 			return rec, false
 		}
 		return errorReply(rec, off, rec[dirOff:r.Off]), true

@@ -2,6 +2,7 @@ package nfsroot
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
 	"log/slog"
@@ -56,11 +57,11 @@ func TestParseCall(t *testing.T) {
 		want    call
 	}{
 		{"auth unix", callRec(7, progNFS, 3, nfsProcRead, authUnix, authUnixBody(1000, 100, 4, 24)), false,
-			call{xid: 7, prog: progNFS, vers: 3, proc: nfsProcRead, cred: cred{uid: 1000, gid: 100, gids: []uint32{4, 24}}}},
+			call{xid: 7, prog: progNFS, vers: 3, proc: nfsProcRead, cred: newCred(1000, 100, 4, 24)}},
 		{"auth null is nobody", callRec(8, progMount, 3, 1, authNull, nil), false,
 			call{xid: 8, prog: progMount, vers: 3, proc: 1, cred: cred{uid: nobody, gid: nobody}}},
 		{"root", callRec(9, progNFS, 3, nfsProcAccess, authUnix, authUnixBody(0, 0)), false,
-			call{xid: 9, prog: progNFS, vers: 3, proc: nfsProcAccess, cred: cred{uid: 0, gid: 0, gids: []uint32{}}}},
+			call{xid: 9, prog: progNFS, vers: 3, proc: nfsProcAccess, cred: newCred(0, 0)}},
 		{"reply, not call", (&xdrw{}).u32(1, 1, 2, progNFS, 3, 1, 0, 0, 0, 0).b, true, call{}},
 		{"rpc version 3", (&xdrw{}).u32(1, 0, 3, progNFS, 3, 1, 0, 0, 0, 0).b, true, call{}},
 		{"truncated header", (&xdrw{}).u32(1, 0, 2, progNFS).b, true, call{}},
@@ -80,7 +81,7 @@ func TestParseCall(t *testing.T) {
 				return
 			}
 			if got.xid != tc.want.xid || got.prog != tc.want.prog || got.proc != tc.want.proc || got.cred.uid != tc.want.cred.uid ||
-				got.cred.gid != tc.want.cred.gid || len(got.cred.gids) != len(tc.want.cred.gids) {
+				got.cred.gid != tc.want.cred.gid || got.cred.ngids != tc.want.cred.ngids || got.cred.gidv != tc.want.cred.gidv {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 			if got.argOff != len(tc.rec) {
@@ -98,7 +99,7 @@ func TestPerms(t *testing.T) {
 	}{
 		{fattr{1, 0o600, 0, 0}, cred{uid: 1000, gid: 1000}, 0},
 		{fattr{1, 0o600, 1000, 0}, cred{uid: 1000, gid: 1000}, 6},
-		{fattr{1, 0o640, 1234, 5678}, cred{uid: 1000, gid: 1, gids: []uint32{5678}}, 4},
+		{fattr{1, 0o640, 1234, 5678}, newCred(1000, 1, 5678), 4},
 		{fattr{1, 0o044, 1000, 0}, cred{uid: 1000}, 0}, // owner bits win even when other is wider
 		{fattr{1, 0o644, 0, 0}, cred{uid: 1000}, 4},
 		{fattr{1, 0o600, 0, 0}, cred{uid: 0}, 6},          // root: no execute without an x bit
@@ -108,7 +109,7 @@ func TestPerms(t *testing.T) {
 		{fattr{1, 0o4755 | 1<<31, 0, 0}, cred{uid: 9}, 5}, // Go type bits and 07000 ignored
 	}
 	for _, tc := range tests {
-		if got := perms(tc.a, tc.c); got != tc.want {
+		if got := perms(tc.a, &tc.c); got != tc.want {
 			t.Errorf("perms(%+v, %+v) = %o, want %o", tc.a, tc.c, got, tc.want)
 		}
 	}
@@ -342,7 +343,11 @@ func FuzzPermConn(f *testing.F) {
 	f.Add([]byte("\x80\x00\x00\x18garbage garbage garbage!"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := &Server{log: slog.New(slog.DiscardHandler), stateDir: dir, conns: map[*permConn]bool{}, work: map[string]*workFS{}, key: make([]byte, keyLen)}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s := &Server{log: slog.New(slog.DiscardHandler), stateDir: dir, conns: map[*permConn]bool{}, work: map[string]*workFS{}, key: make([]byte, keyLen),
+			ctx: ctx, cfg: Config{MaxInFlight: 2, MaxInFlightPerConn: 2}}
+		s.startWorkers()
 		client, server := net.Pipe()
 		pc := newPermConn(server, s)
 		go func() {

@@ -1,8 +1,11 @@
-// Package xdr reads the XDR encoding (RFC 4506) of ONC RPC messages, for
-// the RPC services git-onesis speaks or inspects (portmap, and the NFS
-// permission interposer). It only reads, never panics on short or hostile
-// input, and makes the first failure stick, so a parser can read a whole
-// structure and check Bad once.
+// Package xdr reads and writes the XDR encoding (RFC 4506) of ONC RPC
+// messages, for the RPC services git-onesis speaks or inspects (portmap,
+// the NFS root's permission interposer and its read path, the simulated
+// NFS clients). The Reader never panics on short or hostile input and
+// makes the first failure stick, so a parser can read a whole structure
+// and check Bad once. The Append functions encode by appending to a byte
+// slice, so a caller that reuses its buffer encodes without allocating
+// and without reflection.
 package xdr
 
 import "encoding/binary"
@@ -63,4 +66,57 @@ func (r *Reader) Auth() (flavor uint32, body []byte) {
 	flavor = r.U32()
 	body = r.Opaque(MaxAuth)
 	return flavor, body
+}
+
+// AppendU32 appends an unsigned 32-bit integer.
+func AppendU32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
+
+// AppendU64 appends an unsigned 64-bit integer (XDR unsigned hyper).
+func AppendU64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+// AppendBool appends an XDR boolean.
+func AppendBool(b []byte, v bool) []byte {
+	if v {
+		return AppendU32(b, 1)
+	}
+	return AppendU32(b, 0)
+}
+
+// AppendOpaque appends a variable-length opaque: its length, the bytes and
+// zero padding to a multiple of four.
+func AppendOpaque(b []byte, p []byte) []byte {
+	b = AppendU32(b, uint32(len(p)))
+	b = append(b, p...)
+	return append(b, make([]byte, Pad(len(p)))...)
+}
+
+// AppendString appends a string as a variable-length opaque.
+func AppendString(b []byte, s string) []byte {
+	b = AppendU32(b, uint32(len(s)))
+	b = append(b, s...)
+	return append(b, make([]byte, Pad(len(s)))...)
+}
+
+// Pad is the number of zero bytes that follow n bytes of opaque data.
+func Pad(n int) int { return (4 - n&3) & 3 }
+
+// U64 reads an unsigned 64-bit integer (XDR unsigned hyper).
+func (r *Reader) U64() uint64 {
+	if r.Bad || len(r.B)-r.Off < 8 {
+		r.Bad = true
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.B[r.Off:])
+	r.Off += 8
+	return v
+}
+
+// Bool reads an XDR boolean; any value other than 0 and 1 is Bad.
+func (r *Reader) Bool() bool {
+	v := r.U32()
+	if v > 1 {
+		r.Bad = true
+		return false
+	}
+	return v == 1
 }

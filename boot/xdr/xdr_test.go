@@ -57,3 +57,30 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestAppend(t *testing.T) {
+	var b []byte
+	b = AppendU32(b, 7)
+	b = AppendU64(b, 1<<40|5)
+	b = AppendBool(b, true)
+	b = AppendOpaque(b, []byte("abcde"))
+	b = AppendString(b, "xy")
+	b = AppendOpaque(b, nil)
+	want := []byte{0, 0, 0, 7, 0, 0, 1, 0, 0, 0, 0, 5, 0, 0, 0, 1,
+		0, 0, 0, 5, 'a', 'b', 'c', 'd', 'e', 0, 0, 0,
+		0, 0, 0, 2, 'x', 'y', 0, 0,
+		0, 0, 0, 0}
+	if !bytes.Equal(b, want) {
+		t.Fatalf("got %v\nwant %v", b, want)
+	}
+	r := &Reader{B: b}
+	if r.U32() != 7 || r.U64() != 1<<40|5 || !r.Bool() || string(r.Opaque(8)) != "abcde" || string(r.Opaque(8)) != "xy" || len(r.Opaque(8)) != 0 || r.Bad || r.Off != len(b) {
+		t.Fatalf("read back failed at %d (bad %v)", r.Off, r.Bad)
+	}
+	if r := (&Reader{B: []byte{0, 0, 0, 2}}); r.Bool() || !r.Bad {
+		t.Error("bool 2 was not Bad")
+	}
+	if n := testing.AllocsPerRun(100, func() { AppendOpaque(b[:0], []byte("abc")) }); n != 0 {
+		t.Errorf("AppendOpaque into a large enough buffer allocated %v times", n)
+	}
+}

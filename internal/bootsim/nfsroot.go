@@ -18,6 +18,8 @@ type RootStats struct {
 	Dirs, Files, Symlinks, Other int
 	Bytes                        int64
 	Duration                     time.Duration
+	// Calls and Lookups count the RPCs and LOOKUPs of ReadRootPipelined.
+	Calls, Lookups int64
 }
 
 // NFS file types (RFC 1813 ftype3).

@@ -5,11 +5,17 @@
 // the server's memory can be read from /proc while they run.
 //
 //	nfsload server -repo DIR -commit SHA [-state DIR] [-addr 127.0.0.1:0] [-cpuprofile FILE]
-//	nfsload read -port P -commit SHA -n N [-timeout 10m]
+//	nfsload read -port P (-commit SHA | -export PATH) -n N [-client pipelined|sync] [-host H]
+//	             [-mountport P] [-inflight N] [-procs N] [-readsize B] [-readahead N] [-nordirplus] [-timeout 10m]
 //
 // server prints "port N" once listening and serves until SIGTERM. read
 // prints one JSON line: clients, failures, all-done time, per-client p50
-// and p99, files and bytes per client, aggregate MB/s.
+// and p99, files and bytes per client, RPCs per client, aggregate MB/s.
+// Its clients are bootsim.ReadRootPipelined (the default: many RPCs in
+// flight per connection, as a kernel client) or bootsim.ReadRoot
+// (go-nfs-client, one RPC at a time); any NFSv3 server that serves MOUNT
+// on -mountport (default: -port) can be read, so the same clients read a
+// peer server's export of the same tree.
 package main
 
 import (
@@ -119,6 +125,7 @@ type Result struct {
 	P99      float64 `json:"p99_s"`
 	Files    int     `json:"files_per_client"`
 	Bytes    int64   `json:"bytes_per_client"`
+	Calls    int64   `json:"rpcs_per_client"`
 	MBps     float64 `json:"mb_per_s"`
 	FirstErr string  `json:"first_error,omitempty"`
 }
@@ -126,12 +133,40 @@ type Result struct {
 func read(args []string) error {
 	fs := flag.NewFlagSet("read", flag.ExitOnError)
 	port := fs.Int("port", 0, "server port")
-	commit := fs.String("commit", "", "commit to mount")
+	host := fs.String("host", "127.0.0.1", "server address")
+	commit := fs.String("commit", "", "commit to mount (/c/<commit>)")
+	export := fs.String("export", "", "export path to mount instead of /c/<commit>")
 	n := fs.Int("n", 1, "concurrent clients")
+	client := fs.String("client", "pipelined", "pipelined (many RPCs in flight) or sync (go-nfs-client)")
+	var opt bootsim.PipelineOptions
+	fs.IntVar(&opt.MountPort, "mountport", 0, "MOUNT port (default: -port)")
+	fs.IntVar(&opt.InFlight, "inflight", 0, "pipelined: RPC slots per connection (default 64)")
+	fs.IntVar(&opt.Procs, "procs", 0, "pipelined: directories and files read at once (default 16)")
+	fs.IntVar(&opt.ReadSize, "readsize", 0, "pipelined: bytes per READ (default 128 KiB)")
+	fs.IntVar(&opt.ReadAhead, "readahead", 0, "pipelined: READs in flight per file (default 4)")
+	fs.BoolVar(&opt.NoRdirplus, "nordirplus", false, "pipelined: READDIR and a LOOKUP per name")
 	timeout := fs.Duration("timeout", 10*time.Minute, "deadline for the whole run")
 	fs.Parse(args)
-	if *port == 0 || *commit == "" || *n < 1 || *n > 500 {
-		return fmt.Errorf("read: -port, -commit and -n (1..500) are required")
+	if *export == "" && *commit != "" {
+		*export = "/c/" + *commit
+	}
+	if *port == 0 || *export == "" || *n < 1 || *n > 500 {
+		return fmt.Errorf("read: -port, -commit or -export, and -n (1..500) are required")
+	}
+	readRoot := func(ctx context.Context) (*bootsim.RootStats, error) {
+		return bootsim.ReadRootPipelined(ctx, *host, *port, *export, opt, nil)
+	}
+	switch *client {
+	case "pipelined":
+	case "sync":
+		if opt.MountPort != 0 && opt.MountPort != *port {
+			return fmt.Errorf("read: the sync client (go-nfs-client) mounts on the NFS port; -mountport must be -port")
+		}
+		readRoot = func(ctx context.Context) (*bootsim.RootStats, error) {
+			return bootsim.ReadRoot(ctx, *host, *port, *export, 0, 0, nil)
+		}
+	default:
+		return fmt.Errorf("read: -client %q: want pipelined or sync", *client)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -148,7 +183,7 @@ func read(args []string) error {
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			st, err := bootsim.ReadRoot(ctx, "127.0.0.1", *port, "/c/"+*commit, 0, 0, nil)
+			st, err := readRoot(ctx)
 			outs[i] = outcome{st, time.Since(t0), err}
 		}()
 	}
@@ -168,7 +203,7 @@ func read(args []string) error {
 		ds = append(ds, o.d.Seconds())
 		total += o.st.Bytes
 		if o.st.Files > res.Files {
-			res.Files, res.Bytes = o.st.Files, o.st.Bytes
+			res.Files, res.Bytes, res.Calls = o.st.Files, o.st.Bytes, o.st.Calls
 		}
 	}
 	// Every client reads the same commit: a client that saw fewer files or
