@@ -42,7 +42,7 @@ func TestInitramfs(t *testing.T) {
 	if wt.code != 0 {
 		t.Fatalf("initramfs: %d\n%s%s", wt.code, wt.out, wt.err)
 	}
-	for _, want := range []string{"# kernel " + k, "failover         needed by virtio_net", "virtio_net       requested", "nfsv3            requested", "skipped    e1000e: not in", "/init    # onesis-init"} {
+	for _, want := range []string{"# kernel " + k + " (file name) at /boot/vmlinuz-" + k + ": the only boot/vmlinuz-*", "failover         needed by virtio_net", "virtio_net       requested", "nfsv3            requested", "skipped    e1000e: not in", "/init    # onesis-init"} {
 		if !strings.Contains(wt.out, want) {
 			t.Errorf("--list lacks %q:\n%s", want, wt.out)
 		}
