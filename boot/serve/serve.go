@@ -11,13 +11,13 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/git"
 )
 
@@ -32,7 +32,7 @@ type Server struct {
 	repo   *git.Repo
 	inv    *inventory.Watcher
 	status *httpboot.Status
-	res    *GitResolver
+	res    *resolve.Resolver
 	pins   *pins
 	art    *GitArtifacts
 	http   *httpboot.Handler
@@ -71,7 +71,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	if s.inv, err = inventory.NewWatcher(r, log); err != nil {
 		return nil, fmt.Errorf("loading the node inventory: %w", err)
 	}
-	s.res = &GitResolver{Repo: r, Ref: cfg.Ref}
+	s.res = &resolve.Resolver{Repo: r, Ref: cfg.Ref}
 	if cfg.Ref != "" {
 		if _, err := s.res.Default(); err != nil {
 			return nil, cfgErr("--ref", "%v", err)
@@ -371,43 +371,17 @@ func (s *Server) discover(mac net.HardwareAddr, info string) {
 	}
 }
 
-// pruneKeep lists the commits whose NFS data must stay: every node's
-// last booted commit (running nodes read it; an older one of a node that
-// has since booted again is nobody's root), and what the serve default
-// and every node ref resolve to now (the next boots).
+// pruneKeep lists the commits whose NFS data must stay (resolve.Live):
+// every node's last booted commit (running nodes read it; an older one of
+// a node that has since booted again is nobody's root), and what the serve
+// default and every node ref resolve to now (the next boots). A serve
+// --ref that names nothing stops the pruning: the next boots are unknown.
 func (s *Server) pruneKeep() ([]string, error) {
-	seen := map[string]bool{}
-	var keep []string
-	add := func(c string) {
-		if c != "" && !seen[c] {
-			seen[c] = true
-			keep = append(keep, c)
-		}
-	}
-	s.pins.mu.Lock()
-	for _, c := range s.pins.byNode {
-		add(c)
-	}
-	s.pins.mu.Unlock()
-	if r, err := s.res.Default(); err == nil {
-		add(r.Commit)
-	} else if s.cfg.Ref != "" {
+	live, err := s.res.Live(s.inv.Current().Nodes, s.pins.nodes())
+	if err != nil && s.cfg.Ref != "" {
 		return nil, err
 	}
-	refs := map[string]bool{}
-	for _, n := range s.inv.Current().Nodes {
-		if n.Ref == "" || n.Maintenance != "" || refs[n.Ref] {
-			continue
-		}
-		refs[n.Ref] = true // many nodes share a ref: resolve it once
-		r, err := s.res.Resolve(n)
-		if err != nil {
-			continue // a node whose ref is gone boots nothing until fixed
-		}
-		add(r.Commit)
-	}
-	sort.Strings(keep)
-	return keep, nil
+	return live.Commits(), nil
 }
 
 // prune removes what no kept commit uses from the NFS blob store and the

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/internal/git"
@@ -27,27 +27,10 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testkit.HermeticGit(m)) }
 
-func sh(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func write(t *testing.T, root, rel, body string) {
-	t.Helper()
-	p := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+var (
+	sh    = testkit.Sh
+	write = testkit.WriteFile
+)
 
 // imageRepo makes an image repository with two kernels (the newer must be
 // chosen), a modules tree, and a branch "testing".
@@ -90,77 +73,6 @@ func addNodes(t *testing.T, r *git.Repo, text string) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestResolverPrecedence(t *testing.T) {
-	dir, r := imageRepo(t)
-	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
-	write(t, dir, "etc/hostname", "v2")
-	sh(t, dir, "git", "commit", "-q", "-am", "v2")
-	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
-	plain := &inventory.Node{Name: "a"}
-	pinned := &inventory.Node{Name: "b", Ref: "testing"}
-
-	g := &GitResolver{Repo: r}
-	check := func(n *inventory.Node, want, from string) {
-		t.Helper()
-		res, err := g.Resolve(n)
-		if err != nil || res.Commit != want || res.From != from {
-			t.Errorf("Resolve(%s) = %+v, %v; want %.7s from %q", n.Name, res, err, want, from)
-		}
-	}
-	check(plain, c2, "branch main")
-	check(pinned, c1, "node ref testing")
-	g.Ref = "testing"
-	check(plain, c1, "serve --ref testing")
-	g.Ref = ""
-	// A new checkout is followed at the next resolution, without restart.
-	sh(t, dir, "git", "checkout", "-q", "testing")
-	check(plain, c1, "branch testing")
-	// So is a moved branch.
-	write(t, dir, "etc/hostname", "v3")
-	sh(t, dir, "git", "commit", "-q", "-am", "v3")
-	c3 := sh(t, dir, "git", "rev-parse", "HEAD")
-	check(plain, c3, "branch testing")
-	check(pinned, c3, "node ref testing")
-	// A maintenance node boots its linked worktree's HEAD.
-	wt := filepath.Join(t.TempDir(), "update")
-	sh(t, dir, "git", "worktree", "add", "-q", "-b", "update", wt, c2)
-	wt, _ = filepath.EvalSymlinks(wt)
-	check(&inventory.Node{Name: "m", Maintenance: wt, Ref: "testing"}, c2, "worktree "+wt)
-	// A directory of another repository is refused.
-	other := t.TempDir()
-	sh(t, other, "git", "init", "-q")
-	if _, err := g.Resolve(&inventory.Node{Name: "m", Maintenance: other}); err == nil || !strings.Contains(err.Error(), "not a work tree of the served repository") {
-		t.Errorf("foreign work tree: %v", err)
-	}
-	if _, err := g.Resolve(&inventory.Node{Name: "x", Ref: "nosuch"}); err == nil || !strings.Contains(err.Error(), "node x: ref nosuch") {
-		t.Errorf("bad ref: %v", err)
-	}
-}
-
-// TestResolverRemoteBranch: on a boot server that is a clone, a node's ref
-// names a central branch that exists only as a remote-tracking ref.
-func TestResolverRemoteBranch(t *testing.T) {
-	dir, _ := imageRepo(t)
-	c1 := sh(t, dir, "git", "rev-parse", "testing")
-	clone := filepath.Join(t.TempDir(), "server")
-	sh(t, dir, "git", "clone", "-q", dir, clone)
-	r, err := git.Discover(clone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &GitResolver{Repo: r}
-	res, err := g.Resolve(&inventory.Node{Name: "b", Ref: "testing"})
-	if err != nil || res.Commit != c1 || res.From != "node ref testing (origin/testing)" {
-		t.Errorf("Resolve on a clone = %+v, %v; want %.7s from origin/testing", res, err, c1)
-	}
-	// Two remotes with the branch: ambiguous, so an error, not a guess.
-	sh(t, clone, "git", "remote", "add", "second", dir)
-	sh(t, clone, "git", "fetch", "-q", "second")
-	if _, err := g.Resolve(&inventory.Node{Name: "b", Ref: "testing"}); err == nil {
-		t.Error("a branch on two remotes resolved without complaint")
 	}
 }
 
@@ -659,7 +571,7 @@ func TestPinsBatched(t *testing.T) {
 				return
 			}
 			// Written before record returned: git sees it now.
-			if got := sh(t, dir, "git", "rev-parse", BootedPrefix+node); got != c1 {
+			if got := sh(t, dir, "git", "rev-parse", booted.Prefix+node); got != c1 {
 				errs[i] = fmt.Errorf("%s is %s right after record, want %s", node, got, c1)
 				return
 			}
@@ -674,7 +586,7 @@ func TestPinsBatched(t *testing.T) {
 			t.Errorf("node n%d: %v", i, err)
 		}
 	}
-	out := sh(t, dir, "git", "for-each-ref", "--format=%(refname:strip=3) %(objectname)", BootedPrefix)
+	out := sh(t, dir, "git", "for-each-ref", "--format=%(refname:strip=3) %(objectname)", booted.Prefix)
 	got := map[string]string{}
 	for _, l := range strings.Split(out, "\n") {
 		if k, v, ok := strings.Cut(l, " "); ok {
@@ -709,7 +621,7 @@ func TestPruneKeepsBootedAndCurrent(t *testing.T) {
 	write(t, dir, "etc/hostname", "v2")
 	sh(t, dir, "git", "commit", "-q", "-am", "v2")
 	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
-	sh(t, dir, "git", "update-ref", BootedPrefix+"n1", c3) // n1 still runs c3
+	sh(t, dir, "git", "update-ref", booted.Prefix+"n1", c3) // n1 still runs c3
 	addNodes(t, r, "network 10.77.0.0/24\n"+
 		"node n1 mac=52:54:00:00:00:01 ip=10.77.0.11\n"+
 		"node n2 mac=52:54:00:00:00:02 ip=10.77.0.12 ref=testing\n"+

@@ -12,11 +12,11 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/urfave/cli/v2"
 
+	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/exports"
 	"github.com/onesis/git-onesis/boot/inventory"
-	"github.com/onesis/git-onesis/boot/serve"
+	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/image"
-	"github.com/onesis/git-onesis/internal/lifecycle"
 )
 
 func init() { register(exportsCmd) }
@@ -79,43 +79,26 @@ func runExports(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
-	// Which commits are in use, and by whom.
-	users := map[string][]string{}
-	use := func(commit, who string) { users[commit] = append(users[commit], who) }
-	res := &serve.GitResolver{Repo: im.Git, Ref: c.String("ref")}
-	def, err := res.Default()
+	// Which commits are in use, and by whom: resolve.Live, the set serve
+	// prunes to, plus each REV.
+	boots, err := booted.Read(im.Git)
 	if err != nil {
 		return fatal(err)
 	}
-	use(def.Commit, def.From)
-	var maint []*inventory.Node
-	for _, n := range inv.Nodes {
-		if n.Maintenance != "" {
-			maint = append(maint, n)
-			continue
-		}
-		if n.Ref != "" {
-			r, err := res.Resolve(n)
-			if err != nil {
-				fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
-				continue
-			}
-			use(r.Commit, "node "+n.Name+" (ref "+n.Ref+")")
-		}
-	}
-	booted, err := lifecycle.Booted(im.Git)
+	live, err := (&resolve.Resolver{Repo: im.Git, Ref: c.String("ref")}).Live(inv.Nodes, booted.Commits(boots))
 	if err != nil {
 		return fatal(err)
 	}
-	for node, b := range booted {
-		use(b.Commit, "node "+node+" (booted)")
+	for _, w := range live.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", w)
 	}
+	users := live.Users
 	for _, rev := range c.Args().Slice() {
 		commit, err := im.Git.ResolveRev(rev + "^{commit}")
 		if err != nil {
 			return fatal(fmt.Errorf("%s is not a commit: %w", rev, err))
 		}
-		use(commit, "argument "+rev)
+		users[commit] = append(users[commit], "argument "+rev)
 	}
 	commits := make([]string, 0, len(users))
 	for k := range users {
@@ -123,6 +106,12 @@ func runExports(c *cli.Context) error {
 		sort.Strings(users[k])
 	}
 	sort.Strings(commits)
+	var maint []*inventory.Node
+	for _, n := range inv.Nodes {
+		if n.Maintenance != "" {
+			maint = append(maint, n)
+		}
+	}
 
 	clients := c.StringSlice("client")
 	for _, cl := range clients {

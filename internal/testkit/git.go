@@ -2,6 +2,9 @@ package testkit
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,4 +30,29 @@ func HermeticGit(m *testing.M) int {
 		os.Setenv(k, v)
 	}
 	return m.Run()
+}
+
+// Sh runs a command in dir and returns its trimmed combined output; a
+// failure fails the test.
+func Sh(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// WriteFile writes body to root/rel, creating its directories.
+func WriteFile(t testing.TB, root, rel, body string) {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
