@@ -56,7 +56,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	log := cfg.Logger
 	r, err := git.Discover(cfg.RepoDir)
 	if err != nil {
-		return nil, cfgErr("repository", "%s: %v", cfg.RepoDir, err)
+		return nil, cfgErr("repository", "%s: %w", cfg.RepoDir, err)
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir(r)
@@ -74,7 +74,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	s.res = &resolve.Resolver{Repo: r, Ref: cfg.Ref}
 	if cfg.Ref != "" {
 		if _, err := s.res.Default(); err != nil {
-			return nil, cfgErr("--ref", "%v", err)
+			return nil, cfgErr("--ref", "%w", err)
 		}
 	}
 	if s.pins, err = loadPins(r); err != nil {
@@ -84,7 +84,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	if f.Initrd != nil && (!cfg.NoHTTP || cfg.PXELinux) {
 		builder, err = f.Initrd(InitrdParams{RepoDir: cfg.RepoDir, InitPath: cfg.InitPath, Modules: cfg.Modules})
 		if err != nil {
-			return nil, cfgErr("--init", "%v", err)
+			return nil, cfgErr("--init", "%w", err)
 		}
 	}
 	if s.art, err = NewGitArtifacts(cfg.RepoDir, cfg.StateDir, builder); err != nil {
@@ -128,7 +128,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 		s.nfs, err = f.NFS(NFSParams{RepoDir: cfg.RepoDir, StateDir: filepath.Join(cfg.StateDir, "nfs"),
 			Authorize: s.authorize, Deny: cfg.Deny, Event: s.event, Logger: log})
 		if err != nil {
-			return nil, cfgErr("--no-nfs", "starting the NFS server: %v", err)
+			return nil, cfgErr("--no-nfs", "starting the NFS server: %w", err)
 		}
 	}
 	return s, nil
@@ -417,9 +417,15 @@ func (s *Server) prune() {
 	s.log.Info("pruned the boot file cache (kernels, initramfs images)", "commits_kept", len(keep), "files_removed", n, "bytes_freed", freed)
 }
 
-// listenErr names the service and address of a failed listen.
+// listenErr names the service and address of a failed listen; the cause
+// is kept (errors.Is(err, syscall.EADDRINUSE) holds) without repeating
+// the address a *net.OpError would print.
 func listenErr(service, flag string, addr string, err error) error {
-	return cfgErr(flag, "%s cannot listen on %s: %v", service, addr, errors.Unwrap(err))
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		err = op.Err
+	}
+	return cfgErr(flag, "%s cannot listen on %s: %w", service, addr, err)
 }
 
 // Run starts every enabled service and blocks until ctx is done or a
@@ -499,7 +505,7 @@ func (s *Server) Run(ctx context.Context) error {
 			HTTPBootURL: url, IPXEBaseURL: loaders, BootFiles: s.plan.bootFiles, PXELinux: cfg.PXELinux, Proxy: cfg.ProxyDHCP,
 			Discover: disc, Event: s.event, Logger: s.log})
 		if err != nil {
-			return cfgErr("--iface", "DHCP cannot start on %s ports 67 and 4011: %v", cfg.Iface, err)
+			return cfgErr("--iface", "DHCP cannot start on %s ports 67 and 4011: %w", cfg.Iface, err)
 		}
 		closers = append(closers, d.Close)
 		start("dhcp", d.Serve)
@@ -513,7 +519,7 @@ func (s *Server) Run(ctx context.Context) error {
 		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux, Files: s.plan.files,
 			Generate: gen, Event: s.event, Logger: s.log, MaxTransfers: cfg.TFTPMax})
 		if err != nil {
-			return cfgErr("--tftp-port", "TFTP cannot start on %s: %v", a, err)
+			return cfgErr("--tftp-port", "TFTP cannot start on %s: %w", a, err)
 		}
 		closers = append(closers, t.Close)
 		start("tftp", t.Serve)
@@ -521,7 +527,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if cfg.AnnounceRA {
 		ra, err := newRAResponder(cfg.Iface, s.log)
 		if err != nil {
-			return cfgErr("--no-ra", "IPv6 router advertisements on %s: %v", cfg.Iface, err)
+			return cfgErr("--no-ra", "IPv6 router advertisements on %s: %w", cfg.Iface, err)
 		}
 		closers = append(closers, ra.Close)
 		start("ra", ra.Serve)

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -422,6 +423,10 @@ func TestServeFailsFastOnBusyPort(t *testing.T) {
 	var ce *ConfigError
 	if !errors.As(err, &ce) || ce.Setting != "--http-port" || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d", busy)) {
 		t.Errorf("Run on a busy port: %v", err)
+	}
+	// The cause survives (ConfigError.Unwrap), and the address is named once.
+	if !errors.Is(err, syscall.EADDRINUSE) || strings.Count(err.Error(), fmt.Sprint(busy)) != 1 {
+		t.Errorf("Run on a busy port: %v; want EADDRINUSE in the chain and the port named once", err)
 	}
 }
 
