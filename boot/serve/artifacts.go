@@ -36,7 +36,7 @@ import (
 // new commit that changes neither reuses the same initramfs.
 type GitArtifacts struct {
 	StateDir string
-	Builder  InitrdBuilder // nil: initrd requests fail with a clear error
+	Builder  InitrdBuilder // nil: initrd requests fail with a clear error (tests)
 
 	repo  *gogit.Repository
 	mu    sync.Mutex // go-git object access
@@ -176,7 +176,7 @@ func treeID(t *object.Tree, paths ...string) string {
 // initrdKey returns the cache key of commit's initramfs.
 func (a *GitArtifacts) initrdKey(commit string) (string, *kernel, error) {
 	if a.Builder == nil {
-		return "", nil, errors.New("this git-onesis was built without initramfs support")
+		return "", nil, errors.New("no initramfs builder was provided (Factories.Initrd)")
 	}
 	k, err := a.findKernel(commit)
 	if err != nil {

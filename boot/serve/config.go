@@ -278,7 +278,7 @@ func (c *Config) Validate(f Factories) error {
 	}
 	missing := func(on bool, has bool, flag, what string) error {
 		if on && !has {
-			return cfgErr(flag, "this git-onesis was built without %s; pass %s", what, flag)
+			return cfgErr(flag, "%s is on but serve was given no implementation of it; pass %s", what, flag)
 		}
 		return nil
 	}

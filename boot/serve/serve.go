@@ -15,8 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onesis/git-onesis/boot/dhcp"
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/git"
 )
@@ -307,39 +309,39 @@ func (s *Server) servable(commit string) bool {
 // authorize is the NFS MOUNT policy: a known node's address may mount its
 // pinned commit, read-only, or, for a maintenance node, its own work tree
 // read-write. Everything else is refused.
-func (s *Server) authorize(client net.IP, export string) (NFSExport, bool) {
+func (s *Server) authorize(client net.IP, export string) (nfsroot.Export, bool) {
 	ip, ok := netip.AddrFromSlice(client)
 	if !ok {
-		return NFSExport{}, false
+		return nfsroot.Export{}, false
 	}
 	n := s.inv.Current().ByIP(ip.Unmap())
 	if n == nil {
 		s.event(httpboot.Event{Service: "nfs", Outcome: "denied", IP: ip.Unmap(), Detail: "mount " + export + " from an unknown address"})
-		return NFSExport{}, false
+		return nfsroot.Export{}, false
 	}
 	if n.Maintenance != "" && export == "/w/"+n.Name {
 		s.event(httpboot.Event{Service: "nfs", Outcome: "mount", Node: n.Name, IP: ip.Unmap(), Stage: "mount", Detail: export + " rw"})
-		return NFSExport{Dir: n.Maintenance, ReadWrite: true}, true
+		return nfsroot.Export{Dir: n.Maintenance, ReadWrite: true}, true
 	}
 	if c, ok := strings.CutPrefix(export, "/c/"); ok && httpboot.IsCommitID(c) && c == s.pins.node(n.Name) {
 		s.event(httpboot.Event{Service: "nfs", Outcome: "mount", Node: n.Name, IP: ip.Unmap(), Stage: "mount", Commit: c})
-		return NFSExport{Commit: c}, true
+		return nfsroot.Export{Commit: c}, true
 	}
 	s.event(httpboot.Event{Service: "nfs", Outcome: "denied", Node: n.Name, IP: ip.Unmap(),
 		Detail: "mount " + export + " is not the node's pinned export"})
-	return NFSExport{}, false
+	return nfsroot.Export{}, false
 }
 
 // lookup is the DHCP policy: known MACs only, with the node's static
 // address and its network's mask, router and DNS.
-func (s *Server) lookup(mac net.HardwareAddr) (Lease, bool) {
+func (s *Server) lookup(mac net.HardwareAddr) (dhcp.Lease, bool) {
 	inv := s.inv.Current()
 	n := inv.ByMAC(mac)
 	if n == nil {
-		return Lease{}, false
+		return dhcp.Lease{}, false
 	}
 	ip := n.IP.As4()
-	l := Lease{IP: net.IP(ip[:]), Hostname: n.Name, LeaseTime: time.Hour}
+	l := dhcp.Lease{IP: net.IP(ip[:]), Hostname: n.Name, LeaseTime: time.Hour}
 	bits := s.ifacePrefix.Bits()
 	nw := inv.NetworkFor(n.IP)
 	if nw == nil && !s.ifacePrefix.Contains(n.IP) {
@@ -398,12 +400,12 @@ func (s *Server) prune() {
 	if s.nfs != nil {
 		r, err := s.nfs.Prune(keep)
 		switch {
-		case err != nil:
-			s.log.Warn("nfs: pruning the blob store failed; it keeps what it had", "err", err)
-		case r.Busy:
+		case errors.Is(err, nfsroot.ErrStoreBusy):
 			// git onesis sync is preparing commits: leave its work alone.
 			s.log.Info("nfs: blob store and boot file cache not pruned: another process (git onesis sync?) has the store open")
 			return
+		case err != nil:
+			s.log.Warn("nfs: pruning the blob store failed; it keeps what it had", "err", err)
 		default:
 			s.log.Info("nfs: pruned the blob store", "commits_kept", r.Commits, "files_kept", r.Kept, "bytes_kept", r.KeptBytes,
 				"files_removed", r.Removed, "bytes_freed", r.Freed, "took", time.Since(t0).Round(time.Millisecond).String())

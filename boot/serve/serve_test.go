@@ -22,6 +22,7 @@ import (
 	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/testkit"
 )
@@ -103,7 +104,7 @@ func TestValidate(t *testing.T) {
 		{"port 4011", Config{RepoDir: dir, Iface: "lo", TFTPPort: 4011, IPXEDir: ipxe}, all, "--tftp-port: port 4011 is already used by DHCP (PXE boot server)"},
 		{"proxy without dhcp", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, NoDHCP: true, ProxyDHCP: true}, all, "--proxy-dhcp: DHCP is off"},
 		{"no ipxe", Config{RepoDir: dir, Iface: "lo", IPXEDir: t.TempDir()}, all, "--ipxe-dir: "},
-		{"unwired", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe}, Factories{}, "--no-dhcp: this git-onesis was built without the DHCP server"},
+		{"unwired", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe}, Factories{}, "--no-dhcp: the DHCP server is on but serve was given no implementation of it"},
 		{"no repo", Config{RepoDir: "/nonexistent", Iface: "lo"}, all, "repository: /nonexistent is not a directory"},
 		{"ok", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe}, all, ""},
 		{"boot file", Config{RepoDir: dir, Iface: "lo", IPXEDir: ipxe, BootFiles: map[string]string{"efi-arm64": "arm64.efi"}}, all, "--boot-file: efi-arm64=arm64.efi: there is no such file"},
@@ -173,11 +174,11 @@ func (f *fakeNFS) Serve(l net.Listener) error {
 	}
 }
 func (f *fakeNFS) Close() error { return nil }
-func (f *fakeNFS) Prune(keep []string) (PruneResult, error) {
+func (f *fakeNFS) Prune(keep []string) (nfsroot.PruneStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pruned = append(f.pruned, keep)
-	return PruneResult{Commits: len(keep)}, nil
+	return nfsroot.PruneStats{Commits: len(keep)}, nil
 }
 
 // fakeBuilder stands in for initramfs.Build (INIT's; wired in
@@ -457,7 +458,7 @@ func TestKernelChoice(t *testing.T) {
 	if _, err := a.Kernel(context.Background(), c); err == nil || !strings.Contains(err.Error(), "leaves the image") {
 		t.Errorf("escaping symlink: %v", err)
 	}
-	if _, err := a.Initrd(context.Background(), c); err == nil || !strings.Contains(err.Error(), "without initramfs support") {
+	if _, err := a.Initrd(context.Background(), c); err == nil || !strings.Contains(err.Error(), "no initramfs builder") {
 		t.Errorf("initrd without a builder: %v", err)
 	}
 }

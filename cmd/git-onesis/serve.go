@@ -146,7 +146,7 @@ func runServe(c *cli.Context) error {
 			return usageErr("--%s: %d is not a port number (1-65535)", p, v)
 		}
 	}
-	srv, err := serve.New(cfg, serve.Wired)
+	srv, err := serve.New(cfg, serve.Real())
 	if err != nil {
 		return cli.Exit("fatal: "+strings.TrimSpace(err.Error()), exitFatal)
 	}
