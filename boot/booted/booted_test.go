@@ -2,7 +2,6 @@ package booted
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/onesis/git-onesis/internal/git"
@@ -15,11 +14,7 @@ func TestMain(m *testing.M) { os.Exit(testkit.HermeticGit(m)) }
 // the node names the inventory allows; a name that is no node is refused
 // before any ref is written.
 func TestRecordRead(t *testing.T) {
-	dir, _ := filepath.EvalSymlinks(t.TempDir())
-	testkit.Sh(t, dir, "git", "init", "-q", "-b", "main")
-	testkit.WriteFile(t, dir, "etc/hostname", "v1")
-	testkit.Sh(t, dir, "git", "add", "-A")
-	testkit.Sh(t, dir, "git", "commit", "-q", "-m", "v1")
+	dir := testkit.Repo(t, map[string]string{"etc/hostname": "v1"})
 	c := testkit.Sh(t, dir, "git", "rev-parse", "HEAD")
 	tree := testkit.Sh(t, dir, "git", "rev-parse", "HEAD^{tree}")
 	r, err := git.Discover(dir)

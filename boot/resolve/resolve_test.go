@@ -24,12 +24,7 @@ var (
 // "testing" at it.
 func imageRepo(t *testing.T) (dir string, r *git.Repo) {
 	t.Helper()
-	dir, _ = filepath.EvalSymlinks(t.TempDir())
-	sh(t, dir, "git", "init", "-q", "-b", "main")
-	write(t, dir, "etc/hostname", "v1")
-	sh(t, dir, "git", "add", "-A")
-	sh(t, dir, "git", "commit", "-q", "-m", "v1")
-	sh(t, dir, "git", "branch", "testing")
+	dir = testkit.Repo(t, map[string]string{"etc/hostname": "v1"})
 	r, err := git.Discover(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -37,12 +32,18 @@ func imageRepo(t *testing.T) (dir string, r *git.Repo) {
 	return dir, r
 }
 
-func TestResolverPrecedence(t *testing.T) {
-	dir, r := imageRepo(t)
-	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
+// twoCommits is imageRepo with a second commit on main: c1 (also
+// testing), then c2.
+func twoCommits(t *testing.T) (dir string, r *git.Repo, c1, c2 string) {
+	dir, r = imageRepo(t)
+	c1 = sh(t, dir, "git", "rev-parse", "HEAD")
 	write(t, dir, "etc/hostname", "v2")
 	sh(t, dir, "git", "commit", "-q", "-am", "v2")
-	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
+	return dir, r, c1, sh(t, dir, "git", "rev-parse", "HEAD")
+}
+
+func TestResolverPrecedence(t *testing.T) {
+	dir, r, c1, c2 := twoCommits(t)
 	plain := &inventory.Node{Name: "a"}
 	pinned := &inventory.Node{Name: "b", Ref: "testing"}
 
@@ -150,11 +151,7 @@ func TestResolverFollowsMovesUnderLoad(t *testing.T) {
 // ref that names nothing is a warning, an unresolvable default an error
 // that still returns the rest.
 func TestLive(t *testing.T) {
-	dir, r := imageRepo(t)
-	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
-	write(t, dir, "etc/hostname", "v2")
-	sh(t, dir, "git", "commit", "-q", "-am", "v2")
-	c2 := sh(t, dir, "git", "rev-parse", "HEAD")
+	dir, r, c1, c2 := twoCommits(t)
 	wt := filepath.Join(t.TempDir(), "w")
 	sh(t, dir, "git", "worktree", "add", "-q", "-b", "w", wt, c1)
 	nodes := []*inventory.Node{

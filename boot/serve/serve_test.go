@@ -38,16 +38,12 @@ var (
 // chosen), a modules tree, and a branch "testing".
 func imageRepo(t *testing.T) (dir string, r *git.Repo) {
 	t.Helper()
-	dir = t.TempDir()
-	dir, _ = filepath.EvalSymlinks(dir)
-	sh(t, dir, "git", "init", "-q", "-b", "main")
-	write(t, dir, "boot/vmlinuz-6.1.0-9-amd64", "old kernel")
-	write(t, dir, "boot/vmlinuz-6.1.0-10-amd64", "KERNEL 6.1.0-10")
-	write(t, dir, "usr/lib/modules/6.1.0-10-amd64/kernel/virtio_net.ko", "module")
-	write(t, dir, "etc/hostname", "v1")
-	sh(t, dir, "git", "add", "-A")
-	sh(t, dir, "git", "commit", "-q", "-m", "v1")
-	sh(t, dir, "git", "branch", "testing")
+	dir = testkit.Repo(t, map[string]string{
+		"boot/vmlinuz-6.1.0-9-amd64":                          "old kernel",
+		"boot/vmlinuz-6.1.0-10-amd64":                         "KERNEL 6.1.0-10",
+		"usr/lib/modules/6.1.0-10-amd64/kernel/virtio_net.ko": "module",
+		"etc/hostname": "v1",
+	})
 	r, err := git.Discover(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -56,3 +56,22 @@ func WriteFile(t testing.TB, root, rel, body string) {
 		t.Fatal(err)
 	}
 }
+
+// Repo makes a git repository in a new directory (symlinks resolved) with
+// files committed on branch main and a branch "testing" at that commit,
+// and returns the directory.
+func Repo(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	Sh(t, dir, "git", "init", "-q", "-b", "main")
+	for rel, body := range files {
+		WriteFile(t, dir, rel, body)
+	}
+	Sh(t, dir, "git", "add", "-A")
+	Sh(t, dir, "git", "commit", "-q", "-m", "v1")
+	Sh(t, dir, "git", "branch", "testing")
+	return dir
+}
