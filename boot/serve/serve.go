@@ -435,129 +435,38 @@ func listenErr(service, flag string, addr string, err error) error {
 // service and its port.
 func (s *Server) Run(ctx context.Context) error {
 	cfg := s.cfg
-	ip := cfg.ServerIP.String()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	var closers []func() error
-	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}()
-	errc := make(chan error, 8)
-	var wg sync.WaitGroup
-	start := func(name string, run func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(); err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
+	g := &group{ctx: ctx, errc: make(chan error, 8)}
+	defer g.close()
 
 	// Open every socket first, so a busy port fails before anything runs.
-	var httpL, nfsL, pmTCP net.Listener
-	var pmUDP net.PacketConn
-	var err error
-	if !cfg.NoHTTP {
-		a := net.JoinHostPort(ip, fmt.Sprint(cfg.HTTPPort))
-		if httpL, err = net.Listen("tcp4", a); err != nil {
-			return listenErr("HTTP", "--http-port", a, err)
-		}
-		closers = append(closers, httpL.Close)
-	}
-	if !cfg.NoNFS {
-		a := net.JoinHostPort(ip, fmt.Sprint(cfg.NFSPort))
-		if nfsL, err = net.Listen("tcp4", a); err != nil {
-			return listenErr("NFS", "--nfs-port", a, err)
-		}
-		closers = append(closers, nfsL.Close, s.nfs.Close)
-	}
-	if !cfg.NoPortmap {
-		a := net.JoinHostPort(ip, fmt.Sprint(cfg.PortmapPort))
-		if pmUDP, err = net.ListenPacket("udp4", a); err != nil {
-			return listenErr("portmap (udp)", "--portmap-port", a, err)
-		}
-		closers = append(closers, pmUDP.Close)
-		if pmTCP, err = net.Listen("tcp4", a); err != nil {
-			return listenErr("portmap (tcp)", "--portmap-port", a, err)
-		}
-		closers = append(closers, pmTCP.Close)
+	socks, err := s.listen(g)
+	if err != nil {
+		return err
 	}
 	if !cfg.NoPrune {
 		// Before any service runs, so the first boots find it done.
 		s.prune()
 	}
-	if !cfg.NoDHCP {
-		var disc func(net.HardwareAddr, string)
-		if cfg.Discover {
-			disc = s.discover
-		}
-		url, loaders := "", ""
-		if !cfg.NoHTTP {
-			url = fmt.Sprintf("http://%s:%d/boot/${mac:hexhyp}.ipxe", ip, cfg.HTTPPort)
-			loaders = fmt.Sprintf("http://%s:%d%s", ip, cfg.HTTPPort, httpboot.LoaderPath)
-		}
-		for _, w := range s.plan.warnings {
-			s.log.Warn("dhcp: " + w)
-		}
-		d, err := s.f.DHCP(DHCPParams{Iface: cfg.Iface, ServerIP: net.ParseIP(ip), Lookup: s.lookup,
-			HTTPBootURL: url, IPXEBaseURL: loaders, BootFiles: s.plan.bootFiles, PXELinux: cfg.PXELinux, Proxy: cfg.ProxyDHCP,
-			Discover: disc, Event: s.event, Logger: s.log})
-		if err != nil {
-			return cfgErr("--iface", "DHCP cannot start on %s ports 67 and 4011: %w", cfg.Iface, err)
-		}
-		closers = append(closers, d.Close)
-		start("dhcp", d.Serve)
+	if err := s.startDHCP(g); err != nil {
+		return err
 	}
-	if !cfg.NoTFTP {
-		a := net.JoinHostPort(ip, fmt.Sprint(cfg.TFTPPort))
-		var gen func(string, net.IP) (io.ReadCloser, int64, bool)
-		if cfg.PXELinux {
-			gen = s.tftpGenerate
-		}
-		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux, Files: s.plan.files,
-			Generate: gen, Event: s.event, Logger: s.log, MaxTransfers: cfg.TFTPMax})
-		if err != nil {
-			return cfgErr("--tftp-port", "TFTP cannot start on %s: %w", a, err)
-		}
-		closers = append(closers, t.Close)
-		start("tftp", t.Serve)
+	if err := s.startTFTP(g); err != nil {
+		return err
 	}
 	if cfg.AnnounceRA {
 		ra, err := newRAResponder(cfg.Iface, s.log)
 		if err != nil {
 			return cfgErr("--no-ra", "IPv6 router advertisements on %s: %w", cfg.Iface, err)
 		}
-		closers = append(closers, ra.Close)
-		start("ra", ra.Serve)
+		g.onClose(ra.Close)
+		g.start("ra", ra.Serve)
 	}
-	if nfsL != nil {
-		start("nfs", func() error { return s.nfs.Serve(nfsL) })
-	}
-	if pmUDP != nil {
-		start("portmap", func() error {
-			return s.f.Portmap(ctx, pmUDP, pmTCP, cfg.NFSPort, cfg.NFSPort, s.log)
-		})
-	}
-	var hs *http.Server
-	if httpL != nil {
-		hs = &http.Server{Handler: s.http, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-		start("http", func() error {
-			if err := hs.Serve(httpL); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-		s.mu.Lock()
-		s.httpAddr = httpL.Addr()
-		s.mu.Unlock()
-	}
-	start("inventory", func() error { s.inv.Run(ctx, cfg.Poll); return nil })
+	hs := s.startStreams(g, socks)
+	g.start("inventory", func() error { s.inv.Run(ctx, cfg.Poll); return nil })
 	if !cfg.NoPrune {
-		start("prune", func() error {
+		g.start("prune", func() error {
 			t := time.NewTicker(cfg.PruneEvery)
 			defer t.Stop()
 			for {
@@ -571,7 +480,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	close(s.ready)
-	s.log.Info("serve: ready", "addr", ip, "iface", cfg.Iface, "http", !cfg.NoHTTP, "dhcp", !cfg.NoDHCP,
+	s.log.Info("serve: ready", "addr", cfg.ServerIP.String(), "iface", cfg.Iface, "http", !cfg.NoHTTP, "dhcp", !cfg.NoDHCP,
 		"tftp", !cfg.NoTFTP, "nfs", !cfg.NoNFS, "portmap", !cfg.NoPortmap, "nodes", len(s.inv.Current().Nodes),
 		"default", s.describeDefault())
 
@@ -579,7 +488,7 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		s.log.Info("serve: shutting down")
-	case runErr = <-errc:
+	case runErr = <-g.errc:
 		s.log.Error("serve: a service failed; shutting down", "err", runErr)
 	}
 	cancel()
@@ -588,18 +497,174 @@ func (s *Server) Run(ctx context.Context) error {
 		hs.Shutdown(sctx)
 		scancel()
 	}
-	for i := len(closers) - 1; i >= 0; i-- {
-		closers[i]()
-	}
-	closers = nil
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
+	g.close()
+	if !g.wait(10 * time.Second) {
 		s.log.Warn("serve: some services did not stop within 10 s")
 	}
 	return runErr
+}
+
+// group runs the services of one Run: each in its goroutine, the first
+// failure on errc, and what must be closed closed in reverse order.
+type group struct {
+	ctx     context.Context
+	closers []func() error
+	errc    chan error
+	wg      sync.WaitGroup
+}
+
+// onClose registers closers, run in reverse order by close.
+func (g *group) onClose(f ...func() error) { g.closers = append(g.closers, f...) }
+
+// start runs run in a goroutine; an error before ctx is done fails Run.
+func (g *group) start(name string, run func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := run(); err != nil && g.ctx.Err() == nil {
+			g.errc <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// close runs the closers, newest first, once.
+func (g *group) close() {
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		g.closers[i]()
+	}
+	g.closers = nil
+}
+
+// wait waits up to d for every started service to return.
+func (g *group) wait(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// sockets are the listeners Run opens before starting anything; nil for
+// a service that is off.
+type sockets struct {
+	http, nfs, pmTCP net.Listener
+	pmUDP            net.PacketConn
+}
+
+// listen opens the HTTP, NFS and portmap sockets.
+func (s *Server) listen(g *group) (sockets, error) {
+	cfg := s.cfg
+	ip := cfg.ServerIP.String()
+	var so sockets
+	var err error
+	if !cfg.NoHTTP {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.HTTPPort))
+		if so.http, err = net.Listen("tcp4", a); err != nil {
+			return so, listenErr("HTTP", "--http-port", a, err)
+		}
+		g.onClose(so.http.Close)
+	}
+	if !cfg.NoNFS {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.NFSPort))
+		if so.nfs, err = net.Listen("tcp4", a); err != nil {
+			return so, listenErr("NFS", "--nfs-port", a, err)
+		}
+		g.onClose(so.nfs.Close, s.nfs.Close)
+	}
+	if !cfg.NoPortmap {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.PortmapPort))
+		if so.pmUDP, err = net.ListenPacket("udp4", a); err != nil {
+			return so, listenErr("portmap (udp)", "--portmap-port", a, err)
+		}
+		g.onClose(so.pmUDP.Close)
+		if so.pmTCP, err = net.Listen("tcp4", a); err != nil {
+			return so, listenErr("portmap (tcp)", "--portmap-port", a, err)
+		}
+		g.onClose(so.pmTCP.Close)
+	}
+	return so, nil
+}
+
+// startDHCP starts the DHCP server unless it is off.
+func (s *Server) startDHCP(g *group) error {
+	cfg := s.cfg
+	if cfg.NoDHCP {
+		return nil
+	}
+	ip := cfg.ServerIP.String()
+	var disc func(net.HardwareAddr, string)
+	if cfg.Discover {
+		disc = s.discover
+	}
+	url, loaders := "", ""
+	if !cfg.NoHTTP {
+		url = fmt.Sprintf("http://%s:%d/boot/${mac:hexhyp}.ipxe", ip, cfg.HTTPPort)
+		loaders = fmt.Sprintf("http://%s:%d%s", ip, cfg.HTTPPort, httpboot.LoaderPath)
+	}
+	for _, w := range s.plan.warnings {
+		s.log.Warn("dhcp: " + w)
+	}
+	d, err := s.f.DHCP(DHCPParams{Iface: cfg.Iface, ServerIP: net.ParseIP(ip), Lookup: s.lookup,
+		HTTPBootURL: url, IPXEBaseURL: loaders, BootFiles: s.plan.bootFiles, PXELinux: cfg.PXELinux, Proxy: cfg.ProxyDHCP,
+		Discover: disc, Event: s.event, Logger: s.log})
+	if err != nil {
+		return cfgErr("--iface", "DHCP cannot start on %s ports 67 and 4011: %w", cfg.Iface, err)
+	}
+	g.onClose(d.Close)
+	g.start("dhcp", d.Serve)
+	return nil
+}
+
+// startTFTP starts the TFTP server unless it is off.
+func (s *Server) startTFTP(g *group) error {
+	cfg := s.cfg
+	if cfg.NoTFTP {
+		return nil
+	}
+	a := net.JoinHostPort(cfg.ServerIP.String(), fmt.Sprint(cfg.TFTPPort))
+	var gen func(string, net.IP) (io.ReadCloser, int64, bool)
+	if cfg.PXELinux {
+		gen = s.tftpGenerate
+	}
+	t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux, Files: s.plan.files,
+		Generate: gen, Event: s.event, Logger: s.log, MaxTransfers: cfg.TFTPMax})
+	if err != nil {
+		return cfgErr("--tftp-port", "TFTP cannot start on %s: %w", a, err)
+	}
+	g.onClose(t.Close)
+	g.start("tftp", t.Serve)
+	return nil
+}
+
+// startStreams starts NFS, portmap and HTTP on the sockets listen opened
+// and returns the HTTP server (nil when HTTP is off), for a graceful
+// shutdown.
+func (s *Server) startStreams(g *group, so sockets) *http.Server {
+	if so.nfs != nil {
+		g.start("nfs", func() error { return s.nfs.Serve(so.nfs) })
+	}
+	if so.pmUDP != nil {
+		g.start("portmap", func() error {
+			return s.f.Portmap(g.ctx, so.pmUDP, so.pmTCP, s.cfg.NFSPort, s.cfg.NFSPort, s.log)
+		})
+	}
+	if so.http == nil {
+		return nil
+	}
+	hs := &http.Server{Handler: s.http, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	g.start("http", func() error {
+		if err := hs.Serve(so.http); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	s.mu.Lock()
+	s.httpAddr = so.http.Addr()
+	s.mu.Unlock()
+	return hs
 }
 
 func (s *Server) describeDefault() string {
