@@ -145,7 +145,9 @@ func TestConvergeHandlers(t *testing.T) {
 		run   func(im *image.Image, stdin *strings.Reader, stderr *bytes.Buffer) error
 		apply bool
 	}{
-		{"post-merge", nil, func(im *image.Image, in *strings.Reader, e *bytes.Buffer) error { return PostMerge(im, []string{"0"}, in, e) }, true},
+		{"post-merge", nil, func(im *image.Image, in *strings.Reader, e *bytes.Buffer) error {
+			return PostMerge(im, []string{"0"}, in, e)
+		}, true},
 		{"post-rewrite rebase", nil, func(im *image.Image, in *strings.Reader, e *bytes.Buffer) error {
 			return PostRewrite(im, []string{"rebase"}, in, e)
 		}, true},
@@ -164,7 +166,9 @@ func TestConvergeHandlers(t *testing.T) {
 				return PostIndexChange(im, []string{"1", "0"}, in, e)
 			}, false},
 		{"applyOnCheckout off", func(t *testing.T, dir string) { runGit(t, dir, "config", "onesis.applyOnCheckout", "false") },
-			func(im *image.Image, in *strings.Reader, e *bytes.Buffer) error { return PostMerge(im, []string{"0"}, in, e) }, false},
+			func(im *image.Image, in *strings.Reader, e *bytes.Buffer) error {
+				return PostMerge(im, []string{"0"}, in, e)
+			}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
