@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/onesis/git-onesis/internal/testkit"
+)
+
+// TestRunInProcess drives the CLI through run, in this process, the way
+// main does: exit codes, output streams, and the node -> commit -> class
+// answer that node list and class share (package resolve).
+func TestRunInProcess(t *testing.T) {
+	dir := testkit.Repo(t, map[string]string{"etc/sysimage.conf": "NODECLASS_RANGE: n[1-2] cluster.compute\n"})
+	testkit.Sh(t, dir, "git", "checkout", "-q", "testing")
+	testkit.WriteFile(t, dir, "etc/sysimage.conf", "NODECLASS_RANGE: n[1-2] cluster.io\n")
+	testkit.Sh(t, dir, "git", "commit", "-qam", "io")
+	testkit.Sh(t, dir, "git", "checkout", "-q", "main")
+	testingC := testkit.Sh(t, dir, "git", "rev-parse", "testing")
+	t.Chdir(dir)
+
+	call := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"git-onesis"}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	if code, out, _ := call(); code != exitDiff || !strings.Contains(out, "USAGE") {
+		t.Errorf("bare: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := call("class"); code != exitUsage || !strings.Contains(errOut, "name at least one HOST") {
+		t.Errorf("class without a host: exit %d %q", code, errOut)
+	}
+	if code, out, _ := call("class", "n1"); code != exitOK || strings.TrimSpace(out) != "n1: class cluster.compute (parents: cluster)" {
+		t.Errorf("class n1: exit %d %q", code, out)
+	}
+	if code, out, _ := call("class", "--rev", "testing", "n1", "x9"); code != exitDiff || !strings.Contains(out, "n1: class cluster.io") || !strings.Contains(out, "x9: (no class)") {
+		t.Errorf("class --rev testing n1 x9: exit %d %q", code, out)
+	}
+	if code, _, errOut := call("node", "add", "n2", "--mac", "52:54:00:00:00:02", "--ip", "10.77.0.12", "--ref", "testing"); code != exitOK {
+		t.Fatalf("node add: exit %d %s", code, errOut)
+	}
+	code, out, errOut := call("node", "list", "--json")
+	var nodes []jsonNode
+	if err := json.Unmarshal([]byte(out), &nodes); code != exitOK || err != nil || len(nodes) != 1 {
+		t.Fatalf("node list --json: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	if n := nodes[0]; n.Commit != testingC || n.CommitFrom != "node ref testing" || n.Class != "cluster.io" || n.ClassFrom != "testing" {
+		t.Errorf("node list: %+v; want n2 on %.12s, class cluster.io from testing", n, testingC)
+	}
+	if code, _, errOut := call("node", "set", "n2", "--ref", "nosuch"); code != exitDiff || !strings.Contains(errOut, "names no commit") {
+		t.Errorf("node set --ref nosuch: exit %d %q", code, errOut)
+	}
+}
