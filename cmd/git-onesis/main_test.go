@@ -53,3 +53,27 @@ func TestRunInProcess(t *testing.T) {
 		t.Errorf("node set --ref nosuch: exit %d %q", code, errOut)
 	}
 }
+
+// TestNodeListUnbornHEAD: before the first commit nothing boots, and node
+// list still shows the class the work tree's config gives.
+func TestNodeListUnbornHEAD(t *testing.T) {
+	dir := t.TempDir()
+	testkit.Sh(t, dir, "git", "init", "-q", "-b", "main")
+	testkit.WriteFile(t, dir, "etc/sysimage.conf", "NODECLASS_RANGE: n[1-2] cluster.compute\n")
+	t.Chdir(dir)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"git-onesis", "node", "add", "n1", "--mac", "52:54:00:00:00:01", "--ip", "10.77.0.11"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("node add: exit %d %s", code, stderr.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"git-onesis", "node", "list", "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("node list: exit %d %s", code, stderr.String())
+	}
+	var nodes []jsonNode
+	if err := json.Unmarshal(stdout.Bytes(), &nodes); err != nil || len(nodes) != 1 {
+		t.Fatalf("node list --json: %v\n%s", err, stdout.String())
+	}
+	if n := nodes[0]; n.Commit != "" || n.Class != "cluster.compute" || n.ClassFrom != "worktree" {
+		t.Errorf("node list on an unborn HEAD: %+v; want no commit, class cluster.compute from the work tree", n)
+	}
+}

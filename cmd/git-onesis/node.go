@@ -639,11 +639,29 @@ type classResolver struct {
 	stderr io.Writer
 	cache  map[string]*sysimage.Config // by commit, or "wt:" + directory
 	warned map[string]bool
+	// next memoises what nodes that share a ref (or none) boot: one
+	// resolution per ref, not per node.
+	next map[string]nextBoot
+	born *bool // whether HEAD has a commit; nil until asked
+}
+
+// headBorn says whether HEAD has a commit, asked once for all nodes.
+func (cr *classResolver) headBorn() bool {
+	if cr.born == nil {
+		_, ok, _ := cr.res.Repo.HeadCommit()
+		cr.born = &ok
+	}
+	return *cr.born
+}
+
+type nextBoot struct {
+	res httpboot.Resolution
+	err error
 }
 
 func newClassResolver(r *git.Repo, ref string, stderr io.Writer) *classResolver {
 	cr := &classResolver{res: &resolve.Resolver{Repo: r, Ref: ref}, im: &image.Image{Git: r, Root: r.Top},
-		stderr: stderr, cache: map[string]*sysimage.Config{}, warned: map[string]bool{}}
+		stderr: stderr, cache: map[string]*sysimage.Config{}, warned: map[string]bool{}, next: map[string]nextBoot{}}
 	return cr
 }
 
@@ -651,7 +669,18 @@ func newClassResolver(r *git.Repo, ref string, stderr io.Writer) *classResolver 
 // its class, and the source the class was read from: the node's ref,
 // --ref, "HEAD", its maintenance directory, or "worktree".
 func (cr *classResolver) resolve(n *inventory.Node) (httpboot.Resolution, *sysimage.Node, string) {
-	next, err := cr.res.Resolve(n)
+	var next httpboot.Resolution
+	var err error
+	if n.Maintenance != "" {
+		next, err = cr.res.Resolve(n)
+	} else {
+		nb, ok := cr.next[n.Ref]
+		if !ok {
+			nb.res, nb.err = cr.res.Resolve(&inventory.Node{Name: n.Name, Ref: n.Ref})
+			cr.next[n.Ref] = nb
+		}
+		next, err = nb.res, nb.err
+	}
 	from, key := n.Ref, next.Commit
 	switch {
 	case n.Maintenance != "":
@@ -663,7 +692,7 @@ func (cr *classResolver) resolve(n *inventory.Node) (httpboot.Resolution, *sysim
 		from = "HEAD"
 	}
 	if err != nil {
-		if _, born, _ := cr.res.Repo.HeadCommit(); n.Ref == "" && cr.res.Ref == "" && !born && cr.im.Root != "" {
+		if n.Ref == "" && cr.res.Ref == "" && !cr.headBorn() && cr.im.Root != "" {
 			// Nothing committed yet: the work tree is the only image.
 			from, key, err = "worktree", "wt:"+cr.im.Root, nil
 		}
