@@ -38,10 +38,15 @@ type GitArtifacts struct {
 	StateDir string
 	Builder  InitrdBuilder // nil: initrd requests fail with a clear error (tests)
 
-	repo  *gogit.Repository
-	mu    sync.Mutex // go-git object access
-	locks sync.Map   // cache key -> *sync.Mutex
+	repo    *gogit.Repository
+	mu      sync.Mutex         // go-git object access, kernels
+	kernels map[string]*kernel // by commit: a commit's kernel never changes
+	locks   sync.Map           // cache key -> *sync.Mutex
 }
+
+// maxKernels bounds the commits whose kernel findKernel remembers (a boot
+// storm asks for a few commits thousands of times).
+const maxKernels = 1024
 
 // NewGitArtifacts opens the repository at repoDir with go-git.
 func NewGitArtifacts(repoDir, stateDir string, b InitrdBuilder) (*GitArtifacts, error) {
@@ -65,6 +70,22 @@ type kernel struct {
 func (a *GitArtifacts) findKernel(commit string) (*kernel, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if k := a.kernels[commit]; k != nil {
+		return k, nil
+	}
+	k, err := a.readKernel(commit)
+	if err != nil {
+		return nil, err
+	}
+	if a.kernels == nil || len(a.kernels) >= maxKernels {
+		a.kernels = map[string]*kernel{}
+	}
+	a.kernels[commit] = k
+	return k, nil
+}
+
+// readKernel is findKernel without the memo; a.mu is held.
+func (a *GitArtifacts) readKernel(commit string) (*kernel, error) {
 	c, err := a.repo.CommitObject(plumbing.NewHash(commit))
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", commit, err)
