@@ -9,21 +9,27 @@ import (
 )
 
 // HermeticGit runs the tests of m with git made hermetic: no repository,
-// config or template inherited from the environment, a fresh HOME, and a
-// fixed author and committer. Call it from TestMain: os.Exit(HermeticGit(m)).
+// config or template inherited from the environment (an empty template, so
+// no hook is installed by 'git init'), no repository found above the
+// temporary directory, a fresh HOME, and a fixed author and committer.
+// Call it from TestMain: os.Exit(HermeticGit(m)).
 func HermeticGit(m *testing.M) int {
 	home, err := os.MkdirTemp("", "git-onesis-test-home")
 	if err != nil {
 		panic(err)
 	}
 	defer os.RemoveAll(home)
+	tmpl := filepath.Join(home, "empty-template")
+	if err := os.Mkdir(tmpl, 0o755); err != nil {
+		panic(err)
+	}
 	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
 		"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG_PARAMETERS",
 		"GIT_CONFIG_COUNT", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "XDG_CONFIG_HOME"} {
 		os.Unsetenv(k)
 	}
 	for k, v := range map[string]string{
-		"HOME": home, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": home,
+		"HOME": home, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": tmpl, "GIT_CEILING_DIRECTORIES": os.TempDir(),
 		"GIT_AUTHOR_NAME": "Ada Admin", "GIT_AUTHOR_EMAIL": "ada@example.invalid",
 		"GIT_COMMITTER_NAME": "Ada Admin", "GIT_COMMITTER_EMAIL": "ada@example.invalid", "LC_ALL": "C",
 	} {
