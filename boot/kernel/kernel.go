@@ -14,11 +14,13 @@
 // reason to boot another kernel. The version is the one in the kernel's
 // own bzImage header (what 'uname -r' will say on the node); the file
 // name is used only when the file has no such header (another
-// architecture's image, a test fixture), and a name and header that
-// disagree are reported in Why.
+// architecture's image, a test fixture), and for a plain copy without one
+// (boot/vmlinuz) the name of the boot/vmlinuz-<version> with the same
+// content. A name and header that disagree are reported in Why.
 package kernel
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -39,8 +41,8 @@ type Kernel struct {
 	// Version is the kernel release ('uname -r'), the directory of
 	// lib/modules its modules are in.
 	Version string `json:"version"`
-	// VersionFrom says where Version was read: "bzImage header" or
-	// "file name".
+	// VersionFrom says where Version was read: "bzImage header", "file
+	// name", or "file name of its copy /boot/vmlinuz-<version>".
 	VersionFrom string `json:"version_from"`
 	// Why says how Path was chosen, for an admin.
 	Why string `json:"why"`
@@ -153,12 +155,44 @@ func withVersion(image fs.FS, k *Kernel) (*Kernel, error) {
 	case nv != "":
 		k.Version, k.VersionFrom = nv, "file name"
 	default:
-		return nil, fmt.Errorf("cannot tell the version of the kernel /%s (chosen as %s): %w; name the version with --kver", k.Path, k.Why, herr)
+		// A plain copy (boot/vmlinuz) of a kernel without a header
+		// version: the name of the boot/vmlinuz-* it copies.
+		twin, err := sameAs(image, k.Path)
+		if err != nil {
+			return nil, err
+		}
+		if twin == "" {
+			return nil, fmt.Errorf("cannot tell the version of the kernel /%s (chosen as %s): %w, and no /boot/vmlinuz-<version> has its content; make it a symlink to one", k.Path, k.Why, herr)
+		}
+		k.Version, k.VersionFrom = strings.TrimPrefix(path.Base(twin), "vmlinuz-"), "file name of its copy /"+twin
 	}
 	if err := checkVersion(k.Version); err != nil {
 		return nil, fmt.Errorf("the kernel /%s: %w", k.Path, err)
 	}
 	return k, nil
+}
+
+// sameAs returns the boot/vmlinuz-* whose content is p's, or "".
+func sameAs(image fs.FS, p string) (string, error) {
+	want, err := fs.ReadFile(image, p)
+	if err != nil {
+		return "", fmt.Errorf("reading the kernel /%s: %w", p, err)
+	}
+	ents, _ := fs.ReadDir(image, "boot")
+	for _, e := range ents {
+		q := "boot/" + e.Name()
+		if v, ok := strings.CutPrefix(e.Name(), "vmlinuz-"); !ok || v == "" || !e.Type().IsRegular() || q == p {
+			continue
+		}
+		if fi, err := e.Info(); err != nil || fi.Size() != int64(len(want)) {
+			continue
+		}
+		got, err := fs.ReadFile(image, q)
+		if err == nil && bytes.Equal(got, want) {
+			return q, nil
+		}
+	}
+	return "", nil
 }
 
 // checkVersion refuses a version that cannot name a lib/modules directory.

@@ -98,6 +98,10 @@ func TestFind(t *testing.T) {
 			"boot/vmlinuz", "6.1.0-57-amd64", "bzImage header", "regular file"},
 		{"header wins over name", fstest.MapFS{"boot/vmlinuz-6.1.0-10": file(bzImage("6.1.0-11"))},
 			"boot/vmlinuz-6.1.0-10", "6.1.0-11", "bzImage header", "its name says 6.1.0-10 but its header says 6.1.0-11"},
+		// An arm64 Image has no version in its header: a plain copy is
+		// known by the boot/vmlinuz-* it copies.
+		{"plain copy without a header", fstest.MapFS{"boot/vmlinuz": file([]byte("arm64 image 6.1")), "boot/vmlinuz-6.1.0-57-arm64": file([]byte("arm64 image 6.1")), "boot/vmlinuz-6.1.0-58-arm64": file([]byte("arm64 image 6.2"))},
+			"boot/vmlinuz", "6.1.0-57-arm64", "file name of its copy /boot/vmlinuz-6.1.0-57-arm64", "regular file"},
 		{"symlink to a differently named kernel", fstest.MapFS{"boot/kernel.img": file(bzImage("6.2.0")), "vmlinuz": link("boot/kernel.img")},
 			"boot/kernel.img", "6.2.0", "bzImage header", ""},
 	}
