@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestRunInProcess(t *testing.T) {
 
 	call := func(args ...string) (int, string, string) {
 		var stdout, stderr bytes.Buffer
-		code := run(append([]string{"git-onesis"}, args...), &stdout, &stderr)
+		code := run(context.Background(), strings.NewReader(""), &stdout, &stderr, append([]string{"git-onesis"}, args...))
 		return code, stdout.String(), stderr.String()
 	}
 	if code, out, _ := call(); code != exitDiff || !strings.Contains(out, "USAGE") {
@@ -52,6 +53,17 @@ func TestRunInProcess(t *testing.T) {
 	if code, _, errOut := call("node", "set", "n2", "--ref", "nosuch"); code != exitDiff || !strings.Contains(errOut, "names no commit") {
 		t.Errorf("node set --ref nosuch: exit %d %q", code, errOut)
 	}
+	// run's stdin reaches what commands start: the editor of node edit,
+	// here one that takes the new file from it.
+	t.Setenv("GIT_EDITOR", "cat >")
+	var stdout, stderr bytes.Buffer
+	edited := "node n3 mac=52:54:00:00:00:03 ip=10.77.0.13 ref=testing\n"
+	if code := run(context.Background(), strings.NewReader(edited), &stdout, &stderr, []string{"git-onesis", "node", "edit", "-m", "from stdin"}); code != exitOK {
+		t.Fatalf("node edit: exit %d %s", code, stderr.String())
+	}
+	if code, out, _ := call("node", "list", "--porcelain"); code != exitOK || !strings.HasPrefix(out, "n3\t52:54:00:00:00:03\t10.77.0.13\ttesting\t") || strings.Contains(out, "n2") {
+		t.Errorf("node list after an edit from stdin: exit %d\n%s", code, out)
+	}
 }
 
 // TestNodeListUnbornHEAD: before the first commit nothing boots, and node
@@ -62,11 +74,11 @@ func TestNodeListUnbornHEAD(t *testing.T) {
 	testkit.WriteFile(t, dir, "etc/sysimage.conf", "NODECLASS_RANGE: n[1-2] cluster.compute\n")
 	t.Chdir(dir)
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"git-onesis", "node", "add", "n1", "--mac", "52:54:00:00:00:01", "--ip", "10.77.0.11"}, &stdout, &stderr); code != exitOK {
+	if code := run(context.Background(), strings.NewReader(""), &stdout, &stderr, []string{"git-onesis", "node", "add", "n1", "--mac", "52:54:00:00:00:01", "--ip", "10.77.0.11"}); code != exitOK {
 		t.Fatalf("node add: exit %d %s", code, stderr.String())
 	}
 	stdout.Reset()
-	if code := run([]string{"git-onesis", "node", "list", "--json"}, &stdout, &stderr); code != exitOK {
+	if code := run(context.Background(), strings.NewReader(""), &stdout, &stderr, []string{"git-onesis", "node", "list", "--json"}); code != exitOK {
 		t.Fatalf("node list: exit %d %s", code, stderr.String())
 	}
 	var nodes []jsonNode

@@ -455,7 +455,7 @@ func runNodeEdit(c *cli.Context) error {
 	}
 	// Run the editor as git does: through the shell, with the file as $1.
 	ed := exec.Command("sh", "-c", editor+` "$@"`, editor, name)
-	ed.Stdin, ed.Stdout, ed.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+	ed.Stdin, ed.Stdout, ed.Stderr = c.App.Reader, c.App.Writer, c.App.ErrWriter
 	if err := ed.Run(); err != nil {
 		return fatal(fmt.Errorf("the editor failed (%v); your text is in %s", err, name))
 	}

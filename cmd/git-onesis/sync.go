@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -73,7 +72,7 @@ func runSync(c *cli.Context) error {
 		}
 		commits = append(commits, commit)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prep, err := serve.Prepare(ctx, serve.PrepareOptions{
 		RepoDir: im.Root, StateDir: c.String("state-dir"), InitPath: c.String("init"),
