@@ -50,20 +50,21 @@ func TestHeaderVersion(t *testing.T) {
 }
 
 // TestHeaderVersionDebian reads the header of the Debian kernel the boot
-// tests use, when it is already unpacked (the QEMU tests fetch it).
+// tests boot (fetched once into testkit.KernelCache): the version in it is
+// the one its package names.
 func TestHeaderVersionDebian(t *testing.T) {
-	m, _ := filepath.Glob("/var/cache/git-onesis-test/linux-image-*/boot/vmlinuz-*")
-	if len(m) == 0 {
-		t.Skip("no Debian kernel unpacked in /var/cache/git-onesis-test (the QEMU tests fetch one)")
-	}
-	f, err := os.Open(m[0])
+	root, kver := testkit.DebianKernel(t)
+	f, err := os.Open(filepath.Join(root, "boot", "vmlinuz-"+kver))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	got, err := HeaderVersion(f)
-	if want := strings.TrimPrefix(filepath.Base(m[0]), "vmlinuz-"); err != nil || got != want {
-		t.Errorf("HeaderVersion(%s) = %q, %v; want %q", m[0], got, err, want)
+	if got, err := HeaderVersion(f); err != nil || got != kver {
+		t.Errorf("HeaderVersion(vmlinuz-%s) = %q, %v", kver, got, err)
+	}
+	k, err := Find(os.DirFS(root))
+	if err != nil || k.Version != kver || k.VersionFrom != "bzImage header" {
+		t.Errorf("Find on the unpacked package = %+v, %v; want %s from its header", k, err, kver)
 	}
 }
 
