@@ -181,7 +181,7 @@ func TestServeHelper(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	srv, err := New(Config{RepoDir: p["repo"], Iface: "srv0", ServerIP: netip.MustParseAddr("10.77.0.1"),
-		StateDir: p["state"], InitPath: p["init"], AnnounceRA: true, Logger: log}, Wired)
+		StateDir: p["state"], InitPath: p["init"], AnnounceRA: true, Logger: log}, Real())
 	if err != nil {
 		t.Fatal(err)
 	}
