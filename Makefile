@@ -59,7 +59,7 @@ HERMETIC_ENV = env \
 	GOFLAGS="$$($(GO) env GOFLAGS)" \
 	LC_ALL=C
 
-.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-scale bench-boot bench-storm bench-nfs bench-nfs-boot man install uninstall clean
+.PHONY: all build test e2e vet fmt-check lint fuzz demo demo-debian demo-meta bench bench-scale bench-boot bench-storm bench-nfs bench-nfs-boot bench-meta man install uninstall clean
 
 all: build
 
@@ -208,6 +208,15 @@ bench-nfs:
 bench-nfs-boot:
 	@bash .ci/deps test
 	GO="$(GO)" bash internal/bench/nfsbootbench.sh
+
+# Minutes, root, after make bench: the everyday metadata commands (record,
+# status, apply, checkouts hooked and not, add, commit) with this tree's
+# binary and with BASE's, interleaved on make bench's corpus; prints a table
+# of medians (wall and CPU) and their ratios. make bench-meta BASE=REV
+bench-meta:
+	@bash .ci/deps bench
+	@test -n "$(BASE)" || { echo "make bench-meta: say which revision to compare against: make bench-meta BASE=REV" >&2; exit 129; }
+	GO="$(GO)" METAAB_BASE="$(BASE)" bash internal/bench/metaab.sh
 
 man: $(MAN1) $(MAN5) $(MANALIAS)
 
