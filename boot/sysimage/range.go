@@ -160,7 +160,19 @@ func (r *Range) Match(host string) bool {
 		}
 		rest = rest[:len(rest)-len(r.segs[i].lit)]
 	}
-	return len(rest) >= 1 && len(rest) <= maxRangeDigits && strings.Trim(rest, "0123456789") == "" && groupHas(r.segs[g].items, rest)
+	return len(rest) >= 1 && len(rest) <= maxRangeDigits && allDigits(rest) && groupHas(r.segs[g].items, rest)
+}
+
+// allDigits reports whether s is ASCII digits only (strings.Trim with a
+// cutset builds its set on every call: a quarter of `node list`'s time at
+// 10,000 nodes).
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // search matches host by trying every split of its digits among the

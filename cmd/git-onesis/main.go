@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -35,7 +36,30 @@ const (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Stdin, os.Stdout, os.Stderr, os.Args))
+	stop := cpuProfile(os.Getenv("GIT_ONESIS_CPUPROFILE"))
+	code := run(context.Background(), os.Stdin, os.Stdout, os.Stderr, os.Args)
+	stop()
+	os.Exit(code)
+}
+
+// cpuProfile writes a CPU profile of the whole command to path (for `go
+// tool pprof`) when path is set: GIT_ONESIS_CPUPROFILE, the way to see
+// where a slow command or hook spends its time. The returned func ends it.
+func cpuProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: GIT_ONESIS_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "warning: GIT_ONESIS_CPUPROFILE: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // run executes the CLI with its own streams and returns the process exit
