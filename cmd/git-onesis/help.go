@@ -28,7 +28,7 @@ func runHelp(c *cli.Context) error {
 	}
 	cmd := findCommand(c.App.Commands, args[0])
 	if cmd == nil || cmd.Hidden {
-		return notACommand(args[0])
+		return notACommand(args[0], c.App.Commands)
 	}
 	// ShowCommandHelp looks name up in ctx.Command's subcommands, or in
 	// the App's commands when it has none.

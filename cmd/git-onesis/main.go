@@ -101,7 +101,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Suggest:              true,
 		OnUsageError:         onUsageError,
 		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintln(c.App.ErrWriter, notACommand(name).Error())
+			fmt.Fprintln(c.App.ErrWriter, notACommand(name, c.App.Commands).Error())
 			cli.OsExiter(exitUsage)
 		},
 		// A bare 'git onesis' prints the usage and exits 1, as a bare 'git'
@@ -113,14 +113,14 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				}
 				return cli.Exit("", exitDiff)
 			}
-			return notACommand(c.Args().First())
+			return notACommand(c.Args().First(), c.App.Commands)
 		},
 		Commands: commands(),
 	}
 }
 
-func notACommand(name string) error {
-	return cli.Exit(fmt.Sprintf("git onesis: '%s' is not a git-onesis command. See 'git onesis --help'.", name), exitUsage)
+func notACommand(name string, cmds []*cli.Command) error {
+	return cli.Exit(fmt.Sprintf("git onesis: '%s' is not a git-onesis command. See 'git onesis --help'.%s", name, suggestion(name, cmds)), exitUsage)
 }
 
 // needSubcommand is the Action of a command that only groups subcommands:
@@ -130,7 +130,8 @@ func needSubcommand(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return usageErr("%s needs a subcommand\nSee '%s --help'.", helpName(c.Command), helpName(c.Command))
 	}
-	return usageErr("'%s' is not a %s subcommand\nSee '%s --help'.", c.Args().First(), c.Command.Name, helpName(c.Command))
+	return usageErr("'%s' is not a subcommand of '%s'\nSee '%s --help'.%s", c.Args().First(), helpName(c.Command), helpName(c.Command),
+		suggestion(c.Args().First(), c.Command.Subcommands))
 }
 
 // registered holds commands that add themselves from their own file's
