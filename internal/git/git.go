@@ -75,6 +75,9 @@ type Repo struct {
 	Env []string
 	// index, when set, is the index file this Repo uses (WithIndex).
 	index string
+	// hashLen caches HashLen (0: not asked yet); read and written
+	// atomically.
+	hashLen int32
 }
 
 // WithIndex returns a copy of r that uses the index file path, for its git
@@ -546,7 +549,16 @@ type StatusEntry struct {
 // no optional locks, so it does not rewrite the index and is safe inside a
 // commit hook. Renames are reported when git detects them in the index.
 func (r *Repo) StatusPorcelain() ([]StatusEntry, error) {
-	out, err := r.Run("--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=no")
+	return r.statusPorcelain("--untracked-files=all")
+}
+
+func (r *Repo) statusPorcelain(opts ...string) ([]StatusEntry, error) {
+	args := []string{"--no-optional-locks"}
+	if len(opts) > 1 {
+		args = append(args, opts[:len(opts)-1]...)
+	}
+	args = append(args, "status", "--porcelain=v1", "-z", opts[len(opts)-1], "--ignored=no")
+	out, err := r.Run(args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading work-tree status: %w", err)
 	}
@@ -569,6 +581,20 @@ func (r *Repo) StatusPorcelain() ([]StatusEntry, error) {
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// StatusPorcelainTracked is StatusPorcelain without untracked files
+// (--untracked-files=no): git does not walk the tree, it only compares
+// HEAD, the index and the index's entries in the tree.
+//
+// With assumeValid the index given to git marks the entries the caller
+// proved unchanged (CE_VALID); git's threaded preload would lstat them
+// anyway, so it is turned off and git's refresh skips them.
+func (r *Repo) StatusPorcelainTracked(assumeValid bool) ([]StatusEntry, error) {
+	if assumeValid {
+		return r.statusPorcelain("-c", "core.preloadIndex=false", "--untracked-files=no")
+	}
+	return r.statusPorcelain("--untracked-files=no")
 }
 
 // RefreshIndex updates the index's cached stat information so that files

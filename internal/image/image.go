@@ -48,17 +48,26 @@ type Image struct {
 	outside func(string) bool
 }
 
+// scanExtra is what a scan for status keeps beside the manifest: what
+// lstat said of each entry, the index it was read with, and the files and
+// symlinks in the tree that the index does not hold.
+type scanExtra struct {
+	stats     []meta.StatData // index for index with the manifest's entries
+	ix        *git.Index      // nil for a split index
+	untracked []string        // unsorted
+}
+
 // indexPaths lists the paths the index holds (GIT_INDEX_FILE honoured),
 // and what a sparse checkout leaves out of the tree. The index is read in
 // process; a split index is listed by git.
-func (im *Image) indexPaths() ([]string, func(string) bool, error) {
+func (im *Image) indexPaths() ([]string, func(string) bool, *git.Index, error) {
 	ix, err := git.ReadIndex(im.Git.IndexFile(), im.Git.HashLen())
 	if errors.Is(err, git.ErrSplitIndex) {
 		paths, err := im.Git.LsFiles()
-		return paths, nil, err
+		return paths, nil, nil, err
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	paths := make([]string, 0, len(ix.Entries))
 	for k := range ix.Entries {
@@ -66,7 +75,7 @@ func (im *Image) indexPaths() ([]string, func(string) bool, error) {
 			paths = append(paths, ix.Entries[k].Path)
 		}
 	}
-	return paths, sparseScope(ix), nil
+	return paths, sparseScope(ix), ix, nil
 }
 
 // Open finds the repository containing dir and checks it has a work tree.
@@ -150,17 +159,25 @@ func (im *Image) MetaInIndex() (*meta.Manifest, error) {
 // candidates are checked with one 'git check-ignore' after the walk, which
 // is much cheaper than asking git to walk the whole tree for ignored paths.
 func (im *Image) Scan() (*meta.Manifest, error) {
+	m, _, err := im.scan(false)
+	return m, err
+}
+
+// scan is Scan; with extra set it also returns what status needs to spare
+// git a second look at the tree (see scanExtra).
+func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 	// The index is read while the walk reads the tree: Keep is only
 	// consulted once the walk is over.
 	type lsResult struct {
 		set     map[string]struct{}
 		outside func(string) bool
+		ix      *git.Index
 		err     error
 	}
 	lsDone := make(chan lsResult, 1)
 	go func() {
 		end := trace.Region("read the index")
-		tracked, outside, err := im.indexPaths()
+		tracked, outside, ix, err := im.indexPaths()
 		end()
 		if err != nil {
 			lsDone <- lsResult{err: fmt.Errorf("listing the index: %w", err)}
@@ -173,7 +190,7 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 		_, im.metaTracked = set[MetaFile]
 		// .gitmeta is recorded even before its first 'git add'.
 		set[MetaFile] = struct{}{}
-		lsDone <- lsResult{set: set, outside: outside}
+		lsDone <- lsResult{set: set, outside: outside, ix: ix}
 	}()
 	var (
 		ls     lsResult
@@ -183,10 +200,18 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 		lsOnce.Do(func() { ls = <-lsDone })
 		return ls
 	}
+	var (
+		ex   *scanExtra
+		exMu sync.Mutex
+	)
+	if extra {
+		ex = &scanExtra{}
+	}
 	cache, cachePath := im.loadScanCache()
 	opts := meta.ScanOptions{
 		Progress: im.Progress,
 		Cache:    cache,
+		Stats:    extra,
 		Keep: func(p string, t meta.Type) bool {
 			if !t.GitCarries() {
 				return true
@@ -196,22 +221,33 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 				return false
 			}
 			_, ok := r.set[p]
+			if extra && (!ok || p == MetaFile && !im.metaTracked) {
+				exMu.Lock()
+				ex.untracked = append(ex.untracked, p)
+				exMu.Unlock()
+			}
 			return ok
 		},
 	}
 	end := trace.Region("scan")
-	m, err := meta.Scan(im.Root, opts)
+	m, stats, err := meta.ScanStats(im.Root, opts)
 	end()
 	if r := index(); r.err != nil {
-		return nil, r.err
+		return nil, nil, r.err
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if ex != nil {
+		ex.stats, ex.ix = stats, index().ix
 	}
 	im.outside = index().outside
 	if im.outside != nil {
+		if ex != nil {
+			ex.stats = nil // entries are added below: git looks for itself
+		}
 		if err := im.keepOutside(m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if cache != nil {
@@ -224,13 +260,17 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 		end()
 	}
 	end = trace.Region("git check-ignore")
-	err = im.dropIgnored(m)
+	var stp *[]meta.StatData
+	if ex != nil {
+		stp = &ex.stats
+	}
+	err = im.dropIgnored(m, stp)
 	end()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	trace.Printf("scan: %d entries", len(m.Entries))
-	return m, nil
+	return m, ex, nil
 }
 
 // keepOutside adds to a scan what a sparse checkout keeps out of the work
@@ -284,8 +324,9 @@ func (im *Image) loadScanCache() (*meta.ScanCache, string) {
 }
 
 // dropIgnored removes ignored entries that the index cannot vouch for
-// (empty-to-git directories, with everything under them, and specials).
-func (im *Image) dropIgnored(m *meta.Manifest) error {
+// (empty-to-git directories, with everything under them, and specials),
+// and their stat data from *stats when that is not nil.
+func (im *Image) dropIgnored(m *meta.Manifest, stats *[]meta.StatData) error {
 	var cands []string
 	for i := range m.Entries {
 		e := &m.Entries[i]
@@ -309,8 +350,12 @@ func (im *Image) dropIgnored(m *meta.Manifest) error {
 		return false
 	}
 	kept := m.Entries[:0]
+	var keptStats []meta.StatData
+	if stats != nil && *stats != nil {
+		keptStats = (*stats)[:0]
+	}
 	removed := map[string]string{} // removed hard-link primary -> new primary
-	for _, e := range m.Entries {
+	for i, e := range m.Entries {
 		if gone(e.Path) {
 			if e.Hardlink == "" {
 				removed[e.Path] = ""
@@ -329,8 +374,14 @@ func (im *Image) dropIgnored(m *meta.Manifest) error {
 			}
 		}
 		kept = append(kept, e)
+		if keptStats != nil {
+			keptStats = append(keptStats, (*stats)[i])
+		}
 	}
 	m.Entries = kept
+	if keptStats != nil {
+		*stats = keptStats
+	}
 	return nil
 }
 
