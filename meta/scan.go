@@ -53,7 +53,8 @@ type StatData struct {
 	Size                uint32
 }
 
-func statDataOf(st *unix.Stat_t) StatData {
+// StatDataOf is st in the form git's index keeps it.
+func StatDataOf(st *unix.Stat_t) StatData {
 	return StatData{
 		CtimeSec: uint32(st.Ctim.Sec), CtimeNsec: uint32(st.Ctim.Nsec),
 		MtimeSec: uint32(st.Mtim.Sec), MtimeNsec: uint32(st.Mtim.Nsec),
@@ -713,7 +714,7 @@ func (w *scanWorker) readDir(d *dirNode) error {
 			}
 			w.entries = append(w.entries, e)
 			if s.opts.Stats {
-				w.stats = append(w.stats, statDataOf(&st))
+				w.stats = append(w.stats, StatDataOf(&st))
 			}
 			scanned++
 		}

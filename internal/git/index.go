@@ -49,8 +49,9 @@ type Index struct {
 	// alone cannot prove the content unchanged).
 	Mtime unix.Timespec
 
-	raw     []byte // the file as read
-	hashLen int
+	raw      []byte // the file as read
+	hashLen  int
+	dev, ino uint64 // the file's identity, to tell whether it was replaced
 }
 
 // Racy reports whether e was modified no earlier than the index was
@@ -93,7 +94,7 @@ func ReadIndex(path string, hashLen int) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the index %s: %w", path, err)
 	}
-	ix.Mtime = st.Mtim
+	ix.Mtime, ix.dev, ix.ino = st.Mtim, st.Dev, st.Ino
 	return ix, nil
 }
 
@@ -279,18 +280,11 @@ type StatUpdate struct {
 }
 
 // WithStat returns the index file's bytes with the given entries' ctime
-// and owner replaced and, as git does whenever it writes an index, every
-// entry that is racy against this index's own time (modified no earlier
-// than the index was written, so its content was never proven) smudged:
-// its size is set to 0, which makes git compare content on its next look.
+// and owner replaced. Written back with UpdateIndexFile, which keeps the
+// index time, an entry that was racy stays racy (git keeps checking its
+// content) and no other entry changes at all.
 func (ix *Index) WithStat(ups []StatUpdate) []byte {
 	b := bytes.Clone(ix.raw)
-	for k := range ix.Entries {
-		e := &ix.Entries[k]
-		if e.Stage == 0 && !e.SparseDir() && e.Mode&0o170000 != 0o160000 && ix.Racy(e) {
-			binary.BigEndian.PutUint32(b[e.Offset+36:], 0)
-		}
-	}
 	for _, u := range ups {
 		off := ix.Entries[u.Entry].Offset
 		binary.BigEndian.PutUint32(b[off:], u.CtimeSec)
@@ -326,9 +320,18 @@ var ErrIndexLocked = errors.New("the index is locked by another git process")
 // UpdateIndexFile rewrites the index as git does: it takes index.lock
 // (failing with ErrIndexLocked if another process holds it), reads the
 // index, lets update return the new bytes (nil: leave the index alone),
-// writes them to the lock file with the index's permissions and renames
-// it over the index. A split index is ErrSplitIndex.
-func (r *Repo) UpdateIndexFile(update func(ix *Index) []byte) error {
+// writes them to the lock file with the index's permissions and
+// modification time and renames it over the index. A split index is
+// ErrSplitIndex.
+//
+// Keeping the modification time keeps git's racy-entry check as it was:
+// an entry modified no earlier than the index was written is still
+// checked by content, so only stat data proven by the caller can make a
+// file look clean.
+//
+// known, if not nil, is the index as the caller read it; it is used when
+// the file is still the same (not replaced since), sparing a second parse.
+func (r *Repo) UpdateIndexFile(known *Index, update func(ix *Index) []byte) error {
 	path := r.IndexFile()
 	lock := path + ".lock"
 	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -349,9 +352,11 @@ func (r *Repo) UpdateIndexFile(update func(ix *Index) []byte) error {
 	if err := unix.Stat(path, &st); err != nil {
 		return fmt.Errorf("reading the index: %w", err)
 	}
-	ix, err := ReadIndex(path, r.HashLen())
-	if err != nil {
-		return err
+	ix := known
+	if ix == nil || ix.raw == nil || ix.dev != st.Dev || ix.ino != st.Ino || ix.Mtime != st.Mtim || int64(len(ix.raw)) != st.Size {
+		if ix, err = ReadIndex(path, r.HashLen()); err != nil {
+			return err
+		}
 	}
 	b := update(ix)
 	if b == nil {
@@ -367,6 +372,10 @@ func (r *Repo) UpdateIndexFile(update func(ix *Index) []byte) error {
 		return fmt.Errorf("writing the index: %w", err)
 	}
 	done = true
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, lock, []unix.Timespec{st.Atim, st.Mtim}, 0); err != nil {
+		os.Remove(lock)
+		return fmt.Errorf("writing the index: %w", err)
+	}
 	if err := os.Rename(lock, path); err != nil {
 		os.Remove(lock)
 		return fmt.Errorf("writing the index: %w", err)

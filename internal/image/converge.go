@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -88,15 +89,6 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
 	}
-	m, err := meta.ParseBytes(b)
-	if errors.Is(err, meta.ErrConflict) {
-		// A conflicted merge: the files git wrote are applied once
-		// .gitmeta is resolved (pre-commit), so the index is not marked seen.
-		return &Converged{Skipped: ".gitmeta has conflict markers"}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
-	}
 	end := trace.Region("read the index")
 	ix, err := git.ReadIndex(idx, im.Git.HashLen())
 	end()
@@ -107,17 +99,41 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	o := ApplyOptions{Outside: sparseScope(ix)}
+	o := ApplyOptions{Outside: sparseScope(ix), Index: ix}
+	var applied []byte
 	if !full {
-		old := im.loadApplied()
-		seen, seenAt := im.loadSeen()
-		if old == nil || seen == nil {
+		applied = im.loadAppliedBytes()
+		seen, seenAt := im.loadSeen(idx, ix)
+		if applied == nil || seen == nil {
 			full = true
 		} else {
-			o.Old, o.Paths = old, writtenSince(im.Root, seen, ix, seenAt)
+			o.Paths = writtenSince(im.Root, seen, ix, seenAt)
 			trace.Printf("converge: %d files written by git since the last hook: %s", len(o.Paths), traceList(o.Paths))
 			o.Paths = append(o.Paths, im.loadRetry()...)
+			if len(o.Paths) == 0 && bytes.Equal(applied, b) {
+				// post-checkout after post-index-change, say: the
+				// first hook did the work.
+				im.saveSeen(idx)
+				return &Converged{Skipped: "nothing written and .gitmeta unchanged since the last apply"}, nil
+			}
 		}
+	}
+	end = trace.Region("parse .gitmeta")
+	m, err := meta.ParseBytes(b)
+	if err == nil && applied != nil && !full {
+		if o.Old, err = meta.ParseBytes(applied); err != nil {
+			trace.Printf("converge: %s: %v", AppliedFile, err)
+			o.Old, err = nil, nil
+		}
+	}
+	end()
+	if errors.Is(err, meta.ErrConflict) {
+		// A conflicted merge: the files git wrote are applied once
+		// .gitmeta is resolved (pre-commit), so the index is not marked seen.
+		return &Converged{Skipped: ".gitmeta has conflict markers"}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
 	}
 	// An apply that is cut off leaves no record, so the next one is full.
 	im.forgetApplied()
@@ -213,18 +229,13 @@ func (im *Image) statePath(name string) string {
 
 func (im *Image) forgetApplied() { os.Remove(im.statePath(AppliedFile)) }
 
-// loadApplied returns the manifest last applied, or nil.
-func (im *Image) loadApplied() *meta.Manifest {
+// loadAppliedBytes returns the .gitmeta last applied, or nil.
+func (im *Image) loadAppliedBytes() []byte {
 	b, err := os.ReadFile(im.statePath(AppliedFile))
 	if err != nil {
 		return nil
 	}
-	m, err := meta.ParseBytes(b)
-	if err != nil {
-		trace.Printf("converge: %s: %v", AppliedFile, err)
-		return nil
-	}
-	return m
+	return b
 }
 
 // saveApplied writes b as the applied record (write and rename: a reader
@@ -253,12 +264,16 @@ func (im *Image) saveApplied(b []byte) {
 }
 
 // loadSeen parses the index as the hooks last saw it, with the time git
-// wrote it, or returns nil.
-func (im *Image) loadSeen() (*git.Index, unix.Timespec) {
+// wrote it, or returns nil. When it is still the current index (cur, read
+// from idx), cur is returned.
+func (im *Image) loadSeen(idx string, cur *git.Index) (*git.Index, unix.Timespec) {
 	p := im.statePath(SeenIndexFile)
-	var st unix.Stat_t
+	var st, ist unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
 		return nil, unix.Timespec{}
+	}
+	if cur != nil && unix.Stat(idx, &ist) == nil && ist.Dev == st.Dev && ist.Ino == st.Ino && ist.Mtim == cur.Mtime {
+		return cur, st.Mtim
 	}
 	ix, err := git.ReadIndex(p, im.Git.HashLen())
 	if err != nil {

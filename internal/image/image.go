@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/trace"
 	"github.com/onesis/git-onesis/meta"
@@ -481,6 +483,9 @@ type ApplyOptions struct {
 	// Outside reports paths a sparse checkout leaves out (see
 	// meta.ApplyOptions.Outside); nil when the checkout is not sparse.
 	Outside func(string) bool
+	// Index is the index as the caller read it, if it did: the refresh
+	// after the apply reuses it while the file is unchanged.
+	Index *git.Index
 }
 
 // ApplyTree makes the work tree match m, then refreshes git's index for the
@@ -492,15 +497,108 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 	if err != nil {
 		return res, err
 	}
-	if refresh := gitCarried(m, res.Touched); !o.DryRun && len(refresh) > 0 {
+	if !o.DryRun && len(res.Touched) > 0 {
 		defer trace.Region("refresh index")()
-		// The refresh writes the index, which runs post-index-change:
-		// that hook has nothing to do for our own refresh.
-		if err := im.Git.WithEnv(NestedEnv + "=1").RefreshIndex(refresh); err != nil {
+		if err := im.refreshTouched(m, res, o.Index); err != nil {
 			return res, fmt.Errorf("refreshing the index after apply: %w", err)
 		}
 	}
 	return res, nil
+}
+
+// refreshTouched brings git's index up to date for the files and symlinks
+// an apply changed (the ctime trap: chown, chmod and setxattr move ctime,
+// and git would then read each file again to learn its content did not
+// change). Where the apply's own lstat before its change matched the
+// entry's stat data exactly, and the file still has the inode, size and
+// modification time git recorded, only the apply touched it since git
+// last looked: the entry gets the new ctime and owner in place, in one
+// write of the index under its lock. Whatever cannot be proven so (and
+// everything, when another git process holds the index) is left to git's
+// own refresh.
+func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *git.Index) error {
+	var rest []string
+	patched := 0
+	err := im.Git.UpdateIndexFile(known, func(ix *git.Index) []byte {
+		rest = rest[:0]
+		var ups []git.StatUpdate
+		k := 0
+		for t, p := range res.Touched {
+			if e := m.Lookup(p); e == nil || !e.Type.GitCarries() {
+				continue
+			}
+			for k < len(ix.Entries) && ix.Entries[k].Path < p {
+				k++
+			}
+			if k == len(ix.Entries) || ix.Entries[k].Path != p {
+				continue // not in the index: nothing for git to refresh
+			}
+			var before meta.StatData
+			if t < len(res.Before) {
+				before = res.Before[t]
+			}
+			if u, ok := im.metadataOnly(ix, k, &before); ok {
+				ups = append(ups, u)
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		patched = len(ups)
+		if len(ups) == 0 {
+			return nil
+		}
+		return ix.WithStat(ups)
+	})
+	if errors.Is(err, git.ErrIndexLocked) || errors.Is(err, git.ErrSplitIndex) {
+		trace.Printf("refresh index: %v; git refreshes it", err)
+		rest, err = gitCarried(m, res.Touched), nil
+	}
+	if err != nil {
+		return err
+	}
+	trace.Printf("refresh index: %d entries updated in place, %d left to git: %s", patched, len(rest), traceList(rest))
+	if len(rest) == 0 {
+		return nil
+	}
+	// The refresh writes the index, which runs post-index-change: that
+	// hook has nothing to do for our own refresh.
+	return im.Git.WithEnv(NestedEnv + "=1").RefreshIndex(rest)
+}
+
+// metadataOnly reports whether index entry k's file was changed only in
+// its metadata since git recorded its stat data: before (the apply's
+// lstat before its change) is exactly that stat data (for a racy entry,
+// all but ctime and owner), and the file now has the same type,
+// executable bit, inode, device, size and modification time. It returns
+// the entry's new ctime and owner.
+func (im *Image) metadataOnly(ix *git.Index, k int, before *meta.StatData) (git.StatUpdate, bool) {
+	e := &ix.Entries[k]
+	// Racy to the nanosecond, so to any build of git, sub-second time
+	// stamps or not.
+	racy := int64(e.MtimeSec) > ix.Mtime.Sec || int64(e.MtimeSec) == ix.Mtime.Sec && int64(e.MtimeNsec) >= ix.Mtime.Nsec
+	if racy {
+		// git checks a racy entry's content whatever its stat data says
+		// (UpdateIndexFile keeps the index time): the new ctime only
+		// spares it a false change of stat data.
+		b := *before
+		b.CtimeSec, b.CtimeNsec, b.UID, b.GID = e.CtimeSec, e.CtimeNsec, e.UID, e.GID
+		before = &b
+	}
+	if e.Stage != 0 || e.SkipWorktree || e.IntentToAdd || e.AssumeValid || !statMatches(e, before) {
+		return git.StatUpdate{}, false
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(im.Root, e.Path), &st); err != nil {
+		return git.StatUpdate{}, false
+	}
+	now := meta.StatDataOf(&st)
+	same := *before
+	same.CtimeSec, same.CtimeNsec, same.UID, same.GID = now.CtimeSec, now.CtimeNsec, now.UID, now.GID
+	same.Mode = same.Mode&^0o7677 | now.Mode&0o7677 // all but the owner's x bit may change
+	if now != same {
+		return git.StatUpdate{}, false
+	}
+	return git.StatUpdate{Entry: k, CtimeSec: now.CtimeSec, CtimeNsec: now.CtimeNsec, UID: now.UID, GID: now.GID}, true
 }
 
 // Summary renders the one-line summaries an apply leaves for the admin:
