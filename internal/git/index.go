@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -247,6 +248,12 @@ func (r *Repo) HashLen() int {
 	}
 	atomic.StoreInt32(&r.hashLen, int32(n))
 	return n
+}
+
+// OID is the object name (hex) of entry k.
+func (ix *Index) OID(k int) string {
+	off := ix.Entries[k].Offset + 40
+	return hex.EncodeToString(ix.raw[off : off+ix.hashLen])
 }
 
 // flagsOffset is where the 16-bit flags of the entry at off are.

@@ -179,6 +179,9 @@ func TestIndexRewrites(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got, want := ix.OID(1), git(t, dir, "rev-parse", ":b/c"); got != strings.TrimSpace(want) {
+				t.Errorf("OID of b/c = %s; git says %s", got, want)
+			}
 			// Assume-valid on b/c and e.
 			tmpIndex := filepath.Join(dir, ".git", "copy")
 			if err := os.WriteFile(tmpIndex, ix.WithAssumeValid([]bool{false, true, false, true}), 0o644); err != nil {

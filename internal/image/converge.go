@@ -243,6 +243,11 @@ func (im *Image) loadAppliedBytes() []byte {
 // apply).
 func (im *Image) saveApplied(b []byte) {
 	p := im.statePath(AppliedFile)
+	if fi, err := os.Stat(p); err == nil && fi.Size() == int64(len(b)) {
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+			return // a commit with no metadata change, say
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 
@@ -48,6 +49,8 @@ type Image struct {
 	// outside is what the last Scan found a sparse checkout leaves out of
 	// the work tree (nil: nothing).
 	outside func(string) bool
+	// index is the index the last Scan read (nil for a split index).
+	index *git.Index
 }
 
 // scanExtra is what a scan for status keeps beside the manifest: what
@@ -135,6 +138,28 @@ func (im *Image) MetaAt(rev string) (*meta.Manifest, error) {
 		return nil, fmt.Errorf("reading .gitmeta at %s: %w", rev, err)
 	}
 	return m, nil
+}
+
+// StagedBlob is git.Repo.IndexBlob answered from the index the last Scan
+// read, when there was one: a path the index does not hold costs no git
+// process, and one it holds costs a cat-file, not a listing of the index.
+func (im *Image) StagedBlob(path string) ([]byte, bool, error) {
+	ix := im.index
+	if ix == nil {
+		return im.Git.IndexBlob(path)
+	}
+	k := sort.Search(len(ix.Entries), func(k int) bool { return ix.Entries[k].Path >= path })
+	if k == len(ix.Entries) || ix.Entries[k].Path != path {
+		return nil, false, nil
+	}
+	if ix.Entries[k].Stage != 0 || ix.Entries[k].SparseDir() {
+		return im.Git.IndexBlob(path)
+	}
+	b, err := im.Git.Run("cat-file", "blob", ix.OID(k))
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s from the index: %w", path, err)
+	}
+	return b, true, nil
 }
 
 // MetaInIndex parses .gitmeta as staged in the index. It returns (nil, nil)
@@ -243,7 +268,7 @@ func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 	if ex != nil {
 		ex.stats, ex.ix = stats, index().ix
 	}
-	im.outside = index().outside
+	im.outside, im.index = index().outside, index().ix
 	if im.outside != nil {
 		if ex != nil {
 			ex.stats = nil // entries are added below: git looks for itself
@@ -398,14 +423,6 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 			return false, nil, fmt.Errorf("creating .gitmeta: %w", err)
 		}
 	}
-	// Whether the index already holds .gitmeta as it is now is asked while
-	// the scan runs; the answer is used only if the scan leaves the file
-	// unchanged.
-	var stagedAsIs chan bool
-	if stage {
-		stagedAsIs = make(chan bool, 1)
-		go func() { stagedAsIs <- im.metaStagedAsIs() }()
-	}
 	m, err := im.Scan()
 	if err != nil {
 		return false, nil, err
@@ -421,7 +438,7 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		im.saveApplied(b)
 	}
 	if stage {
-		if asIs := <-stagedAsIs; !changed && im.metaTracked && asIs {
+		if !changed && im.metaTracked && im.metaStagedAsIs() {
 			trace.Printf("git add .gitmeta: skipped, the index already holds it")
 			return changed, m, nil
 		}
@@ -445,10 +462,20 @@ func (im *Image) lockHint(err error) error {
 
 // metaStagedAsIs reports whether the index entry of .gitmeta matches the
 // work-tree file (stat data, or content where git finds the stat data
-// racy), so staging it again would change nothing. 'git diff-files' reads
-// the index without rewriting it, which 'git add' does even for an
-// unchanged file.
+// racy), so staging it again would change nothing. The index the scan
+// read answers when its stat data for .gitmeta is exactly the file's and
+// not racy; otherwise 'git diff-files' is asked, which reads the index
+// without rewriting it, as 'git add' does even for an unchanged file.
 func (im *Image) metaStagedAsIs() bool {
+	if ix := im.index; ix != nil {
+		k := sort.Search(len(ix.Entries), func(k int) bool { return ix.Entries[k].Path >= MetaFile })
+		var st unix.Stat_t
+		if k < len(ix.Entries) && ix.Entries[k].Path == MetaFile && unix.Lstat(im.MetaPath(), &st) == nil {
+			if sd := meta.StatDataOf(&st); provenClean(ix, &ix.Entries[k], &sd) {
+				return true
+			}
+		}
+	}
 	defer trace.Region("git diff-files .gitmeta")()
 	_, err := im.Git.Run("--literal-pathspecs", "diff-files", "--quiet", "--", MetaFile)
 	return err == nil
