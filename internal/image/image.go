@@ -578,7 +578,7 @@ func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *
 	})
 	if errors.Is(err, git.ErrIndexLocked) || errors.Is(err, git.ErrSplitIndex) {
 		trace.Printf("refresh index: %v; git refreshes it", err)
-		rest, err = gitCarried(m, res.Touched), nil
+		return im.Git.WithEnv(NestedEnv + "=1").RefreshIndex(gitCarried(m, res.Touched))
 	}
 	if err != nil {
 		return err
@@ -589,7 +589,7 @@ func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *
 	}
 	// The refresh writes the index, which runs post-index-change: that
 	// hook has nothing to do for our own refresh.
-	return im.Git.WithEnv(NestedEnv + "=1").RefreshIndex(rest)
+	return im.Git.WithEnv(NestedEnv + "=1").RefreshIndexEntries(rest)
 }
 
 // metadataOnly reports whether index entry k's file was changed only in
