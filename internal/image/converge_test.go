@@ -26,6 +26,16 @@ func convergeRepo(t *testing.T) (string, *Image) {
 		}
 		os.Chmod(filepath.Join(dir, name), mode)
 	}
+	im := recordAndCommit(t, dir)
+	if _, err := im.ApplyWorktreeMeta(ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, im
+}
+
+// recordAndCommit stages the whole tree, records .gitmeta and commits.
+func recordAndCommit(t *testing.T, dir string) *Image {
+	t.Helper()
 	gitOut(t, dir, "add", "-A")
 	im, err := Open(dir)
 	if err != nil {
@@ -35,10 +45,7 @@ func convergeRepo(t *testing.T) (string, *Image) {
 		t.Fatal(err)
 	}
 	gitOut(t, dir, "commit", "-q", "-m", "one")
-	if _, err := im.ApplyWorktreeMeta(ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return dir, im
+	return im
 }
 
 func modeOf(t *testing.T, p string) uint32 {

@@ -35,15 +35,7 @@ func TestStatusContentIsGits(t *testing.T) {
 	write("etc/motd", "hello\n")
 	write("usr/bin/tool", "#!/bin/sh\n")
 	os.Symlink("tool", p("usr/bin/alias"))
-	gitOut(t, dir, "add", "-A")
-	im, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := im.Record(true); err != nil {
-		t.Fatal(err)
-	}
-	gitOut(t, dir, "commit", "-q", "-m", "one")
+	im := recordAndCommit(t, dir)
 	// Stat data older than the index: the shortcut applies from here on.
 	old := time.Now().Add(-time.Hour)
 	for _, n := range []string{".gitignore", ".gitmeta", "etc/hostname", "etc/motd", "usr/bin/tool"} {
