@@ -126,16 +126,18 @@ fuzz:
 # The main job. Needs root (network namespaces, taps, QEMU); installs the
 # packages it needs (.ci/deps demo). Downloads the Debian kernel .deb once into
 # /var/cache/git-onesis-test (unpacked, never installed).
-demo: build
+demo:
 	@bash .ci/deps demo
+	@$(MAKE) --no-print-directory build
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
 
 # The same chain as assertions, plus an unknown MAC, TFTP traversal and a
 # serve restart under a running node. Part of `make test`.
-e2e: build
+e2e:
 	@bash .ci/deps test
+	@$(MAKE) --no-print-directory build
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-e2e-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) E2E=1 GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
@@ -143,15 +145,17 @@ e2e: build
 # The same chain with a Debian image (debootstrap minbase + systemd, cached
 # in /var/cache/git-onesis-test) instead of busybox: systemd is PID 1 on the
 # NFS root. Part of `make test`.
-demo-debian: build
+demo-debian:
 	@bash .ci/deps test
+	@$(MAKE) --no-print-directory build
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) IMAGE=debian GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/boot.sh
 
 # Metadata only: record, tamper, status, diff, apply on a small image.
-demo-meta: build
+demo-meta:
 	@bash .ci/deps demo
+	@$(MAKE) --no-print-directory build
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/git-onesis-demo-env.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; mkdir -p "$$tmp/home" "$$tmp/template"; \
 	$(HERMETIC_ENV) GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/demo/demo.sh
@@ -159,8 +163,9 @@ demo-meta: build
 # Slow (minutes): builds a >=300k-entry corpus under /var/tmp/git-onesis-bench
 # and rewrites the generated part of docs/benchmarks.md; then the scale curve
 # (bench-scale).
-bench: build
+bench:
 	@bash .ci/deps bench
+	@$(MAKE) --no-print-directory build
 	GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/bench/bench.sh
 	GO="$(GO)" GIT_ONESIS="$(CURDIR)/$(BIN)" bash internal/bench/scalebench.sh
 

@@ -13,36 +13,12 @@ import (
 
 	"github.com/onesis/git-onesis/boot/sysimage"
 	"github.com/onesis/git-onesis/internal/image"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // TestMain makes every git run hermetic: no user or system config, no
 // templates, no repository inherited from the environment.
-func TestMain(m *testing.M) {
-	home, err := os.MkdirTemp("", "hooks-test-home")
-	if err != nil {
-		panic(err)
-	}
-	tmpl := filepath.Join(home, "empty-template")
-	if err := os.Mkdir(tmpl, 0o755); err != nil {
-		panic(err)
-	}
-	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
-		"GIT_OBJECT_DIRECTORY", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "XDG_CONFIG_HOME",
-		"GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"} {
-		os.Unsetenv(k)
-	}
-	for k, v := range map[string]string{
-		"HOME": home, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": tmpl,
-		"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-		"GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-		"GIT_CEILING_DIRECTORIES": os.TempDir(), "LC_ALL": "C",
-	} {
-		os.Setenv(k, v)
-	}
-	code := m.Run()
-	os.RemoveAll(home)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testkit.HermeticGit(m)) }
 
 // run runs name with args in dir and returns stdout, stderr and the exit
 // status.

@@ -56,7 +56,11 @@ func (d decision) ignore(reason string) decision {
 func (s *Server) decide(req *dhcpv4.DHCPv4) decision { return s.decideOn(req, false) }
 
 // decideOn is decide for a request on port 67 (binl = false) or on the
-// PXE boot server port 4011 (binl = true).
+// PXE boot server port 4011 (binl = true). It is a chain, as coredhcp's
+// handlers are: is the packet a client message (admit), is the client a
+// node (leaseFor), does the message ask for an answer (answerable), then
+// the reply (reply; binlReply, proxyOffer). Each step either decides or
+// hands on.
 func (s *Server) decideOn(req *dhcpv4.DHCPv4, binl bool) (d decision) {
 	d.ev = Event{Time: s.now()}
 	if req == nil {
@@ -69,11 +73,34 @@ func (s *Server) decideOn(req *dhcpv4.DHCPv4, binl bool) (d decision) {
 			d = decision{ev: Event{Time: d.ev.Time}}.ignore(fmt.Sprintf("malformed packet (%v)", r))
 		}
 	}()
+	d, mt, ok := admit(d, req)
+	if !ok {
+		return d
+	}
+	d, lease, ok := s.leaseFor(d, req)
+	if !ok {
+		return d
+	}
+	switch {
+	case binl:
+		return s.binlReply(d, req, lease)
+	case s.cfg.Proxy:
+		return s.proxyOffer(d, req)
+	}
+	if d, ok = s.answerable(d, req, lease, mt); !ok {
+		return d
+	}
+	return s.reply(d, req, lease, mt)
+}
+
+// admit keeps Ethernet BOOTREQUESTs carrying a DHCP client message and
+// fills in what the event says of the client.
+func admit(d decision, req *dhcpv4.DHCPv4) (decision, dhcpv4.MessageType, bool) {
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
-		return d.ignore("not a BOOTREQUEST")
+		return d.ignore("not a BOOTREQUEST"), 0, false
 	}
 	if req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
-		return d.ignore("not an Ethernet client (htype/hlen)")
+		return d.ignore("not an Ethernet client (htype/hlen)"), 0, false
 	}
 	d.info = clientInfo(req)
 	d.ev.MAC = d.info.MAC
@@ -85,56 +112,64 @@ func (s *Server) decideOn(req *dhcpv4.DHCPv4, binl bool) (d decision) {
 	switch mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform,
 		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+		return d, mt, true
 	case dhcpv4.MessageTypeNone:
-		return d.ignore("plain BOOTP (no DHCP message type) is not supported")
+		return d.ignore("plain BOOTP (no DHCP message type) is not supported"), mt, false
 	default:
-		return d.ignore("not a client message")
+		return d.ignore("not a client message"), mt, false
 	}
+}
 
+// leaseFor finds the client's lease: a known MAC with an IPv4 address,
+// and, when relayed, a relay inside the node's subnet.
+func (s *Server) leaseFor(d decision, req *dhcpv4.DHCPv4) (decision, Lease, bool) {
 	lease, known := s.cfg.Lookup(req.ClientHWAddr)
 	if !known {
 		d.unknown = true
-		return d.ignore("unknown MAC (not in the inventory)")
+		return d.ignore("unknown MAC (not in the inventory)"), lease, false
 	}
 	if lease.IP.To4() == nil {
-		return d.ignore("the inventory gives this MAC no IPv4 address")
+		return d.ignore("the inventory gives this MAC no IPv4 address"), lease, false
 	}
 	d.ev.IP = lease.IP.To4().String()
 	relayed := !isZero(req.GatewayIPAddr)
 	if relayed && lease.Mask != nil && !lease.IP.Mask(lease.Mask).Equal(req.GatewayIPAddr.To4().Mask(lease.Mask)) {
 		return d.ignore(fmt.Sprintf("relayed by %s, which is not in the node's subnet %s/%d",
-			req.GatewayIPAddr, lease.IP.Mask(lease.Mask), maskBits(lease.Mask)))
+			req.GatewayIPAddr, lease.IP.Mask(lease.Mask), maskBits(lease.Mask))), lease, false
 	}
+	return d, lease, true
+}
 
-	if binl {
-		return s.binlReply(d, req, lease)
-	}
-	if s.cfg.Proxy {
-		return s.proxyOffer(d, req)
-	}
-
+// answerable decides the messages that get no OFFER or ACK: RELEASE and
+// DECLINE (static leases are kept), a REQUEST for another server (silence)
+// or for another address (NAK).
+func (s *Server) answerable(d decision, req *dhcpv4.DHCPv4, lease Lease, mt dhcpv4.MessageType) (decision, bool) {
 	switch mt {
 	case dhcpv4.MessageTypeRelease:
-		return d.ignore("client released its lease (static lease kept)")
+		return d.ignore("client released its lease (static lease kept)"), false
 	case dhcpv4.MessageTypeDecline:
-		return d.ignore(fmt.Sprintf("client declined %s: another host on the network answers ARP for it", d.ev.IP))
+		return d.ignore(fmt.Sprintf("client declined %s: another host on the network answers ARP for it", d.ev.IP)), false
 	case dhcpv4.MessageTypeRequest:
 		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(s.serverIP) {
-			return d.ignore(fmt.Sprintf("client selected another server (%s)", sid))
+			return d.ignore(fmt.Sprintf("client selected another server (%s)", sid)), false
 		}
 		want := req.RequestedIPAddress()
 		if want == nil || isZero(want) {
 			want = req.ClientIPAddr // RENEWING/REBINDING: the address is in ciaddr
 		}
 		if want == nil || isZero(want) {
-			return s.nak(d, req, "REQUEST names no address")
+			return s.nak(d, req, "REQUEST names no address"), false
 		}
 		if !want.Equal(lease.IP) {
-			return s.nak(d, req, fmt.Sprintf("client asked for %s, its address is %s", want, d.ev.IP))
+			return s.nak(d, req, fmt.Sprintf("client asked for %s, its address is %s", want, d.ev.IP)), false
 		}
 	}
+	return d, true
+}
 
-	// DISCOVER, REQUEST (good), INFORM.
+// reply builds the OFFER (to DISCOVER) or ACK (to REQUEST and INFORM):
+// the lease, the network's options and the boot file for the firmware.
+func (s *Server) reply(d decision, req *dhcpv4.DHCPv4, lease Lease, mt dhcpv4.MessageType) decision {
 	bootFile, why := s.bootFile(d.info.Firmware)
 	if why != "" {
 		return d.ignore(why)
@@ -153,16 +188,41 @@ func (s *Server) decideOn(req *dhcpv4.DHCPv4, binl bool) (d decision) {
 	}
 	if mt != dhcpv4.MessageTypeInform {
 		// RFC 2131 4.3.5: an ACK to INFORM carries no yiaddr and no lease time.
-		lt := lease.LeaseTime
-		if lt <= 0 {
-			lt = DefaultLeaseTime
-		}
-		secs := lt / time.Second
-		if secs > 0xfffffffe {
-			secs = 0xfffffffe
-		}
-		mods = append(mods, dhcpv4.WithYourIP(lease.IP.To4()), dhcpv4.WithLeaseTime(uint32(secs)))
+		mods = append(mods, dhcpv4.WithYourIP(lease.IP.To4()), dhcpv4.WithLeaseTime(leaseSeconds(lease.LeaseTime)))
 	}
+	mods = append(mods, networkOptions(lease)...)
+	resp, err := dhcpv4.NewReplyFromRequest(req, mods...)
+	if err != nil {
+		return d.ignore("cannot build reply: " + err.Error())
+	}
+	s.bootOptions(resp, req, d.info.Firmware, bootFile)
+	d.ev.BootFile = bootFile
+	if d.info.Firmware == FirmwareIPXE || req.Options.Has(dhcpv4.OptionEtherboot) {
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionEtherboot, ipxeNoPXEDHCP))
+	}
+	d.resp = resp
+	d.dest = replyDest(req, resp)
+	d.ev.Answered = true
+	return d
+}
+
+// leaseSeconds is option 51 for lease time lt (DefaultLeaseTime when
+// zero), below the 0xffffffff that means infinite.
+func leaseSeconds(lt time.Duration) uint32 {
+	if lt <= 0 {
+		lt = DefaultLeaseTime
+	}
+	secs := lt / time.Second
+	if secs > 0xfffffffe {
+		secs = 0xfffffffe
+	}
+	return uint32(secs)
+}
+
+// networkOptions are the lease's mask (1), router (3), DNS servers (6),
+// host name (12) and domain (15), those it has.
+func networkOptions(lease Lease) []dhcpv4.Modifier {
+	var mods []dhcpv4.Modifier
 	if lease.Mask != nil {
 		mods = append(mods, dhcpv4.WithNetmask(lease.Mask))
 	}
@@ -184,19 +244,7 @@ func (s *Server) decideOn(req *dhcpv4.DHCPv4, binl bool) (d decision) {
 	if lease.Domain != "" {
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptDomainName(lease.Domain)))
 	}
-	resp, err := dhcpv4.NewReplyFromRequest(req, mods...)
-	if err != nil {
-		return d.ignore("cannot build reply: " + err.Error())
-	}
-	s.bootOptions(resp, req, d.info.Firmware, bootFile)
-	d.ev.BootFile = bootFile
-	if d.info.Firmware == FirmwareIPXE || req.Options.Has(dhcpv4.OptionEtherboot) {
-		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionEtherboot, ipxeNoPXEDHCP))
-	}
-	d.resp = resp
-	d.dest = replyDest(req, resp)
-	d.ev.Answered = true
-	return d
+	return mods
 }
 
 // bootOptions puts what firmware fw needs to boot bootFile into resp: the

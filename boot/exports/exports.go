@@ -138,6 +138,20 @@ func Materialise(r *git.Repo, dir, commit string, deny []string) (*Result, error
 			return nil, err
 		}
 	}
+	// What the embedded server hides is not part of a node's root here
+	// either (the image's .gitignore, .onesis* configuration).
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if nfsroot.Hidden(e.Name()) {
+			// RemoveAll never follows a symlink it meets.
+			if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
+				return nil, fmt.Errorf("commit %s: leaving %s out of the export: %w", commit[:12], e.Name(), err)
+			}
+		}
+	}
 	if res.Denied, err = placeholders(tmp, match); err != nil {
 		return nil, fmt.Errorf("commit %s: hiding secrets: %w", commit[:12], err)
 	}

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onesis/git-onesis/boot/cmdline"
 	"github.com/onesis/git-onesis/boot/inventory"
 )
 
@@ -226,51 +227,31 @@ func (h *Handler) script(w http.ResponseWriter, r *http.Request) {
 }
 
 // Cmdline returns the kernel command line of node n booting commit, per
-// the contract with onesis-init:
-//
-//	initrd=initrd ip=dhcp BOOTIF=01-<mac> nfsroot=<srv>:<export>[,opts] ro|rw
-//	onesis.commit=<sha> onesis.node=<name> hostname=<name>
-//	[onesis.secrets=<base>/n/<name>/secrets] console=<c> <args>
-//
+// the contract with onesis-init that package cmdline keeps (cmdline.Build).
 // The export is /c/<commit> (read-only) or /w/<name> for a maintenance
-// node (read-write). withInitrd=false leaves out initrd=initrd, for
-// loaders that add their own (PXELINUX).
+// node (read-write); with NFSExportDir, the knfsd paths. withInitrd=false
+// leaves out initrd=initrd, for loaders that add their own (PXELINUX).
 func Cmdline(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string, withInitrd bool) string {
-	export, mode := "/c/"+commit, "ro"
+	b := cmdline.Boot{Initrd: withInitrd, MAC: mac, Export: "/c/" + commit, NFSOptions: cfg.NFSOptions,
+		ReadWrite: n.Maintenance != "", Commit: commit, Node: n.Name, Console: cfg.Console, Extra: n.Args}
 	if n.Maintenance != "" {
-		export, mode = "/w/"+n.Name, "rw"
+		b.Export = "/w/" + n.Name
 	}
 	if cfg.NFSExportDir != "" {
-		export = path.Join(cfg.NFSExportDir, "c", commit)
+		b.Export = path.Join(cfg.NFSExportDir, "c", commit)
 		if n.Maintenance != "" {
-			export = n.Maintenance
+			b.Export = n.Maintenance
 		}
 	}
 	host := cfg.NFSServer
 	if cfg.NFSHost.IsValid() {
 		host = cfg.NFSHost
 	}
-	nfsroot := host.String() + ":" + export
-	if cfg.NFSOptions != "" {
-		nfsroot += "," + cfg.NFSOptions
-	}
-	var args []string
-	if withInitrd {
-		args = append(args, "initrd=initrd")
-	}
-	args = append(args, "ip=dhcp", "BOOTIF=01-"+inventory.MACString(mac),
-		"nfsroot="+nfsroot, mode,
-		"onesis.commit="+commit, "onesis.node="+n.Name, "hostname="+n.Name)
+	b.NFSServer = host.String()
 	if cfg.SecretsDir != "" {
-		args = append(args, "onesis.secrets="+strings.TrimSuffix(cfg.BaseURL, "/")+"/n/"+n.Name+"/secrets")
+		b.Secrets = strings.TrimSuffix(cfg.BaseURL, "/") + "/n/" + n.Name + "/secrets"
 	}
-	if cfg.Console != "" {
-		args = append(args, "console="+cfg.Console)
-	}
-	if n.Args != "" {
-		args = append(args, n.Args)
-	}
-	return strings.Join(args, " ")
+	return cmdline.Build(b)
 }
 
 // Script renders the iPXE script for node n booting commit (see Cmdline).

@@ -31,6 +31,7 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/onesis/git-onesis/boot/initramfs/moddep"
+	"github.com/onesis/git-onesis/boot/kernel"
 )
 
 // DefaultModules is the netboot set: common virtual and physical NICs and
@@ -49,8 +50,8 @@ const ModuleListFile = "etc/onesis/modules"
 type Options struct {
 	// Image is the image's root filesystem.
 	Image fs.FS
-	// KernelVersion selects lib/modules/<kver>; "" means the kernel
-	// FindKernel finds.
+	// KernelVersion selects lib/modules/<kver>; "" means the version of
+	// the kernel kernel.Find picks, the one serve boots.
 	KernelVersion string
 	// Modules are added to DefaultModules (unless NoDefaults).
 	Modules []string
@@ -79,17 +80,24 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 
 // Manifest says what went into an initramfs and why.
 type Manifest struct {
-	KernelVersion string          `json:"kernel_version"`
-	Modules       []moddep.Module `json:"modules"`
-	Skipped       []string        `json:"skipped,omitempty"`
-	Entries       []Entry         `json:"entries"`
-	Size          int64           `json:"size"`
+	KernelVersion string `json:"kernel_version"`
+	// Kernel is the kernel whose modules these are and why it was
+	// chosen; nil when the version was given (--kver).
+	Kernel  *kernel.Kernel  `json:"kernel,omitempty"`
+	Modules []moddep.Module `json:"modules"`
+	Skipped []string        `json:"skipped,omitempty"`
+	Entries []Entry         `json:"entries"`
+	Size    int64           `json:"size"`
 }
 
 // Write prints the manifest for an admin: the modules in load order with
 // why each is there, what was skipped, then every entry.
 func (m *Manifest) Write(w io.Writer) error {
-	fmt.Fprintf(w, "# kernel %s\n", m.KernelVersion)
+	if m.Kernel != nil {
+		fmt.Fprintf(w, "# kernel %s\n", m.Kernel)
+	} else {
+		fmt.Fprintf(w, "# kernel %s (given with --kver)\n", m.KernelVersion)
+	}
 	for i, mod := range m.Modules {
 		fmt.Fprintf(w, "module %3d %-16s %s\n", i+1, mod.Name, mod.Why)
 	}
@@ -112,11 +120,13 @@ func Build(w io.Writer, o Options) (*Manifest, error) {
 		return nil, errors.New("building an initramfs: no onesis-init binary was given (build it with 'make build' or pass --init)")
 	}
 	kver := o.KernelVersion
+	var k *kernel.Kernel
 	if kver == "" {
 		var err error
-		if _, kver, err = FindKernel(o.Image); err != nil {
+		if k, err = kernel.Find(o.Image); err != nil {
 			return nil, err
 		}
+		kver = k.Version
 	}
 	if err := checkName(kver); err != nil {
 		return nil, fmt.Errorf("kernel version %q: %w", kver, err)
@@ -147,7 +157,7 @@ func Build(w io.Writer, o Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{KernelVersion: kver, Modules: mods}
+	m := &Manifest{KernelVersion: kver, Kernel: k, Modules: mods}
 	if m.Modules == nil {
 		m.Modules = []moddep.Module{}
 	}

@@ -278,35 +278,6 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-func TestFindKernel(t *testing.T) {
-	k := func() *fstest.MapFile { return &fstest.MapFile{Data: []byte("k"), Mode: 0o644} }
-	link := func(to string) *fstest.MapFile {
-		return &fstest.MapFile{Data: []byte(to), Mode: fs.ModeSymlink | 0o777}
-	}
-	tests := []struct {
-		name       string
-		img        fstest.MapFS
-		path, kver string
-	}{
-		{"only", fstest.MapFS{"boot/vmlinuz-6.1.0-5-amd64": k()}, "boot/vmlinuz-6.1.0-5-amd64", "6.1.0-5-amd64"},
-		{"newest", fstest.MapFS{"boot/vmlinuz-6.1.0-9-amd64": k(), "boot/vmlinuz-6.1.0-10-amd64": k(), "boot/config-6.1.0-11-amd64": k()}, "boot/vmlinuz-6.1.0-10-amd64", "6.1.0-10-amd64"},
-		{"symlink wins", fstest.MapFS{"boot/vmlinuz-6.1.0-9-amd64": k(), "boot/vmlinuz-6.1.0-10-amd64": k(), "vmlinuz": link("boot/vmlinuz-6.1.0-9-amd64")}, "boot/vmlinuz-6.1.0-9-amd64", "6.1.0-9-amd64"},
-		{"absolute symlink", fstest.MapFS{"boot/vmlinuz-6.1.0-9-amd64": k(), "boot/vmlinuz-6.1.0-10-amd64": k(), "vmlinuz": link("/boot/vmlinuz-6.1.0-9-amd64")}, "boot/vmlinuz-6.1.0-9-amd64", "6.1.0-9-amd64"},
-		{"dangling symlink ignored", fstest.MapFS{"boot/vmlinuz-6.1.0-10-amd64": k(), "vmlinuz": link("../../../../boot/vmlinuz-1")}, "boot/vmlinuz-6.1.0-10-amd64", "6.1.0-10-amd64"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p, v, err := FindKernel(tc.img)
-			if err != nil || p != tc.path || v != tc.kver {
-				t.Errorf("FindKernel = %q %q %v, want %q %q", p, v, err, tc.path, tc.kver)
-			}
-		})
-	}
-	if _, _, err := FindKernel(fstest.MapFS{"boot/config-1": k()}); err == nil || !strings.Contains(err.Error(), "no kernel") {
-		t.Errorf("no kernel: %v", err)
-	}
-}
-
 func TestLocateInit(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "my-init")

@@ -18,6 +18,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/onesis/git-onesis/boot/cmdline"
 )
 
 // Node is one machine of the inventory.
@@ -342,7 +344,7 @@ func (n *Node) Validate() error {
 			return fmt.Errorf("node %s: maintenance work tree %q must be an absolute path", n.Name, n.Maintenance)
 		}
 	}
-	if err := CheckArgs(n.Args); err != nil {
+	if err := cmdline.CheckArgs(n.Args); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	return nil
@@ -413,31 +415,6 @@ func CheckRef(s string) error {
 	}
 	if bad {
 		return fmt.Errorf("%q is not a valid ref or commit name", s)
-	}
-	return nil
-}
-
-// reservedArgs are the kernel arguments serve sets itself; a node's extra
-// arguments may not override them.
-var reservedArgs = []string{"initrd", "BOOTIF", "nfsroot", "onesis.root", "onesis.commit", "onesis.node", "ip"}
-
-// CheckArgs validates extra kernel arguments: printable, single line, and
-// not one of the arguments serve controls (initrd=, BOOTIF=, ip=, nfsroot=,
-// onesis.root=, onesis.commit=, onesis.node=).
-func CheckArgs(s string) error {
-	for _, c := range s {
-		if c < ' ' || c == 0x7f {
-			return fmt.Errorf("kernel arguments %q contain a control character", s)
-		}
-	}
-	if strings.ContainsAny(s, "\"$`\\") {
-		return fmt.Errorf("kernel arguments %q contain a quote, '$', '`' or '\\', which the boot script cannot carry", s)
-	}
-	for _, a := range strings.Fields(s) {
-		k, _, _ := strings.Cut(a, "=")
-		if slices.Contains(reservedArgs, k) {
-			return fmt.Errorf("kernel argument %q is set by serve and cannot be overridden per node", a)
-		}
 	}
 	return nil
 }

@@ -76,10 +76,11 @@ func (n *node) child(name string) *node {
 	return nil
 }
 
-// hidden reports whether a top-level name is kept out of every export: git's
-// own files (.git, .gitmeta, .gitignore, .gitattributes, .gitmodules) and
-// git-onesis configuration (.onesis*).
-func hidden(p string) bool {
+// Hidden reports whether a path's top-level name is kept out of every
+// export, by this server and by the trees `git onesis exports` materialises
+// for a kernel NFS server: git's own files (.git, .gitmeta, .gitignore,
+// .gitattributes, .gitmodules) and git-onesis configuration (.onesis*).
+func Hidden(p string) bool {
 	top, _, _ := strings.Cut(p, "/")
 	return strings.HasPrefix(top, ".git") || strings.HasPrefix(top, ".onesis")
 }
@@ -209,7 +210,7 @@ func (b *builder) walk(dir *node, tree plumbing.Hash) error {
 		if dir.path != "" {
 			p = dir.path + "/" + e.name
 		}
-		if dir.path == "" && hidden(p) {
+		if dir.path == "" && Hidden(p) {
 			continue
 		}
 		if strings.ContainsAny(e.name, "/\x00") || e.name == "." || e.name == ".." || e.name == "" {
@@ -253,7 +254,7 @@ func (b *builder) apply(m *meta.Manifest) {
 		p := e.Path
 		if p == "." {
 			p = ""
-		} else if hidden(p) {
+		} else if Hidden(p) {
 			continue
 		}
 		n := b.nodes[p]

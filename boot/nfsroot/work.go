@@ -247,7 +247,7 @@ func (w *workFS) inoOf(rel string) uint64 {
 }
 
 // hiddenWork hides git's own files at the top of a worktree.
-func hiddenWork(rel string) bool { return rel != "" && hidden(rel) }
+func hiddenWork(rel string) bool { return rel != "" && Hidden(rel) }
 
 func (w *workFS) notExist(op, name string) error {
 	return &os.PathError{Op: op, Path: name, Err: os.ErrNotExist}
@@ -283,7 +283,7 @@ func (w *workFS) ReadDir(name string) ([]os.FileInfo, error) {
 	top := strings.Trim(name, "/") == "" || strings.Trim(name, "/") == "."
 	out := list[:0]
 	for _, fi := range list {
-		if top && hidden(fi.Name()) {
+		if top && Hidden(fi.Name()) {
 			continue
 		}
 		out = append(out, rawMode{fi})

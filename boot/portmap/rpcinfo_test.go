@@ -45,6 +45,7 @@ func TestRpcinfo(t *testing.T) {
 		t.Skip("needs root: creates a network namespace to bind port 111")
 	}
 	rpcinfo := testkit.NeedTool(t, "rpcinfo", "rpcbind")
+	testkit.NeedFile(t, "/etc/services", "netbase") // rpcinfo resolves "sunrpc" there
 	ns := fmt.Sprintf("onesis-pmap-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)

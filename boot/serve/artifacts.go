@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,25 +20,33 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/onesis/git-onesis/boot/httpboot"
+	bootkernel "github.com/onesis/git-onesis/boot/kernel"
 	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/gitfs"
 )
 
 // GitArtifacts serves a commit's kernel and initramfs. The kernel is the
-// commit's boot/vmlinuz (or /vmlinuz) symlink target, else its only (or
-// newest) boot/vmlinuz-*; it is read with go-git, never from the work
-// tree, and symlinks are followed only inside the commit's tree. Both are
+// one package kernel picks (boot/vmlinuz, else vmlinuz, else the newest
+// boot/vmlinuz-*; its version from its own header) and the initramfs
+// holds that version's modules; both are read with go-git, never from the
+// work tree, and symlinks are followed only inside the commit's tree. Both are
 // cached content-addressed under StateDir: kernels by blob id, initramfs
 // images by (the kernel's modules tree, the firmware tree, kernel version,
 // builder key), so a
 // new commit that changes neither reuses the same initramfs.
 type GitArtifacts struct {
 	StateDir string
-	Builder  InitrdBuilder // nil: initrd requests fail with a clear error
+	Builder  InitrdBuilder // nil: initrd requests fail with a clear error (tests)
 
-	repo  *gogit.Repository
-	mu    sync.Mutex // go-git object access
-	locks sync.Map   // cache key -> *sync.Mutex
+	repo    *gogit.Repository
+	mu      sync.Mutex         // go-git object access, kernels
+	kernels map[string]*kernel // by commit: a commit's kernel never changes
+	locks   sync.Map           // cache key -> *sync.Mutex
 }
+
+// maxKernels bounds the commits whose kernel findKernel remembers (a boot
+// storm asks for a few commits thousands of times).
+const maxKernels = 1024
 
 // NewGitArtifacts opens the repository at repoDir with go-git.
 func NewGitArtifacts(repoDir, stateDir string, b InitrdBuilder) (*GitArtifacts, error) {
@@ -53,19 +57,35 @@ func NewGitArtifacts(repoDir, stateDir string, b InitrdBuilder) (*GitArtifacts, 
 	return &GitArtifacts{StateDir: stateDir, Builder: b, repo: r}, nil
 }
 
-// kernel is a commit's kernel.
+// kernel is a commit's kernel, as package kernel chose it.
 type kernel struct {
 	path, kver string
 	blob       plumbing.Hash
-	size       int64
 	when       time.Time
 	tree       *object.Tree
 }
 
-// findKernel locates the kernel of commit.
+// findKernel locates the kernel of commit with kernel.Find, the choice
+// initramfs makes too.
 func (a *GitArtifacts) findKernel(commit string) (*kernel, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if k := a.kernels[commit]; k != nil {
+		return k, nil
+	}
+	k, err := a.readKernel(commit)
+	if err != nil {
+		return nil, err
+	}
+	if a.kernels == nil || len(a.kernels) >= maxKernels {
+		a.kernels = map[string]*kernel{}
+	}
+	a.kernels[commit] = k
+	return k, nil
+}
+
+// readKernel is findKernel without the memo; a.mu is held.
+func (a *GitArtifacts) readKernel(commit string) (*kernel, error) {
 	c, err := a.repo.CommitObject(plumbing.NewHash(commit))
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", commit, err)
@@ -74,106 +94,22 @@ func (a *GitArtifacts) findKernel(commit string) (*kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", commit, err)
 	}
-	k := &kernel{when: c.Committer.When, tree: tree}
-	for _, link := range []string{"boot/vmlinuz", "vmlinuz"} {
-		p, ok, err := resolveInTree(tree, link)
-		if err != nil {
-			return nil, fmt.Errorf("commit %.12s: %s: %w", commit, link, err)
-		}
-		if ok {
-			k.path = p
-			break
-		}
-	}
-	if k.path == "" {
-		bt, err := tree.Tree("boot")
-		if err != nil {
-			return nil, fmt.Errorf("commit %.12s has no boot/ directory: %w", commit, httpboot.ErrNotFound)
-		}
-		var names []string
-		for _, e := range bt.Entries {
-			if strings.HasPrefix(e.Name, "vmlinuz-") && e.Mode.IsFile() && e.Mode != filemode.Symlink {
-				names = append(names, e.Name)
-			}
-		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("commit %.12s has no boot/vmlinuz-*: %w", commit, httpboot.ErrNotFound)
-		}
-		slices.SortFunc(names, compareVersions)
-		k.path = "boot/" + names[len(names)-1]
-	}
-	e, err := tree.FindEntry(k.path)
+	fsys, err := gitfs.New(a.repo).FS(commit)
 	if err != nil {
-		return nil, fmt.Errorf("commit %.12s: %s: %w", commit, k.path, err)
+		return nil, err
 	}
-	if e.Mode != filemode.Regular && e.Mode != filemode.Executable {
-		return nil, fmt.Errorf("commit %.12s: %s is not a regular file: %w", commit, k.path, httpboot.ErrNotFound)
+	found, err := bootkernel.Find(fsys)
+	if errors.Is(err, bootkernel.ErrNoKernel) {
+		return nil, fmt.Errorf("commit %.12s: %w: %w", commit, err, httpboot.ErrNotFound)
 	}
-	k.blob = e.Hash
-	k.kver = strings.TrimPrefix(path.Base(k.path), "vmlinuz-")
-	if k.kver == "vmlinuz" {
-		k.kver = ""
+	if err != nil {
+		return nil, fmt.Errorf("commit %.12s: %w", commit, err)
 	}
-	return k, nil
-}
-
-// resolveInTree follows the symlink at p (up to 8 links) inside tree and
-// returns the final path. ok is false when p does not exist or is not a
-// symlink. A target that leaves the tree is an error.
-func resolveInTree(tree *object.Tree, p string) (string, bool, error) {
-	e, err := tree.FindEntry(p)
-	if err != nil || e.Mode != filemode.Symlink {
-		return "", false, nil
+	e, err := tree.FindEntry(found.Path)
+	if err != nil {
+		return nil, fmt.Errorf("commit %.12s: %s: %w", commit, found.Path, err)
 	}
-	for range 8 {
-		f, err := tree.TreeEntryFile(e)
-		if err != nil {
-			return "", false, err
-		}
-		target, err := f.Contents()
-		if err != nil {
-			return "", false, err
-		}
-		if strings.HasPrefix(target, "/") {
-			p = path.Clean(target[1:])
-		} else {
-			p = path.Clean(path.Join(path.Dir(p), target))
-		}
-		if p == ".." || strings.HasPrefix(p, "../") || p == "." {
-			return "", false, fmt.Errorf("symlink target %q leaves the image", target)
-		}
-		e, err = tree.FindEntry(p)
-		if err != nil {
-			return "", false, fmt.Errorf("symlink target %q does not exist in the commit", target)
-		}
-		if e.Mode != filemode.Symlink {
-			return p, true, nil
-		}
-	}
-	return "", false, errors.New("too many levels of symbolic links")
-}
-
-// compareVersions orders vmlinuz-* names by their numeric parts, so
-// 6.1.0-10 sorts after 6.1.0-9.
-func compareVersions(a, b string) int {
-	split := func(s string) []string {
-		return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '-' || r == '_' || r == '+' || r == '~' })
-	}
-	pa, pb := split(a), split(b)
-	for i := 0; i < len(pa) && i < len(pb); i++ {
-		na, ea := strconv.Atoi(pa[i])
-		nb, eb := strconv.Atoi(pb[i])
-		if ea == nil && eb == nil {
-			if c := cmp.Compare(na, nb); c != 0 {
-				return c
-			}
-			continue
-		}
-		if c := strings.Compare(pa[i], pb[i]); c != 0 {
-			return c
-		}
-	}
-	return cmp.Or(cmp.Compare(len(pa), len(pb)), strings.Compare(a, b))
+	return &kernel{path: found.Path, kver: found.Version, blob: e.Hash, when: c.Committer.When, tree: tree}, nil
 }
 
 func (a *GitArtifacts) lock(key string) func() {
@@ -261,7 +197,7 @@ func treeID(t *object.Tree, paths ...string) string {
 // initrdKey returns the cache key of commit's initramfs.
 func (a *GitArtifacts) initrdKey(commit string) (string, *kernel, error) {
 	if a.Builder == nil {
-		return "", nil, errors.New("this git-onesis was built without initramfs support")
+		return "", nil, errors.New("no initramfs builder was provided (Factories.Initrd)")
 	}
 	k, err := a.findKernel(commit)
 	if err != nil {

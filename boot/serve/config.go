@@ -109,13 +109,20 @@ type Config struct {
 type ConfigError struct {
 	Setting string // e.g. "--iface", "--http-port"
 	Msg     string
+	Err     error // the cause, if any
 }
 
 // Error implements error: "SETTING: message".
 func (e *ConfigError) Error() string { return e.Setting + ": " + e.Msg }
 
+// Unwrap returns the cause, when the mistake came from one (a listen
+// error, an unreadable directory), so errors.Is and errors.As see it.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// cfgErr makes a ConfigError; a %w verb in format names the cause.
 func cfgErr(setting, format string, a ...any) error {
-	return &ConfigError{Setting: setting, Msg: fmt.Sprintf(format, a...)}
+	err := fmt.Errorf(format, a...)
+	return &ConfigError{Setting: setting, Msg: err.Error(), Err: errors.Unwrap(err)}
 }
 
 // withDefaults fills in defaults without validating.
@@ -201,7 +208,7 @@ func (c *Config) Validate(f Factories) error {
 		}
 		addrs, err := ifc.Addrs()
 		if err != nil {
-			return cfgErr("--iface", "reading the addresses of %s: %v", c.Iface, err)
+			return cfgErr("--iface", "reading the addresses of %s: %w", c.Iface, err)
 		}
 		var v4 []netip.Addr
 		for _, a := range addrs {
@@ -271,7 +278,7 @@ func (c *Config) Validate(f Factories) error {
 	}
 	missing := func(on bool, has bool, flag, what string) error {
 		if on && !has {
-			return cfgErr(flag, "this git-onesis was built without %s; pass %s", what, flag)
+			return cfgErr(flag, "%s is on but serve was given no implementation of it; pass %s", what, flag)
 		}
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/internal/git"
 )
 
@@ -71,7 +72,7 @@ func Prepare(ctx context.Context, o PrepareOptions, f Factories, commits []strin
 		}
 		nfs, err = f.NFS(NFSParams{RepoDir: o.RepoDir, StateDir: filepath.Join(o.StateDir, "nfs"),
 			// Nothing is served here: no client may mount.
-			Authorize: func(net.IP, string) (NFSExport, bool) { return NFSExport{}, false },
+			Authorize: func(net.IP, string) (nfsroot.Export, bool) { return nfsroot.Export{}, false },
 			Deny:      o.Deny, Event: func(httpboot.Event) {}, Logger: o.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("opening the NFS blob store: %w", err)

@@ -11,13 +11,15 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/onesis/git-onesis/boot/dhcp"
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/nfsroot"
+	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/git"
 )
 
@@ -32,7 +34,7 @@ type Server struct {
 	repo   *git.Repo
 	inv    *inventory.Watcher
 	status *httpboot.Status
-	res    *GitResolver
+	res    *resolve.Resolver
 	pins   *pins
 	art    *GitArtifacts
 	http   *httpboot.Handler
@@ -56,7 +58,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	log := cfg.Logger
 	r, err := git.Discover(cfg.RepoDir)
 	if err != nil {
-		return nil, cfgErr("repository", "%s: %v", cfg.RepoDir, err)
+		return nil, cfgErr("repository", "%s: %w", cfg.RepoDir, err)
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir(r)
@@ -71,10 +73,10 @@ func New(cfg Config, f Factories) (*Server, error) {
 	if s.inv, err = inventory.NewWatcher(r, log); err != nil {
 		return nil, fmt.Errorf("loading the node inventory: %w", err)
 	}
-	s.res = &GitResolver{Repo: r, Ref: cfg.Ref}
+	s.res = &resolve.Resolver{Repo: r, Ref: cfg.Ref}
 	if cfg.Ref != "" {
 		if _, err := s.res.Default(); err != nil {
-			return nil, cfgErr("--ref", "%v", err)
+			return nil, cfgErr("--ref", "%w", err)
 		}
 	}
 	if s.pins, err = loadPins(r); err != nil {
@@ -84,7 +86,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	if f.Initrd != nil && (!cfg.NoHTTP || cfg.PXELinux) {
 		builder, err = f.Initrd(InitrdParams{RepoDir: cfg.RepoDir, InitPath: cfg.InitPath, Modules: cfg.Modules})
 		if err != nil {
-			return nil, cfgErr("--init", "%v", err)
+			return nil, cfgErr("--init", "%w", err)
 		}
 	}
 	if s.art, err = NewGitArtifacts(cfg.RepoDir, cfg.StateDir, builder); err != nil {
@@ -128,7 +130,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 		s.nfs, err = f.NFS(NFSParams{RepoDir: cfg.RepoDir, StateDir: filepath.Join(cfg.StateDir, "nfs"),
 			Authorize: s.authorize, Deny: cfg.Deny, Event: s.event, Logger: log})
 		if err != nil {
-			return nil, cfgErr("--no-nfs", "starting the NFS server: %v", err)
+			return nil, cfgErr("--no-nfs", "starting the NFS server: %w", err)
 		}
 	}
 	return s, nil
@@ -307,39 +309,39 @@ func (s *Server) servable(commit string) bool {
 // authorize is the NFS MOUNT policy: a known node's address may mount its
 // pinned commit, read-only, or, for a maintenance node, its own work tree
 // read-write. Everything else is refused.
-func (s *Server) authorize(client net.IP, export string) (NFSExport, bool) {
+func (s *Server) authorize(client net.IP, export string) (nfsroot.Export, bool) {
 	ip, ok := netip.AddrFromSlice(client)
 	if !ok {
-		return NFSExport{}, false
+		return nfsroot.Export{}, false
 	}
 	n := s.inv.Current().ByIP(ip.Unmap())
 	if n == nil {
 		s.event(httpboot.Event{Service: "nfs", Outcome: "denied", IP: ip.Unmap(), Detail: "mount " + export + " from an unknown address"})
-		return NFSExport{}, false
+		return nfsroot.Export{}, false
 	}
 	if n.Maintenance != "" && export == "/w/"+n.Name {
 		s.event(httpboot.Event{Service: "nfs", Outcome: "mount", Node: n.Name, IP: ip.Unmap(), Stage: "mount", Detail: export + " rw"})
-		return NFSExport{Dir: n.Maintenance, ReadWrite: true}, true
+		return nfsroot.Export{Dir: n.Maintenance, ReadWrite: true}, true
 	}
 	if c, ok := strings.CutPrefix(export, "/c/"); ok && httpboot.IsCommitID(c) && c == s.pins.node(n.Name) {
 		s.event(httpboot.Event{Service: "nfs", Outcome: "mount", Node: n.Name, IP: ip.Unmap(), Stage: "mount", Commit: c})
-		return NFSExport{Commit: c}, true
+		return nfsroot.Export{Commit: c}, true
 	}
 	s.event(httpboot.Event{Service: "nfs", Outcome: "denied", Node: n.Name, IP: ip.Unmap(),
 		Detail: "mount " + export + " is not the node's pinned export"})
-	return NFSExport{}, false
+	return nfsroot.Export{}, false
 }
 
 // lookup is the DHCP policy: known MACs only, with the node's static
 // address and its network's mask, router and DNS.
-func (s *Server) lookup(mac net.HardwareAddr) (Lease, bool) {
+func (s *Server) lookup(mac net.HardwareAddr) (dhcp.Lease, bool) {
 	inv := s.inv.Current()
 	n := inv.ByMAC(mac)
 	if n == nil {
-		return Lease{}, false
+		return dhcp.Lease{}, false
 	}
 	ip := n.IP.As4()
-	l := Lease{IP: net.IP(ip[:]), Hostname: n.Name, LeaseTime: time.Hour}
+	l := dhcp.Lease{IP: net.IP(ip[:]), Hostname: n.Name, LeaseTime: time.Hour}
 	bits := s.ifacePrefix.Bits()
 	nw := inv.NetworkFor(n.IP)
 	if nw == nil && !s.ifacePrefix.Contains(n.IP) {
@@ -371,43 +373,17 @@ func (s *Server) discover(mac net.HardwareAddr, info string) {
 	}
 }
 
-// pruneKeep lists the commits whose NFS data must stay: every node's
-// last booted commit (running nodes read it; an older one of a node that
-// has since booted again is nobody's root), and what the serve default
-// and every node ref resolve to now (the next boots).
+// pruneKeep lists the commits whose NFS data must stay (resolve.Live):
+// every node's last booted commit (running nodes read it; an older one of
+// a node that has since booted again is nobody's root), and what the serve
+// default and every node ref resolve to now (the next boots). A serve
+// --ref that names nothing stops the pruning: the next boots are unknown.
 func (s *Server) pruneKeep() ([]string, error) {
-	seen := map[string]bool{}
-	var keep []string
-	add := func(c string) {
-		if c != "" && !seen[c] {
-			seen[c] = true
-			keep = append(keep, c)
-		}
-	}
-	s.pins.mu.Lock()
-	for _, c := range s.pins.byNode {
-		add(c)
-	}
-	s.pins.mu.Unlock()
-	if r, err := s.res.Default(); err == nil {
-		add(r.Commit)
-	} else if s.cfg.Ref != "" {
+	live, err := s.res.Live(s.inv.Current().Nodes, s.pins.nodes())
+	if err != nil && s.cfg.Ref != "" {
 		return nil, err
 	}
-	refs := map[string]bool{}
-	for _, n := range s.inv.Current().Nodes {
-		if n.Ref == "" || n.Maintenance != "" || refs[n.Ref] {
-			continue
-		}
-		refs[n.Ref] = true // many nodes share a ref: resolve it once
-		r, err := s.res.Resolve(n)
-		if err != nil {
-			continue // a node whose ref is gone boots nothing until fixed
-		}
-		add(r.Commit)
-	}
-	sort.Strings(keep)
-	return keep, nil
+	return live.Commits(), nil
 }
 
 // prune removes what no kept commit uses from the NFS blob store and the
@@ -424,12 +400,12 @@ func (s *Server) prune() {
 	if s.nfs != nil {
 		r, err := s.nfs.Prune(keep)
 		switch {
-		case err != nil:
-			s.log.Warn("nfs: pruning the blob store failed; it keeps what it had", "err", err)
-		case r.Busy:
+		case errors.Is(err, nfsroot.ErrStoreBusy):
 			// git onesis sync is preparing commits: leave its work alone.
 			s.log.Info("nfs: blob store and boot file cache not pruned: another process (git onesis sync?) has the store open")
 			return
+		case err != nil:
+			s.log.Warn("nfs: pruning the blob store failed; it keeps what it had", "err", err)
 		default:
 			s.log.Info("nfs: pruned the blob store", "commits_kept", r.Commits, "files_kept", r.Kept, "bytes_kept", r.KeptBytes,
 				"files_removed", r.Removed, "bytes_freed", r.Freed, "took", time.Since(t0).Round(time.Millisecond).String())
@@ -443,9 +419,15 @@ func (s *Server) prune() {
 	s.log.Info("pruned the boot file cache (kernels, initramfs images)", "commits_kept", len(keep), "files_removed", n, "bytes_freed", freed)
 }
 
-// listenErr names the service and address of a failed listen.
+// listenErr names the service and address of a failed listen; the cause
+// is kept (errors.Is(err, syscall.EADDRINUSE) holds) without repeating
+// the address a *net.OpError would print.
 func listenErr(service, flag string, addr string, err error) error {
-	return cfgErr(flag, "%s cannot listen on %s: %v", service, addr, errors.Unwrap(err))
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		err = op.Err
+	}
+	return cfgErr(flag, "%s cannot listen on %s: %w", service, addr, err)
 }
 
 // Run starts every enabled service and blocks until ctx is done or a
@@ -453,129 +435,38 @@ func listenErr(service, flag string, addr string, err error) error {
 // service and its port.
 func (s *Server) Run(ctx context.Context) error {
 	cfg := s.cfg
-	ip := cfg.ServerIP.String()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	var closers []func() error
-	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}()
-	errc := make(chan error, 8)
-	var wg sync.WaitGroup
-	start := func(name string, run func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(); err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
+	g := &group{ctx: ctx, errc: make(chan error, 8)}
+	defer g.close()
 
 	// Open every socket first, so a busy port fails before anything runs.
-	var httpL, nfsL, pmTCP net.Listener
-	var pmUDP net.PacketConn
-	var err error
-	if !cfg.NoHTTP {
-		a := net.JoinHostPort(ip, fmt.Sprint(cfg.HTTPPort))
-		if httpL, err = net.Listen("tcp4", a); err != nil {
-			return listenErr("HTTP", "--http-port", a, err)
-		}
-		closers = append(closers, httpL.Close)
-	}
-	if !cfg.NoNFS {
-		a := net.JoinHostPort(ip, fmt.Sprint(cfg.NFSPort))
-		if nfsL, err = net.Listen("tcp4", a); err != nil {
-			return listenErr("NFS", "--nfs-port", a, err)
-		}
-		closers = append(closers, nfsL.Close, s.nfs.Close)
-	}
-	if !cfg.NoPortmap {
-		a := net.JoinHostPort(ip, fmt.Sprint(cfg.PortmapPort))
-		if pmUDP, err = net.ListenPacket("udp4", a); err != nil {
-			return listenErr("portmap (udp)", "--portmap-port", a, err)
-		}
-		closers = append(closers, pmUDP.Close)
-		if pmTCP, err = net.Listen("tcp4", a); err != nil {
-			return listenErr("portmap (tcp)", "--portmap-port", a, err)
-		}
-		closers = append(closers, pmTCP.Close)
+	socks, err := s.listen(g)
+	if err != nil {
+		return err
 	}
 	if !cfg.NoPrune {
 		// Before any service runs, so the first boots find it done.
 		s.prune()
 	}
-	if !cfg.NoDHCP {
-		var disc func(net.HardwareAddr, string)
-		if cfg.Discover {
-			disc = s.discover
-		}
-		url, loaders := "", ""
-		if !cfg.NoHTTP {
-			url = fmt.Sprintf("http://%s:%d/boot/${mac:hexhyp}.ipxe", ip, cfg.HTTPPort)
-			loaders = fmt.Sprintf("http://%s:%d%s", ip, cfg.HTTPPort, httpboot.LoaderPath)
-		}
-		for _, w := range s.plan.warnings {
-			s.log.Warn("dhcp: " + w)
-		}
-		d, err := s.f.DHCP(DHCPParams{Iface: cfg.Iface, ServerIP: net.ParseIP(ip), Lookup: s.lookup,
-			HTTPBootURL: url, IPXEBaseURL: loaders, BootFiles: s.plan.bootFiles, PXELinux: cfg.PXELinux, Proxy: cfg.ProxyDHCP,
-			Discover: disc, Event: s.event, Logger: s.log})
-		if err != nil {
-			return cfgErr("--iface", "DHCP cannot start on %s ports 67 and 4011: %v", cfg.Iface, err)
-		}
-		closers = append(closers, d.Close)
-		start("dhcp", d.Serve)
+	if err := s.startDHCP(g); err != nil {
+		return err
 	}
-	if !cfg.NoTFTP {
-		a := net.JoinHostPort(ip, fmt.Sprint(cfg.TFTPPort))
-		var gen func(string, net.IP) (io.ReadCloser, int64, bool)
-		if cfg.PXELinux {
-			gen = s.tftpGenerate
-		}
-		t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux, Files: s.plan.files,
-			Generate: gen, Event: s.event, Logger: s.log, MaxTransfers: cfg.TFTPMax})
-		if err != nil {
-			return cfgErr("--tftp-port", "TFTP cannot start on %s: %v", a, err)
-		}
-		closers = append(closers, t.Close)
-		start("tftp", t.Serve)
+	if err := s.startTFTP(g); err != nil {
+		return err
 	}
 	if cfg.AnnounceRA {
 		ra, err := newRAResponder(cfg.Iface, s.log)
 		if err != nil {
-			return cfgErr("--no-ra", "IPv6 router advertisements on %s: %v", cfg.Iface, err)
+			return cfgErr("--no-ra", "IPv6 router advertisements on %s: %w", cfg.Iface, err)
 		}
-		closers = append(closers, ra.Close)
-		start("ra", ra.Serve)
+		g.onClose(ra.Close)
+		g.start("ra", ra.Serve)
 	}
-	if nfsL != nil {
-		start("nfs", func() error { return s.nfs.Serve(nfsL) })
-	}
-	if pmUDP != nil {
-		start("portmap", func() error {
-			return s.f.Portmap(ctx, pmUDP, pmTCP, cfg.NFSPort, cfg.NFSPort, s.log)
-		})
-	}
-	var hs *http.Server
-	if httpL != nil {
-		hs = &http.Server{Handler: s.http, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-		start("http", func() error {
-			if err := hs.Serve(httpL); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-		s.mu.Lock()
-		s.httpAddr = httpL.Addr()
-		s.mu.Unlock()
-	}
-	start("inventory", func() error { s.inv.Run(ctx, cfg.Poll); return nil })
+	hs := s.startStreams(g, socks)
+	g.start("inventory", func() error { s.inv.Run(ctx, cfg.Poll); return nil })
 	if !cfg.NoPrune {
-		start("prune", func() error {
+		g.start("prune", func() error {
 			t := time.NewTicker(cfg.PruneEvery)
 			defer t.Stop()
 			for {
@@ -589,7 +480,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	close(s.ready)
-	s.log.Info("serve: ready", "addr", ip, "iface", cfg.Iface, "http", !cfg.NoHTTP, "dhcp", !cfg.NoDHCP,
+	s.log.Info("serve: ready", "addr", cfg.ServerIP.String(), "iface", cfg.Iface, "http", !cfg.NoHTTP, "dhcp", !cfg.NoDHCP,
 		"tftp", !cfg.NoTFTP, "nfs", !cfg.NoNFS, "portmap", !cfg.NoPortmap, "nodes", len(s.inv.Current().Nodes),
 		"default", s.describeDefault())
 
@@ -597,7 +488,7 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		s.log.Info("serve: shutting down")
-	case runErr = <-errc:
+	case runErr = <-g.errc:
 		s.log.Error("serve: a service failed; shutting down", "err", runErr)
 	}
 	cancel()
@@ -606,18 +497,174 @@ func (s *Server) Run(ctx context.Context) error {
 		hs.Shutdown(sctx)
 		scancel()
 	}
-	for i := len(closers) - 1; i >= 0; i-- {
-		closers[i]()
-	}
-	closers = nil
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
+	g.close()
+	if !g.wait(10 * time.Second) {
 		s.log.Warn("serve: some services did not stop within 10 s")
 	}
 	return runErr
+}
+
+// group runs the services of one Run: each in its goroutine, the first
+// failure on errc, and what must be closed closed in reverse order.
+type group struct {
+	ctx     context.Context
+	closers []func() error
+	errc    chan error
+	wg      sync.WaitGroup
+}
+
+// onClose registers closers, run in reverse order by close.
+func (g *group) onClose(f ...func() error) { g.closers = append(g.closers, f...) }
+
+// start runs run in a goroutine; an error before ctx is done fails Run.
+func (g *group) start(name string, run func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := run(); err != nil && g.ctx.Err() == nil {
+			g.errc <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// close runs the closers, newest first, once.
+func (g *group) close() {
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		g.closers[i]()
+	}
+	g.closers = nil
+}
+
+// wait waits up to d for every started service to return.
+func (g *group) wait(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// sockets are the listeners Run opens before starting anything; nil for
+// a service that is off.
+type sockets struct {
+	http, nfs, pmTCP net.Listener
+	pmUDP            net.PacketConn
+}
+
+// listen opens the HTTP, NFS and portmap sockets.
+func (s *Server) listen(g *group) (sockets, error) {
+	cfg := s.cfg
+	ip := cfg.ServerIP.String()
+	var so sockets
+	var err error
+	if !cfg.NoHTTP {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.HTTPPort))
+		if so.http, err = net.Listen("tcp4", a); err != nil {
+			return so, listenErr("HTTP", "--http-port", a, err)
+		}
+		g.onClose(so.http.Close)
+	}
+	if !cfg.NoNFS {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.NFSPort))
+		if so.nfs, err = net.Listen("tcp4", a); err != nil {
+			return so, listenErr("NFS", "--nfs-port", a, err)
+		}
+		g.onClose(so.nfs.Close, s.nfs.Close)
+	}
+	if !cfg.NoPortmap {
+		a := net.JoinHostPort(ip, fmt.Sprint(cfg.PortmapPort))
+		if so.pmUDP, err = net.ListenPacket("udp4", a); err != nil {
+			return so, listenErr("portmap (udp)", "--portmap-port", a, err)
+		}
+		g.onClose(so.pmUDP.Close)
+		if so.pmTCP, err = net.Listen("tcp4", a); err != nil {
+			return so, listenErr("portmap (tcp)", "--portmap-port", a, err)
+		}
+		g.onClose(so.pmTCP.Close)
+	}
+	return so, nil
+}
+
+// startDHCP starts the DHCP server unless it is off.
+func (s *Server) startDHCP(g *group) error {
+	cfg := s.cfg
+	if cfg.NoDHCP {
+		return nil
+	}
+	ip := cfg.ServerIP.String()
+	var disc func(net.HardwareAddr, string)
+	if cfg.Discover {
+		disc = s.discover
+	}
+	url, loaders := "", ""
+	if !cfg.NoHTTP {
+		url = fmt.Sprintf("http://%s:%d/boot/${mac:hexhyp}.ipxe", ip, cfg.HTTPPort)
+		loaders = fmt.Sprintf("http://%s:%d%s", ip, cfg.HTTPPort, httpboot.LoaderPath)
+	}
+	for _, w := range s.plan.warnings {
+		s.log.Warn("dhcp: " + w)
+	}
+	d, err := s.f.DHCP(DHCPParams{Iface: cfg.Iface, ServerIP: net.ParseIP(ip), Lookup: s.lookup,
+		HTTPBootURL: url, IPXEBaseURL: loaders, BootFiles: s.plan.bootFiles, PXELinux: cfg.PXELinux, Proxy: cfg.ProxyDHCP,
+		Discover: disc, Event: s.event, Logger: s.log})
+	if err != nil {
+		return cfgErr("--iface", "DHCP cannot start on %s ports 67 and 4011: %w", cfg.Iface, err)
+	}
+	g.onClose(d.Close)
+	g.start("dhcp", d.Serve)
+	return nil
+}
+
+// startTFTP starts the TFTP server unless it is off.
+func (s *Server) startTFTP(g *group) error {
+	cfg := s.cfg
+	if cfg.NoTFTP {
+		return nil
+	}
+	a := net.JoinHostPort(cfg.ServerIP.String(), fmt.Sprint(cfg.TFTPPort))
+	var gen func(string, net.IP) (io.ReadCloser, int64, bool)
+	if cfg.PXELinux {
+		gen = s.tftpGenerate
+	}
+	t, err := s.f.TFTP(TFTPParams{Addr: a, Iface: cfg.Iface, IPXEDir: cfg.IPXEDir, PXELinux: cfg.PXELinux, Files: s.plan.files,
+		Generate: gen, Event: s.event, Logger: s.log, MaxTransfers: cfg.TFTPMax})
+	if err != nil {
+		return cfgErr("--tftp-port", "TFTP cannot start on %s: %w", a, err)
+	}
+	g.onClose(t.Close)
+	g.start("tftp", t.Serve)
+	return nil
+}
+
+// startStreams starts NFS, portmap and HTTP on the sockets listen opened
+// and returns the HTTP server (nil when HTTP is off), for a graceful
+// shutdown.
+func (s *Server) startStreams(g *group, so sockets) *http.Server {
+	if so.nfs != nil {
+		g.start("nfs", func() error { return s.nfs.Serve(so.nfs) })
+	}
+	if so.pmUDP != nil {
+		g.start("portmap", func() error {
+			return s.f.Portmap(g.ctx, so.pmUDP, so.pmTCP, s.cfg.NFSPort, s.cfg.NFSPort, s.log)
+		})
+	}
+	if so.http == nil {
+		return nil
+	}
+	hs := &http.Server{Handler: s.http, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	g.start("http", func() error {
+		if err := hs.Serve(so.http); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	s.mu.Lock()
+	s.httpAddr = so.http.Addr()
+	s.mu.Unlock()
+	return hs
 }
 
 func (s *Server) describeDefault() string {

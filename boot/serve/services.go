@@ -5,15 +5,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"time"
 
+	"github.com/onesis/git-onesis/boot/dhcp"
 	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/nfsroot"
+	"github.com/onesis/git-onesis/boot/portmap"
 )
 
-// The other boot packages are reached through these interfaces, so this
-// package builds and is tested without them. The adapters that call their
-// real APIs live in wire_*.go and fill Wired in
-// their init functions.
+// The network services are reached through Factories, so a test can run
+// serve with fakes or without a service; Real returns the real ones (the
+// adapters in wire_*.go). Values that cross (a lease, an export, prune
+// statistics) are the service packages' own types, not copies.
 
 // Service is a running network service.
 type Service interface {
@@ -21,23 +23,12 @@ type Service interface {
 	Close() error
 }
 
-// Lease is what DHCP hands a known node.
-type Lease struct {
-	IP        net.IP
-	Mask      net.IPMask
-	Router    net.IP // nil when the network has none
-	DNS       []net.IP
-	Hostname  string
-	Domain    string
-	LeaseTime time.Duration
-}
-
 // DHCPParams configures the DHCP server (package dhcp).
 type DHCPParams struct {
 	Iface    string
 	ServerIP net.IP
 	// Lookup answers known MACs only; false means stay silent.
-	Lookup func(mac net.HardwareAddr) (Lease, bool)
+	Lookup func(mac net.HardwareAddr) (dhcp.Lease, bool)
 	// HTTPBootURL is the script URL given to a running iPXE, with iPXE's
 	// ${mac:hexhyp} left for the client to expand.
 	HTTPBootURL string
@@ -76,18 +67,11 @@ type TFTPParams struct {
 	MaxTransfers int
 }
 
-// NFSExport is what a client may mount (mirrors nfsroot.Export).
-type NFSExport struct {
-	Commit    string // for /c/<commit>
-	Dir       string // for /w/<node>: the maintenance work tree
-	ReadWrite bool
-}
-
 // NFSParams configures the NFS root server (package nfsroot).
 type NFSParams struct {
 	RepoDir   string
 	StateDir  string
-	Authorize func(client net.IP, export string) (NFSExport, bool)
+	Authorize func(client net.IP, export string) (nfsroot.Export, bool)
 	Deny      []string
 	Event     func(httpboot.Event)
 	Logger    *slog.Logger
@@ -101,19 +85,10 @@ type NFSServer interface {
 	Serve(l net.Listener) error
 	Close() error
 	// Prune removes stored data none of keep's commits (nor any commit
-	// the server is serving) uses. Busy says it did nothing because
-	// another process (git onesis sync) has the store open.
-	Prune(keep []string) (PruneResult, error)
-}
-
-// PruneResult says what NFSServer.Prune did.
-type PruneResult struct {
-	Busy      bool
-	Commits   int   // commits kept
-	Kept      int   // files kept
-	KeptBytes int64 // their bytes
-	Removed   int   // files removed
-	Freed     int64 // their bytes
+	// the server is serving) uses. An error that is nfsroot.ErrStoreBusy
+	// says it did nothing because another process (git onesis sync) has
+	// the store open.
+	Prune(keep []string) (nfsroot.PruneStats, error)
 }
 
 // PortmapFunc runs a PMAP v2 responder until ctx is done (package portmap).
@@ -138,7 +113,8 @@ type InitrdBuilder interface {
 }
 
 // Factories create the services of the other boot packages. A nil
-// factory means this binary was built without that service.
+// factory is a service the caller did not provide (tests); Config.Validate
+// refuses to run one that is on.
 type Factories struct {
 	DHCP    func(DHCPParams) (Service, error)
 	TFTP    func(TFTPParams) (Service, error)
@@ -147,5 +123,8 @@ type Factories struct {
 	Initrd  func(InitrdParams) (InitrdBuilder, error)
 }
 
-// Wired holds the real services; the wire_*.go files fill it in.
-var Wired Factories
+// Real returns the real services: packages dhcp, tftp, nfsroot, portmap
+// and initramfs.
+func Real() Factories {
+	return Factories{DHCP: newDHCP, TFTP: newTFTP, NFS: newNFS, Portmap: portmap.Serve, Initrd: newInitrd}
+}

@@ -1,7 +1,6 @@
 package serve
 
-// The adapter from serve to package dhcp (helper NET). The lead removes the
-// build tag when the branches merge.
+// The adapter from serve to package dhcp.
 
 import (
 	"fmt"
@@ -14,8 +13,6 @@ import (
 	"github.com/onesis/git-onesis/boot/inventory"
 )
 
-func init() { Wired.DHCP = newDHCP }
-
 func newDHCP(p DHCPParams) (Service, error) {
 	cfg := dhcp.Config{
 		Iface:       p.Iface,
@@ -25,11 +22,7 @@ func newDHCP(p DHCPParams) (Service, error) {
 		PXELinux:    p.PXELinux,
 		Proxy:       p.Proxy,
 		Logger:      p.Logger,
-		Lookup: func(mac net.HardwareAddr) (dhcp.Lease, bool) {
-			l, ok := p.Lookup(mac)
-			return dhcp.Lease{IP: l.IP, Mask: l.Mask, Router: l.Router, DNS: l.DNS, Hostname: l.Hostname,
-				Domain: l.Domain, LeaseTime: l.LeaseTime}, ok
-		},
+		Lookup:      p.Lookup,
 	}
 	for name, f := range p.BootFiles {
 		fw, ok := dhcp.ParseFirmware(name)

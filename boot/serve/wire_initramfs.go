@@ -1,7 +1,6 @@
 package serve
 
-// The adapter from serve to packages initramfs and gitfs (helper INIT). The
-// lead removes the build tag when the branches merge.
+// The adapter from serve to packages initramfs and gitfs.
 
 import (
 	"context"
@@ -16,8 +15,6 @@ import (
 	"github.com/onesis/git-onesis/boot/initramfs"
 	"github.com/onesis/git-onesis/internal/gitfs"
 )
-
-func init() { Wired.Initrd = newInitrd }
 
 type initrdBuilder struct {
 	mu      sync.Mutex

@@ -30,6 +30,7 @@ func TestServeWiredNetns(t *testing.T) {
 	for tool, pkg := range map[string]string{"busybox": "busybox-static", "tftp": "tftp-hpa", "curl": "curl", "rpcinfo": "rpcbind", "ip": "iproute2"} {
 		testkit.NeedTool(t, tool, pkg)
 	}
+	testkit.NeedFile(t, "/etc/services", "netbase") // rpcinfo resolves "sunrpc" there
 	dir, r := imageRepo(t)
 	addNodes(t, r, "network 10.77.0.0/24 router=10.77.0.1 dns=10.77.0.1 domain=c.example\n"+
 		"node n1 mac=52:54:00:00:00:01 ip=10.77.0.11\n")
@@ -180,7 +181,7 @@ func TestServeHelper(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	srv, err := New(Config{RepoDir: p["repo"], Iface: "srv0", ServerIP: netip.MustParseAddr("10.77.0.1"),
-		StateDir: p["state"], InitPath: p["init"], AnnounceRA: true, Logger: log}, Wired)
+		StateDir: p["state"], InitPath: p["init"], AnnounceRA: true, Logger: log}, Real())
 	if err != nil {
 		t.Fatal(err)
 	}

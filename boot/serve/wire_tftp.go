@@ -1,7 +1,6 @@
 package serve
 
-// The adapter from serve to package tftp (helper NET). The lead removes the
-// build tag when the branches merge.
+// The adapter from serve to package tftp.
 
 import (
 	"maps"
@@ -11,8 +10,6 @@ import (
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/tftp"
 )
-
-func init() { Wired.TFTP = newTFTP }
 
 func newTFTP(p TFTPParams) (Service, error) {
 	files := tftp.DefaultIPXEFiles(p.IPXEDir)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"syscall"
 
@@ -33,7 +32,7 @@ var checkoutCmd = &cli.Command{
 		}
 		old := syscall.Umask(0o077)
 		cmd := im.Git.Cmd(append([]string{"checkout"}, args...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = c.App.Reader, c.App.Writer, c.App.ErrWriter
 		err = cmd.Run()
 		syscall.Umask(old)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/boot/sysimage"
 	"github.com/onesis/git-onesis/internal/image"
 )
@@ -141,18 +142,29 @@ func classLine(n *sysimage.Node) string {
 }
 
 // classLoadConfig parses etc/sysimage.conf from the work tree (rev "") or as
-// committed at rev.
+// committed at rev, which resolves as a node's ref does (package resolve),
+// so 'class --rev testing' reads what a node with ref testing boots, on a
+// boot server's clone too.
 func classLoadConfig(im *image.Image, rev string) (*sysimage.Config, error) {
-	var open sysimage.Opener
 	if rev == "" {
-		open = classTreeOpener(im.Root)
-	} else {
-		commit, err := im.Git.ResolveRev(rev)
-		if err != nil {
-			return nil, err
-		}
-		open = classRevOpener(im, rev, commit)
+		return classParse(classTreeOpener(im.Root), "")
 	}
+	res, err := (&resolve.Resolver{Repo: im.Git}).Rev(rev)
+	if err != nil {
+		return nil, err
+	}
+	return classConfigAt(im, rev, res.Commit)
+}
+
+// classConfigAt parses etc/sysimage.conf as committed at commit (named rev
+// in messages).
+func classConfigAt(im *image.Image, rev, commit string) (*sysimage.Config, error) {
+	return classParse(classRevOpener(im, rev, commit), rev)
+}
+
+// classParse parses etc/sysimage.conf through open; rev names where it
+// is read from ("" the work tree) in messages.
+func classParse(open sysimage.Opener, rev string) (*sysimage.Config, error) {
 	cfg, err := sysimage.Parse(open, classConfPath)
 	var pe *sysimage.Error // a missing INCLUDE is a config error at FILE:LINE
 	if errors.Is(err, fs.ErrNotExist) && !errors.As(err, &pe) {

@@ -6,18 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
-func writeConf(t *testing.T, root, rel, body string) {
-	t.Helper()
-	p := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+// writeConf writes body to root/rel, creating its directories.
+var writeConf = testkit.WriteFile
 
 func TestClassCommand(t *testing.T) {
 	img := t.TempDir()

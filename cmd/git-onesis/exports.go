@@ -3,20 +3,22 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/google/renameio/v2"
 	"github.com/urfave/cli/v2"
 
+	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/exports"
 	"github.com/onesis/git-onesis/boot/inventory"
-	"github.com/onesis/git-onesis/boot/serve"
+	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/image"
-	"github.com/onesis/git-onesis/internal/lifecycle"
 )
 
 func init() { register(exportsCmd) }
@@ -79,78 +81,15 @@ func runExports(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
-	// Which commits are in use, and by whom.
-	users := map[string][]string{}
-	use := func(commit, who string) { users[commit] = append(users[commit], who) }
-	res := &serve.GitResolver{Repo: im.Git, Ref: c.String("ref")}
-	def, err := res.Default()
+	users, err := exportsInUse(c, im, inv)
 	if err != nil {
-		return fatal(err)
+		return err
 	}
-	use(def.Commit, def.From)
-	var maint []*inventory.Node
-	for _, n := range inv.Nodes {
-		if n.Maintenance != "" {
-			maint = append(maint, n)
-			continue
-		}
-		if n.Ref != "" {
-			r, err := res.Resolve(n)
-			if err != nil {
-				fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
-				continue
-			}
-			use(r.Commit, "node "+n.Name+" (ref "+n.Ref+")")
-		}
-	}
-	booted, err := lifecycle.Booted(im.Git)
+	commits := slices.Sorted(maps.Keys(users))
+	clients, opts, err := exportsClients(c, inv)
 	if err != nil {
-		return fatal(err)
+		return err
 	}
-	for node, b := range booted {
-		use(b.Commit, "node "+node+" (booted)")
-	}
-	for _, rev := range c.Args().Slice() {
-		commit, err := im.Git.ResolveRev(rev + "^{commit}")
-		if err != nil {
-			return fatal(fmt.Errorf("%s is not a commit: %w", rev, err))
-		}
-		use(commit, "argument "+rev)
-	}
-	commits := make([]string, 0, len(users))
-	for k := range users {
-		commits = append(commits, k)
-		sort.Strings(users[k])
-	}
-	sort.Strings(commits)
-
-	clients := c.StringSlice("client")
-	for _, cl := range clients {
-		if cl == "" || strings.ContainsAny(cl, " \t\n()#\"") {
-			return usageErr("--client %q is not a host spec (an address, a CIDR, a host name or a wildcard)", cl)
-		}
-	}
-	if len(clients) == 0 {
-		for _, n := range inv.Nodes {
-			if n.Maintenance == "" && n.IP.IsValid() {
-				clients = append(clients, n.IP.String())
-			}
-		}
-		sort.Slice(clients, func(i, j int) bool {
-			a, _ := netip.ParseAddr(clients[i])
-			b, _ := netip.ParseAddr(clients[j])
-			return a.Less(b)
-		})
-	}
-	opts := c.String("options")
-	if opts == "" || strings.ContainsAny(opts, " \t\n()#\"") || strings.Contains(opts, "fsid=") {
-		return usageErr("--options %q: give comma-separated exports(5) options without spaces and without fsid= (it is derived from the commit)", opts)
-	}
-	var deny []string
-	if c.IsSet("deny") {
-		deny = c.StringSlice("deny")
-	}
-
 	unlock, err := exports.Lock(dir)
 	if err != nil {
 		return fatal(err)
@@ -158,46 +97,13 @@ func runExports(c *cli.Context) error {
 	defer unlock()
 	prepared := map[string]bool{}
 	if c.Bool("prepare") {
-		present, err := exports.Present(dir)
-		if err != nil {
-			return fatal(err)
-		}
-		for _, commit := range commits {
-			if present[commit] {
-				continue
-			}
-			if !c.Bool("quiet") {
-				fmt.Fprintf(c.App.ErrWriter, "materialising %s for %s\n", commit[:12], strings.Join(users[commit], ", "))
-			}
-			r, err := exports.Materialise(im.Git, dir, commit, deny)
-			if err != nil {
-				return fatal(err)
-			}
-			prepared[commit] = r.Created
-			if !c.Bool("quiet") {
-				note := ""
-				if r.NoMeta {
-					note = " (no .gitmeta: git's modes and root ownership only)"
-				} else if r.Apply != nil {
-					note = fmt.Sprintf(": %d entries set from .gitmeta", r.Apply.Visited)
-				}
-				fmt.Fprintf(c.App.ErrWriter, "prepared %s%s, %d secrets hidden\n", r.Dir, note, r.Denied)
-			}
+		if prepared, err = exportsPrepare(c, im, dir, commits, users); err != nil {
+			return err
 		}
 	}
 	if c.Bool("prune") {
-		keep := map[string]bool{}
-		for _, commit := range commits {
-			keep[commit] = true
-		}
-		removed, err := exports.Prune(dir, keep)
-		for _, r := range removed {
-			if !c.Bool("quiet") {
-				fmt.Fprintf(c.App.ErrWriter, "removed %s (no node uses it)\n", exports.TreeDir(dir, r))
-			}
-		}
-		if err != nil {
-			return fatal(err)
+		if err := exportsPrune(c, dir, commits); err != nil {
+			return err
 		}
 	}
 	present, err := exports.Present(dir)
@@ -223,8 +129,8 @@ func runExports(c *cli.Context) error {
 		}
 		ex = append(ex, exports.Export{Path: e.Path, Clients: clients, Options: opts, FSID: commit})
 	}
-	for _, n := range maint {
-		if !n.IP.IsValid() {
+	for _, n := range inv.Nodes {
+		if n.Maintenance == "" || !n.IP.IsValid() {
 			continue
 		}
 		mo := "rw,no_root_squash,no_subtree_check,sync"
@@ -235,9 +141,126 @@ func runExports(c *cli.Context) error {
 	if len(clients) == 0 && len(commits) > 0 {
 		fmt.Fprintln(c.App.ErrWriter, "warning: no clients: the inventory has no nodes and no --client was given, so no commit is exported")
 	}
+	if err := exportsWrite(c, dir, ex, entries); err != nil {
+		return err
+	}
+	if missing > 0 {
+		return cli.Exit("", exitDiff)
+	}
+	return nil
+}
 
+// exportsInUse returns the commits in use and who uses each: resolve.Live
+// (the set serve prunes to) plus each REV argument.
+func exportsInUse(c *cli.Context, im *image.Image, inv *inventory.Inventory) (map[string][]string, error) {
+	boots, err := booted.Read(im.Git)
+	if err != nil {
+		return nil, fatal(err)
+	}
+	live, err := (&resolve.Resolver{Repo: im.Git, Ref: c.String("ref")}).Live(inv.Nodes, booted.Commits(boots))
+	if err != nil {
+		return nil, fatal(err)
+	}
+	for _, w := range live.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", w)
+	}
+	for _, rev := range c.Args().Slice() {
+		commit, err := im.Git.ResolveRev(rev + "^{commit}")
+		if err != nil {
+			return nil, fatal(fmt.Errorf("%s is not a commit: %w", rev, err))
+		}
+		live.Users[commit] = append(live.Users[commit], "argument "+rev)
+		sort.Strings(live.Users[commit])
+	}
+	return live.Users, nil
+}
+
+// exportsClients checks --client and --options; without --client the
+// clients are every non-maintenance node's address, in address order.
+func exportsClients(c *cli.Context, inv *inventory.Inventory) (clients []string, opts string, err error) {
+	clients = c.StringSlice("client")
+	for _, cl := range clients {
+		if cl == "" || strings.ContainsAny(cl, " \t\n()#\"") {
+			return nil, "", usageErr("--client %q is not a host spec (an address, a CIDR, a host name or a wildcard)", cl)
+		}
+	}
+	if len(clients) == 0 {
+		for _, n := range inv.Nodes {
+			if n.Maintenance == "" && n.IP.IsValid() {
+				clients = append(clients, n.IP.String())
+			}
+		}
+		sort.Slice(clients, func(i, j int) bool {
+			a, _ := netip.ParseAddr(clients[i])
+			b, _ := netip.ParseAddr(clients[j])
+			return a.Less(b)
+		})
+	}
+	opts = c.String("options")
+	if opts == "" || strings.ContainsAny(opts, " \t\n()#\"") || strings.Contains(opts, "fsid=") {
+		return nil, "", usageErr("--options %q: give comma-separated exports(5) options without spaces and without fsid= (it is derived from the commit)", opts)
+	}
+	return clients, opts, nil
+}
+
+// exportsPrepare materialises the commits that have no tree yet and
+// returns which it created.
+func exportsPrepare(c *cli.Context, im *image.Image, dir string, commits []string, users map[string][]string) (map[string]bool, error) {
+	var deny []string
+	if c.IsSet("deny") {
+		deny = c.StringSlice("deny")
+	}
+	present, err := exports.Present(dir)
+	if err != nil {
+		return nil, fatal(err)
+	}
+	prepared := map[string]bool{}
+	for _, commit := range commits {
+		if present[commit] {
+			continue
+		}
+		if !c.Bool("quiet") {
+			fmt.Fprintf(c.App.ErrWriter, "materialising %s for %s\n", commit[:12], strings.Join(users[commit], ", "))
+		}
+		r, err := exports.Materialise(im.Git, dir, commit, deny)
+		if err != nil {
+			return nil, fatal(err)
+		}
+		prepared[commit] = r.Created
+		if !c.Bool("quiet") {
+			note := ""
+			if r.NoMeta {
+				note = " (no .gitmeta: git's modes and root ownership only)"
+			} else if r.Apply != nil {
+				note = fmt.Sprintf(": %d entries set from .gitmeta", r.Apply.Visited)
+			}
+			fmt.Fprintf(c.App.ErrWriter, "prepared %s%s, %d secrets hidden\n", r.Dir, note, r.Denied)
+		}
+	}
+	return prepared, nil
+}
+
+// exportsPrune removes the trees of commits no longer in use.
+func exportsPrune(c *cli.Context, dir string, commits []string) error {
+	keep := map[string]bool{}
+	for _, commit := range commits {
+		keep[commit] = true
+	}
+	removed, err := exports.Prune(dir, keep)
+	for _, r := range removed {
+		if !c.Bool("quiet") {
+			fmt.Fprintf(c.App.ErrWriter, "removed %s (no node uses it)\n", exports.TreeDir(dir, r))
+		}
+	}
+	return fatal(err)
+}
+
+// exportsWrite prints the exports (or --json), or writes them atomically
+// to --output.
+func exportsWrite(c *cli.Context, dir string, ex []exports.Export, entries []exportsEntry) error {
 	var body []byte
 	if c.Bool("json") {
+		var err error
 		body, err = json.MarshalIndent(struct {
 			Dir     string         `json:"dir"`
 			Exports []exportsEntry `json:"exports"`
@@ -256,13 +279,10 @@ func runExports(c *cli.Context) error {
 		if !c.Bool("quiet") {
 			fmt.Fprintf(c.App.ErrWriter, "wrote %s: %d exports; run 'exportfs -ra' to apply it\n", out, len(ex))
 		}
-	} else if _, err := c.App.Writer.Write(body); err != nil {
-		return fatal(err)
+		return nil
 	}
-	if missing > 0 {
-		return cli.Exit("", exitDiff)
-	}
-	return nil
+	_, err := c.App.Writer.Write(body)
+	return fatal(err)
 }
 
 // exportsDir is --dir, else onesis.exportsDir, else GITDIR/onesis/exports;

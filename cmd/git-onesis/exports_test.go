@@ -51,11 +51,12 @@ func TestExports(t *testing.T) {
 	}
 
 	// Independent checkers: find and getfattr see the same tree, except
-	// .gitmeta (not part of a node's root) and the denied etc/shadow.
+	// .gitmeta and .gitignore (not part of a node's root, hidden by the
+	// embedded server too) and the denied etc/shadow.
 	strip := func(listing string) string {
 		var keep []string
 		for _, l := range strings.Split(listing, "\n") {
-			if !strings.HasPrefix(l, ".gitmeta|") && !strings.HasPrefix(l, "etc/shadow|") {
+			if !strings.HasPrefix(l, ".gitmeta|") && !strings.HasPrefix(l, ".gitignore|") && !strings.HasPrefix(l, "etc/shadow|") {
 				keep = append(keep, l)
 			}
 		}
@@ -70,8 +71,13 @@ func TestExports(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(tree, "etc/shadow")); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o600 {
 		t.Errorf("etc/shadow in the export is not an empty 0600 placeholder: %v %v", fi, err)
 	}
-	if _, err := os.Lstat(filepath.Join(tree, ".gitmeta")); err == nil {
-		t.Error(".gitmeta is in the export")
+	for _, name := range []string{".gitmeta", ".gitignore"} {
+		if _, err := os.Lstat(filepath.Join(img, name)); err != nil {
+			t.Fatalf("the image has no %s to leave out: %v", name, err)
+		}
+		if _, err := os.Lstat(filepath.Join(tree, name)); err == nil {
+			t.Errorf("%s is in the export; the embedded server hides it", name)
+		}
 	}
 	if i1, _ := inode(t, filepath.Join(tree, "usr/lib/libfoo.so.1")); true {
 		if i2, _ := inode(t, filepath.Join(tree, "usr/lib/libfoo-hard.so")); i1 != i2 {

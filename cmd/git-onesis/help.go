@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 
@@ -44,7 +43,7 @@ func runHelp(c *cli.Context) error {
 		ctx.Command = cmd
 		cmd = sub
 	}
-	if code, ok := manPage("git-onesis-"+strings.Fields(args[0])[0], c.App.Writer, c.App.ErrWriter); ok {
+	if code, ok := manPage("git-onesis-"+strings.Fields(args[0])[0], c.App.Reader, c.App.Writer, c.App.ErrWriter); ok {
 		if code != 0 {
 			return cli.Exit("", code)
 		}
@@ -56,12 +55,12 @@ func runHelp(c *cli.Context) error {
 // manPage shows page with man(1) when it is installed, as 'git help'
 // does, and returns man's exit code; ok is false when there is no such
 // page (or no man).
-func manPage(page string, stdout, stderr io.Writer) (code int, ok bool) {
+func manPage(page string, stdin io.Reader, stdout, stderr io.Writer) (code int, ok bool) {
 	if exec.Command("man", "-w", page).Run() != nil {
 		return 0, false
 	}
 	cmd := exec.Command("man", page)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -36,7 +35,7 @@ func hookCmds() []*cli.Command {
 				if !im.Enabled() {
 					return nil
 				}
-				if err := hooks.Handlers[name](im, args, os.Stdin, c.App.ErrWriter); err != nil {
+				if err := hooks.Handlers[name](im, args, c.App.Reader, c.App.ErrWriter); err != nil {
 					return cli.Exit(fmt.Sprintf("git-onesis %s: %v", name, err), exitDiff)
 				}
 				return nil

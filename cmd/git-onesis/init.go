@@ -181,7 +181,7 @@ func gitCommit(c *cli.Context, im *image.Image, args []string, recorded bool) er
 	if recorded {
 		cmd.Env = append(cmd.Env, hooks.InternalEnv+"=recorded")
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.App.Reader, c.App.Writer, c.App.ErrWriter
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/onesis/git-onesis/boot/initramfs"
+	"github.com/onesis/git-onesis/boot/kernel"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/gitfs"
 )
@@ -31,9 +32,12 @@ var initramfsCmd = &cli.Command{
 		"decompressed; the firmware they declare comes from the image's /lib/firmware.\n" +
 		"The output is reproducible: the same image, modules and\n" +
 		"init give the same bytes.\n\n" +
-		"The image is the work tree, or the tree at --rev. The kernel version is\n" +
-		"that of the image's /vmlinuz (or its only or newest /boot/vmlinuz-*)\n" +
-		"unless --kver says otherwise. --list prints what went in and why.",
+		"The image is the work tree, or the tree at --rev. The modules are those of\n" +
+		"the kernel serve boots from that tree: /boot/vmlinuz, else /vmlinuz (a\n" +
+		"symlink followed inside the image, or the kernel itself), else the only or\n" +
+		"newest /boot/vmlinuz-<version>; its version is read from its bzImage header\n" +
+		"(the file name only when it has none), unless --kver says otherwise.\n" +
+		"--list prints which kernel and why, then what went in and why.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "rev", Usage: "take modules from the image at revision `REV`"},
 		&cli.StringSliceFlag{Name: "module", Aliases: []string{"m"}, Usage: "also include kernel module `NAME` (repeatable)"},
@@ -89,20 +93,18 @@ func runInitramfs(c *cli.Context) error {
 		defer root.Close()
 		img = root.FS()
 	}
-	kver := c.String("kver")
-	if kver == "" {
-		if _, kver, err = initramfs.FindKernel(img); err != nil {
-			return fatal(fmt.Errorf("%w; or pass --kver", err))
-		}
-	}
 	var buf bytes.Buffer
 	m, err := initramfs.Build(&buf, initramfs.Options{
-		Image: img, KernelVersion: kver, Modules: c.StringSlice("module"),
+		Image: img, KernelVersion: c.String("kver"), Modules: c.StringSlice("module"),
 		NoDefaults: c.Bool("no-default-modules"), Init: initBin,
 	})
+	if errors.Is(err, kernel.ErrNoKernel) {
+		return fatal(fmt.Errorf("%w; or pass --kver", err))
+	}
 	if err != nil {
 		return fatal(err)
 	}
+	kver := m.KernelVersion
 	out := c.String("output")
 	if out == "" {
 		out = "initrd.img-" + kver + "-onesis"

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // TestInitramfs builds an initramfs from the work tree and from --rev of
@@ -42,7 +44,7 @@ func TestInitramfs(t *testing.T) {
 	if wt.code != 0 {
 		t.Fatalf("initramfs: %d\n%s%s", wt.code, wt.out, wt.err)
 	}
-	for _, want := range []string{"# kernel " + k, "failover         needed by virtio_net", "virtio_net       requested", "nfsv3            requested", "skipped    e1000e: not in", "/init    # onesis-init"} {
+	for _, want := range []string{"# kernel " + k + " (file name) at /boot/vmlinuz-" + k + ": the only boot/vmlinuz-*", "failover         needed by virtio_net", "virtio_net       requested", "nfsv3            requested", "skipped    e1000e: not in", "/init    # onesis-init"} {
 		if !strings.Contains(wt.out, want) {
 			t.Errorf("--list lacks %q:\n%s", want, wt.out)
 		}
@@ -94,4 +96,51 @@ func TestInitramfs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "x")); err == nil {
 		t.Error("a failed build left an output file")
 	}
+}
+
+// TestInitramfsTwoKernels: an image with two kernels, each with its
+// modules, and boot/vmlinuz naming one. --list says which kernel and why,
+// and the archive holds that kernel's modules only, from the work tree
+// and from --rev alike; a plain copy named boot/vmlinuz is taken by its
+// header's version, not the newest name.
+func TestInitramfsTwoKernels(t *testing.T) {
+	const oldV, newV = "6.1.0-57-amd64", "9.9.9-zz"
+	files := map[string]string{}
+	for _, v := range []string{oldV, newV} {
+		files["boot/vmlinuz-"+v] = string(testkit.BzImage(v))
+		files["lib/modules/"+v+"/modules.dep"] = "kernel/drivers/net/virtio_net.ko:\n"
+		files["lib/modules/"+v+"/kernel/drivers/net/virtio_net.ko"] = "virtio_net " + v + "\n"
+	}
+	img := testkit.Repo(t, files)
+	initBin := filepath.Join(t.TempDir(), "onesis-init")
+	if err := os.WriteFile(initBin, []byte("fake init\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what, want, why string) {
+		t.Helper()
+		for _, args := range [][]string{{}, {"--rev", "HEAD"}} {
+			r := onesis(t, img, append([]string{"initramfs", "--init", initBin, "-o", "-", "--no-default-modules", "-m", "virtio_net", "--list"}, args...)...)
+			head := "# kernel " + want + " (bzImage header) at "
+			if r.code != 0 || !strings.Contains(r.err, head) || !strings.Contains(r.err, why) {
+				t.Errorf("%s %v: exit %d, --list lacks %q and %q:\n%s", what, args, r.code, head, why, r.err)
+			}
+			other := oldV
+			if want == oldV {
+				other = newV
+			}
+			if !strings.Contains(r.err, "/lib/modules/"+want+"/") || strings.Contains(r.err, "/lib/modules/"+other+"/") {
+				t.Errorf("%s %v: the archive does not hold %s's modules only:\n%s", what, args, want, r.err)
+			}
+		}
+	}
+	must(t, img, "ln", "-s", "vmlinuz-"+newV, "boot/vmlinuz")
+	must(t, img, "git", "add", "-A")
+	must(t, img, "git", "commit", "-qm", "boot/vmlinuz -> the newer")
+	check("symlink", newV, "/boot/vmlinuz -> /boot/vmlinuz-"+newV)
+
+	must(t, img, "rm", "boot/vmlinuz")
+	must(t, img, "cp", "boot/vmlinuz-"+oldV, "boot/vmlinuz")
+	must(t, img, "git", "add", "-A")
+	must(t, img, "git", "commit", "-qm", "boot/vmlinuz a copy of the older")
+	check("plain copy", oldV, "/boot/vmlinuz (a regular file)")
 }

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,16 +35,17 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Stdin, os.Stdout, os.Stderr, os.Args))
 }
 
-// run executes the CLI and returns the process exit code. Tests call it
-// in-process.
-func run(args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
+// run executes the CLI with its own streams and returns the process exit
+// code, as main does; tests call it in process. ctx is the commands'
+// (serve and sync stop when it is done, or on SIGTERM/SIGINT).
+func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
+	app := newApp(stdin, stdout, stderr)
 	code := exitOK
 	app.ExitErrHandler = func(c *cli.Context, err error) {}
-	if err := app.Run(gitArgs(app.Commands, args)); err != nil {
+	if err := app.RunContext(ctx, gitArgs(app.Commands, args)); err != nil {
 		code = report(stderr, err)
 	}
 	return code
@@ -61,8 +63,9 @@ func report(stderr io.Writer, err error) int {
 	return exitFatal
 }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
+		Reader:               stdin,
 		Name:                 "git-onesis",
 		HelpName:             "git onesis",
 		Usage:                "keep diskless-cluster root filesystem images in git, metadata and all",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -15,7 +16,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/onesis/git-onesis/boot/booted"
+	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/boot/serve"
 	"github.com/onesis/git-onesis/boot/sysimage"
 	"github.com/onesis/git-onesis/internal/git"
@@ -82,6 +86,7 @@ var nodeListCmd = &cli.Command{
 		&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
 		&cli.BoolFlag{Name: "porcelain", Usage: "print one tab-separated line per node, for scripts"},
 		stateDirFlag,
+		&cli.StringFlag{Name: "ref", Usage: "what nodes without a ref boot, as serve --ref `REV` (default: the checked-out branch)"},
 	},
 	Action: runNodeList,
 }
@@ -204,8 +209,8 @@ func applyNodeFlags(c *cli.Context, r *git.Repo, n *inventory.Node) error {
 // work tree of this repository (the host's /etc, a typo, a subdirectory).
 func checkNodeTargets(r *git.Repo, n *inventory.Node) error {
 	if n.Ref != "" {
-		res := &serve.GitResolver{Repo: r}
-		if _, err := res.Resolve(&inventory.Node{Name: n.Name, Ref: n.Ref}); err != nil {
+		res := &resolve.Resolver{Repo: r}
+		if _, err := res.Rev(n.Ref); err != nil {
 			return fmt.Errorf("node %s: --ref %s names no commit in this repository (see 'git branch -a')", n.Name, n.Ref)
 		}
 	}
@@ -450,7 +455,7 @@ func runNodeEdit(c *cli.Context) error {
 	}
 	// Run the editor as git does: through the shell, with the file as $1.
 	ed := exec.Command("sh", "-c", editor+` "$@"`, editor, name)
-	ed.Stdin, ed.Stdout, ed.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+	ed.Stdin, ed.Stdout, ed.Stderr = c.App.Reader, c.App.Writer, c.App.ErrWriter
 	if err := ed.Run(); err != nil {
 		return fatal(fmt.Errorf("the editor failed (%v); your text is in %s", err, name))
 	}
@@ -512,26 +517,16 @@ type jsonNode struct {
 	// ClassFrom says where the class was resolved: the revision or work
 	// tree whose etc/sysimage.conf was read; "" if none could be.
 	ClassFrom string `json:"class_from,omitempty"`
+	// Commit is the commit the node boots next, as serve resolves it
+	// (package resolve); CommitFrom says from what ("branch main", "node
+	// ref testing (origin/testing)"). Both "" when it resolves to none.
+	Commit     string `json:"commit,omitempty"`
+	CommitFrom string `json:"commit_from,omitempty"`
 	// Booted is the commit the node last booted (refs/onesis/booted/NAME).
 	Booted string `json:"booted,omitempty"`
 	// Firmware is what the node last booted with, as serve saw it
 	// ("bios", "efi-x64", "efi-x64-http", "ipxe", ...; see serve.md).
 	Firmware string `json:"firmware,omitempty"`
-}
-
-// bootedCommits reads refs/onesis/booted/* into node -> commit.
-func bootedCommits(r *git.Repo) (map[string]string, error) {
-	out, err := r.Run("for-each-ref", "--format=%(objectname) %(refname)", serve.BootedPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("reading the booted refs: %w", err)
-	}
-	m := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if oid, ref, ok := strings.Cut(line, " "); ok {
-			m[strings.TrimPrefix(ref, serve.BootedPrefix)] = oid
-		}
-	}
-	return m, nil
 }
 
 func runNodeList(c *cli.Context) error {
@@ -557,8 +552,8 @@ func runNodeList(c *cli.Context) error {
 			nodes = append(nodes, n)
 		}
 	}
-	res := newClassResolver(r, c.App.ErrWriter)
-	booted, err := bootedCommits(r)
+	res := newClassResolver(r, c.String("ref"), c.App.ErrWriter)
+	boots, err := booted.Read(r)
 	if err != nil {
 		return fatal(err)
 	}
@@ -572,11 +567,13 @@ func runNodeList(c *cli.Context) error {
 	}
 	out := make([]jsonNode, 0, len(nodes))
 	for _, n := range nodes {
-		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: booted[n.Name], Firmware: firmware[n.Name].Firmware}
+		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: boots[n.Name].Commit, Firmware: firmware[n.Name].Firmware}
 		for _, m := range n.MACs {
 			j.MACs = append(j.MACs, m.String())
 		}
-		if sn, from := res.resolve(n); sn != nil {
+		next, sn, from := res.resolve(n)
+		j.Commit, j.CommitFrom = next.Commit, next.From
+		if sn != nil {
 			j.Class, j.ClassFrom = sn.Class, from
 			if sn.Props != nil {
 				j.Properties = sn.Props
@@ -629,87 +626,99 @@ func dash(s string) string {
 	return s
 }
 
-// classResolver resolves each node's class from the sysimage.conf of what
-// it boots: its maintenance work tree, its ref, or HEAD (the work tree when
-// HEAD is unborn). Configs are read once per source; problems are warned
-// about once and leave the class empty.
+// classResolver resolves what each node boots next with the resolver
+// serve uses (package resolve: its maintenance work tree, its ref or the
+// one remote-tracking branch of that name, --ref, the checked-out branch)
+// and its class from that commit's sysimage.conf (a maintenance node's
+// from its work tree; the work tree's when HEAD is unborn and nothing
+// else names a commit). Configs are read once per commit; problems are
+// warned about once and leave the class empty.
 type classResolver struct {
-	repo   *git.Repo
+	res    *resolve.Resolver
 	im     *image.Image
-	stderr interface{ Write([]byte) (int, error) }
-	cache  map[string]*sysimage.Config
+	stderr io.Writer
+	cache  map[string]*sysimage.Config // by commit, or "wt:" + directory
 	warned map[string]bool
-	// headOnce and headFrom: whether HEAD is born, asked once for all
-	// nodes, not once per node.
-	headOnce bool
-	headFrom string
+	// next memoises what nodes that share a ref (or none) boot: one
+	// resolution per ref, not per node.
+	next map[string]nextBoot
+	born *bool // whether HEAD has a commit; nil until asked
 }
 
-// head returns "HEAD", or "" (the work tree) when HEAD is unborn.
-func (cr *classResolver) head() string {
-	if !cr.headOnce {
-		cr.headOnce = true
-		cr.headFrom = "HEAD"
-		if _, ok, _ := cr.repo.HeadCommit(); !ok {
-			cr.headFrom = ""
-		}
+// headBorn says whether HEAD has a commit, asked once for all nodes.
+func (cr *classResolver) headBorn() bool {
+	if cr.born == nil {
+		_, ok, _ := cr.res.Repo.HeadCommit()
+		cr.born = &ok
 	}
-	return cr.headFrom
+	return *cr.born
 }
 
-func newClassResolver(r *git.Repo, stderr interface{ Write([]byte) (int, error) }) *classResolver {
-	cr := &classResolver{repo: r, stderr: stderr, cache: map[string]*sysimage.Config{}, warned: map[string]bool{}}
-	if r.Top != "" {
-		cr.im = &image.Image{Git: r, Root: r.Top}
-	}
+type nextBoot struct {
+	res httpboot.Resolution
+	err error
+}
+
+func newClassResolver(r *git.Repo, ref string, stderr io.Writer) *classResolver {
+	cr := &classResolver{res: &resolve.Resolver{Repo: r, Ref: ref}, im: &image.Image{Git: r, Root: r.Top},
+		stderr: stderr, cache: map[string]*sysimage.Config{}, warned: map[string]bool{}, next: map[string]nextBoot{}}
 	return cr
 }
 
-func (cr *classResolver) resolve(n *inventory.Node) (*sysimage.Node, string) {
-	from := n.Ref
+// resolve returns what n boots next (zero when it resolves to nothing),
+// its class, and the source the class was read from: the node's ref,
+// --ref, "HEAD", its maintenance directory, or "worktree".
+func (cr *classResolver) resolve(n *inventory.Node) (httpboot.Resolution, *sysimage.Node, string) {
+	var next httpboot.Resolution
+	var err error
 	if n.Maintenance != "" {
-		from = n.Maintenance
-	} else if from == "" {
-		from = cr.head()
+		next, err = cr.res.Resolve(n)
+	} else {
+		nb, ok := cr.next[n.Ref]
+		if !ok {
+			nb.res, nb.err = cr.res.Resolve(&inventory.Node{Name: n.Name, Ref: n.Ref})
+			cr.next[n.Ref] = nb
+		}
+		next, err = nb.res, nb.err
 	}
-	cfg, ok := cr.cache[from]
-	if !ok {
-		var err error
+	from, key := n.Ref, next.Commit
+	switch {
+	case n.Maintenance != "":
+		// It boots its work tree, whose HEAD need not even exist.
+		from, key, err = n.Maintenance, "wt:"+n.Maintenance, nil
+	case from == "" && cr.res.Ref != "":
+		from = cr.res.Ref
+	case from == "":
+		from = "HEAD"
+	}
+	if err != nil {
+		if n.Ref == "" && cr.res.Ref == "" && !cr.headBorn() && cr.im.Root != "" {
+			// Nothing committed yet: the work tree is the only image.
+			from, key, err = "worktree", "wt:"+cr.im.Root, nil
+		}
+	}
+	cfg, ok := cr.cache[key]
+	if !ok && err == nil {
 		switch {
-		case n.Maintenance != "":
-			cfg, err = sysimage.Parse(classTreeOpener(n.Maintenance), classConfPath)
-		case cr.im == nil:
-			// A bare repository: only committed configs can be read.
-			im := &image.Image{Git: cr.repo}
-			if from == "" {
-				err = errors.New("no commit to read etc/sysimage.conf from")
-			} else {
-				cfg, err = classLoadConfig(im, from)
-			}
+		case strings.HasPrefix(key, "wt:"):
+			cfg, err = sysimage.Parse(classTreeOpener(strings.TrimPrefix(key, "wt:")), classConfPath)
 		default:
-			cfg, err = classLoadConfig(cr.im, from)
+			cfg, err = classConfigAt(cr.im, from, next.Commit)
 		}
-		if err != nil && !cr.warned[from] {
-			cr.warned[from] = true
-			where := from
-			if where == "" {
-				where = "the work tree"
-			}
-			fmt.Fprintf(cr.stderr, "warning: no class for nodes booting %s: %v\n", where, err)
-		}
-		cr.cache[from] = cfg
+		cr.cache[key] = cfg
+	}
+	if err != nil && !cr.warned[from] {
+		cr.warned[from] = true
+		fmt.Fprintf(cr.stderr, "warning: no class for nodes booting %s: %v\n", from, err)
 	}
 	if cfg == nil {
-		return nil, ""
+		return next, nil, ""
 	}
 	sn, err := cfg.Resolve(n.Name, "")
 	if err != nil {
-		return nil, ""
+		return next, nil, ""
 	}
-	if from == "" {
-		from = "worktree"
-	}
-	return sn, from
+	return next, sn, from
 }
 
 func runNodeDiscovered(c *cli.Context) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -146,11 +145,11 @@ func runServe(c *cli.Context) error {
 			return usageErr("--%s: %d is not a port number (1-65535)", p, v)
 		}
 	}
-	srv, err := serve.New(cfg, serve.Wired)
+	srv, err := serve.New(cfg, serve.Real())
 	if err != nil {
 		return cli.Exit("fatal: "+strings.TrimSpace(err.Error()), exitFatal)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := srv.Run(ctx); err != nil {
 		return cli.Exit(fmt.Sprintf("fatal: %v", err), exitFatal)

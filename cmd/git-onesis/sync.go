@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -73,12 +72,12 @@ func runSync(c *cli.Context) error {
 		}
 		commits = append(commits, commit)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prep, err := serve.Prepare(ctx, serve.PrepareOptions{
 		RepoDir: im.Root, StateDir: c.String("state-dir"), InitPath: c.String("init"),
 		Modules: c.StringSlice("module"), NoNFS: c.Bool("no-nfs"), NoInitrd: c.Bool("no-initrd"),
-	}, serve.Wired, commits)
+	}, serve.Real(), commits)
 	for _, p := range prep {
 		if !c.Bool("quiet") {
 			fmt.Fprintf(w, "prepared %s: kernel %d bytes, initramfs %d bytes, nfs %v\n", p.Commit[:12], p.Kernel, p.Initrd, p.NFS)

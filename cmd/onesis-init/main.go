@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onesis/git-onesis/boot/cmdline"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,7 +56,7 @@ func main() {
 }
 
 type booter struct {
-	cfg *Config
+	cfg *cmdline.Config
 }
 
 // fail reports a step that could not be done and ends the boot.
@@ -106,7 +107,7 @@ func (b *booter) run() {
 	if err != nil {
 		b.fail("reading /proc/cmdline", err)
 	}
-	cfg, err := ParseCmdline(string(raw))
+	cfg, err := cmdline.Parse(string(raw))
 	if cfg != nil {
 		b.cfg = cfg
 	}
@@ -127,12 +128,12 @@ func (b *booter) run() {
 
 	ifname, ls := b.network()
 	host := cfg.Hostname
-	if ls.Hostname != "" && checkHostname(ls.Hostname) != nil {
-		logf("ignoring the DHCP hostname %q: %v", ls.Hostname, checkHostname(ls.Hostname))
+	if ls.Hostname != "" && cmdline.CheckHostname(ls.Hostname) != nil {
+		logf("ignoring the DHCP hostname %q: %v", ls.Hostname, cmdline.CheckHostname(ls.Hostname))
 	}
 	switch {
 	case host != "":
-	case ls.Hostname != "" && checkHostname(ls.Hostname) == nil:
+	case ls.Hostname != "" && cmdline.CheckHostname(ls.Hostname) == nil:
 		host = ls.Hostname
 	case cfg.Node != "":
 		host = cfg.Node
@@ -153,7 +154,7 @@ func (b *booter) run() {
 		if ls.RootPath == "" {
 			b.fail("finding the root", fmt.Errorf("no nfsroot= (or onesis.root=) argument and no DHCP root path (option 17) from %s", ls.Server))
 		}
-		if root, err = ParseNFSRoot(ls.RootPath); err != nil {
+		if root, err = cmdline.ParseNFSRoot(ls.RootPath); err != nil {
 			b.fail("reading the DHCP root path (option 17) "+ls.RootPath, err)
 		}
 		logf("root from DHCP option 17: %s", ls.RootPath)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/onesis/git-onesis/boot/initramfs"
 	"github.com/onesis/git-onesis/boot/initramfs/moddep"
+	"github.com/onesis/git-onesis/boot/kernel"
 	"github.com/onesis/git-onesis/internal/testkit"
 )
 
@@ -158,9 +159,13 @@ func TestQEMUBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	kpath, fkver, err := initramfs.FindKernel(root.FS())
+	k, err := kernel.Find(root.FS())
+	kpath, fkver := "", ""
+	if k != nil {
+		kpath, fkver = k.Path, k.Version
+	}
 	if err != nil || fkver != kver {
-		t.Fatalf("FindKernel = %s %s %v, want version %s", kpath, fkver, err, kver)
+		t.Fatalf("kernel.Find = %s %s %v, want version %s", kpath, fkver, err, kver)
 	}
 	var initrd bytes.Buffer
 	man, err := initramfs.Build(&initrd, initramfs.Options{Image: root.FS(), Init: initData})

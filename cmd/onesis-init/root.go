@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/onesis/git-onesis/boot/cmdline"
 	"github.com/onesis/git-onesis/boot/personality"
 	"github.com/onesis/git-onesis/boot/sysimage"
 )
@@ -56,7 +57,7 @@ func reopenConsole() {
 
 // mountRoot mounts the NFS root on newRoot with raw mount(2) and the
 // kernel's text options, retrying as configured.
-func mountRoot(b *booter, server string, r *NFSRoot) error {
+func mountRoot(b *booter, server string, r *cmdline.NFSRoot) error {
 	if err := os.MkdirAll(newRoot, 0o755); err != nil {
 		return err
 	}
@@ -230,12 +231,12 @@ func personalityOnly(args []string) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	var cfg *Config
+	var cfg *cmdline.Config
 	if raw, err := os.ReadFile("/proc/cmdline"); err == nil {
-		cfg, _ = ParseCmdline(string(raw))
+		cfg, _ = cmdline.Parse(string(raw))
 	}
 	if cfg == nil {
-		cfg = &Config{}
+		cfg = &cmdline.Config{}
 	}
 	if *class == "" {
 		*class = cfg.Class
@@ -247,7 +248,7 @@ func personalityOnly(args []string) int {
 		logf("FAILED: building /ram: no hostname (pass --host, hostname= or onesis.node=)")
 		return 1
 	}
-	if err := checkHostname(*host); err != nil {
+	if err := cmdline.CheckHostname(*host); err != nil {
 		logf("FAILED: building /ram: %v", err)
 		return 1
 	}
@@ -263,7 +264,7 @@ func personalityOnly(args []string) int {
 // personalityHost finds the hostname in personality-only mode:
 // hostname=, then what klibc ipconfig wrote to /run/net-*.conf (DHCP
 // option 12), then onesis.node=, then the kernel's hostname.
-func personalityHost(cfg *Config, runDir string) string {
+func personalityHost(cfg *cmdline.Config, runDir string) string {
 	if cfg.Hostname != "" {
 		return cfg.Hostname
 	}
@@ -275,7 +276,7 @@ func personalityHost(cfg *Config, runDir string) string {
 		}
 		for _, l := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(l, "HOSTNAME="); ok {
-				if v = strings.Trim(v, "'\" "); v != "" && checkHostname(v) == nil {
+				if v = strings.Trim(v, "'\" "); v != "" && cmdline.CheckHostname(v) == nil {
 					return v
 				}
 			}

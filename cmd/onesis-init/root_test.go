@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/onesis/git-onesis/boot/cmdline"
 	"github.com/onesis/git-onesis/boot/mksysimage"
 	"github.com/onesis/git-onesis/boot/sysimage"
 )
@@ -92,13 +93,13 @@ func TestPersonalityHost(t *testing.T) {
 	run := t.TempDir()
 	writeFile(t, filepath.Join(run, "net-eth0.conf"), "DEVICE='eth0'\nHOSTNAME='node9'\nDNSDOMAIN=''\n", 0o644)
 	tests := []struct {
-		cfg  Config
+		cfg  cmdline.Config
 		run  string
 		want string
 	}{
-		{Config{Hostname: "h1", Node: "n1"}, run, "h1"},
-		{Config{Node: "n1"}, run, "node9"},
-		{Config{Node: "n1"}, t.TempDir(), "n1"},
+		{cmdline.Config{Hostname: "h1", Node: "n1"}, run, "h1"},
+		{cmdline.Config{Node: "n1"}, run, "node9"},
+		{cmdline.Config{Node: "n1"}, t.TempDir(), "n1"},
 	}
 	for _, tc := range tests {
 		if got := personalityHost(&tc.cfg, tc.run); got != tc.want {

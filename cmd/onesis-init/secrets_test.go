@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/onesis/git-onesis/boot/cmdline"
 )
 
 func TestUnpackSecrets(t *testing.T) {
@@ -71,7 +73,7 @@ func TestSecretsArgument(t *testing.T) {
 		{"onesis.secrets=http://user:pw@10.77.0.1/x", "", true},
 		{"onesis.secrets=/n/n1/secrets", "", true},
 	} {
-		c, err := ParseCmdline("nfsroot=10.77.0.1:/c/x " + tt.arg)
+		c, err := cmdline.Parse("nfsroot=10.77.0.1:/c/x " + tt.arg)
 		if (err != nil) != tt.bad || (!tt.bad && c.Secrets != tt.want) {
 			t.Errorf("%s: %+v %v", tt.arg, c, err)
 		}

@@ -10,36 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // TestMain makes every git run hermetic: no user or system config, no
 // templates, no repository inherited from the environment.
-func TestMain(m *testing.M) {
-	home, err := os.MkdirTemp("", "git-test-home")
-	if err != nil {
-		panic(err)
-	}
-	tmpl := filepath.Join(home, "empty-template")
-	if err := os.Mkdir(tmpl, 0o755); err != nil {
-		panic(err)
-	}
-	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
-		"GIT_OBJECT_DIRECTORY", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "XDG_CONFIG_HOME",
-		"GIT_CEILING_DIRECTORIES", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"} {
-		os.Unsetenv(k)
-	}
-	for k, v := range map[string]string{
-		"HOME": home, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": tmpl,
-		"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-		"GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-		"GIT_CEILING_DIRECTORIES": os.TempDir(), "LC_ALL": "C",
-	} {
-		os.Setenv(k, v)
-	}
-	code := m.Run()
-	os.RemoveAll(home)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testkit.HermeticGit(m)) }
 
 // git runs git in dir and fails the test on error.
 func git(t *testing.T, dir string, args ...string) string {

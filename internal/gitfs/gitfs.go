@@ -51,6 +51,9 @@ func Open(repoDir string) (*Repo, error) {
 	return &Repo{r: r}, nil
 }
 
+// New wraps a repository already opened with go-git.
+func New(r *git.Repository) *Repo { return &Repo{r: r} }
+
 // Resolve turns a revision (a branch, tag, "HEAD~2", an abbreviated or
 // full SHA) into the full commit SHA.
 func (r *Repo) Resolve(rev string) (string, error) {

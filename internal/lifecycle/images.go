@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
 	"github.com/onesis/git-onesis/meta"
@@ -59,7 +60,7 @@ func Images(im *image.Image, pkgDiff func(a, b string) (int, error)) ([]Variant,
 	if err != nil {
 		return nil, fmt.Errorf("listing branches: %w", err)
 	}
-	booted, err := Booted(im.Git)
+	boots, err := booted.Read(im.Git)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func Images(im *image.Image, pkgDiff func(a, b string) (int, error)) ([]Variant,
 		if b, ok, _ := im.Git.Config(baseKey(name)); ok {
 			v.Base = b
 		}
-		for node, b := range booted {
+		for node, b := range boots {
 			if branches[node] == name {
 				v.Nodes[node] = b.Commit
 			}

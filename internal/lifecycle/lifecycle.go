@@ -18,14 +18,12 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
 	"github.com/onesis/git-onesis/meta"
 )
-
-// BootedPrefix is where serve records the commit each node booted.
-const BootedPrefix = "refs/onesis/booted/"
 
 // Worktree is one entry of `git worktree list`.
 type Worktree struct {
@@ -533,7 +531,7 @@ func Rollback(im *image.Image, rev, branch string) (*RollbackResult, error) {
 			return nil, fmt.Errorf("moving %s to the rollback commit: %w", branch, err)
 		}
 	}
-	booted, err := Booted(im.Git)
+	boots, err := booted.Read(im.Git)
 	if err != nil {
 		return nil, err
 	}
@@ -543,7 +541,7 @@ func Rollback(im *image.Image, rev, branch string) (*RollbackResult, error) {
 	}
 	res.StillOnNewer = map[string]string{}
 	want := strings.TrimSpace(string(tree))
-	for node, b := range booted {
+	for node, b := range boots {
 		if branches[node] == branch && b.Tree != want {
 			res.StillOnNewer[node] = b.Commit
 		}
@@ -588,28 +586,4 @@ func NodeBranches(r *git.Repo) (map[string]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// BootedRef is what a node booted: the commit and its tree.
-type BootedRef struct{ Commit, Tree string }
-
-// Booted returns node -> what it booted, from the refs serve writes when
-// a node fetches its boot script (one git call, whatever the node count).
-func Booted(r *git.Repo) (map[string]BootedRef, error) {
-	out, err := r.Run("for-each-ref", "--format=%(refname) %(objectname) %(tree)", BootedPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("reading booted refs: %w", err)
-	}
-	m := map[string]BootedRef{}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 2 {
-			b := BootedRef{Commit: f[1]}
-			if len(f) == 3 {
-				b.Tree = f[2]
-			}
-			m[strings.TrimPrefix(f[0], BootedPrefix)] = b
-		}
-	}
-	return m, nil
 }

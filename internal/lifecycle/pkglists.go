@@ -19,7 +19,9 @@ var PackageCaches = []string{"var/lib/apt/lists", "var/cache/apt", "var/cache/dn
 // copyPackageLists copies the files of PackageCaches that src has and dst
 // lacks, with their modes, owners and times, through os.Root on both
 // sides: no symlink is followed and nothing outside either tree is read or
-// written.
+// written. A symlink is copied as a link with the same target (apt keeps
+// the list of a local file: repository as a link to the repository's own
+// Packages file); it is never opened.
 func copyPackageLists(src, dst string) error {
 	from, err := os.OpenRoot(src)
 	if err != nil {
@@ -44,8 +46,10 @@ func copyPackageLists(src, dst string) error {
 				return copyDir(from, to, p)
 			case d.Type().IsRegular():
 				return copyFile(from, to, p)
+			case d.Type()&fs.ModeSymlink != 0:
+				return copyLink(from, to, p)
 			}
-			return nil // symlinks, sockets: not package data
+			return nil // sockets, FIFOs: not package data
 		})
 		if err != nil {
 			return fmt.Errorf("copying the package lists (%s) into %s: %w", dir, dst, err)
@@ -95,6 +99,31 @@ func copyFile(from, to *os.Root, p string) error {
 		return err
 	}
 	return setMeta(to, p, st)
+}
+
+// copyLink makes p in to a symlink with the target p has in from, owned
+// as it is there.
+func copyLink(from, to *os.Root, p string) error {
+	if _, err := to.Lstat(p); err == nil {
+		return nil
+	}
+	target, err := from.Readlink(p)
+	if err != nil {
+		return err
+	}
+	st, err := from.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if err := to.Symlink(target, p); err != nil {
+		return err
+	}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		if err := to.Lchown(p, int(s.Uid), int(s.Gid)); err != nil && os.Geteuid() == 0 {
+			return err
+		}
+	}
+	return nil
 }
 
 // setMeta gives p in to the owner, mode and modification time of st.

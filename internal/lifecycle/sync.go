@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/image"
 )
 
@@ -86,16 +87,17 @@ func FetchAndFollow(im *image.Image, remote string) (*FetchResult, error) {
 	}
 	add(res.New)
 	if inv, err := inventory.Load(im.Git); err == nil {
+		// Node refs resolve as serve resolves them (the branch, else its
+		// one remote-tracking copy).
+		g := &resolve.Resolver{Repo: im.Git}
 		refs := map[string]bool{} // nodes mostly share a few refs
 		for _, n := range inv.Nodes {
 			if n.Ref == "" || refs[n.Ref] {
 				continue
 			}
 			refs[n.Ref] = true
-			if c, err := im.Git.ResolveRev(n.Ref); err == nil {
-				add(c)
-			} else if c, err := im.Git.ResolveRev("refs/remotes/" + res.Remote + "/" + n.Ref); err == nil {
-				add(c)
+			if r, err := g.Rev(n.Ref); err == nil {
+				add(r.Commit)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package serve
+package resolve
 
 import (
 	"errors"
@@ -117,43 +117,6 @@ func TestFreshKeysAndErrors(t *testing.T) {
 		}
 		if !errors.Is(err, tc.err) || r.Commit != tc.want {
 			t.Errorf("do(%q) = %q, %v; want %q, %v", tc.key, r.Commit, err, tc.want, tc.err)
-		}
-	}
-}
-
-// TestResolverFollowsMovesUnderLoad: many concurrent resolutions with the
-// real git while the branch moves; every call made after a move returns
-// the new commit.
-func TestResolverFollowsMovesUnderLoad(t *testing.T) {
-	dir, r := imageRepo(t)
-	commits := []string{sh(t, dir, "git", "rev-parse", "HEAD")}
-	for i := 2; i <= 3; i++ {
-		write(t, dir, "etc/hostname", fmt.Sprint("v", i))
-		sh(t, dir, "git", "commit", "-q", "-am", fmt.Sprint("v", i))
-		commits = append(commits, sh(t, dir, "git", "rev-parse", "HEAD"))
-	}
-	g := &GitResolver{Repo: r}
-	// Backwards, then forwards: each move is seen by the next calls.
-	for _, c := range []string{commits[0], commits[2], commits[1], commits[2]} {
-		sh(t, dir, "git", "update-ref", "refs/heads/main", c)
-		var wg sync.WaitGroup
-		errs := make(chan error, 40)
-		for range 40 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res, err := g.Default()
-				if err != nil {
-					errs <- err
-				} else if res.Commit != c {
-					errs <- fmt.Errorf("got %.12s (%s), want %.12s", res.Commit, res.From, c)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
 		}
 	}
 }

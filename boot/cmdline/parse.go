@@ -1,4 +1,12 @@
-package main
+// Package cmdline is the kernel command-line contract between git onesis
+// serve, which writes a node's command line into its iPXE script or
+// PXELINUX config (Build), and onesis-init, which reads it at boot
+// (Parse). Reserved lists the arguments serve owns, which a node's own
+// arguments (the inventory's args=) may not set; CheckArgs enforces it.
+// One package, standard library only (onesis-init is a static PID 1), so
+// the writer, the reader and the reserved list cannot drift apart; a
+// round-trip test guards it.
+package cmdline
 
 import (
 	"errors"
@@ -12,7 +20,8 @@ import (
 )
 
 // Config is what onesis-init takes from the kernel command line (see
-// docs/initramfs.md for the contract with git onesis serve).
+// docs/initramfs.md for the contract with git onesis serve): what Parse
+// returns.
 type Config struct {
 	// BootIF is the MAC of the boot NIC (BOOTIF=01-aa-bb-..., as PXELINUX
 	// and our iPXE script pass it); nil when absent.
@@ -65,13 +74,13 @@ type NFSRoot struct {
 	Options []string // NFS text options as given
 }
 
-// defaultRetries bounds retried steps when onesis.retries= is not given.
-const defaultRetries = 5
+// DefaultRetries bounds retried steps when onesis.retries= is not given.
+const DefaultRetries = 5
 
-// splitCmdline splits a kernel command line into words, honouring double
+// Split splits a kernel command line into words, honouring double
 // quotes as the kernel does (`a="b c"` is one word, quotes removed). Words
 // after "--" belong to init and are dropped.
-func splitCmdline(s string) []string {
+func Split(s string) []string {
 	var words []string
 	var b strings.Builder
 	inQuote, have := false, false
@@ -102,11 +111,11 @@ func splitCmdline(s string) []string {
 	return words
 }
 
-// ParseCmdline parses the kernel command line. Unknown words are ignored
+// Parse parses the kernel command line. Unknown words are ignored
 // (they belong to the kernel or the image's init); malformed values of
 // ours are errors naming the word.
-func ParseCmdline(s string) (*Config, error) {
-	c := &Config{IP: "dhcp", Init: "/sbin/init", Retries: defaultRetries, Panic: "reboot"}
+func Parse(s string) (*Config, error) {
+	c := &Config{IP: "dhcp", Init: "/sbin/init", Retries: DefaultRetries, Panic: "reboot"}
 	var errs []error
 	more := 0
 	bad := func(w string, f string, a ...any) {
@@ -116,7 +125,7 @@ func ParseCmdline(s string) (*Config, error) {
 		}
 		errs = append(errs, fmt.Errorf("kernel argument %q: %s", w, fmt.Sprintf(f, a...)))
 	}
-	for _, w := range splitCmdline(s) {
+	for _, w := range Split(s) {
 		k, v, hasVal := strings.Cut(w, "=")
 		switch k {
 		case "BOOTIF":
@@ -142,13 +151,13 @@ func ParseCmdline(s string) (*Config, error) {
 			}
 			c.Root = r
 		case "hostname":
-			if err := checkHostname(v); err != nil {
+			if err := CheckHostname(v); err != nil {
 				bad(w, "%v", err)
 				continue
 			}
 			c.Hostname = v
 		case "onesis.node":
-			if err := checkHostname(v); err != nil {
+			if err := CheckHostname(v); err != nil {
 				bad(w, "%v", err)
 				continue
 			}
@@ -289,7 +298,7 @@ func parseStaticIP(v string) (*StaticIP, bool, error) {
 		return nil, false, fmt.Errorf("netmask %s is not a netmask", f[3])
 	}
 	if st.Hostname != "" {
-		if err := checkHostname(st.Hostname); err != nil {
+		if err := CheckHostname(st.Hostname); err != nil {
 			return nil, false, err
 		}
 	}
@@ -351,8 +360,8 @@ func (r *NFSRoot) MountOptions(server string) string {
 	return strings.Join(out, ",")
 }
 
-// checkHostname accepts an RFC 1123 host name (a label or a dotted name).
-func checkHostname(h string) error {
+// CheckHostname accepts an RFC 1123 host name (a label or a dotted name).
+func CheckHostname(h string) error {
 	if h == "" || len(h) > 64 {
 		return fmt.Errorf("hostname %q must be 1 to 64 characters", h)
 	}
