@@ -89,6 +89,15 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
 	}
+	if kind == Wrote && im.seenIsCurrent(idx) && len(im.loadRetry()) == 0 {
+		// No git command wrote the index since the last hook (it is the
+		// very file seen then), so none wrote a file either: with
+		// .gitmeta as last applied there is nothing to do, and the index
+		// need not be read (post-checkout after post-index-change).
+		if applied := im.loadAppliedBytes(); applied != nil && bytes.Equal(applied, b) {
+			return &Converged{Skipped: "the index and .gitmeta are as the last apply left them"}, nil
+		}
+	}
 	end := trace.Region("read the index")
 	ix, err := git.ReadIndex(idx, im.Git.HashLen())
 	end()
@@ -286,6 +295,14 @@ func (im *Image) loadSeen(idx string, cur *git.Index) (*git.Index, unix.Timespec
 		return nil, unix.Timespec{}
 	}
 	return ix, st.Mtim
+}
+
+// seenIsCurrent reports whether the index last seen is still the index
+// file idx: the same inode (a hard link) with the same modification time.
+func (im *Image) seenIsCurrent(idx string) bool {
+	var a, b unix.Stat_t
+	return unix.Stat(idx, &a) == nil && unix.Lstat(im.statePath(SeenIndexFile), &b) == nil &&
+		a.Dev == b.Dev && a.Ino == b.Ino && a.Mtim == b.Mtim
 }
 
 // saveSeen keeps the current index file as the one last seen: a hard link
