@@ -317,8 +317,13 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 		slices.Sort(untracked)
 	}
 	trace.Printf("status: %d of %d index entries proven unchanged by the scan; %d untracked files", nvalid, len(ix.Entries), len(untracked))
-	f, err := os.CreateTemp(filepath.Join(im.Git.GitDir, "onesis"), "status-index-")
+	dir := filepath.Join(im.Git.GitDir, "onesis")
+	os.MkdirAll(dir, 0o755)
+	f, err := os.CreateTemp(dir, "status-index-")
 	if err != nil {
+		// A git dir this user cannot write (a reviewer's status): git
+		// walks the tree itself.
+		trace.Printf("status: %v; git walks the tree itself", err)
 		return im.Git.StatusPorcelain()
 	}
 	defer os.Remove(f.Name())
