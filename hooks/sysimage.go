@@ -14,7 +14,7 @@ import (
 const sysimageConf = "/etc/sysimage.conf"
 
 // checkSysimage parses the staged etc/sysimage.conf, with its INCLUDEs as
-// staged, and refuses the commit when it does not parse: every node would
+// staged (from the index pre-commit's record read, when it did), and refuses the commit when it does not parse: every node would
 // fail to build /ram from it at boot (or, before its limits existed, hang
 // there). An image without the file is fine.
 func checkSysimage(im *image.Image) error {
@@ -24,7 +24,7 @@ func checkSysimage(im *image.Image) error {
 			return b, nil
 		}
 		// sysimage hands INCLUDE only clean absolute paths (no "..").
-		b, ok, err := im.Git.IndexBlob(strings.TrimPrefix(p, "/"))
+		b, ok, err := im.StagedBlob(strings.TrimPrefix(p, "/"))
 		if err != nil {
 			return nil, err
 		}

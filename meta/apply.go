@@ -64,6 +64,11 @@ type ApplyResult struct {
 	// Touched lists paths whose inode metadata Apply changed (callers
 	// refresh git's index for them), in manifest order.
 	Touched []string
+	// Before holds, index for index with Touched, what lstat said of each
+	// touched file or symlink before Apply changed it (the zero StatData
+	// for other types), so a caller can prove only Apply changed it since
+	// git last recorded its stat data.
+	Before []StatData
 	// Errors holds per-entry failures (*ApplyError); Apply carries on past
 	// them.
 	Errors []error
@@ -115,6 +120,7 @@ func Apply(root string, m *Manifest, opts ApplyOptions) (*ApplyResult, error) {
 		res:     &ApplyResult{},
 		nonRoot: os.Geteuid() != 0,
 		changed: make(map[int]bool),
+		before:  make(map[int]StatData),
 		pid:     os.Getpid(),
 	}
 	a.stack.root = rootfd
@@ -161,6 +167,7 @@ func Apply(root string, m *Manifest, opts ApplyOptions) (*ApplyResult, error) {
 	for _, i := range a.order {
 		if a.changed[i] && !opts.DryRun {
 			a.res.Touched = append(a.res.Touched, m.Entries[i].Path)
+			a.res.Before = append(a.res.Before, a.before[i])
 		}
 	}
 	a.res.Changed = len(a.changed)
@@ -178,10 +185,11 @@ type applier struct {
 	order     []int    // entry indices in canonical order
 	lookup    func(string) *Entry
 	oldLookup func(string) *Entry
-	primaries map[string]bool // paths other entries name in hardlink=
-	dirs      []int           // directories whose mode is fixed in the last pass
-	changed   map[int]bool    // entries changed (or, in a dry run, that would be)
-	dryDirs   map[string]bool // directories a dry run would have created
+	primaries map[string]bool  // paths other entries name in hardlink=
+	dirs      []int            // directories whose mode is fixed in the last pass
+	changed   map[int]bool     // entries changed (or, in a dry run, that would be)
+	before    map[int]StatData // files and symlinks: lstat before any change
+	dryDirs   map[string]bool  // directories a dry run would have created
 	pid       int
 	tmpSeq    int
 }
@@ -203,6 +211,16 @@ func sortedOrder(m *Manifest) []int {
 	return order
 }
 
+// isSorted reports whether m's entries are in canonical order.
+func isSorted(m *Manifest) bool {
+	for i := 1; i < len(m.Entries); i++ {
+		if !Less(m.Entries[i-1].Path, m.Entries[i].Path) {
+			return false
+		}
+	}
+	return true
+}
+
 // lookupFunc finds entries by path: binary search when m is sorted, a map
 // otherwise.
 func lookupFunc(m *Manifest) func(string) *Entry {
@@ -221,37 +239,58 @@ func (a *applier) visitSet() []bool {
 	if a.opts.Old == nil {
 		return nil
 	}
-	m := a.m
+	m, old := a.m, a.opts.Old
 	visit := make([]bool, len(m.Entries))
-	pos := make(map[string]int)
 	secondaries := make(map[string][]int)
+	// Both manifests are sorted as a rule: walk them side by side.
+	merge := isSorted(m) && isSorted(old)
+	j := 0
 	for i := range m.Entries {
 		e := &m.Entries[i]
-		if o := a.oldLookup(e.Path); o == nil || !o.Equal(e) {
+		var o *Entry
+		if merge {
+			for j < len(old.Entries) && Less(old.Entries[j].Path, e.Path) {
+				j++
+			}
+			if j < len(old.Entries) && old.Entries[j].Path == e.Path {
+				o = &old.Entries[j]
+			}
+		} else {
+			o = a.oldLookup(e.Path)
+		}
+		if o == nil || !o.Equal(e) {
 			visit[i] = true
 		}
 		if e.Hardlink != "" {
 			secondaries[e.Hardlink] = append(secondaries[e.Hardlink], i)
 		}
 	}
-	if len(a.opts.Paths) > 0 || len(secondaries) > 0 {
-		for i := range m.Entries {
-			pos[m.Entries[i].Path] = i
+	var pos func(string) (int, bool)
+	if isSorted(m) {
+		pos = func(p string) (int, bool) {
+			i := sort.Search(len(m.Entries), func(i int) bool { return !Less(m.Entries[i].Path, p) })
+			return i, i < len(m.Entries) && m.Entries[i].Path == p
 		}
+	} else if len(a.opts.Paths) > 0 || len(secondaries) > 0 {
+		idx := make(map[string]int, len(m.Entries))
+		for i := range m.Entries {
+			idx[m.Entries[i].Path] = i
+		}
+		pos = func(p string) (int, bool) { i, ok := idx[p]; return i, ok }
 	}
 	for _, p := range a.opts.Paths {
 		if err := ValidPath(p); err != nil {
 			a.fail(p, "apply", err)
 			continue
 		}
-		if i, ok := pos[p]; ok {
+		if i, ok := pos(p); ok {
 			visit[i] = true
 		}
 	}
 	// A rewritten or changed member of a hard-link group means the whole
 	// group has to be relinked.
 	for primary, secs := range secondaries {
-		pi, ok := pos[primary]
+		pi, ok := pos(primary)
 		if !ok {
 			continue
 		}
@@ -416,6 +455,9 @@ func (a *applier) applyEntry(i int) {
 		a.fail(e.Path, "lstat", err)
 		return
 	}
+	if t := typeOf(st.Mode); t == TypeFile || t == TypeSymlink {
+		defer a.noteBefore(i, StatDataOf(&st))
+	}
 	if !a.checkType(i, e, dirfd, name, &st) {
 		return
 	}
@@ -467,6 +509,13 @@ func (a *applier) applyEntry(i int) {
 	// Legacy setgitperms entries record no xattrs; leave whatever is there.
 	if e.Type != TypeUnknown {
 		a.syncXattrs(i, e, dirfd, name)
+	}
+}
+
+// noteBefore keeps what lstat said of entry i before it was changed.
+func (a *applier) noteBefore(i int, sd StatData) {
+	if a.changed[i] {
+		a.before[i] = sd
 	}
 }
 

@@ -38,6 +38,29 @@ type ScanOptions struct {
 	// second, and once at the end) with the number of entries scanned so
 	// far. It may be called from any goroutine, but never concurrently.
 	Progress func(n int)
+	// Stats, when set, makes the scan keep what lstat said of every
+	// object (see ScanStats).
+	Stats bool
+}
+
+// StatData is what lstat said of an object during a scan, in the form
+// git's index keeps it: each field truncated to 32 bits.
+type StatData struct {
+	CtimeSec, CtimeNsec uint32
+	MtimeSec, MtimeNsec uint32
+	Dev, Ino            uint32
+	Mode, UID, GID      uint32
+	Size                uint32
+}
+
+// StatDataOf is st in the form git's index keeps it.
+func StatDataOf(st *unix.Stat_t) StatData {
+	return StatData{
+		CtimeSec: uint32(st.Ctim.Sec), CtimeNsec: uint32(st.Ctim.Nsec),
+		MtimeSec: uint32(st.Mtim.Sec), MtimeNsec: uint32(st.Mtim.Nsec),
+		Dev: uint32(st.Dev), Ino: uint32(st.Ino),
+		Mode: st.Mode, UID: st.Uid, GID: st.Gid, Size: uint32(st.Size),
+	}
 }
 
 // progressEvery is the interval between Progress calls.
@@ -66,14 +89,24 @@ const progressEvery = 100 * time.Millisecond
 // A directory that cannot be read is an error; objects that vanish while the
 // scan runs are left out.
 func Scan(root string, opts ScanOptions) (*Manifest, error) {
+	opts.Stats = false
+	m, _, err := ScanStats(root, opts)
+	return m, err
+}
+
+// ScanStats is Scan that also returns, when opts.Stats is set, what lstat
+// said of each entry, index for index with the manifest's entries (the
+// zero StatData for directories), so a caller can tell which objects
+// still have the stat data git's index recorded for them.
+func ScanStats(root string, opts ScanOptions) (*Manifest, []StatData, error) {
 	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("scanning %s: %w", root, err)
+		return nil, nil, fmt.Errorf("scanning %s: %w", root, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("scanning %s: %w", root, err)
+		return nil, nil, fmt.Errorf("scanning %s: %w", root, err)
 	}
 	rootEntry := entryFromStat(".", &st)
 
@@ -90,19 +123,35 @@ func Scan(root string, opts ScanOptions) (*Manifest, error) {
 	rootNode := &dirNode{fd: fd, rel: "."}
 	rootNode.refs.Store(1)
 
+	// The last scan's size (what the cache remembers) sizes each worker's
+	// slices, which otherwise grow by copying many times over.
+	hint := 0
+	if s.cache != nil {
+		hint = s.cache.Len()/workers + s.cache.Len()/(4*workers)
+	}
 	ws := make([]*scanWorker, workers)
 	for i := range ws {
 		ws[i] = &scanWorker{s: s, buf: make([]byte, 32<<10), xbuf: make([]byte, 4<<10)}
+		if hint > 0 {
+			ws[i].entries = make([]Entry, 0, hint)
+			ws[i].crecs = make([]cacheRec, 0, hint)
+			if opts.Stats {
+				ws[i].stats = make([]StatData, 0, hint)
+			}
+		}
 	}
 	// The root is processed by the first worker before the pool starts, so
 	// its entry and xattrs are handled like any other directory's.
 	xs, err := ws[0].dirXattrs(fd, ".", keyOf(&st))
 	if err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, nil, err
 	}
 	rootEntry.Xattrs = xs
 	ws[0].entries = append(ws[0].entries, rootEntry)
+	if opts.Stats {
+		ws[0].stats = append(ws[0].stats, StatData{})
+	}
 	s.pending = 1
 	s.stack = append(s.stack, dirTask{node: rootNode})
 
@@ -118,7 +167,7 @@ func Scan(root string, opts ScanOptions) (*Manifest, error) {
 	wg.Wait()
 	stopProgress()
 	if s.err != nil {
-		return nil, s.err
+		return nil, nil, s.err
 	}
 
 	if opts.Keep != nil {
@@ -144,27 +193,34 @@ func Scan(root string, opts ScanOptions) (*Manifest, error) {
 	}
 	all := make([]Entry, 0, n)
 	links := make([]linkRec, 0, nlinks)
+	var stats []StatData
+	if opts.Stats {
+		stats = make([]StatData, 0, n)
+	}
 	for _, w := range ws {
 		base := int32(len(all))
 		all = append(all, w.entries...)
+		stats = append(stats, w.stats...)
 		for _, l := range w.links {
 			l.idx += base
 			links = append(links, l)
 		}
-		w.entries, w.links = nil, nil
+		w.entries, w.links, w.stats = nil, nil, nil
 	}
-	m := &Manifest{Entries: sortEntries(all, links)}
+	sorted, stats := sortEntries(all, links, stats)
+	m := &Manifest{Entries: sorted}
 	markEmpty(m)
 	if opts.Progress != nil {
 		opts.Progress(len(m.Entries))
 	}
-	return m, nil
+	return m, stats, nil
 }
 
 // sortEntries returns all in canonical order (the order Manifest.Sort
 // gives) and fills in Hardlink for secondary hard-link members. It sorts
 // indices rather than moving whole entries around.
-func sortEntries(all []Entry, links []linkRec) []Entry {
+// When stats is not nil it is reordered the same way.
+func sortEntries(all []Entry, links []linkRec, stats []StatData) ([]Entry, []StatData) {
 	order := make([]int32, len(all))
 	for i := range order {
 		order[i] = int32(i)
@@ -199,7 +255,14 @@ func sortEntries(all []Entry, links []linkRec) []Entry {
 	for r, i := range order {
 		out[r] = all[i]
 	}
-	return out
+	if stats == nil {
+		return out, nil
+	}
+	sout := make([]StatData, len(stats))
+	for r, i := range order {
+		sout[r] = stats[i]
+	}
+	return out, sout
 }
 
 // sortParallel sorts s with cmp, one slice per CPU at once, then merges
@@ -472,6 +535,7 @@ type scanWorker struct {
 	xbuf    []byte // xattr list / value buffer
 	lbuf    []byte // readlink buffer
 	entries []Entry
+	stats   []StatData // with ScanOptions.Stats: one per entry
 	links   []linkRec
 	ownCwd  bool
 	// What this worker saw, for the scan cache: records with xidx local
@@ -531,6 +595,9 @@ func (w *scanWorker) dir(t dirTask) error {
 		}
 		t.entry.Xattrs = xs
 		w.entries = append(w.entries, t.entry)
+		if w.s.opts.Stats {
+			w.stats = append(w.stats, StatData{})
+		}
 		w.s.count.Add(1)
 	}
 	defer node.release()
@@ -646,6 +713,9 @@ func (w *scanWorker) readDir(d *dirNode) error {
 				w.links = append(w.links, linkRec{dev: uint64(st.Dev), ino: st.Ino, idx: int32(len(w.entries))})
 			}
 			w.entries = append(w.entries, e)
+			if s.opts.Stats {
+				w.stats = append(w.stats, StatDataOf(&st))
+			}
 			scanned++
 		}
 	}
@@ -725,6 +795,7 @@ func (w *scanWorker) keep(keep func(string, Type) bool) {
 		newIdx = make([]int32, len(w.entries))
 	}
 	kept := w.entries[:0]
+	keptStats := w.stats[:0]
 	for i := range w.entries {
 		e := &w.entries[i]
 		if e.Type != TypeDir && !keep(e.Path, e.Type) {
@@ -737,6 +808,12 @@ func (w *scanWorker) keep(keep func(string, Type) bool) {
 			newIdx[i] = int32(len(kept))
 		}
 		kept = append(kept, *e)
+		if w.stats != nil {
+			keptStats = append(keptStats, w.stats[i])
+		}
+	}
+	if w.stats != nil {
+		w.stats = keptStats
 	}
 	clear(w.entries[len(kept):])
 	w.entries = kept

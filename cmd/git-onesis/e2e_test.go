@@ -184,6 +184,25 @@ func TestTamperDetection(t *testing.T) {
 		{"capability removed", func() { must(t, img, "setcap", "-r", "usr/bin/ping") }, "usr/bin/ping: capability cap_net_raw+ep removed"},
 		{"mode widened", func() { unix.Chmod(filepath.Join(img, "etc/secret"), 0o644) }, "etc/secret: mode 0600 -> 0644"},
 		{"fifo removed", func() { os.Remove(filepath.Join(img, "dev/initctl")) }, "dev/initctl"},
+		{"hard link broken by cp", func() {
+			p := filepath.Join(img, "usr/lib/libfoo-hard.so")
+			must(t, img, "cp", "-p", "usr/lib/libfoo-hard.so", "usr/lib/copy")
+			os.Rename(filepath.Join(img, "usr/lib/copy"), p)
+		}, "usr/lib/libfoo.so.1: no longer a hard link to usr/lib/libfoo-hard.so"},
+		// Racy: each change follows a record in the same second, so no
+		// time stamp can tell it apart from what was recorded.
+		{"racy chmod", func() {
+			onesis(t, img, "record", "-q")
+			unix.Chmod(filepath.Join(img, "etc/secret"), 0o640)
+		}, "etc/secret: mode 0600 -> 0640"},
+		{"racy setxattr", func() {
+			onesis(t, img, "record", "-q")
+			must(t, img, "setfattr", "-n", "user.note", "-v", "HELLO", "etc/secret")
+		}, "user.note"},
+		{"racy chown", func() {
+			onesis(t, img, "record", "-q")
+			os.Chown(filepath.Join(img, "usr/bin/su"), 1234, 0)
+		}, "usr/bin/su: owner root -> bob"},
 	}
 	for _, tc := range tampers {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,6 +29,9 @@ func hookCmds() []*cli.Command {
 				if err != nil {
 					return err
 				}
+				// A hook asks several config variables and sets none:
+				// one 'git config --list' answers them all.
+				im.Git.CacheConfig()
 				if !im.Enabled() {
 					return nil
 				}

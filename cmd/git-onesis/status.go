@@ -65,6 +65,7 @@ func runStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	im.Git.CacheConfig() // status sets no config: one 'git config --list'
 	m := meter(c, im, "Checking metadata")
 	im.Progress = m.Set
 	st, err := im.Status()

@@ -14,6 +14,11 @@
 #     BENCH_OUT     markdown file to update (default docs/benchmarks.md;
 #                   "-" prints the generated part only)
 #     BENCH_SYNTHETIC=1  skip debootstrap, use the synthetic generator
+#     BENCH_UNIQUE  1 (default): append each regular file's own path to it
+#                   after copying, so no two copies share content and git
+#                   cannot dedupe them (the init comparison); 0 keeps the
+#                   copies identical
+#     BENCH_SKIP_SLOW=1  skip upgrade start and rsync (development runs)
 #
 # Needs root (the corpus holds device nodes, setuid files and other owners).
 # Timings are informational only; nothing here is a test assertion.
@@ -157,12 +162,22 @@ say "corpus: $COPIES copies of a $PER-entry root filesystem ($SOURCE)"
 rm -rf "$BENCH_DIR/work"
 mkdir -p "$TREE"
 for i in $(seq -w 1 "$COPIES"); do cp -a "$ROOTFS" "$TREE/node$i"; done
+BENCH_UNIQUE=${BENCH_UNIQUE:-1}
+if [ "$BENCH_UNIQUE" = 1 ]; then
+	# Unique content: each regular file gets its own path appended (as
+	# root, so setuid bits stay; the kernel drops file capabilities on
+	# write, and a minbase has none). Hard-linked names append to the same
+	# inode, which stays one file.
+	say "making every copy's content unique (BENCH_UNIQUE=1)"
+	(cd "$TREE" && find . -type f -print0 | xargs -0 -n 2000 sh -c 'for f; do printf "\n%s\n" "$f" >>"$f"; done' sh)
+fi
 ENTRIES=$(find "$TREE" | wc -l)
 SIZE=$(du -sh "$TREE" | cut -f1)
 SETUID=$(find "$TREE" -type f -perm /6000 | wc -l)
 DEVICES=$(find "$TREE" \( -type c -o -type b \) | wc -l)
 note "$ENTRIES entries, $SIZE, $SETUID setuid/setgid files, $DEVICES device nodes"
 cd "$TREE"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- timing
 declare -A T      # key -> best seconds, or empty when the step failed
@@ -259,6 +274,8 @@ if [ "$OURS" = 1 ]; then
 			: "$TOGGLE; git onesis checkout -q --detach \$t"
 		measure git_checkout "$BENCH_RUNS" "\`git checkout\` between the two commits, hooks off (metadata left wrong)" \
 			: "$TOGGLE; git -c core.hooksPath=/dev/null checkout -q --detach \$t"
+		measure hook_checkout "$BENCH_RUNS" "\`git checkout\` between the two commits with the hooks (post-index-change and post-checkout apply)" \
+			: "$TOGGLE; git checkout -q --detach \$t"
 		git -c core.hooksPath=/dev/null checkout -q --detach "$A"
 		git onesis apply >/dev/null 2>&1 || true
 		# The same switch with 10 entries differing: what incremental apply
@@ -286,11 +303,28 @@ else
 	for k in apply_switch onesis_checkout; do skip "$k" "git onesis $k" "git-onesis unavailable"; done
 fi
 
+# A one-file commit, with the hooks (pre-commit records, post-commit
+# checks) and without: what the hooks add, in find walks.
+if [ "$OURS" = 1 ]; then
+	git checkout -q main 2>/dev/null || git checkout -q -B main
+	git onesis apply -q >/dev/null 2>&1 || true
+	ONE=$HOSTNAME_FILE
+	measure commit_on "$BENCH_RUNS" "one-file \`git commit\` (content change) with the hooks" \
+		"echo \$RANDOM >>$ONE && git add $ONE" "git commit -q -m one"
+	measure commit_off "$BENCH_RUNS" "one-file \`git commit\` (content change), hooks off" \
+		"echo \$RANDOM >>$ONE && git add $ONE" "git -c core.hooksPath=/dev/null commit -q -m one"
+	git onesis commit -q -m "bench commits" >/dev/null 2>&1 || true
+else
+	for k in commit_on commit_off; do skip "$k" "git commit $k" "git-onesis unavailable"; done
+fi
+
 # The old recipe's upgrade step, `rsync -a image-prod image-update`, against
 # `git onesis upgrade start` (branch + linked worktree + full apply).
 UPW=$BENCH_DIR/work/upgrade-worktree
 UPR=$BENCH_DIR/work/upgrade-rsync
-if [ "$OURS" = 1 ]; then
+if [ -n "${BENCH_SKIP_SLOW:-}" ]; then
+	skip upgrade_start "git onesis upgrade start" "BENCH_SKIP_SLOW"
+elif [ "$OURS" = 1 ]; then
 	measure upgrade_start 1 "\`git onesis upgrade start\` (branch + worktree + apply)" \
 		"git worktree remove --force --force $UPW >/dev/null 2>&1; git branch -D bench-upgrade >/dev/null 2>&1; rm -rf $UPW; git worktree prune" \
 		"git onesis upgrade start -q --dir $UPW bench-upgrade"
@@ -300,10 +334,14 @@ if [ "$OURS" = 1 ]; then
 else
 	skip upgrade_start "git onesis upgrade start" "git-onesis unavailable"
 fi
-measure rsync_copy 1 "\`rsync -a\` of the image directory (the old recipe's copy)" \
-	"rm -rf $UPR" "rsync -aHAX --numeric-ids ./ $UPR/"
-UPR_DISK=$(du -sh "$UPR" 2>/dev/null | cut -f1)
-rm -rf "$UPR"
+if [ -n "${BENCH_SKIP_SLOW:-}" ]; then
+	skip rsync_copy "rsync -a" "BENCH_SKIP_SLOW"
+else
+	measure rsync_copy 1 "\`rsync -a\` of the image directory (the old recipe's copy)" \
+		"rm -rf $UPR" "rsync -aHAX --numeric-ids ./ $UPR/"
+	UPR_DISK=$(du -sh "$UPR" 2>/dev/null | cut -f1)
+	rm -rf "$UPR"
+fi
 
 # ---------------------------------------------------------------- competitors
 SAVED=$BENCH_DIR/work/gitmeta.ours
@@ -342,6 +380,14 @@ ratio() { # OURS THEIRS -> "0.52×" (ours / theirs)
 	awk -v a="$a" -v b="$b" 'BEGIN { if (b <= 0) { print "n/a"; exit } r = a / b
 		if (r < 1) printf "%.2f× (%.1f× faster)", r, 1 / r; else printf "%.2f×", r }'
 }
+walks() { # ON OFF FLOOR -> (ON - OFF) / FLOOR: extra find walks
+	local a=${T[$1]:-} b=${T[$2]:-} f=${T[$3]:-}
+	if [ -z "$a" ] || [ -z "$b" ] || [ -z "$f" ]; then printf 'n/a'; return; fi
+	awk -v a="$a" -v b="$b" -v f="$f" 'BEGIN { if (f <= 0) { print "n/a"; exit } printf "%.2f find walks (%.3f s)", (a - b) / f, a - b }'
+}
+target() { # VALUE-TEXT LIMIT -> "met" / "not met" from the number VALUE-TEXT starts with
+	awk -v v="$1" -v l="$2" 'BEGIN { if (v !~ /^[0-9.]/) { print "n/a"; exit } if (v + 0 <= l) print "met"; else print "not met" }'
+}
 extra() { # OURS BASE -> seconds OURS takes beyond BASE ("n/a" if unknown)
 	local a=${T[$1]:-} b=${T[$2]:-}
 	if [ -z "$a" ] || [ -z "$b" ]; then printf 'n/a'; return; fi
@@ -353,7 +399,8 @@ gen() {
 	echo
 	echo "**Machine:** $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r), $(stat -f -c %T "$TREE") filesystem."
 	echo "**Software:** $(v go version | sed 's/^go version //'), $(v git --version), $( [ "$OURS" = 1 ] && v git onesis version | tr -d '\n' || echo "git-onesis n/a"), $( have hyperfine && v hyperfine --version || echo 'built-in timer'), metastore $(v metastore --version | awk '{print $NF}'), etckeeper $(cat "$BENCH_DIR/tools/etckeeper-30store-metadata.version" 2>/dev/null || echo n/a)."
-	echo "**Corpus:** $ENTRIES entries ($SIZE) = $COPIES copies of a $PER-entry root filesystem from $SOURCE; $SETUID setuid/setgid files, $DEVICES device nodes."
+	echo "**Corpus:** $ENTRIES entries ($SIZE) = $COPIES copies of a $PER-entry root filesystem from $SOURCE; $SETUID setuid/setgid files, $DEVICES device nodes; $( [ "$BENCH_UNIQUE" = 1 ] && echo "content made unique per copy (each regular file has its own path appended), so git stores every copy" || echo "copies identical (git stores their content once)")."
+	echo "**Load average** (1, 5, 15 min; the machine may be shared): $LOAD_BEFORE before the timed runs, $(cut -d' ' -f1-3 /proc/loadavg) after."
 	echo
 	echo "| operation | runs | best time |"
 	echo "|---|---:|---:|"
@@ -361,6 +408,18 @@ gen() {
 	for k in "${ORDER[@]}"; do
 		echo "| ${LABEL[$k]} | ${RUNS[$k]} | $(t "$k") |"
 	done
+	echo
+	echo "**Targets** (issue 20; one run, not an assertion):"
+	echo
+	echo "| target | measured | limit | |"
+	echo "|---|---:|---:|---|"
+	local r
+	r=$(ratio status git_status); echo "| \`git onesis status\` vs \`git status --porcelain\` | $r | 1.3× | $(target "$r" 1.3) |"
+	r=$(ratio onesis_checkout git_checkout); echo "| \`git onesis checkout\` vs \`git checkout\` hooks off (${CHANGED:-1000} entries differ) | $r | 1.3× | $(target "$r" 1.3) |"
+	r=$(ratio hook_checkout git_checkout); echo "| \`git checkout\` with the hooks vs hooks off (same switch) | $r | 1.3× | $(target "$r" 1.3) |"
+	r=$(walks commit_on commit_off find); echo "| one-file \`git commit\`: hooks on minus hooks off | $r | 1.1 find walks | $(target "$r" 1.1) |"
+	r=$(ratio onesis_init git_init); echo "| \`git onesis init --commit\` vs \`git init && git add -A && git commit\` | $r | 1.0× | $(target "$r" 1.0) |"
+	r=$(ratio record find); echo "| \`git onesis record\` vs the \`find\` floor | $r | 1.0× | $(target "$r" 1.0) |"
 	echo
 	echo "Ratios are git-onesis time / other time (below 1 means git-onesis is faster)."
 	echo
@@ -379,6 +438,7 @@ gen() {
 	echo "| \`git onesis status\` vs \`metastore -c\` | $(ratio status ms_compare) |"
 	echo "| \`git onesis status\` vs \`git status --porcelain\` | $(ratio status git_status) |"
 	echo "| \`git onesis checkout\` vs plain \`git checkout\` (1k entries differ) | $(ratio onesis_checkout git_checkout) |"
+	echo "| \`git checkout\` with the hooks vs hooks off (1k entries differ) | $(ratio hook_checkout git_checkout) |"
 	echo "| \`git onesis checkout\` vs plain \`git checkout\` (10 entries differ) | $(ratio onesis_checkout10 git_checkout10) |"
 	echo "| \`git onesis upgrade start\` vs \`rsync -a\` of the image | $(ratio upgrade_start rsync_copy) |"
 	echo

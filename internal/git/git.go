@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -75,6 +76,72 @@ type Repo struct {
 	Env []string
 	// index, when set, is the index file this Repo uses (WithIndex).
 	index string
+	// hashLen caches HashLen (0: not asked yet); read and written
+	// atomically.
+	hashLen int32
+	// config, when set by CacheConfig, answers Config and ConfigBool.
+	config map[string]configValue
+}
+
+type configValue struct {
+	val  string
+	bare bool // "[section] key" with no "=": true as a boolean
+}
+
+// CacheConfig reads every config variable with one 'git config --list'
+// and answers Config and ConfigBool from that snapshot from then on, for
+// short-lived processes (the hooks) that ask several and never set any.
+// On error nothing is cached.
+func (r *Repo) CacheConfig() error {
+	out, err := r.Run("config", "-z", "--list")
+	if err != nil {
+		return fmt.Errorf("reading git config: %w", err)
+	}
+	m := map[string]configValue{}
+	for _, rec := range splitZ(out) {
+		k, v, hasVal := strings.Cut(rec, "\n")
+		m[configKey(k)] = configValue{val: v, bare: !hasVal}
+	}
+	r.config = m
+	return nil
+}
+
+// configKey is key as 'git config --list' names it: section and variable
+// name lower-cased, a subsection as it is.
+func configKey(key string) string {
+	i, j := strings.IndexByte(key, '.'), strings.LastIndexByte(key, '.')
+	if i < 0 {
+		return strings.ToLower(key)
+	}
+	return strings.ToLower(key[:i]) + key[i:j] + strings.ToLower(key[j:])
+}
+
+// parseBool reads a config value as git's --type=bool does.
+func parseBool(v configValue) (bool, error) {
+	if v.bare {
+		return true, nil
+	}
+	switch strings.ToLower(v.val) {
+	case "true", "yes", "on":
+		return true, nil
+	case "false", "no", "off", "":
+		return false, nil
+	}
+	n := v.val
+	mult := int64(1)
+	switch strings.ToLower(n[len(n)-1:]) {
+	case "k":
+		mult, n = 1<<10, n[:len(n)-1]
+	case "m":
+		mult, n = 1<<20, n[:len(n)-1]
+	case "g":
+		mult, n = 1<<30, n[:len(n)-1]
+	}
+	i, err := strconv.ParseInt(n, 0, 64)
+	if err != nil {
+		return false, fmt.Errorf("bad boolean config value %q", v.val)
+	}
+	return i*mult != 0, nil
 }
 
 // WithIndex returns a copy of r that uses the index file path, for its git
@@ -198,6 +265,10 @@ func splitZ(b []byte) []string {
 // Config returns the value of key (the last one if it has several). The
 // boolean is false, with a nil error, when key is unset.
 func (r *Repo) Config(key string) (string, bool, error) {
+	if r.config != nil {
+		v, ok := r.config[configKey(key)]
+		return v.val, ok, nil
+	}
 	out, err := r.Run("config", "--get", key)
 	if exitCode(err) == 1 {
 		return "", false, nil
@@ -212,6 +283,17 @@ func (r *Repo) Config(key string) (string, bool, error) {
 // or a bare key meaning true), or def when key is unset. A value git cannot
 // read as a boolean is an error.
 func (r *Repo) ConfigBool(key string, def bool) (bool, error) {
+	if r.config != nil {
+		v, ok := r.config[configKey(key)]
+		if !ok {
+			return def, nil
+		}
+		b, err := parseBool(v)
+		if err != nil {
+			return def, fmt.Errorf("reading git config %s as a boolean: %w", key, err)
+		}
+		return b, nil
+	}
 	out, err := r.Run("config", "--type=bool", "--get", key)
 	if exitCode(err) == 1 {
 		return def, nil
@@ -546,7 +628,16 @@ type StatusEntry struct {
 // no optional locks, so it does not rewrite the index and is safe inside a
 // commit hook. Renames are reported when git detects them in the index.
 func (r *Repo) StatusPorcelain() ([]StatusEntry, error) {
-	out, err := r.Run("--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=no")
+	return r.statusPorcelain("--untracked-files=all")
+}
+
+func (r *Repo) statusPorcelain(opts ...string) ([]StatusEntry, error) {
+	args := []string{"--no-optional-locks"}
+	if len(opts) > 1 {
+		args = append(args, opts[:len(opts)-1]...)
+	}
+	args = append(args, "status", "--porcelain=v1", "-z", opts[len(opts)-1], "--ignored=no")
+	out, err := r.Run(args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading work-tree status: %w", err)
 	}
@@ -569,6 +660,20 @@ func (r *Repo) StatusPorcelain() ([]StatusEntry, error) {
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// StatusPorcelainTracked is StatusPorcelain without untracked files
+// (--untracked-files=no): git does not walk the tree, it only compares
+// HEAD, the index and the index's entries in the tree.
+//
+// With assumeValid the index given to git marks the entries the caller
+// proved unchanged (CE_VALID); git's threaded preload would lstat them
+// anyway, so it is turned off and git's refresh skips them.
+func (r *Repo) StatusPorcelainTracked(assumeValid bool) ([]StatusEntry, error) {
+	if assumeValid {
+		return r.statusPorcelain("-c", "core.preloadIndex=false", "--untracked-files=no")
+	}
+	return r.statusPorcelain("--untracked-files=no")
 }
 
 // RefreshIndex updates the index's cached stat information so that files
@@ -597,6 +702,19 @@ func (r *Repo) RefreshIndex(paths []string) error {
 	if err != nil {
 		return fmt.Errorf("refreshing the index: %w", err)
 	}
+	return r.refreshEntries(paths, tracked)
+}
+
+// RefreshIndexEntries is RefreshIndex for paths the caller knows to be
+// index entries (so the index is not listed first to check).
+func (r *Repo) RefreshIndexEntries(paths []string) error {
+	if len(paths) == 0 || len(paths) > maxRefreshPaths {
+		return r.RefreshIndex(paths)
+	}
+	return r.refreshEntries(paths, paths)
+}
+
+func (r *Repo) refreshEntries(paths, tracked []string) error {
 	known := make(map[string]bool, len(tracked))
 	for _, p := range tracked {
 		known[p] = true

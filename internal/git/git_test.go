@@ -651,3 +651,34 @@ func TestShowBlobInProcess(t *testing.T) {
 	}
 	check("GIT_OBJECT_DIRECTORY fallback", r)
 }
+
+// TestCacheConfig: answers from the snapshot CacheConfig takes are git's
+// own (git config --get and --type=bool --get) for every form a value can
+// take, case-insensitive names and case-sensitive subsections included.
+func TestCacheConfig(t *testing.T) {
+	dir := newRepo(t, map[string]string{"a": "1\n"})
+	f, err := os.OpenFile(filepath.Join(dir, ".git", "config"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("[onesis]\n\tenabled = true\n\tapplyOnCheckout = off\n[t]\n\tbare\n\tempty =\n\tyes = YES\n\ttwo = 2\n\tzero = 0\n\tkilo = 1k\n\tword = hello\n[t \"Sub.Case\"]\n\tKey = v1\n\tkey = v2\n")
+	f.Close()
+	plain := discover(t, dir)
+	cached := discover(t, dir)
+	if err := cached.CacheConfig(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"onesis.enabled", "ONESIS.Enabled", "onesis.applyoncheckout", "t.bare", "t.empty", "t.yes",
+		"t.two", "t.zero", "t.kilo", "t.word", "t.Sub.Case.key", "t.Sub.Case.KEY", "t.sub.case.key", "t.missing", "core.bare"} {
+		v1, ok1, err1 := plain.Config(k)
+		v2, ok2, err2 := cached.Config(k)
+		if v1 != v2 || ok1 != ok2 || (err1 == nil) != (err2 == nil) {
+			t.Errorf("Config(%q): git %q %v %v; cached %q %v %v", k, v1, ok1, err1, v2, ok2, err2)
+		}
+		b1, err1 := plain.ConfigBool(k, true)
+		b2, err2 := cached.ConfigBool(k, true)
+		if b1 != b2 || (err1 == nil) != (err2 == nil) {
+			t.Errorf("ConfigBool(%q): git %v %v; cached %v %v", k, b1, err1, b2, err2)
+		}
+	}
+}

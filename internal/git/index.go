@@ -2,11 +2,18 @@ package git
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // IndexEntry is one entry of git's index (the "DIRC" file), with the stat
@@ -24,6 +31,9 @@ type IndexEntry struct {
 	Stage        int  // 0, or 1-3 for an unmerged path
 	SkipWorktree bool // outside the sparse checkout: not in the work tree
 	IntentToAdd  bool
+	AssumeValid  bool // 'update-index --assume-unchanged' (CE_VALID)
+	// Offset is where the entry starts in the index file.
+	Offset int
 }
 
 // SparseDir reports whether e stands for a whole directory outside the
@@ -34,6 +44,22 @@ func (e *IndexEntry) SparseDir() bool { return e.Mode&0o170000 == 0o040000 }
 type Index struct {
 	Version int
 	Entries []IndexEntry // in git's order (by path, then stage)
+
+	// Mtime is the index file's modification time: git's "index time",
+	// against which an entry modified no earlier is racy (its stat data
+	// alone cannot prove the content unchanged).
+	Mtime unix.Timespec
+
+	raw      []byte // the file as read
+	hashLen  int
+	dev, ino uint64 // the file's identity, to tell whether it was replaced
+}
+
+// Racy reports whether e was modified no earlier than the index was
+// written (whole seconds, as a git built without USE_NSEC compares), so
+// git checks its content rather than trust its stat data.
+func (ix *Index) Racy(e *IndexEntry) bool {
+	return ix.Mtime.Sec != 0 && int64(e.MtimeSec) >= ix.Mtime.Sec
 }
 
 // ErrSplitIndex is returned by ReadIndex for a split index
@@ -49,17 +75,27 @@ const maxIndexEntries = 1 << 26
 // understood; extensions are skipped, but a split index (the "link"
 // extension) is ErrSplitIndex. A missing file is an empty index.
 func ReadIndex(path string, hashLen int) (*Index, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return &Index{Version: 2}, nil
+		return &Index{Version: 2, hashLen: hashLen}, nil
 	}
 	if err != nil {
+		return nil, fmt.Errorf("reading the index: %w", err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("reading the index: %w", err)
+	}
+	b := make([]byte, st.Size)
+	if _, err := io.ReadFull(f, b); err != nil {
 		return nil, fmt.Errorf("reading the index: %w", err)
 	}
 	ix, err := parseIndex(b, hashLen)
 	if err != nil {
 		return nil, fmt.Errorf("reading the index %s: %w", path, err)
 	}
+	ix.Mtime, ix.dev, ix.ino = st.Mtim, st.Dev, st.Ino
 	return ix, nil
 }
 
@@ -79,7 +115,7 @@ func parseIndex(b []byte, hashLen int) (*Index, error) {
 		return nil, fmt.Errorf("index claims %d entries", n)
 	}
 	body := b[:len(b)-hashLen] // the trailing checksum is not read
-	ix := &Index{Version: ver, Entries: make([]IndexEntry, 0, n)}
+	ix := &Index{Version: ver, Entries: make([]IndexEntry, 0, n), raw: b, hashLen: hashLen}
 	off := 12
 	var prev []byte
 	fixed := 40 + hashLen + 2 // stat data, object id, flags
@@ -99,11 +135,13 @@ func parseIndex(b []byte, hashLen int) (*Index, error) {
 			UID:       be32(body[off+28:]),
 			GID:       be32(body[off+32:]),
 			Size:      be32(body[off+36:]),
+			Offset:    off,
 		}
 		off += 40 + hashLen
 		flags := binary.BigEndian.Uint16(body[off:])
 		off += 2
 		e.Stage = int(flags>>12) & 3
+		e.AssumeValid = flags&0x8000 != 0
 		if flags&0x4000 != 0 {
 			if ver < 3 {
 				return nil, fmt.Errorf("entry %d has extended flags in a version 2 index", i)
@@ -201,8 +239,153 @@ func (r *Repo) IndexFile() string {
 // HashLen is the size in bytes of the repository's object ids: 32 under
 // extensions.objectFormat=sha256, else 20.
 func (r *Repo) HashLen() int {
-	if v, ok, err := r.Config("extensions.objectFormat"); err == nil && ok && v == "sha256" {
-		return 32
+	if n := atomic.LoadInt32(&r.hashLen); n != 0 {
+		return int(n)
 	}
-	return 20
+	n := 20
+	if v, ok, err := r.Config("extensions.objectFormat"); err == nil && ok && v == "sha256" {
+		n = 32
+	}
+	atomic.StoreInt32(&r.hashLen, int32(n))
+	return n
+}
+
+// OID is the object name (hex) of entry k.
+func (ix *Index) OID(k int) string {
+	off := ix.Entries[k].Offset + 40
+	return hex.EncodeToString(ix.raw[off : off+ix.hashLen])
+}
+
+// flagsOffset is where the 16-bit flags of the entry at off are.
+func (ix *Index) flagsOffset(off int) int { return off + 40 + ix.hashLen }
+
+// WithAssumeValid returns the index file's bytes with the assume-valid
+// bit (CE_VALID, what 'git update-index --assume-unchanged' sets) on every
+// entry valid names (by position in Entries), and the checksum computed
+// again. git does not lstat such entries: a caller that has just seen
+// those files with the stat data the index records gives git a copy to
+// read (GIT_INDEX_FILE), so the tree is examined once, not twice.
+func (ix *Index) WithAssumeValid(valid []bool) []byte {
+	b := bytes.Clone(ix.raw)
+	for k := range ix.Entries {
+		if k < len(valid) && valid[k] {
+			fo := ix.flagsOffset(ix.Entries[k].Offset)
+			b[fo] |= 0x80
+		}
+	}
+	ix.sum(b)
+	return b
+}
+
+// StatUpdate is new stat data for one index entry (by position in
+// Entries): the change time and owner after a chmod, chown or setxattr
+// that left the content alone.
+type StatUpdate struct {
+	Entry               int
+	CtimeSec, CtimeNsec uint32
+	UID, GID            uint32
+}
+
+// WithStat returns the index file's bytes with the given entries' ctime
+// and owner replaced. Written back with UpdateIndexFile, which keeps the
+// index time, an entry that was racy stays racy (git keeps checking its
+// content) and no other entry changes at all.
+func (ix *Index) WithStat(ups []StatUpdate) []byte {
+	b := bytes.Clone(ix.raw)
+	for _, u := range ups {
+		off := ix.Entries[u.Entry].Offset
+		binary.BigEndian.PutUint32(b[off:], u.CtimeSec)
+		binary.BigEndian.PutUint32(b[off+4:], u.CtimeNsec)
+		binary.BigEndian.PutUint32(b[off+28:], u.UID)
+		binary.BigEndian.PutUint32(b[off+32:], u.GID)
+	}
+	ix.sum(b)
+	return b
+}
+
+// sum writes the trailing checksum of an index file b, unless it is all
+// zeros (index.skipHash), which git accepts as is.
+func (ix *Index) sum(b []byte) {
+	tail := b[len(b)-ix.hashLen:]
+	if bytes.Count(tail, []byte{0}) == len(tail) {
+		return
+	}
+	body := b[:len(b)-ix.hashLen]
+	if ix.hashLen == 32 {
+		s := sha256.Sum256(body)
+		copy(tail, s[:])
+		return
+	}
+	s := sha1.Sum(body)
+	copy(tail, s[:])
+}
+
+// ErrIndexLocked is returned by UpdateIndexFile when another process holds
+// the index lock.
+var ErrIndexLocked = errors.New("the index is locked by another git process")
+
+// UpdateIndexFile rewrites the index as git does: it takes index.lock
+// (failing with ErrIndexLocked if another process holds it), reads the
+// index, lets update return the new bytes (nil: leave the index alone),
+// writes them to the lock file with the index's permissions and
+// modification time and renames it over the index. A split index is
+// ErrSplitIndex.
+//
+// Keeping the modification time keeps git's racy-entry check as it was:
+// an entry modified no earlier than the index was written is still
+// checked by content, so only stat data proven by the caller can make a
+// file look clean.
+//
+// known, if not nil, is the index as the caller read it; it is used when
+// the file is still the same (not replaced since), sparing a second parse.
+func (r *Repo) UpdateIndexFile(known *Index, update func(ix *Index) []byte) error {
+	path := r.IndexFile()
+	lock := path + ".lock"
+	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return ErrIndexLocked
+	}
+	if err != nil {
+		return fmt.Errorf("locking the index: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(lock)
+		}
+	}()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fmt.Errorf("reading the index: %w", err)
+	}
+	ix := known
+	if ix == nil || ix.raw == nil || ix.dev != st.Dev || ix.ino != st.Ino || ix.Mtime != st.Mtim || int64(len(ix.raw)) != st.Size {
+		if ix, err = ReadIndex(path, r.HashLen()); err != nil {
+			return err
+		}
+	}
+	b := update(ix)
+	if b == nil {
+		return nil
+	}
+	if err := f.Chmod(os.FileMode(st.Mode & 0o7777)); err != nil {
+		return fmt.Errorf("writing the index: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("writing the index: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing the index: %w", err)
+	}
+	done = true
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, lock, []unix.Timespec{st.Atim, st.Mtim}, 0); err != nil {
+		os.Remove(lock)
+		return fmt.Errorf("writing the index: %w", err)
+	}
+	if err := os.Rename(lock, path); err != nil {
+		os.Remove(lock)
+		return fmt.Errorf("writing the index: %w", err)
+	}
+	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // debugIndex renders what ReadIndex parsed in the shape of
@@ -143,5 +145,94 @@ func TestReadIndexSplitAndDamaged(t *testing.T) {
 	}
 	if ix, err := ReadIndex(filepath.Join(dir, "no-such-index"), 20); err != nil || len(ix.Entries) != 0 {
 		t.Errorf("missing index: %v, %v", ix, err)
+	}
+}
+
+// TestIndexRewrites: the index copies WithAssumeValid and WithStat make
+// are read by git (checksum right, in every index version and both hash
+// sizes), with exactly the changes asked for: assume-unchanged bits as
+// 'git ls-files -v' shows them, ctime and owner as 'ls-files --debug'
+// shows them, and the index time kept (so are racy entries).
+func TestIndexRewrites(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		init  []string
+		setup []string
+	}{
+		{"v2", nil, nil},
+		{"v4", nil, []string{"update-index", "--index-version", "4"}},
+		{"sha256", []string{"--object-format=sha256"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(tmp(t), "repo")
+			git(t, tmp(t), append(append([]string{"init", "-q"}, tc.init...), dir)...)
+			for _, p := range []string{"a", "b/c", "b/d", "e"} {
+				write(t, filepath.Join(dir, p), p+"\n")
+			}
+			git(t, dir, "add", "-A")
+			git(t, dir, "commit", "-q", "-m", "one")
+			if tc.setup != nil {
+				git(t, dir, tc.setup...)
+			}
+			r := discover(t, dir)
+			ix, err := ReadIndex(r.IndexFile(), r.HashLen())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := ix.OID(1), git(t, dir, "rev-parse", ":b/c"); got != strings.TrimSpace(want) {
+				t.Errorf("OID of b/c = %s; git says %s", got, want)
+			}
+			// Assume-valid on b/c and e.
+			tmpIndex := filepath.Join(dir, ".git", "copy")
+			if err := os.WriteFile(tmpIndex, ix.WithAssumeValid([]bool{false, true, false, true}), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got := git(t, dir, "-c", "core.fsmonitor=false", "--git-dir=.git", "--work-tree=.", "ls-files", "-v")
+			cmd := exec.Command("git", "ls-files", "-v")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GIT_INDEX_FILE="+tmpIndex)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("git ls-files -v on the copy: %v\n%s", err, out)
+			}
+			if want := "H a\nh b/c\nH b/d\nh e\n"; string(out) != want {
+				t.Errorf("copy: ls-files -v = %q; want %q (the original: %q)", out, want, got)
+			}
+			// New ctime and owner for b/d; a is racy.
+			future := time.Now().Add(time.Hour)
+			if err := os.Chtimes(filepath.Join(dir, "a"), future, future); err != nil {
+				t.Fatal(err)
+			}
+			git(t, dir, "update-index", "--refresh")
+			if ix, err = ReadIndex(r.IndexFile(), r.HashLen()); err != nil {
+				t.Fatal(err)
+			}
+			err = r.UpdateIndexFile(nil, func(ix *Index) []byte {
+				return ix.WithStat([]StatUpdate{{Entry: 2, CtimeSec: 12345, CtimeNsec: 678, UID: 4321, GID: 8765}})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(r.IndexFile() + ".lock"); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("index.lock left behind: %v", err)
+			}
+			dbg := git(t, dir, "ls-files", "--debug")
+			if !strings.Contains(dbg, "b/d\n  ctime: 12345:678\n") || !strings.Contains(dbg, "uid: 4321\tgid: 8765") {
+				t.Errorf("b/d not updated:\n%s", dbg)
+			}
+			if ix2, err := ReadIndex(r.IndexFile(), r.HashLen()); err != nil || ix2.Mtime != ix.Mtime {
+				t.Errorf("index time %v after the rewrite, %v before (%v): git's racy check would change", ix2.Mtime, ix.Mtime, err)
+			}
+			// git still finds a clean (its content is checked) and fsck is happy.
+			if out := git(t, dir, "status", "--porcelain"); out != "" {
+				t.Errorf("status after the rewrite: %q", out)
+			}
+			// A held lock is respected.
+			os.WriteFile(r.IndexFile()+".lock", nil, 0o644)
+			if err := r.UpdateIndexFile(ix, func(ix *Index) []byte { return ix.WithStat(nil) }); !errors.Is(err, ErrIndexLocked) {
+				t.Errorf("with index.lock held: %v, want ErrIndexLocked", err)
+			}
+			os.Remove(r.IndexFile() + ".lock")
+		})
 	}
 }

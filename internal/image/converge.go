@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -88,14 +89,14 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
 	}
-	m, err := meta.ParseBytes(b)
-	if errors.Is(err, meta.ErrConflict) {
-		// A conflicted merge: the files git wrote are applied once
-		// .gitmeta is resolved (pre-commit), so the index is not marked seen.
-		return &Converged{Skipped: ".gitmeta has conflict markers"}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
+	if kind == Wrote && im.seenIsCurrent(idx) && len(im.loadRetry()) == 0 {
+		// No git command wrote the index since the last hook (it is the
+		// very file seen then), so none wrote a file either: with
+		// .gitmeta as last applied there is nothing to do, and the index
+		// need not be read (post-checkout after post-index-change).
+		if applied := im.loadAppliedBytes(); applied != nil && bytes.Equal(applied, b) {
+			return &Converged{Skipped: "the index and .gitmeta are as the last apply left them"}, nil
+		}
 	}
 	end := trace.Region("read the index")
 	ix, err := git.ReadIndex(idx, im.Git.HashLen())
@@ -107,17 +108,41 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	o := ApplyOptions{Outside: sparseScope(ix)}
+	o := ApplyOptions{Outside: sparseScope(ix), Index: ix}
+	var applied []byte
 	if !full {
-		old := im.loadApplied()
-		seen, seenAt := im.loadSeen()
-		if old == nil || seen == nil {
+		applied = im.loadAppliedBytes()
+		seen, seenAt := im.loadSeen(idx, ix)
+		if applied == nil || seen == nil {
 			full = true
 		} else {
-			o.Old, o.Paths = old, writtenSince(im.Root, seen, ix, seenAt)
+			o.Paths = writtenSince(im.Root, seen, ix, seenAt)
 			trace.Printf("converge: %d files written by git since the last hook: %s", len(o.Paths), traceList(o.Paths))
 			o.Paths = append(o.Paths, im.loadRetry()...)
+			if len(o.Paths) == 0 && bytes.Equal(applied, b) {
+				// post-checkout after post-index-change, say: the
+				// first hook did the work.
+				im.saveSeen(idx)
+				return &Converged{Skipped: "nothing written and .gitmeta unchanged since the last apply"}, nil
+			}
 		}
+	}
+	end = trace.Region("parse .gitmeta")
+	m, err := meta.ParseBytes(b)
+	if err == nil && applied != nil && !full {
+		if o.Old, err = meta.ParseBytes(applied); err != nil {
+			trace.Printf("converge: %s: %v", AppliedFile, err)
+			o.Old, err = nil, nil
+		}
+	}
+	end()
+	if errors.Is(err, meta.ErrConflict) {
+		// A conflicted merge: the files git wrote are applied once
+		// .gitmeta is resolved (pre-commit), so the index is not marked seen.
+		return &Converged{Skipped: ".gitmeta has conflict markers"}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
 	}
 	// An apply that is cut off leaves no record, so the next one is full.
 	im.forgetApplied()
@@ -213,18 +238,13 @@ func (im *Image) statePath(name string) string {
 
 func (im *Image) forgetApplied() { os.Remove(im.statePath(AppliedFile)) }
 
-// loadApplied returns the manifest last applied, or nil.
-func (im *Image) loadApplied() *meta.Manifest {
+// loadAppliedBytes returns the .gitmeta last applied, or nil.
+func (im *Image) loadAppliedBytes() []byte {
 	b, err := os.ReadFile(im.statePath(AppliedFile))
 	if err != nil {
 		return nil
 	}
-	m, err := meta.ParseBytes(b)
-	if err != nil {
-		trace.Printf("converge: %s: %v", AppliedFile, err)
-		return nil
-	}
-	return m
+	return b
 }
 
 // saveApplied writes b as the applied record (write and rename: a reader
@@ -232,6 +252,11 @@ func (im *Image) loadApplied() *meta.Manifest {
 // apply).
 func (im *Image) saveApplied(b []byte) {
 	p := im.statePath(AppliedFile)
+	if fi, err := os.Stat(p); err == nil && fi.Size() == int64(len(b)) {
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+			return // a commit with no metadata change, say
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return
 	}
@@ -253,12 +278,16 @@ func (im *Image) saveApplied(b []byte) {
 }
 
 // loadSeen parses the index as the hooks last saw it, with the time git
-// wrote it, or returns nil.
-func (im *Image) loadSeen() (*git.Index, unix.Timespec) {
+// wrote it, or returns nil. When it is still the current index (cur, read
+// from idx), cur is returned.
+func (im *Image) loadSeen(idx string, cur *git.Index) (*git.Index, unix.Timespec) {
 	p := im.statePath(SeenIndexFile)
-	var st unix.Stat_t
+	var st, ist unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
 		return nil, unix.Timespec{}
+	}
+	if cur != nil && unix.Stat(idx, &ist) == nil && ist.Dev == st.Dev && ist.Ino == st.Ino && ist.Mtim == cur.Mtime {
+		return cur, st.Mtim
 	}
 	ix, err := git.ReadIndex(p, im.Git.HashLen())
 	if err != nil {
@@ -266,6 +295,14 @@ func (im *Image) loadSeen() (*git.Index, unix.Timespec) {
 		return nil, unix.Timespec{}
 	}
 	return ix, st.Mtim
+}
+
+// seenIsCurrent reports whether the index last seen is still the index
+// file idx: the same inode (a hard link) with the same modification time.
+func (im *Image) seenIsCurrent(idx string) bool {
+	var a, b unix.Stat_t
+	return unix.Stat(idx, &a) == nil && unix.Lstat(im.statePath(SeenIndexFile), &b) == nil &&
+		a.Dev == b.Dev && a.Ino == b.Ino && a.Mtim == b.Mtim
 }
 
 // saveSeen keeps the current index file as the one last seen: a hard link

@@ -1,9 +1,12 @@
 package image
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,6 +26,16 @@ func convergeRepo(t *testing.T) (string, *Image) {
 		}
 		os.Chmod(filepath.Join(dir, name), mode)
 	}
+	im := recordAndCommit(t, dir)
+	if _, err := im.ApplyWorktreeMeta(ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, im
+}
+
+// recordAndCommit stages the whole tree, records .gitmeta and commits.
+func recordAndCommit(t *testing.T, dir string) *Image {
+	t.Helper()
 	gitOut(t, dir, "add", "-A")
 	im, err := Open(dir)
 	if err != nil {
@@ -32,10 +45,7 @@ func convergeRepo(t *testing.T) (string, *Image) {
 		t.Fatal(err)
 	}
 	gitOut(t, dir, "commit", "-q", "-m", "one")
-	if _, err := im.ApplyWorktreeMeta(ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return dir, im
+	return im
 }
 
 func modeOf(t *testing.T, p string) uint32 {
@@ -131,5 +141,54 @@ func TestConvergeRetries(t *testing.T) {
 	}
 	if got := im.loadRetry(); len(got) != 0 {
 		t.Errorf("retry list %q after a clean apply", got)
+	}
+}
+
+// TestApplyRefreshesIndexInPlace: after an apply changes files' modes,
+// git's index holds their new stat data (plumbing that does not refresh,
+// like 'git diff-files', sees them clean) without git reading them again;
+// a file whose content was changed behind git's back (mtime put back, so
+// only its ctime tells) is not made to look clean.
+func TestApplyRefreshesIndexInPlace(t *testing.T) {
+	dir, im := convergeRepo(t)
+	p := func(n string) string { return filepath.Join(dir, n) }
+	old := time.Now().Add(-time.Hour)
+	for _, n := range []string{".gitmeta", "secret", "group", "public"} {
+		os.Chtimes(p(n), old, old)
+	}
+	gitOut(t, dir, "update-index", "--refresh")
+	time.Sleep(1100 * time.Millisecond) // ctime below moves by whole seconds, for any git
+	// group: same size, new content, mtime put back.
+	var st unix.Stat_t
+	unix.Lstat(p("group"), &st)
+	os.WriteFile(p("group"), []byte("GROUP\n"), 0o640)
+	unix.UtimesNano(p("group"), []unix.Timespec{st.Atim, st.Mtim})
+
+	m, err := im.ReadWorktreeMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Entries {
+		if e := &m.Entries[i]; e.Type == meta.TypeFile && e.Path != ".gitmeta" {
+			e.Mode = 0o400
+		}
+	}
+	res, err := im.ApplyTree(m, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Touched) != 3 {
+		t.Fatalf("touched %q; want the three files", res.Touched)
+	}
+	if got := gitOut(t, dir, "diff-files", "--name-only"); got != "group" {
+		t.Errorf("git diff-files after the apply: %q; want only the edited group", got)
+	}
+	if got := gitOut(t, dir, "status", "--porcelain"); got != "M group" {
+		t.Errorf("git status: %q; want the edit to group", got)
+	}
+	dbg := gitOut(t, dir, "ls-files", "--debug", "secret")
+	unix.Lstat(p("secret"), &st)
+	if want := fmt.Sprintf("ctime: %d:%d", st.Ctim.Sec, st.Ctim.Nsec); !strings.Contains(dbg, want) {
+		t.Errorf("index entry of secret:\n%s\nlacks the file's %s", dbg, want)
 	}
 }

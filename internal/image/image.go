@@ -12,8 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/trace"
@@ -46,19 +49,30 @@ type Image struct {
 	// outside is what the last Scan found a sparse checkout leaves out of
 	// the work tree (nil: nothing).
 	outside func(string) bool
+	// index is the index the last Scan read (nil for a split index).
+	index *git.Index
+}
+
+// scanExtra is what a scan for status keeps beside the manifest: what
+// lstat said of each entry, the index it was read with, and the files and
+// symlinks in the tree that the index does not hold.
+type scanExtra struct {
+	stats     []meta.StatData // index for index with the manifest's entries
+	ix        *git.Index      // nil for a split index
+	untracked []string        // unsorted
 }
 
 // indexPaths lists the paths the index holds (GIT_INDEX_FILE honoured),
 // and what a sparse checkout leaves out of the tree. The index is read in
 // process; a split index is listed by git.
-func (im *Image) indexPaths() ([]string, func(string) bool, error) {
+func (im *Image) indexPaths() ([]string, func(string) bool, *git.Index, error) {
 	ix, err := git.ReadIndex(im.Git.IndexFile(), im.Git.HashLen())
 	if errors.Is(err, git.ErrSplitIndex) {
 		paths, err := im.Git.LsFiles()
-		return paths, nil, err
+		return paths, nil, nil, err
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	paths := make([]string, 0, len(ix.Entries))
 	for k := range ix.Entries {
@@ -66,7 +80,7 @@ func (im *Image) indexPaths() ([]string, func(string) bool, error) {
 			paths = append(paths, ix.Entries[k].Path)
 		}
 	}
-	return paths, sparseScope(ix), nil
+	return paths, sparseScope(ix), ix, nil
 }
 
 // Open finds the repository containing dir and checks it has a work tree.
@@ -126,6 +140,28 @@ func (im *Image) MetaAt(rev string) (*meta.Manifest, error) {
 	return m, nil
 }
 
+// StagedBlob is git.Repo.IndexBlob answered from the index the last Scan
+// read, when there was one: a path the index does not hold costs no git
+// process, and one it holds costs a cat-file, not a listing of the index.
+func (im *Image) StagedBlob(path string) ([]byte, bool, error) {
+	ix := im.index
+	if ix == nil {
+		return im.Git.IndexBlob(path)
+	}
+	k := sort.Search(len(ix.Entries), func(k int) bool { return ix.Entries[k].Path >= path })
+	if k == len(ix.Entries) || ix.Entries[k].Path != path {
+		return nil, false, nil
+	}
+	if ix.Entries[k].Stage != 0 || ix.Entries[k].SparseDir() {
+		return im.Git.IndexBlob(path)
+	}
+	b, err := im.Git.Run("cat-file", "blob", ix.OID(k))
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s from the index: %w", path, err)
+	}
+	return b, true, nil
+}
+
 // MetaInIndex parses .gitmeta as staged in the index. It returns (nil, nil)
 // when the index holds none.
 func (im *Image) MetaInIndex() (*meta.Manifest, error) {
@@ -150,17 +186,25 @@ func (im *Image) MetaInIndex() (*meta.Manifest, error) {
 // candidates are checked with one 'git check-ignore' after the walk, which
 // is much cheaper than asking git to walk the whole tree for ignored paths.
 func (im *Image) Scan() (*meta.Manifest, error) {
+	m, _, err := im.scan(false)
+	return m, err
+}
+
+// scan is Scan; with extra set it also returns what status needs to spare
+// git a second look at the tree (see scanExtra).
+func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 	// The index is read while the walk reads the tree: Keep is only
 	// consulted once the walk is over.
 	type lsResult struct {
 		set     map[string]struct{}
 		outside func(string) bool
+		ix      *git.Index
 		err     error
 	}
 	lsDone := make(chan lsResult, 1)
 	go func() {
 		end := trace.Region("read the index")
-		tracked, outside, err := im.indexPaths()
+		tracked, outside, ix, err := im.indexPaths()
 		end()
 		if err != nil {
 			lsDone <- lsResult{err: fmt.Errorf("listing the index: %w", err)}
@@ -173,7 +217,7 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 		_, im.metaTracked = set[MetaFile]
 		// .gitmeta is recorded even before its first 'git add'.
 		set[MetaFile] = struct{}{}
-		lsDone <- lsResult{set: set, outside: outside}
+		lsDone <- lsResult{set: set, outside: outside, ix: ix}
 	}()
 	var (
 		ls     lsResult
@@ -183,10 +227,18 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 		lsOnce.Do(func() { ls = <-lsDone })
 		return ls
 	}
+	var (
+		ex   *scanExtra
+		exMu sync.Mutex
+	)
+	if extra {
+		ex = &scanExtra{}
+	}
 	cache, cachePath := im.loadScanCache()
 	opts := meta.ScanOptions{
 		Progress: im.Progress,
 		Cache:    cache,
+		Stats:    extra,
 		Keep: func(p string, t meta.Type) bool {
 			if !t.GitCarries() {
 				return true
@@ -196,22 +248,33 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 				return false
 			}
 			_, ok := r.set[p]
+			if extra && (!ok || p == MetaFile && !im.metaTracked) {
+				exMu.Lock()
+				ex.untracked = append(ex.untracked, p)
+				exMu.Unlock()
+			}
 			return ok
 		},
 	}
 	end := trace.Region("scan")
-	m, err := meta.Scan(im.Root, opts)
+	m, stats, err := meta.ScanStats(im.Root, opts)
 	end()
 	if r := index(); r.err != nil {
-		return nil, r.err
+		return nil, nil, r.err
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	im.outside = index().outside
+	if ex != nil {
+		ex.stats, ex.ix = stats, index().ix
+	}
+	im.outside, im.index = index().outside, index().ix
 	if im.outside != nil {
+		if ex != nil {
+			ex.stats = nil // entries are added below: git looks for itself
+		}
 		if err := im.keepOutside(m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if cache != nil {
@@ -224,13 +287,17 @@ func (im *Image) Scan() (*meta.Manifest, error) {
 		end()
 	}
 	end = trace.Region("git check-ignore")
-	err = im.dropIgnored(m)
+	var stp *[]meta.StatData
+	if ex != nil {
+		stp = &ex.stats
+	}
+	err = im.dropIgnored(m, stp)
 	end()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	trace.Printf("scan: %d entries", len(m.Entries))
-	return m, nil
+	return m, ex, nil
 }
 
 // keepOutside adds to a scan what a sparse checkout keeps out of the work
@@ -284,8 +351,9 @@ func (im *Image) loadScanCache() (*meta.ScanCache, string) {
 }
 
 // dropIgnored removes ignored entries that the index cannot vouch for
-// (empty-to-git directories, with everything under them, and specials).
-func (im *Image) dropIgnored(m *meta.Manifest) error {
+// (empty-to-git directories, with everything under them, and specials),
+// and their stat data from *stats when that is not nil.
+func (im *Image) dropIgnored(m *meta.Manifest, stats *[]meta.StatData) error {
 	var cands []string
 	for i := range m.Entries {
 		e := &m.Entries[i]
@@ -309,8 +377,12 @@ func (im *Image) dropIgnored(m *meta.Manifest) error {
 		return false
 	}
 	kept := m.Entries[:0]
+	var keptStats []meta.StatData
+	if stats != nil && *stats != nil {
+		keptStats = (*stats)[:0]
+	}
 	removed := map[string]string{} // removed hard-link primary -> new primary
-	for _, e := range m.Entries {
+	for i, e := range m.Entries {
 		if gone(e.Path) {
 			if e.Hardlink == "" {
 				removed[e.Path] = ""
@@ -329,8 +401,14 @@ func (im *Image) dropIgnored(m *meta.Manifest) error {
 			}
 		}
 		kept = append(kept, e)
+		if keptStats != nil {
+			keptStats = append(keptStats, (*stats)[i])
+		}
 	}
 	m.Entries = kept
+	if keptStats != nil {
+		*stats = keptStats
+	}
 	return nil
 }
 
@@ -344,14 +422,6 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		if err := os.WriteFile(im.MetaPath(), nil, 0o644); err != nil {
 			return false, nil, fmt.Errorf("creating .gitmeta: %w", err)
 		}
-	}
-	// Whether the index already holds .gitmeta as it is now is asked while
-	// the scan runs; the answer is used only if the scan leaves the file
-	// unchanged.
-	var stagedAsIs chan bool
-	if stage {
-		stagedAsIs = make(chan bool, 1)
-		go func() { stagedAsIs <- im.metaStagedAsIs() }()
 	}
 	m, err := im.Scan()
 	if err != nil {
@@ -368,7 +438,7 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		im.saveApplied(b)
 	}
 	if stage {
-		if asIs := <-stagedAsIs; !changed && im.metaTracked && asIs {
+		if !changed && im.metaTracked && im.metaStagedAsIs() {
 			trace.Printf("git add .gitmeta: skipped, the index already holds it")
 			return changed, m, nil
 		}
@@ -392,10 +462,20 @@ func (im *Image) lockHint(err error) error {
 
 // metaStagedAsIs reports whether the index entry of .gitmeta matches the
 // work-tree file (stat data, or content where git finds the stat data
-// racy), so staging it again would change nothing. 'git diff-files' reads
-// the index without rewriting it, which 'git add' does even for an
-// unchanged file.
+// racy), so staging it again would change nothing. The index the scan
+// read answers when its stat data for .gitmeta is exactly the file's and
+// not racy; otherwise 'git diff-files' is asked, which reads the index
+// without rewriting it, as 'git add' does even for an unchanged file.
 func (im *Image) metaStagedAsIs() bool {
+	if ix := im.index; ix != nil {
+		k := sort.Search(len(ix.Entries), func(k int) bool { return ix.Entries[k].Path >= MetaFile })
+		var st unix.Stat_t
+		if k < len(ix.Entries) && ix.Entries[k].Path == MetaFile && unix.Lstat(im.MetaPath(), &st) == nil {
+			if sd := meta.StatDataOf(&st); provenClean(ix, &ix.Entries[k], &sd) {
+				return true
+			}
+		}
+	}
 	defer trace.Region("git diff-files .gitmeta")()
 	_, err := im.Git.Run("--literal-pathspecs", "diff-files", "--quiet", "--", MetaFile)
 	return err == nil
@@ -430,6 +510,9 @@ type ApplyOptions struct {
 	// Outside reports paths a sparse checkout leaves out (see
 	// meta.ApplyOptions.Outside); nil when the checkout is not sparse.
 	Outside func(string) bool
+	// Index is the index as the caller read it, if it did: the refresh
+	// after the apply reuses it while the file is unchanged.
+	Index *git.Index
 }
 
 // ApplyTree makes the work tree match m, then refreshes git's index for the
@@ -441,15 +524,108 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 	if err != nil {
 		return res, err
 	}
-	if refresh := gitCarried(m, res.Touched); !o.DryRun && len(refresh) > 0 {
+	if !o.DryRun && len(res.Touched) > 0 {
 		defer trace.Region("refresh index")()
-		// The refresh writes the index, which runs post-index-change:
-		// that hook has nothing to do for our own refresh.
-		if err := im.Git.WithEnv(NestedEnv + "=1").RefreshIndex(refresh); err != nil {
+		if err := im.refreshTouched(m, res, o.Index); err != nil {
 			return res, fmt.Errorf("refreshing the index after apply: %w", err)
 		}
 	}
 	return res, nil
+}
+
+// refreshTouched brings git's index up to date for the files and symlinks
+// an apply changed (the ctime trap: chown, chmod and setxattr move ctime,
+// and git would then read each file again to learn its content did not
+// change). Where the apply's own lstat before its change matched the
+// entry's stat data exactly, and the file still has the inode, size and
+// modification time git recorded, only the apply touched it since git
+// last looked: the entry gets the new ctime and owner in place, in one
+// write of the index under its lock. Whatever cannot be proven so (and
+// everything, when another git process holds the index) is left to git's
+// own refresh.
+func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *git.Index) error {
+	var rest []string
+	patched := 0
+	err := im.Git.UpdateIndexFile(known, func(ix *git.Index) []byte {
+		rest = rest[:0]
+		var ups []git.StatUpdate
+		k := 0
+		for t, p := range res.Touched {
+			if e := m.Lookup(p); e == nil || !e.Type.GitCarries() {
+				continue
+			}
+			for k < len(ix.Entries) && ix.Entries[k].Path < p {
+				k++
+			}
+			if k == len(ix.Entries) || ix.Entries[k].Path != p {
+				continue // not in the index: nothing for git to refresh
+			}
+			var before meta.StatData
+			if t < len(res.Before) {
+				before = res.Before[t]
+			}
+			if u, ok := im.metadataOnly(ix, k, &before); ok {
+				ups = append(ups, u)
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		patched = len(ups)
+		if len(ups) == 0 {
+			return nil
+		}
+		return ix.WithStat(ups)
+	})
+	if errors.Is(err, git.ErrIndexLocked) || errors.Is(err, git.ErrSplitIndex) {
+		trace.Printf("refresh index: %v; git refreshes it", err)
+		return im.Git.WithEnv(NestedEnv + "=1").RefreshIndex(gitCarried(m, res.Touched))
+	}
+	if err != nil {
+		return err
+	}
+	trace.Printf("refresh index: %d entries updated in place, %d left to git: %s", patched, len(rest), traceList(rest))
+	if len(rest) == 0 {
+		return nil
+	}
+	// The refresh writes the index, which runs post-index-change: that
+	// hook has nothing to do for our own refresh.
+	return im.Git.WithEnv(NestedEnv + "=1").RefreshIndexEntries(rest)
+}
+
+// metadataOnly reports whether index entry k's file was changed only in
+// its metadata since git recorded its stat data: before (the apply's
+// lstat before its change) is exactly that stat data (for a racy entry,
+// all but ctime and owner), and the file now has the same type,
+// executable bit, inode, device, size and modification time. It returns
+// the entry's new ctime and owner.
+func (im *Image) metadataOnly(ix *git.Index, k int, before *meta.StatData) (git.StatUpdate, bool) {
+	e := &ix.Entries[k]
+	// Racy to the nanosecond, so to any build of git, sub-second time
+	// stamps or not.
+	racy := int64(e.MtimeSec) > ix.Mtime.Sec || int64(e.MtimeSec) == ix.Mtime.Sec && int64(e.MtimeNsec) >= ix.Mtime.Nsec
+	if racy {
+		// git checks a racy entry's content whatever its stat data says
+		// (UpdateIndexFile keeps the index time): the new ctime only
+		// spares it a false change of stat data.
+		b := *before
+		b.CtimeSec, b.CtimeNsec, b.UID, b.GID = e.CtimeSec, e.CtimeNsec, e.UID, e.GID
+		before = &b
+	}
+	if e.Stage != 0 || e.SkipWorktree || e.IntentToAdd || e.AssumeValid || !statMatches(e, before) {
+		return git.StatUpdate{}, false
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(im.Root, e.Path), &st); err != nil {
+		return git.StatUpdate{}, false
+	}
+	now := meta.StatDataOf(&st)
+	same := *before
+	same.CtimeSec, same.CtimeNsec, same.UID, same.GID = now.CtimeSec, now.CtimeNsec, now.UID, now.GID
+	same.Mode = same.Mode&^0o7677 | now.Mode&0o7677 // all but the owner's x bit may change
+	if now != same {
+		return git.StatUpdate{}, false
+	}
+	return git.StatUpdate{Entry: k, CtimeSec: now.CtimeSec, CtimeNsec: now.CtimeNsec, UID: now.UID, GID: now.GID}, true
 }
 
 // Summary renders the one-line summaries an apply leaves for the admin:

@@ -3,7 +3,11 @@ package image
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/trace"
@@ -52,8 +56,14 @@ func (s *Status) Clean() bool {
 
 // Status compares the work tree against .gitmeta and asks git for content
 // changes.
+//
+// The tree is walked once. The scan's lstat of each tracked file is
+// compared with the stat data git's index holds for it; where they agree
+// (and the entry is not racy), git is handed a copy of the index with
+// those entries marked assume-valid, so it neither lstats them again nor
+// walks the tree for untracked files, which the scan has seen too (see
+// contentStatus). Parsing .gitmeta runs alongside the scan.
 func (im *Image) Status() (*Status, error) {
-	// Parsing .gitmeta and git's own status walk run alongside the scan.
 	type parsed struct {
 		m   *meta.Manifest
 		err error
@@ -63,6 +73,11 @@ func (im *Image) Status() (*Status, error) {
 		m, err := im.ReadWorktreeMeta()
 		pc <- parsed{m, err}
 	}()
+	cur, ex, err := im.scan(true)
+	if err != nil {
+		<-pc
+		return nil, err
+	}
 	type gitStatus struct {
 		entries []git.StatusEntry
 		err     error
@@ -70,16 +85,12 @@ func (im *Image) Status() (*Status, error) {
 	ch := make(chan gitStatus, 1)
 	go func() {
 		defer trace.Region("git status")()
-		e, err := im.Git.StatusPorcelain()
+		e, err := im.contentStatus(cur, ex)
 		ch <- gitStatus{e, err}
 	}()
-	cur, err := im.Scan()
 	gs, rec := <-ch, <-pc
 	if rec.err != nil {
 		return nil, rec.err
-	}
-	if err != nil {
-		return nil, err
 	}
 	recorded := rec.m
 	st := &Status{}
@@ -244,4 +255,146 @@ func (im *Image) VerifySignature(rev string) error {
 		return fmt.Errorf("commit %s (%s) has no valid signature: %s", commit[:12], rev, msg)
 	}
 	return nil
+}
+
+// contentStatus returns git's status of the work tree, using what the scan
+// saw so that git does not look at the tree a second time:
+//
+//   - a tracked file or symlink whose lstat during the scan matched its
+//     index entry's stat data exactly (change and modification times,
+//     inode, device, size, owner, type and executable bit), and whose entry
+//     is not racy (modified before the index was written, as git's own
+//     check requires), is clean by git's own rule; a copy of the index with
+//     those entries marked assume-valid (CE_VALID) is given to 'git status',
+//     which then lstats only the rest (changed, racy, deleted files);
+//   - untracked files are the files and symlinks the scan found outside
+//     the index, less what 'git check-ignore' says is ignored, so git is
+//     run with --untracked-files=no and does not walk the tree.
+//
+// Where these shortcuts cannot be sure (a split or sparse index,
+// submodules, a nested repository, core.ignoreCase) git is asked as
+// before. A chmod, chown or setxattr moves ctime and a write moves mtime,
+// so nothing changed after git last looked can match.
+func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusEntry, error) {
+	why := ex.fastPathBlocker(len(cur.Entries))
+	if why == "" {
+		if ic, err := im.Git.ConfigBool("core.ignoreCase", false); err != nil || ic {
+			why = "core.ignoreCase"
+		}
+	}
+	if why != "" {
+		trace.Printf("status: git walks the tree itself (%s)", why)
+		return im.Git.StatusPorcelain()
+	}
+	ix := ex.ix
+	valid := make([]bool, len(ix.Entries))
+	nvalid := 0
+	j := 0
+	for k := range ix.Entries {
+		e := &ix.Entries[k]
+		for j < len(cur.Entries) && meta.Less(cur.Entries[j].Path, e.Path) {
+			j++
+		}
+		if j == len(cur.Entries) || cur.Entries[j].Path != e.Path {
+			continue
+		}
+		if provenClean(ix, e, &ex.stats[j]) {
+			valid[k] = true
+			nvalid++
+		}
+	}
+	var untracked []string
+	if len(ex.untracked) > 0 {
+		ignored, err := im.Git.CheckIgnored(ex.untracked)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ex.untracked {
+			if !ignored[p] {
+				untracked = append(untracked, p)
+			}
+		}
+		slices.Sort(untracked)
+	}
+	trace.Printf("status: %d of %d index entries proven unchanged by the scan; %d untracked files", nvalid, len(ix.Entries), len(untracked))
+	dir := filepath.Join(im.Git.GitDir, "onesis")
+	os.MkdirAll(dir, 0o755)
+	f, err := os.CreateTemp(dir, "status-index-")
+	if err != nil {
+		// A git dir this user cannot write (a reviewer's status): git
+		// walks the tree itself.
+		trace.Printf("status: %v; git walks the tree itself", err)
+		return im.Git.StatusPorcelain()
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(ix.WithAssumeValid(valid))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return im.Git.StatusPorcelain()
+	}
+	entries, err := im.Git.WithIndex(f.Name()).StatusPorcelainTracked(true)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range untracked {
+		entries = append(entries, git.StatusEntry{XY: "??", Path: p})
+	}
+	return entries, nil
+}
+
+// fastPathBlocker says why contentStatus cannot use the scan, or "".
+func (ex *scanExtra) fastPathBlocker(n int) string {
+	switch {
+	case ex == nil || ex.ix == nil:
+		return "split index"
+	case len(ex.stats) != n:
+		return "sparse checkout"
+	}
+	for k := range ex.ix.Entries {
+		e := &ex.ix.Entries[k]
+		if e.Mode&0o170000 == 0o160000 {
+			return "submodules"
+		}
+		if e.SkipWorktree {
+			return "sparse checkout"
+		}
+	}
+	for _, p := range ex.untracked {
+		if p == ".git" || strings.HasPrefix(p, ".git/") || strings.Contains(p, "/.git/") || strings.HasSuffix(p, "/.git") {
+			return "a nested repository"
+		}
+	}
+	return ""
+}
+
+// provenClean reports whether the scan's lstat (sd) proves index entry e
+// unchanged by git's own rule: a merged entry in the work tree whose stat
+// data is what lstat said, and which is not racy.
+func provenClean(ix *git.Index, e *git.IndexEntry, sd *meta.StatData) bool {
+	return e.Stage == 0 && !e.SkipWorktree && !e.IntentToAdd && !ix.Racy(e) && statMatches(e, sd)
+}
+
+// statMatches reports whether the stat data git recorded for e is exactly
+// what the scan's lstat said (sd): type and executable bit, times, inode,
+// device, size and owner. It is stricter than git's own comparison, so a
+// match means git would find the entry clean without reading it.
+func statMatches(e *git.IndexEntry, sd *meta.StatData) bool {
+	switch e.Mode & 0o170000 {
+	case 0o100000:
+		if sd.Mode&unix.S_IFMT != unix.S_IFREG || (e.Mode^sd.Mode)&0o100 != 0 {
+			return false
+		}
+	case 0o120000:
+		if sd.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return false
+		}
+	default:
+		return false
+	}
+	return e.CtimeSec == sd.CtimeSec && e.CtimeNsec == sd.CtimeNsec &&
+		e.MtimeSec == sd.MtimeSec && e.MtimeNsec == sd.MtimeNsec &&
+		e.Ino == sd.Ino && e.Dev == sd.Dev && e.Size == sd.Size &&
+		e.UID == sd.UID && e.GID == sd.GID
 }
