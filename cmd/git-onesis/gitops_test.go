@@ -196,6 +196,44 @@ func TestSparseCommitKeepsEntries(t *testing.T) {
 	sameView(t, "sparse-checkout disable", view(t, img), orig)
 }
 
+// TestSparseCommitRefusesUnseen: a file staged while the sparse checkout
+// held it, then left out of the work tree by narrowing the checkout, has
+// no entry to keep and no file to read: the commit is refused with advice,
+// and following the advice commits it with its metadata (found by the
+// model test, seed 11).
+func TestSparseCommitRefusesUnseen(t *testing.T) {
+	img, _ := hookedImage(t)
+	os.MkdirAll(filepath.Join(img, "opt/new"), 0o755)
+	p := filepath.Join(img, "opt/new/tool")
+	os.WriteFile(p, []byte("x\n"), 0o644)
+	os.Chmod(p, 0o750)
+	os.Chown(p, 0, 1234)
+	must(t, img, "git", "add", "opt/new/tool")
+	must(t, img, "git", "sparse-checkout", "set", "etc")
+	if _, err := os.Lstat(p); err == nil {
+		t.Skip("git kept the staged file in the work tree; nothing unseen to test")
+	}
+	head := must(t, img, "git", "rev-parse", "HEAD")
+	r := runEnv(t, img, nil, "git", "commit", "-q", "-m", "unseen")
+	if r.code == 0 || !strings.Contains(r.err, "opt/new/tool") || !strings.Contains(r.err, "'git sparse-checkout add opt/new'") {
+		t.Fatalf("commit of an unseen staged file: exit %d\n%s", r.code, r.err)
+	}
+	if now := must(t, img, "git", "rev-parse", "HEAD"); now != head {
+		t.Fatalf("the refused commit moved HEAD")
+	}
+	if st := onesis(t, img, "status"); st.code == 128 {
+		t.Errorf("status fails in that state: %s", st.err)
+	}
+	// The advice, followed as printed.
+	must(t, img, "git", "sparse-checkout", "add", "opt/new")
+	os.Chmod(p, 0o750) // the file git brought back has git's mode
+	os.Chown(p, 0, 1234)
+	must(t, img, "git", "commit", "-q", "-m", "now seen")
+	if m := must(t, img, "git", "show", "HEAD:.gitmeta"); !strings.Contains(m, "./opt/new/tool  mode=0750  uid=0  gid=1234") {
+		t.Errorf("the committed .gitmeta lacks the file's entry:\n%s", m)
+	}
+}
+
 // TestHardLinkSplitConverges: a branch where a hard link was split (rm,
 // cp -p, commit) checked out in a tree that had them linked gets two
 // inodes, and status is clean.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -49,6 +50,9 @@ type Image struct {
 	// outside is what the last Scan found a sparse checkout leaves out of
 	// the work tree (nil: nothing).
 	outside func(string) bool
+	// unseen are tracked files outside the sparse checkout that the last
+	// scan has no entry for (see unseenOutside).
+	unseen []string
 	// index is the index the last Scan read (nil for a split index).
 	index *git.Index
 }
@@ -268,7 +272,7 @@ func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 	if ex != nil {
 		ex.stats, ex.ix = stats, index().ix
 	}
-	im.outside, im.index = index().outside, index().ix
+	im.outside, im.index, im.unseen = index().outside, index().ix, nil
 	if im.outside != nil {
 		if ex != nil {
 			ex.stats = nil // entries are added below: git looks for itself
@@ -325,7 +329,55 @@ func (im *Image) keepOutside(m *meta.Manifest) error {
 		m.Sort()
 		trace.Printf("scan: kept %d entries a sparse checkout leaves out of the tree", len(add))
 	}
+	im.unseen = unseenOutside(im.index, m)
 	return nil
+}
+
+// unseenOutside lists the tracked files a scan has no entry for: a file
+// staged while the sparse checkout included it, then left out of the work
+// tree when the checkout was narrowed, has no entry to keep and no file to
+// read its owner and mode from. Record refuses to write such a .gitmeta
+// (see unseenError); status leaves paths outside the checkout alone.
+func unseenOutside(ix *git.Index, m *meta.Manifest) []string {
+	if ix == nil {
+		return nil
+	}
+	var missing []string
+	for i := range ix.Entries {
+		e := &ix.Entries[i]
+		if e.Stage != 0 || !e.SkipWorktree || e.SparseDir() || e.Mode == 0o160000 {
+			continue
+		}
+		if m.Lookup(e.Path) == nil {
+			missing = append(missing, e.Path)
+		}
+	}
+	return missing
+}
+
+// unseenError is Record's refusal for the files unseenOutside found, with
+// advice that works in the checkout's mode (cone mode takes directories,
+// the pattern mode patterns).
+func (im *Image) unseenError() error {
+	missing := im.unseen
+	if len(missing) == 0 {
+		return nil
+	}
+	shown := missing
+	if len(shown) > 10 {
+		shown = shown[:10]
+	}
+	more := ""
+	if n := len(missing) - len(shown); n > 0 {
+		more = fmt.Sprintf("\n\t... and %d more", n)
+	}
+	add := "/" + path.Dir(missing[0]) + "/"
+	if cone, err := im.Git.ConfigBool("core.sparseCheckoutCone", true); err == nil && cone {
+		add = path.Dir(missing[0])
+	}
+	return fmt.Errorf("these staged files are outside the sparse checkout and .gitmeta has no entry for them, so their owner and mode cannot be read:\n\t%s%s\n"+
+		"Bring them back into the work tree and commit again ('git sparse-checkout add %s', and narrow it again afterwards), or unstage them ('git rm --cached -- PATH')",
+		strings.Join(shown, "\n\t"), more, add)
 }
 
 // ScanCacheFile is where, inside a worktree's git dir, Scan keeps the
@@ -425,6 +477,9 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 	}
 	m, err := im.Scan()
 	if err != nil {
+		return false, nil, err
+	}
+	if err := im.unseenError(); err != nil {
 		return false, nil, err
 	}
 	end := trace.Region("encode and write .gitmeta")
