@@ -33,6 +33,9 @@ die() { printf 'metaab: fatal: %s\n' "$*" >&2; exit 128; }
 [ "$(id -u)" = 0 ] || die "run as root: the corpus holds device nodes and other owners"
 [ -d "$BENCH_DIR/work/tree/.git" ] || die "no corpus in $BENCH_DIR/work/tree: run 'make bench' first"
 
+# Go's caches stay where they are when HOME moves below.
+export GOCACHE=${GOCACHE:-$("$GO" env GOCACHE)} GOMODCACHE=${GOMODCACHE:-$("$GO" env GOMODCACHE)}
+export GOPATH=${GOPATH:-$("$GO" env GOPATH)} GOFLAGS=${GOFLAGS:-$("$GO" env GOFLAGS)}
 W=$(mktemp -d "${TMPDIR:-/tmp}/metaab.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 export LC_ALL=C HOME=$W/home GIT_CONFIG_NOSYSTEM=1
