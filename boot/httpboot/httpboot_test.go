@@ -313,3 +313,32 @@ func TestCmdlineNFS(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusKeepsNewest: an event recorded after a newer one for the same
+// node (DHCP's parallel workers can record a DISCOVER's OFFER after the
+// ACK that followed it) is counted but does not roll the node back.
+func TestStatusKeepsNewest(t *testing.T) {
+	st := NewStatus()
+	t0 := time.Now()
+	st.Record(Event{Time: t0.Add(time.Millisecond), Service: "dhcp", Outcome: "ack", Node: "n1", Stage: "dhcp", Detail: "REQUEST"})
+	st.Record(Event{Time: t0, Service: "dhcp", Outcome: "offer", Node: "n1", Detail: "DISCOVER"})
+	var got *NodeStatus
+	for _, ns := range st.Snapshot(nil) {
+		if ns.Name == "n1" {
+			n := ns
+			got = &n
+		}
+	}
+	if got == nil || got.DHCP != "ack" || got.Stage != "dhcp" || got.Detail != "REQUEST" {
+		t.Errorf("after a late OFFER: %+v", got)
+	}
+	st.Record(Event{Time: t0.Add(time.Second), Service: "dhcp", Outcome: "offer", Node: "n1", Detail: "DISCOVER"})
+	for _, ns := range st.Snapshot(nil) {
+		if ns.Name == "n1" && ns.DHCP != "offer" {
+			t.Errorf("a newer OFFER (the next boot) is not recorded: %+v", ns)
+		}
+	}
+	if n := st.Counter("dhcp", "offer"); n != 2 {
+		t.Errorf("offers counted: %d, want 2", n)
+	}
+}

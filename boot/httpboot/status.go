@@ -86,6 +86,13 @@ func (s *Status) Record(ev Event) {
 		ns = &NodeStatus{Name: ev.Node}
 		s.nodes[ev.Node] = ns
 	}
+	if ev.Time.Before(ns.Time) {
+		// Recorded late (DHCP's workers answer in parallel: a DISCOVER's
+		// OFFER can be recorded after the ACK of the REQUEST that
+		// followed it). The node's view keeps the newest event; the
+		// counters above still count this one.
+		return
+	}
 	if ev.Service == "dhcp" {
 		ns.LastDHCP, ns.DHCP = ev.Time, ev.Outcome
 		ns.noteFirmware(ev.Firmware, ev.Time)
