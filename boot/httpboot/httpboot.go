@@ -44,6 +44,20 @@ type Resolver interface {
 	Resolve(n *inventory.Node) (Resolution, error)
 }
 
+// Refusal is a boot policy's reason not to hand a node a commit (see
+// Config.Allow): the node is told why on its console and retries later.
+type Refusal struct {
+	Commit string // the commit refused
+	Reason string // one line, for the console, /status and the log
+}
+
+func (e *Refusal) Error() string {
+	return fmt.Sprintf("commit %.12s refused: %s", e.Commit, e.Reason)
+}
+
+// DefaultRetryAfter is how long a refused node waits before asking again.
+const DefaultRetryAfter = 30 * time.Second
+
 // Blob is one servable artifact.
 type Blob struct {
 	Content io.ReadSeekCloser
@@ -85,7 +99,14 @@ type Config struct {
 	// Inventory returns the current node inventory.
 	Inventory func() *inventory.Inventory
 	Resolver  Resolver
-	Artifacts Artifacts
+	// Allow, when set, decides whether node n may boot r (a signature
+	// policy): nil to boot, an *Refusal to refuse with a reason, any other
+	// error when it could not decide (the node is told to retry too).
+	Allow func(n *inventory.Node, r Resolution) error
+	// RetryAfter is how long a refused node waits before fetching its
+	// script again (0: DefaultRetryAfter).
+	RetryAfter time.Duration
+	Artifacts  Artifacts
 	// Booted records that node was handed commit (refs/onesis/booted/NODE).
 	// An error fails the script: an unrecorded commit could be gc'd under
 	// the running node.
@@ -215,6 +236,15 @@ func (h *Handler) script(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.Boot(n, mac, ip, "http")
+	var refused *Refusal
+	if errors.As(err, &refused) {
+		body := RefusedScript(h.cfg, n, mac, refused)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		io.WriteString(w, body)
+		return
+	}
 	if err != nil {
 		generic(w, http.StatusServiceUnavailable)
 		return
@@ -270,6 +300,67 @@ func Script(cfg Config, n *inventory.Node, mac net.HardwareAddr, commit string) 
 	return b.String()
 }
 
+// retryAfter is cfg's RetryAfter, or its default.
+func retryAfter(cfg Config) time.Duration {
+	if cfg.RetryAfter > 0 {
+		return cfg.RetryAfter
+	}
+	return DefaultRetryAfter
+}
+
+// consoleText makes s safe to print from an iPXE script or a PXELINUX
+// configuration: one line of printable ASCII without the characters
+// either expands (iPXE's ${...}, a quote).
+func consoleText(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e || c == '$' || c == '"' || c == '\\' {
+			b[i] = '?'
+		}
+	}
+	if len(b) > 300 {
+		b = append(b[:297], "..."...)
+	}
+	return string(b)
+}
+
+// RefusedScript is the iPXE script of a node refused by the boot policy:
+// it prints why on the console, waits RetryAfter and fetches its script
+// again, so a commit made bootable meanwhile (signed) boots without anyone
+// touching the node.
+func RefusedScript(cfg Config, n *inventory.Node, mac net.HardwareAddr, r *Refusal) string {
+	secs := int(retryAfter(cfg).Round(time.Second) / time.Second)
+	var b strings.Builder
+	b.WriteString("#!ipxe\n")
+	fmt.Fprintf(&b, "# git-onesis: node %s refused commit %s\n", n.Name, r.Commit)
+	fmt.Fprintf(&b, "echo git-onesis: %s will not boot commit %.12s: %s\n", n.Name, r.Commit, consoleText(r.Reason))
+	fmt.Fprintf(&b, "echo git-onesis: asking again in %d s\n", secs)
+	fmt.Fprintf(&b, "sleep %d || prompt --timeout %d git-onesis: retrying ||\n", secs, secs*1000)
+	fmt.Fprintf(&b, "chain --replace --autofree %s/boot/%s.ipxe\n", strings.TrimSuffix(cfg.BaseURL, "/"), macName(mac))
+	return b.String()
+}
+
+// macName is a MAC as boot script names carry it (aa-bb-cc-dd-ee-ff).
+func macName(mac net.HardwareAddr) string {
+	return strings.ReplaceAll(mac.String(), ":", "-")
+}
+
+// RefusedPXELinuxConfig is pxelinux.cfg/01-<mac> for a refused node: it
+// says why and, after RetryAfter, hands the machine back to its firmware
+// (LOCALBOOT -1), which tries its boot devices again: the network boot
+// asks once more.
+func RefusedPXELinuxConfig(cfg Config, n *inventory.Node, r *Refusal) string {
+	tenths := int(retryAfter(cfg) / (100 * time.Millisecond))
+	var b strings.Builder
+	fmt.Fprintf(&b, "# git-onesis: node %s refused commit %s\n", n.Name, r.Commit)
+	fmt.Fprintf(&b, "SAY git-onesis: %s will not boot commit %.12s: %s\n", n.Name, r.Commit, consoleText(r.Reason))
+	fmt.Fprintf(&b, "SAY git-onesis: asking again in %d s\n", tenths/10)
+	b.WriteString("DEFAULT retry\nPROMPT 1\n")
+	fmt.Fprintf(&b, "TIMEOUT %d\nTOTALTIMEOUT %d\n", tenths, tenths)
+	b.WriteString("LABEL retry\n  LOCALBOOT -1\n")
+	return b.String()
+}
+
 // PXELinuxConfig renders pxelinux.cfg/01-<mac> for node n booting commit:
 // the kernel and initramfs come over TFTP as c/<commit>/kernel and
 // c/<commit>/initrd (relative to the TFTP root).
@@ -292,6 +383,19 @@ func (h *Handler) Boot(n *inventory.Node, mac net.HardwareAddr, ip netip.Addr, s
 		h.log.Error(service+": cannot resolve what the node boots", "node", n.Name, "err", err)
 		h.cfg.Status.Record(Event{Service: service, Outcome: "error", Node: n.Name, MAC: mac, IP: ip, Detail: err.Error()})
 		return Resolution{}, err
+	}
+	if h.cfg.Allow != nil {
+		if err := h.cfg.Allow(n, res); err != nil {
+			var refused *Refusal
+			if errors.As(err, &refused) {
+				h.log.Warn(service+": boot refused by policy", "node", n.Name, "mac", mac.String(), "commit", res.Commit, "from", res.From, "reason", refused.Reason)
+				h.cfg.Status.Record(Event{Service: service, Outcome: StageRefused, Node: n.Name, MAC: mac, IP: ip, Stage: StageRefused, Commit: res.Commit, Detail: refused.Reason})
+				return res, err
+			}
+			h.log.Error(service+": cannot check the boot policy", "node", n.Name, "commit", res.Commit, "err", err)
+			h.cfg.Status.Record(Event{Service: service, Outcome: "error", Node: n.Name, MAC: mac, IP: ip, Commit: res.Commit, Detail: err.Error()})
+			return Resolution{}, err
+		}
 	}
 	if h.cfg.Booted != nil {
 		if err := h.cfg.Booted(n.Name, res); err != nil {

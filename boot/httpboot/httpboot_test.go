@@ -342,3 +342,65 @@ func TestStatusKeepsNewest(t *testing.T) {
 		t.Errorf("offers counted: %d, want 2", n)
 	}
 }
+
+// TestPolicyRefusal: a node the policy refuses gets a script that prints
+// the reason and fetches the script again after RetryAfter; nothing is
+// pinned; /status and /metrics name the node, the commit and the reason;
+// once the policy allows the commit, the node's next request boots it.
+func TestPolicyRefusal(t *testing.T) {
+	h, st, booted := testHandler(t)
+	allow := false
+	h.cfg.Allow = func(n *inventory.Node, r Resolution) error {
+		if allow {
+			return nil
+		}
+		return &Refusal{Commit: r.Commit, Reason: "the commit is not signed ${evil}"}
+	}
+	h.cfg.RetryAfter = 7 * time.Second
+	w := get(h, "/boot/52-54-00-00-00-01.ipxe")
+	body := w.Body.String()
+	for _, want := range []string{
+		"#!ipxe\n",
+		"echo git-onesis: n1 will not boot commit " + c1[:12] + ": the commit is not signed ?{evil}\n",
+		"sleep 7 || prompt --timeout 7000 git-onesis: retrying ||\n",
+		"chain --replace --autofree http://10.77.0.1:8080/boot/52-54-00-00-00-01.ipxe\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("refusal script lacks %q:\n%s", want, body)
+		}
+	}
+	if w.Code != 200 || strings.Contains(body, "kernel ") || len(booted) != 0 {
+		t.Errorf("refused: code %d, booted %v, script:\n%s", w.Code, booted, body)
+	}
+	ns := st.Snapshot(nil)
+	if len(ns) != 1 || ns[0].Refused != c1 || !strings.Contains(ns[0].RefusedReason, "not signed") || ns[0].Stage != StageRefused {
+		t.Errorf("status after a refusal: %+v", ns)
+	}
+	var m strings.Builder
+	st.WriteMetrics(&m, 3)
+	for _, want := range []string{`onesis_serve_events_total{service="http",outcome="refused_policy"} 1`, "onesis_serve_nodes_refused 1"} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, m.String())
+		}
+	}
+	cfg := PXELinuxConfig(h.cfg, h.cfg.Inventory().ByName("n1"), nil, c1)
+	if strings.Contains(RefusedPXELinuxConfig(h.cfg, h.cfg.Inventory().ByName("n1"), &Refusal{Commit: c1, Reason: "x"}), "KERNEL") || !strings.Contains(cfg, "KERNEL") {
+		t.Error("the refused PXELINUX configuration names a kernel")
+	}
+	// Signed meanwhile: the retry boots.
+	allow = true
+	w = get(h, "/boot/52-54-00-00-00-01.ipxe")
+	if !strings.Contains(w.Body.String(), "kernel http://10.77.0.1:8080/c/"+c1+"/kernel") || booted["n1"] != c1 {
+		t.Errorf("allowed: booted %v, script:\n%s", booted, w.Body.String())
+	}
+	if ns := st.Snapshot(nil); ns[0].Refused != "" || ns[0].Commit != c1 {
+		t.Errorf("status after the boot: %+v", ns[0])
+	}
+	// A policy that cannot decide fails the script (the node retries as
+	// for any server error), and pins nothing.
+	h.cfg.Allow = func(*inventory.Node, Resolution) error { return errors.New("git failed") }
+	delete(booted, "n1")
+	if w := get(h, "/boot/52-54-00-00-00-01.ipxe"); w.Code != 503 || len(booted) != 0 {
+		t.Errorf("undecided policy: code %d, booted %v", w.Code, booted)
+	}
+}

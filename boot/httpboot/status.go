@@ -50,10 +50,18 @@ type NodeStatus struct {
 	// Firmware is what started the node's last boot: "bios", "efi-x64"
 	// (UEFI PXE), "efi-x64-http" (UEFI HTTP boot), "ipxe" (an iPXE ROM),
 	// ... The iPXE that UEFI or BIOS firmware loads does not replace it.
-	Firmware   string    `json:"firmware,omitempty"`
-	firmwareAt time.Time // when Firmware was last set
-	seeded     bool      // Firmware came from SetFirmware, not a request
+	Firmware string `json:"firmware,omitempty"`
+	// Refused is the commit the boot policy last refused the node, and
+	// RefusedReason why; both cleared when the node is next handed a
+	// script.
+	Refused       string    `json:"refused,omitempty"`
+	RefusedReason string    `json:"refused_reason,omitempty"`
+	firmwareAt    time.Time // when Firmware was last set
+	seeded        bool      // Firmware came from SetFirmware, not a request
 }
+
+// StageRefused is the stage (and outcome) of a boot the policy refused.
+const StageRefused = "refused_policy"
 
 // Status keeps per-node boot progress and per-service counters. It is safe
 // for concurrent use; its Record method is what every service's Event hook
@@ -99,6 +107,10 @@ func (s *Status) Record(ev Event) {
 	}
 	if ev.Stage == "script" {
 		ns.LastScript = ev.Time
+		ns.Refused, ns.RefusedReason = "", ""
+	}
+	if ev.Stage == StageRefused {
+		ns.Refused, ns.RefusedReason = ev.Commit, ev.Detail
 	}
 	if ev.Stage == "script" && ev.Commit != "" {
 		ns.Commit = ev.Commit
@@ -224,10 +236,13 @@ func (s *Status) WriteMetrics(w io.Writer, knownNodes int) error {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "onesis_serve_events_total{service=%q,outcome=%q} %d\n", k[0], k[1], s.counters[k])
 	}
-	booting := 0
+	booting, refused := 0, 0
 	for _, ns := range s.nodes {
 		if ns.Stage != "" {
 			booting++
+		}
+		if ns.Refused != "" {
+			refused++
 		}
 	}
 	s.mu.Unlock()
@@ -235,6 +250,8 @@ func (s *Status) WriteMetrics(w io.Writer, knownNodes int) error {
 	fmt.Fprintf(&b, "onesis_serve_nodes %d\n", knownNodes)
 	b.WriteString("# HELP onesis_serve_nodes_seen Nodes seen by any service since serve started.\n# TYPE onesis_serve_nodes_seen gauge\n")
 	fmt.Fprintf(&b, "onesis_serve_nodes_seen %d\n", booting)
+	b.WriteString("# HELP onesis_serve_nodes_refused Nodes whose last boot the signature policy refused.\n# TYPE onesis_serve_nodes_refused gauge\n")
+	fmt.Fprintf(&b, "onesis_serve_nodes_refused %d\n", refused)
 	b.WriteString("# HELP onesis_serve_uptime_seconds Seconds since serve started.\n# TYPE onesis_serve_uptime_seconds gauge\n")
 	fmt.Fprintf(&b, "onesis_serve_uptime_seconds %.0f\n", time.Since(s.started).Seconds())
 	_, err := io.WriteString(w, b.String())

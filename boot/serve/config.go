@@ -53,6 +53,12 @@ type Config struct {
 	// Ref, when set, is what nodes without their own ref boot instead of
 	// the checked-out branch.
 	Ref string
+	// RequireSignature turns the signature policy on whatever
+	// onesis.serve.requireSignature says (package trust).
+	RequireSignature bool
+	// RetryAfter is how long a node refused by the policy waits before
+	// asking again (0: httpboot.DefaultRetryAfter).
+	RetryAfter time.Duration
 	// Discover records unknown MACs for `git onesis node discovered`.
 	Discover bool
 	// PXELinux gives BIOS clients pxelinux.0 instead of undionly.kpxe.

@@ -20,6 +20,7 @@ import (
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/boot/resolve"
+	"github.com/onesis/git-onesis/boot/trust"
 	"github.com/onesis/git-onesis/internal/git"
 )
 
@@ -79,6 +80,22 @@ func New(cfg Config, f Factories) (*Server, error) {
 			return nil, cfgErr("--ref", "%w", err)
 		}
 	}
+	pol, err := trust.Load(r)
+	if err != nil {
+		return nil, cfgErr("onesis.serve", "%w", err)
+	}
+	if cfg.RequireSignature {
+		pol.Require = true
+	}
+	if err := pol.Ready(r); err != nil {
+		return nil, cfgErr("--require-signature", "%w", err)
+	}
+	if err := pol.Pin(r); err != nil {
+		return nil, err
+	}
+	if pol.Require {
+		log.Info("serve: nodes boot signed commits only", "allow_unsigned", strings.Join(pol.AllowUnsigned, ","))
+	}
 	if s.pins, err = loadPins(r); err != nil {
 		return nil, err
 	}
@@ -114,6 +131,8 @@ func New(cfg Config, f Factories) (*Server, error) {
 			Console:    cfg.Console,
 			Inventory:  s.inv.Current,
 			Resolver:   s.res,
+			Allow:      pol.Allow,
+			RetryAfter: cfg.RetryAfter,
 			Artifacts:  s.art,
 			Booted:     s.booted,
 			Servable:   s.servable,
@@ -180,6 +199,11 @@ func (s *Server) tftpGenerate(name string, client net.IP) (io.ReadCloser, int64,
 			return nil, 0, false
 		}
 		res, err := s.http.Boot(n, mac, cip, "tftp")
+		var refused *httpboot.Refusal
+		if errors.As(err, &refused) {
+			b := []byte(httpboot.RefusedPXELinuxConfig(s.http.Config(), n, refused))
+			return io.NopCloser(bytes.NewReader(b)), int64(len(b)), true
+		}
 		if err != nil {
 			return nil, 0, false
 		}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -56,8 +58,8 @@ func TestVerifySignatureReported(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"etc/motd": "v1\n"})
 	must(t, dir, "git", "init", "-q")
-	key, other := sshKey(t), sshKey(t)
-	sshSigning(t, dir, key, other) // signs with key; only other is allowed
+	key, other := testkit.SSHKey(t), testkit.SSHKey(t)
+	testkit.SSHSigning(t, dir, key, other) // signs with key; only other is allowed
 	must(t, dir, "git", "onesis", "init", "-q")
 	must(t, dir, "git", "add", "-A")
 	must(t, dir, "git", "commit", "-q", "-S", "-m", "signed by an unknown key")

@@ -33,6 +33,8 @@ var serveCmd = &cli.Command{
 		&cli.StringFlag{Name: "iface", Usage: "provisioning `INTERFACE` (DHCP and TFTP bind to it)"},
 		&cli.StringFlag{Name: "addr", Usage: "server `IP` nodes reach (default: the interface's first IPv4 address)"},
 		&cli.StringFlag{Name: "ref", Usage: "boot `REV` instead of the checked-out branch (node refs still win)"},
+		&cli.BoolFlag{Name: "require-signature", Usage: "boot only commits whose signature git verifies (as onesis.serve.requireSignature=true)"},
+		&cli.DurationFlag{Name: "retry-after", Value: 30 * time.Second, Usage: "a node refused by the signature policy asks again after `DURATION`"},
 		&cli.IntFlag{Name: "http-port", Value: 8080, Usage: "HTTP `PORT`"},
 		&cli.IntFlag{Name: "tftp-port", Value: 69, Usage: "TFTP `PORT`"},
 		&cli.IntFlag{Name: "nfs-port", Value: 2049, Usage: "NFS and MOUNT `PORT`"},
@@ -102,6 +104,7 @@ func runServe(c *cli.Context) error {
 	}
 	cfg := serve.Config{
 		RepoDir: repoDir, Iface: c.String("iface"), Ref: c.String("ref"),
+		RequireSignature: c.Bool("require-signature"), RetryAfter: c.Duration("retry-after"),
 		TFTPPort: c.Int("tftp-port"), HTTPPort: c.Int("http-port"), NFSPort: c.Int("nfs-port"), PortmapPort: c.Int("portmap-port"),
 		NoDHCP: c.Bool("no-dhcp"), NoTFTP: c.Bool("no-tftp"), NoHTTP: c.Bool("no-http"), NoNFS: c.Bool("no-nfs"), NoPortmap: c.Bool("no-portmap"), NoPrune: c.Bool("no-prune"), PruneEvery: c.Duration("prune-every"), TFTPMax: c.Int("tftp-max"),
 		AnnounceRA: !c.Bool("no-ra") && c.String("iface") != "",
@@ -136,6 +139,9 @@ func runServe(c *cli.Context) error {
 			return usageErr("--addr: %q is not an IP address", a)
 		}
 		cfg.ServerIP = ip
+	}
+	if d := c.Duration("retry-after"); d < time.Second || d > time.Hour {
+		return usageErr("--retry-after must be between 1s and 1h")
 	}
 	if n := c.Int("tftp-max"); n < 1 {
 		return usageErr("--tftp-max: %d is not a number of transfers (at least 1)", n)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // TestVerifyRevAndSignature: verify --rev compares the tree with another
@@ -16,8 +18,8 @@ func TestVerifyRevAndSignature(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
 	os.WriteFile(filepath.Join(dir, "etc/motd"), []byte("v1\n"), 0o644)
 	must(t, dir, "git", "init", "-q")
-	key := sshKey(t)
-	sshSigning(t, dir, key, key)
+	key := testkit.SSHKey(t)
+	testkit.SSHSigning(t, dir, key, key)
 	must(t, dir, "git", "onesis", "init", "-q")
 	must(t, dir, "git", "add", "-A")
 	must(t, dir, "git", "commit", "-q", "-S", "-m", "signed v1")
@@ -47,33 +49,5 @@ func TestVerifyRevAndSignature(t *testing.T) {
 	}
 	if r := onesis(t, dir, "verify", "--rev", "no-such"); r.code != 128 {
 		t.Errorf("verify --rev no-such: exit %d, want 128", r.code)
-	}
-}
-
-// sshKey makes an SSH key pair for signing commits and returns the
-// private key's path.
-func sshKey(t *testing.T) string {
-	t.Helper()
-	key := filepath.Join(t.TempDir(), "key")
-	must(t, ".", "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "admin@example.com", "-f", key)
-	return key
-}
-
-// sshSigning makes git in dir sign with key and trust only the keys
-// allowed (private key paths; their .pub is read).
-func sshSigning(t *testing.T, dir, key string, allowed ...string) {
-	t.Helper()
-	var signers []byte
-	for _, k := range allowed {
-		pub, err := os.ReadFile(k + ".pub")
-		if err != nil {
-			t.Fatal(err)
-		}
-		signers = append(signers, "test@example.com "+string(pub)...)
-	}
-	file := filepath.Join(t.TempDir(), "allowed")
-	os.WriteFile(file, signers, 0o644)
-	for _, kv := range [][2]string{{"gpg.format", "ssh"}, {"user.signingkey", key}, {"gpg.ssh.allowedSignersFile", file}, {"user.email", "test@example.com"}} {
-		must(t, dir, "git", "config", kv[0], kv[1])
 	}
 }
