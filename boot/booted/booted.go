@@ -6,10 +6,18 @@
 package booted
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/internal/git"
@@ -43,6 +51,119 @@ func Read(r *git.Repo) (map[string]Ref, error) {
 	return m, nil
 }
 
+// reflogPrefix starts the reflog message of every boot Record writes.
+const reflogPrefix = "onesis: booted "
+
+// Boot is one entry of a node's boot history: the node was handed Commit
+// at Time, resolved from From ("branch main", "node ref testing"). The
+// history has an entry each time the node's booted commit changed; a
+// reboot onto the same commit is not one (git logs ref changes only).
+type Boot struct {
+	Node   string    `json:"node"`
+	Time   time.Time `json:"time"`
+	Commit string    `json:"commit"`
+	From   string    `json:"from,omitempty"`
+}
+
+// History returns the boot history of nodes (every node with a booted
+// ref when nodes is empty) from the booted refs' reflogs, oldest first
+// per node, nodes in name order. A node without a reflog (a ref written
+// before reflogs were kept) has its current booted commit, with a zero
+// time. Reflog entries expire as git's gc.reflogExpire and
+// gc.reflogExpireUnreachable say (see KeepHistory).
+func History(r *git.Repo, nodes []string) ([]Boot, error) {
+	refs, err := Read(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(nodes) == 0 {
+		for n := range refs {
+			nodes = append(nodes, n)
+		}
+	}
+	sort.Strings(nodes)
+	var out []Boot
+	for _, n := range nodes {
+		if err := inventory.CheckName(n); err != nil {
+			return nil, err
+		}
+		entries, err := readReflog(filepath.Join(r.CommonDir, "logs", Prefix+n), n)
+		if err != nil {
+			return nil, err
+		}
+		if len(entries) == 0 {
+			if b, ok := refs[n]; ok {
+				entries = []Boot{{Node: n, Commit: b.Commit}}
+			}
+		}
+		out = append(out, entries...)
+	}
+	return out, nil
+}
+
+// readReflog parses a reflog file (one entry per line: old and new object
+// names, the committer identity, its Unix time and zone, a tab and the
+// message). A missing file is an empty history.
+func readReflog(path, node string) ([]Boot, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the boot history of %s: %w", node, err)
+	}
+	defer f.Close()
+	var out []Boot
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		head, msg, _ := strings.Cut(line, "\t")
+		fields := strings.Fields(head)
+		// old new name... <email> time zone
+		if len(fields) < 5 || !git.IsOID(fields[1]) {
+			continue
+		}
+		secs, err := strconv.ParseInt(fields[len(fields)-2], 10, 64)
+		if err != nil || strings.Trim(fields[1], "0") == "" {
+			continue // a deletion, or not an entry
+		}
+		out = append(out, Boot{Node: node, Time: time.Unix(secs, 0).UTC(), Commit: fields[1], From: strings.TrimPrefix(msg, reflogPrefix)})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the boot history of %s: %w", node, err)
+	}
+	return out, nil
+}
+
+// Expiry settings KeepHistory writes when unset: a booted ref's old
+// commits are not reachable from its new one, so git's default would drop
+// their entries after 30 days.
+var historyExpiry = [][2]string{
+	{"gc." + Prefix + "*.reflogExpire", "1.year.ago"},
+	{"gc." + Prefix + "*.reflogExpireUnreachable", "1.year.ago"},
+}
+
+// KeepHistory sets how long git keeps the boot history, where the site has
+// not set it: a year, for audits (the reflog also keeps those commits
+// from gc for as long). It returns the keys it set.
+func KeepHistory(r *git.Repo) ([]string, error) {
+	var set []string
+	for _, kv := range historyExpiry {
+		if _, ok, err := r.Config(kv[0]); err != nil || ok {
+			if err != nil {
+				return set, err
+			}
+			continue
+		}
+		if err := r.SetConfig(kv[0], kv[1]); err != nil {
+			return set, err
+		}
+		set = append(set, kv[0]+"="+kv[1])
+	}
+	return set, nil
+}
+
 // Commits returns node -> commit of refs.
 func Commits(refs map[string]Ref) map[string]string {
 	m := make(map[string]string, len(refs))
@@ -63,10 +184,13 @@ func NewWriter(r *git.Repo) *Writer { return &Writer{b: refBatch{repo: r}} }
 // message, where core.logAllRefUpdates=always keeps one) says what it
 // booted from ("node ref testing", "branch main").
 func (w *Writer) Record(node, commit, from string) error {
+	// Every update creates the ref's reflog (not only under
+	// core.logAllRefUpdates=always): History, and 'git onesis audit',
+	// read it.
 	if err := inventory.CheckName(node); err != nil {
 		return err
 	}
-	if err := w.b.update(Prefix+node, commit, "onesis: booted "+from); err != nil {
+	if err := w.b.update(Prefix+node, commit, reflogPrefix+from); err != nil {
 		return fmt.Errorf("recording %s%s: %w", Prefix, node, err)
 	}
 	return nil
@@ -139,11 +263,11 @@ func (b *refBatch) write() {
 			for _, ref := range order {
 				fmt.Fprintf(&in, "update %s\x00%s\x00\x00", ref, last[ref].commit)
 			}
-			_, err := b.repo.RunInput(in.Bytes(), "update-ref", "-z", "--stdin", "-m", msg)
+			_, err := b.repo.RunInput(in.Bytes(), "update-ref", "--create-reflog", "-z", "--stdin", "-m", msg)
 			if err != nil && len(order) > 1 {
 				errs := map[string]error{}
 				for _, ref := range order {
-					_, errs[ref] = b.repo.Run("update-ref", "-m", msg, ref, last[ref].commit)
+					_, errs[ref] = b.repo.Run("update-ref", "--create-reflog", "-m", msg, ref, last[ref].commit)
 				}
 				for _, u := range us {
 					u.done <- errs[u.ref]

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/onesis/git-onesis/boot/dhcp"
+	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/boot/nfsroot"
@@ -95,6 +96,11 @@ func New(cfg Config, f Factories) (*Server, error) {
 	}
 	if pol.Require {
 		log.Info("serve: nodes boot signed commits only", "allow_unsigned", strings.Join(pol.AllowUnsigned, ","))
+	}
+	if set, err := booted.KeepHistory(r); err != nil {
+		log.Warn("serve: cannot set how long the boot history is kept", "err", err)
+	} else if len(set) > 0 {
+		log.Info("serve: the boot history (refs/onesis/booted reflogs) is kept a year", "set", strings.Join(set, " "))
 	}
 	if s.pins, err = loadPins(r); err != nil {
 		return nil, err

@@ -186,7 +186,7 @@ var categories = map[string]string{
 	"packages": "Review (any clone, any user)", "export": "Review (any clone, any user)",
 	"class": "Node personality", "sysimage": "Node personality", "personality": "Node personality",
 	"copy-rootfs": "Node personality",
-	"initramfs":   "Network boot", "serve": "Network boot", "node": "Network boot", "sync": "Network boot", "exports": "Network boot",
+	"initramfs":   "Network boot", "serve": "Network boot", "node": "Network boot", "sync": "Network boot", "exports": "Network boot", "audit": "Network boot",
 	"upgrade": "Image lifecycle", "rollback": "Image lifecycle", "images": "Image lifecycle",
 	"env": "Other", "completion": "Other", "version": "Other",
 }

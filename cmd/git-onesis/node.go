@@ -21,6 +21,7 @@ import (
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/boot/resolve"
+	"github.com/onesis/git-onesis/boot/trust"
 	"github.com/onesis/git-onesis/boot/serve"
 	"github.com/onesis/git-onesis/boot/sysimage"
 	"github.com/onesis/git-onesis/internal/git"
@@ -528,6 +529,9 @@ type jsonNode struct {
 	// Firmware is what the node last booted with, as serve saw it
 	// ("bios", "efi-x64", "efi-x64-http", "ipxe", ...; see serve.md).
 	Firmware string `json:"firmware,omitempty"`
+	// Refused says why the signature policy (onesis.serve.requireSignature)
+	// would refuse Commit; "" when it would boot it.
+	Refused string `json:"refused,omitempty"`
 }
 
 func runNodeList(c *cli.Context) error {
@@ -566,6 +570,10 @@ func runNodeList(c *cli.Context) error {
 	if err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
 	}
+	pol, err := trust.Load(r)
+	if err != nil {
+		return fatal(err)
+	}
 	out := make([]jsonNode, 0, len(nodes))
 	for _, n := range nodes {
 		j := jsonNode{Name: n.Name, IP: n.IP.String(), Ref: n.Ref, Maintenance: n.Maintenance, Args: n.Args, Properties: []string{}, Booted: boots[n.Name].Commit, Firmware: firmware[n.Name].Firmware}
@@ -574,6 +582,14 @@ func runNodeList(c *cli.Context) error {
 		}
 		next, sn, from := res.resolve(n)
 		j.Commit, j.CommitFrom = next.Commit, next.From
+		if next.Commit != "" {
+			var refused *httpboot.Refusal
+			if err := pol.Allow(n, next); errors.As(err, &refused) {
+				j.Refused = refused.Reason
+			} else if err != nil {
+				j.Refused = "cannot check: " + err.Error()
+			}
+		}
 		if sn != nil {
 			j.Class, j.ClassFrom = sn.Class, from
 			if sn.Props != nil {
@@ -594,10 +610,10 @@ func runNodeList(c *cli.Context) error {
 			return fatal(err)
 		}
 	case c.Bool("porcelain"):
-		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args TAB booted TAB firmware
+		// name TAB macs TAB ip TAB ref TAB maintenance TAB class TAB props TAB args TAB booted TAB firmware TAB refused
 		for _, j := range out {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
-				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args, j.Booted, j.Firmware)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
+				j.Ref, j.Maintenance, j.Class, strings.Join(j.Properties, ","), j.Args, j.Booted, j.Firmware, j.Refused)
 		}
 	default:
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -609,6 +625,9 @@ func runNodeList(c *cli.Context) error {
 			}
 			if j.Args != "" {
 				notes = append(notes, "args: "+j.Args)
+			}
+			if j.Refused != "" {
+				notes = append(notes, "REFUSED "+shortOID(j.Commit)+": "+j.Refused)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, strings.Join(j.MACs, ","), j.IP,
 				dash(j.Ref), dash(j.Class), dash(strings.Join(j.Properties, ",")), dash(shortOID(j.Booted)), dash(j.Firmware), strings.Join(notes, "; "))
