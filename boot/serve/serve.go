@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/onesis/git-onesis/boot/dhcp"
 	"github.com/onesis/git-onesis/boot/booted"
+	"github.com/onesis/git-onesis/boot/dhcp"
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/boot/nfsroot"

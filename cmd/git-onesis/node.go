@@ -21,9 +21,9 @@ import (
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/boot/resolve"
-	"github.com/onesis/git-onesis/boot/trust"
 	"github.com/onesis/git-onesis/boot/serve"
 	"github.com/onesis/git-onesis/boot/sysimage"
+	"github.com/onesis/git-onesis/boot/trust"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
 )
