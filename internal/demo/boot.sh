@@ -26,7 +26,9 @@
 # extra checks `make e2e` runs (an unknown MAC, TFTP traversal, a serve
 # restart under a running node, a maintenance node booting a worktree rw,
 # and two more nodes on OVMF's own network stack: n3 by UEFI PXE and n4 by
-# UEFI HTTP boot, the latter under serve --no-tftp). BOOT_BENCH=N (1 to 4)
+# UEFI HTTP boot, the latter under serve --no-tftp; then signed boots under
+# serve --require-signature: n1 boots a signed commit, is refused an
+# unsigned one with the reason on its console, and boots it once signed). BOOT_BENCH=N (1 to 4)
 # boots n1..nN at once instead of n1 and n2, writes each node's time from
 # onesis-init mounting the NFS root to the image's report ("ready") to
 # BOOT_TIMES (a file; "NODE SECONDS" lines), checks that each runs the
@@ -75,6 +77,9 @@ case $FIRMWARE in
 bios | uefi-ipxe | uefi-pxe | uefi-http) ;;
 *) die "FIRMWARE=$FIRMWARE: use bios, uefi-ipxe, uefi-pxe or uefi-http" ;;
 esac
+if [ -n "$E2E" ]; then
+	command -v ssh-keygen >/dev/null || die "ssh-keygen not found (signed boots); install the test packages first: $REPO/.ci/deps test"
+fi
 if [ "$FIRMWARE" != bios ] || [ -n "$E2E" ]; then
 	[ -f "$OVMF" ] || die "$OVMF not found (UEFI firmware, Debian package ovmf); install the demo's packages first: $REPO/.ci/deps demo"
 fi
@@ -476,6 +481,56 @@ if [ -n "$E2E" ]; then
 		bad "n4 did not boot by UEFI HTTP boot under serve --no-tftp"; tail -30 "$WORK/n4.log"; tail -20 "$SERVE_LOG"
 	fi
 	check "n3 (UEFI PXE) is still up on its NFS root" sh -c "tail -c 1500 '$WORK/n3.log' | grep -aq 'NODE n3: alive on $C1'"
+fi
+
+if [ -n "$E2E" ]; then
+	step "E2E. Signed boots: serve --require-signature"
+	# SSH signing with a key the allowed-signers file trusts; serve pins
+	# these trust settings when it starts.
+	ssh-keygen -q -t ed25519 -N "" -C ops@example.com -f "$WORK/signkey"
+	printf 'ops@example.com %s\n' "$(cat "$WORK/signkey.pub")" >"$WORK/allowed_signers"
+	git config gpg.format ssh
+	git config user.signingkey "$WORK/signkey"
+	git config gpg.ssh.allowedSignersFile "$WORK/allowed_signers"
+	git commit -q --allow-empty -S -m "signed release"
+	S1=$(git rev-parse HEAD)
+	kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+	ip netns exec "$NS" git onesis serve "${SERVE_ARGS[@]}" --require-signature --retry-after 5s >>"$SERVE_LOG" 2>&1 &
+	SERVE_PID=$!
+	for _ in $(seq 1 100); do ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >/dev/null 2>&1 && break; sleep 0.2; done
+	kill "${QEMU_PID[n1]}" 2>/dev/null || true; wait "${QEMU_PID[n1]}" 2>/dev/null || true
+	boot n1 tap0 52:54:00:0e:00:01
+	if wait_for n1 "NODE n1: ready" 300; then
+		check "n1 boots the signed commit ${S1:0:12}" grep -aq "NODE n1: commit $S1" "$WORK/n1.log"
+	else
+		bad "n1 did not boot the signed commit"; tail -30 "$WORK/n1.log"; tail -20 "$SERVE_LOG"
+	fi
+	# An unsigned commit on n1's branch: refused, with the reason on the
+	# console and in /status; n1 keeps asking.
+	git commit -q --allow-empty --no-gpg-sign -m "unsigned change"
+	U1=$(git rev-parse HEAD)
+	kill "${QEMU_PID[n1]}" 2>/dev/null || true; wait "${QEMU_PID[n1]}" 2>/dev/null || true
+	boot n1 tap0 52:54:00:0e:00:01
+	if wait_for n1 "will not boot commit ${U1:0:12}" 240; then
+		grep -a "git-onesis: n1 will not boot" "$WORK/n1.log" | head -1 | tr -d '\r' | sed 's/^/       | /'
+		check "the console says why: the commit is not signed" grep -aq "n1 will not boot commit ${U1:0:12}: the commit is not signed" "$WORK/n1.log"
+		ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >"$WORK/status-refused.json"
+		check "/status names n1, the refused commit and the reason" sh -c "grep -A20 '\"name\": \"n1\"' '$WORK/status-refused.json' | grep -q '\"refused\": \"$U1\"' && grep -A20 '\"name\": \"n1\"' '$WORK/status-refused.json' | grep -q 'not signed'"
+		check "node list shows n1 REFUSED" sh -c "git onesis node list n1 | grep -q 'REFUSED ${U1:0:12}: the commit is not signed'"
+		check "the refused commit was not pinned" sh -c "[ \$(git rev-parse refs/onesis/booted/n1) = $S1 ]"
+	else
+		bad "n1's console never said the unsigned commit was refused"; tail -30 "$WORK/n1.log"; tail -20 "$SERVE_LOG"
+	fi
+	# Signing it lets n1 boot at its next try, with nobody touching n1.
+	git commit -q --amend -S --no-edit
+	S2=$(git rev-parse HEAD)
+	if wait_for n1 "NODE n1: commit $S2" 300; then
+		ok "signed as ${S2:0:12}: n1 booted it at its next try"
+	else
+		bad "n1 did not boot the commit once signed"; tail -30 "$WORK/n1.log"; tail -20 "$SERVE_LOG"
+	fi
+	git onesis audit n1 | sed 's/^/       | /'
+	check "audit shows n1 on ${S1:0:12} then ${S2:0:12}, both signed by ops@example.com" sh -c "git onesis audit --porcelain n1 | tail -2 | awk -F'\t' '{print \$3, \$5, \$6}' | tr '\n' ' ' | grep -q '$S1 true ops@example.com $S2 true ops@example.com'"
 fi
 
 step "8. Tear down"
