@@ -34,6 +34,66 @@ type Resolver struct {
 	shared fresh
 }
 
+// KeyRef is the setting serve reads for --ref when the flag is not given,
+// so 'node list', 'exports', 'sync' and the lifecycle commands, which read
+// it too, resolve as the running serve does without being told.
+const KeyRef = "onesis.serve.ref"
+
+// New returns the Resolver for r: ref when given (a command's --ref),
+// else the onesis.serve.ref setting, else none (the checked-out branch).
+func New(r *git.Repo, ref string) (*Resolver, error) {
+	if ref == "" {
+		v, _, err := r.Config(KeyRef)
+		if err != nil {
+			return nil, err
+		}
+		ref = v
+	}
+	return &Resolver{Repo: r, Ref: ref}, nil
+}
+
+// Branch returns the local branch whose moves change what node n boots:
+// its maintenance work tree's branch; its ref when that names a local
+// branch; for a node without either, Ref when that names a local branch,
+// else the branch checked out in Repo. "" when the node boots a tag, a
+// commit, a remote-tracking branch or a detached HEAD. 'upgrade' and
+// 'images' use it to say which nodes a branch reaches.
+func (g *Resolver) Branch(n *inventory.Node) (string, error) {
+	switch {
+	case n.Maintenance != "":
+		wt, err := git.Discover(n.Maintenance)
+		if err != nil || wt.CommonDir != g.Repo.CommonDir {
+			return "", nil
+		}
+		return symbolicBranch(wt), nil
+	case n.Ref != "":
+		return g.localBranch(n.Ref), nil
+	case g.Ref != "":
+		return g.localBranch(g.Ref), nil
+	}
+	return symbolicBranch(g.Repo), nil
+}
+
+// localBranch returns name as a local branch ("main" for main or
+// refs/heads/main), or "" when it names none.
+func (g *Resolver) localBranch(name string) string {
+	b := strings.TrimPrefix(name, "refs/heads/")
+	if _, err := g.Repo.Run("rev-parse", "--verify", "--quiet", "refs/heads/"+b); err != nil {
+		return ""
+	}
+	return b
+}
+
+// symbolicBranch is the branch checked out in r's work tree ("" when
+// HEAD is detached).
+func symbolicBranch(r *git.Repo) string {
+	out, err := r.Run("symbolic-ref", "-q", "--short", "HEAD")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // Resolve returns the commit node n boots next, and where it came from.
 // It implements httpboot.Resolver.
 func (g *Resolver) Resolve(n *inventory.Node) (httpboot.Resolution, error) {
@@ -135,8 +195,8 @@ func (g *Resolver) resolveDefault() (httpboot.Resolution, error) {
 		return httpboot.Resolution{}, errors.New("the checked-out branch has no commit yet; commit the image first")
 	}
 	from := "HEAD (detached)"
-	if out, err := g.Repo.Run("symbolic-ref", "-q", "--short", "HEAD"); err == nil {
-		from = "branch " + strings.TrimSpace(string(out))
+	if b := symbolicBranch(g.Repo); b != "" {
+		from = "branch " + b
 	}
 	return httpboot.Resolution{Commit: c, From: from}, nil
 }

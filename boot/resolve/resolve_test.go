@@ -183,3 +183,52 @@ func TestLive(t *testing.T) {
 		t.Errorf("Live with a bad default = %v, %v; want the error and the refs", l.Users, err)
 	}
 }
+
+// TestBranchAndConfiguredRef: Branch names the local branch whose moves
+// change what a node boots, for each kind of node, and New takes
+// onesis.serve.ref when no --ref is given, so every command resolves as
+// the running serve does.
+func TestBranchAndConfiguredRef(t *testing.T) {
+	dir, r, c1, _ := twoCommits(t)
+	sh(t, dir, "git", "tag", "v1", c1)
+	wt := filepath.Join(t.TempDir(), "maint")
+	sh(t, dir, "git", "worktree", "add", "-q", "-b", "upgrade", wt, c1)
+	g, err := New(r, "")
+	if err != nil || g.Ref != "" {
+		t.Fatalf("New without a setting: %+v, %v", g, err)
+	}
+	for _, tc := range []struct {
+		name string
+		ref  string // serve's ref
+		node inventory.Node
+		want string
+	}{
+		{"default: the checked-out branch", "", inventory.Node{Name: "a"}, "main"},
+		{"a local branch ref", "", inventory.Node{Name: "b", Ref: "testing"}, "testing"},
+		{"a full branch ref", "", inventory.Node{Name: "b", Ref: "refs/heads/testing"}, "testing"},
+		{"a tag is no branch", "", inventory.Node{Name: "c", Ref: "v1"}, ""},
+		{"a commit is no branch", "", inventory.Node{Name: "c", Ref: c1}, ""},
+		{"maintenance: its work tree's branch", "", inventory.Node{Name: "d", Maintenance: wt}, "upgrade"},
+		{"serve's ref wins over HEAD", "testing", inventory.Node{Name: "a"}, "testing"},
+		{"serve's ref, a tag", "v1", inventory.Node{Name: "a"}, ""},
+		{"a node ref wins over serve's", "testing", inventory.Node{Name: "b", Ref: "main"}, "main"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &Resolver{Repo: r, Ref: tc.ref}
+			if got, err := g.Branch(&tc.node); err != nil || got != tc.want {
+				t.Errorf("Branch = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	sh(t, dir, "git", "config", KeyRef, "testing")
+	if g, err := New(r, ""); err != nil || g.Ref != "testing" {
+		t.Errorf("New with onesis.serve.ref=testing: %+v, %v", g, err)
+	}
+	if g, err := New(r, "main"); err != nil || g.Ref != "main" {
+		t.Errorf("New with --ref main: %+v, %v", g, err)
+	}
+	g, _ = New(r, "")
+	if res, err := g.Resolve(&inventory.Node{Name: "a"}); err != nil || res.Commit != c1 || res.From != "serve --ref testing" {
+		t.Errorf("Resolve under onesis.serve.ref: %+v, %v", res, err)
+	}
+}

@@ -75,9 +75,14 @@ func New(cfg Config, f Factories) (*Server, error) {
 	if s.inv, err = inventory.NewWatcher(r, log); err != nil {
 		return nil, fmt.Errorf("loading the node inventory: %w", err)
 	}
-	s.res = &resolve.Resolver{Repo: r, Ref: cfg.Ref}
-	if cfg.Ref != "" {
+	if s.res, err = resolve.New(r, cfg.Ref); err != nil {
+		return nil, cfgErr(resolve.KeyRef, "%w", err)
+	}
+	if s.res.Ref != "" {
 		if _, err := s.res.Default(); err != nil {
+			if cfg.Ref == "" {
+				return nil, cfgErr(resolve.KeyRef, "%w", err)
+			}
 			return nil, cfgErr("--ref", "%w", err)
 		}
 	}

@@ -157,7 +157,11 @@ func exportsInUse(c *cli.Context, im *image.Image, inv *inventory.Inventory) (ma
 	if err != nil {
 		return nil, fatal(err)
 	}
-	live, err := (&resolve.Resolver{Repo: im.Git, Ref: c.String("ref")}).Live(inv.Nodes, booted.Commits(boots))
+	res, err := resolve.New(im.Git, c.String("ref"))
+	if err != nil {
+		return nil, fatal(err)
+	}
+	live, err := res.Live(inv.Nodes, booted.Commits(boots))
 	if err != nil {
 		return nil, fatal(err)
 	}

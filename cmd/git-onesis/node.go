@@ -687,6 +687,9 @@ type nextBoot struct {
 }
 
 func newClassResolver(r *git.Repo, ref string, stderr io.Writer) *classResolver {
+	if ref == "" {
+		ref, _, _ = r.Config(resolve.KeyRef) // as serve reads it
+	}
 	cr := &classResolver{res: &resolve.Resolver{Repo: r, Ref: ref}, im: &image.Image{Git: r, Root: r.Top},
 		stderr: stderr, cache: map[string]*sysimage.Config{}, warned: map[string]bool{}, next: map[string]nextBoot{}}
 	return cr

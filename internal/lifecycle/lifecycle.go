@@ -20,6 +20,7 @@ import (
 
 	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
 	"github.com/onesis/git-onesis/meta"
@@ -550,10 +551,12 @@ func Rollback(im *image.Image, rev, branch string) (*RollbackResult, error) {
 }
 
 // NodeBranches returns, for each node of the inventory, the local branch
-// it boots: its ref when that names a local branch; the branch of its
-// maintenance work tree; and, for a node with neither, the branch checked
-// out in the main work tree, which is what serve boots by default (serve
-// --ref aside). A node booting a tag or a commit is on no branch ("").
+// it boots, as package resolve (serve's resolver) sees it from the main
+// work tree, where serve runs: its ref when that names a local branch;
+// the branch of its maintenance work tree; and, for a node with neither,
+// onesis.serve.ref when set, else the branch checked out in the main
+// work tree. A node booting a tag, a commit or a remote-tracking branch
+// is on no branch ("").
 func NodeBranches(r *git.Repo) (map[string]string, error) {
 	inv, err := inventory.Load(r)
 	if err != nil {
@@ -563,27 +566,23 @@ func NodeBranches(r *git.Repo) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	def := ""
+	main := r
 	if len(wts) > 0 && !wts[0].Bare {
-		def = wts[0].Branch
+		if m, err := git.Discover(wts[0].Dir); err == nil {
+			main = m
+		}
+	}
+	res, err := resolve.New(main, "")
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[string]string, len(inv.Nodes))
 	for _, n := range inv.Nodes {
-		switch {
-		case n.Maintenance != "":
-			for _, w := range wts {
-				if w.Dir == n.Maintenance {
-					out[n.Name] = w.Branch
-				}
-			}
-		case n.Ref == "":
-			out[n.Name] = def
-		default:
-			ref := strings.TrimPrefix(n.Ref, "refs/heads/")
-			if _, err := r.Run("rev-parse", "--verify", "--quiet", "refs/heads/"+ref); err == nil {
-				out[n.Name] = ref
-			}
+		b, err := res.Branch(n)
+		if err != nil {
+			return nil, err
 		}
+		out[n.Name] = b
 	}
 	return out, nil
 }

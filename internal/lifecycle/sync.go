@@ -89,7 +89,15 @@ func FetchAndFollow(im *image.Image, remote string) (*FetchResult, error) {
 	if inv, err := inventory.Load(im.Git); err == nil {
 		// Node refs resolve as serve resolves them (the branch, else its
 		// one remote-tracking copy).
-		g := &resolve.Resolver{Repo: im.Git}
+		g, err := resolve.New(im.Git, "")
+		if err != nil {
+			return nil, err
+		}
+		if g.Ref != "" { // onesis.serve.ref: what nodes without a ref boot
+			if r, err := g.Default(); err == nil {
+				add(r.Commit)
+			}
+		}
 		refs := map[string]bool{} // nodes mostly share a few refs
 		for _, n := range inv.Nodes {
 			if n.Ref == "" || refs[n.Ref] {
