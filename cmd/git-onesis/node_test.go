@@ -39,8 +39,8 @@ func TestNodeCommand(t *testing.T) {
 		{[]string{"node", "set", "node2", "--ip", "10.77.0.22"}, 0, "", ""},
 		{[]string{"node", "network", "10.77.0.0/24", "--router", "10.77.0.1", "--dns", "10.77.0.1"}, 0, "", ""},
 		{[]string{"node", "list", "--porcelain"}, 0,
-			"node1\t52:54:00:00:00:01\t10.77.0.11\ttesting\t\tcluster.compute\tgpu\t\t\t\n" +
-				"node2\t52:54:00:00:00:02,52:54:00:00:01:02\t10.77.0.22\t\t\tcluster.io\t\tquiet\t\t\n", ""},
+			"node1\t52:54:00:00:00:01\t10.77.0.11\ttesting\t\tcluster.compute\tgpu\t\t\t\t\n" +
+				"node2\t52:54:00:00:00:02,52:54:00:00:01:02\t10.77.0.22\t\t\tcluster.io\t\tquiet\t\t\t\n", ""},
 		{[]string{"node", "list", "node9"}, 1, "", "no node \"node9\""},
 		{[]string{"node", "rm", "node9"}, 1, "", "no node \"node9\""},
 		{[]string{"node", "rm", "node2"}, 0, "", ""},
@@ -77,7 +77,7 @@ func TestNodeCommand(t *testing.T) {
 		t.Errorf("list --json: %v %+v", err, nodes)
 	}
 	// And the firmware it booted with, as serve records it in its state
-	// directory.
+	// directory (then the refused column: empty, no signature policy).
 	state := filepath.Join(img, ".git", "onesis", "serve")
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestNodeCommand(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(state, "firmware"), []byte("# NODE FIRMWARE SINCE\nnode1 efi-x64-http 2026-01-02T03:04:05Z\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := must(t, img, "git", "onesis", "node", "list", "--porcelain"); !strings.HasSuffix(strings.SplitN(got, "\n", 2)[0], "\t"+head+"\tefi-x64-http") {
+	if got := must(t, img, "git", "onesis", "node", "list", "--porcelain"); !strings.HasSuffix(strings.SplitN(got, "\n", 2)[0], "\t"+head+"\tefi-x64-http\t") {
 		t.Errorf("list --porcelain with a recorded firmware: %q", got)
 	}
 	if got := must(t, img, "git", "onesis", "node", "list"); !strings.Contains(got, "FIRMWARE") || !strings.Contains(got, " efi-x64-http ") {
