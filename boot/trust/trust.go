@@ -12,6 +12,7 @@ package trust
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path"
 	"strings"
@@ -321,11 +322,11 @@ func (p *Policy) Ready(r *git.Repo) error {
 	if p == nil || !p.Require {
 		return nil
 	}
-	file, ok, err := r.Config("gpg.ssh.allowedSignersFile")
-	if err != nil {
-		return err
-	}
-	if ok && file != "" {
+	out, err := r.Run("config", "--type=path", "--get", "gpg.ssh.allowedSignersFile")
+	if file := strings.TrimSpace(string(out)); err == nil && file != "" {
+		if _, err := os.Stat(file); err != nil {
+			return fmt.Errorf("%s is on, but gpg.ssh.allowedSignersFile cannot be read: %w", KeyRequire, err)
+		}
 		return nil
 	}
 	prog, _, _ := r.Config("gpg.openpgp.program")

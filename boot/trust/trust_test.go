@@ -204,7 +204,11 @@ func TestReady(t *testing.T) {
 	if err := p.Ready(r); err == nil || !strings.Contains(err.Error(), "allowedSignersFile") {
 		t.Errorf("no key: %v, want advice naming gpg.ssh.allowedSignersFile", err)
 	}
-	testkit.Sh(t, dir, "git", "config", "gpg.ssh.allowedSignersFile", "/etc/onesis/allowed_signers")
+	testkit.Sh(t, dir, "git", "config", "gpg.ssh.allowedSignersFile", "/nonexistent/allowed_signers")
+	if err := p.Ready(r); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("a missing allowed-signers file: %v, want an error", err)
+	}
+	testkit.Sh(t, dir, "git", "config", "gpg.ssh.allowedSignersFile", testkit.AllowedSigners(t, "ops@example.com"))
 	if err := p.Ready(r); err != nil {
 		t.Errorf("with an allowed-signers file: %v", err)
 	}
