@@ -22,6 +22,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/onesis/git-onesis/boot/cmdline"
@@ -126,9 +127,10 @@ type Config struct {
 
 // Handler is the HTTP boot handler.
 type Handler struct {
-	cfg Config
-	mux *http.ServeMux
-	log *slog.Logger
+	cfg     Config
+	mux     *http.ServeMux
+	log     *slog.Logger
+	refused sync.Map // node -> the commit last refused (logged once)
 }
 
 // New returns the handler for cfg.
@@ -388,7 +390,13 @@ func (h *Handler) Boot(n *inventory.Node, mac net.HardwareAddr, ip netip.Addr, s
 		if err := h.cfg.Allow(n, res); err != nil {
 			var refused *Refusal
 			if errors.As(err, &refused) {
-				h.log.Warn(service+": boot refused by policy", "node", n.Name, "mac", mac.String(), "commit", res.Commit, "from", res.From, "reason", refused.Reason)
+				// Warn once per node and commit: a refused node asks again
+				// every RetryAfter.
+				level := slog.LevelWarn
+				if prev, ok := h.refused.Swap(n.Name, res.Commit); ok && prev == res.Commit {
+					level = slog.LevelDebug
+				}
+				h.log.Log(context.Background(), level, service+": boot refused by policy", "node", n.Name, "mac", mac.String(), "commit", res.Commit, "from", res.From, "reason", refused.Reason)
 				h.cfg.Status.Record(Event{Service: service, Outcome: StageRefused, Node: n.Name, MAC: mac, IP: ip, Stage: StageRefused, Commit: res.Commit, Detail: refused.Reason})
 				return res, err
 			}
@@ -404,6 +412,7 @@ func (h *Handler) Boot(n *inventory.Node, mac net.HardwareAddr, ip netip.Addr, s
 			return Resolution{}, err
 		}
 	}
+	h.refused.Delete(n.Name)
 	h.log.Info(service+": boot script", "node", n.Name, "mac", mac.String(), "client", ip.String(), "commit", res.Commit, "from", res.From)
 	h.cfg.Status.Record(Event{Service: service, Outcome: "script", Node: n.Name, MAC: mac, IP: ip, Stage: "script", Commit: res.Commit, Detail: res.From})
 	return res, nil
