@@ -494,8 +494,11 @@ if [ -n "$E2E" ]; then
 	git config gpg.ssh.allowedSignersFile "$WORK/allowed_signers"
 	git commit -q --allow-empty -S -m "signed release"
 	S1=$(git rev-parse HEAD)
+	# The one setting (serve --require-signature is the same for one run;
+	# node list reads the setting).
+	git config onesis.serve.requireSignature true
 	kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
-	ip netns exec "$NS" git onesis serve "${SERVE_ARGS[@]}" --require-signature --retry-after 5s >>"$SERVE_LOG" 2>&1 &
+	ip netns exec "$NS" git onesis serve "${SERVE_ARGS[@]}" --retry-after 5s >>"$SERVE_LOG" 2>&1 &
 	SERVE_PID=$!
 	for _ in $(seq 1 100); do ip netns exec "$NS" curl -fsS "http://$SRV:8080/status" >/dev/null 2>&1 && break; sleep 0.2; done
 	# n3 boots by OVMF's own UEFI PXE: the firmware mirrors its console,
@@ -526,7 +529,7 @@ if [ -n "$E2E" ]; then
 		bad "n3's console never said the unsigned commit was refused"; tail -c 2000 "$WORK/n3.log"; tail -20 "$SERVE_LOG"
 	fi
 	# Signing it lets n3 boot at its next try, with nobody touching n3.
-	git commit -q --amend -S --no-edit
+	git commit -q --amend --allow-empty -S --no-edit
 	S2=$(git rev-parse HEAD)
 	if wait_for n3 "NODE n3: commit $S2" 300; then
 		ok "signed as ${S2:0:12}: n3 booted it at its next try"
