@@ -484,7 +484,7 @@ if [ -n "$E2E" ]; then
 fi
 
 if [ -n "$E2E" ]; then
-	step "E2E. Signed boots: serve --require-signature"
+	step "E2E. Signed boots: onesis.serve.requireSignature"
 	# SSH signing with a key the allowed-signers file trusts; serve pins
 	# these trust settings when it starts.
 	ssh-keygen -q -t ed25519 -N "" -C ops@example.com -f "$WORK/signkey"
