@@ -19,7 +19,8 @@
 #     STORM_ROUNDS   rounds; the best run of each row counts (default 1)
 #     STORM_TIMEOUT  seconds per storm (default 600; late nodes count as failed)
 #     STORM_OUT      markdown file to update (default docs/benchmarks.md; "-" prints)
-#     STORM_ONLY     configurations to run (default "ipxe pxelinux dnsmasq tftpd-hpa")
+#     STORM_ONLY     configurations to run (default "ipxe signed pxelinux dnsmasq tftpd-hpa";
+#                    signed: the iPXE chain under serve --require-signature)
 #     STORM_INVENTORY nodes in git-onesis's inventory (default: the largest N);
 #                    the nodes beyond those that boot are known but silent,
 #                    as most of a large site is during a partial storm. A
@@ -41,7 +42,7 @@ NS_LIST=${STORM_N:-50 200 500}
 ROUNDS=${STORM_ROUNDS:-1}
 TIMEOUT=${STORM_TIMEOUT:-600}
 OUT=${STORM_OUT:-$REPO/docs/benchmarks.md}
-ONLY=" ${STORM_ONLY:-ipxe pxelinux dnsmasq tftpd-hpa} "
+ONLY=" ${STORM_ONLY:-ipxe signed pxelinux dnsmasq tftpd-hpa} "
 want() { [[ $ONLY == *" $1 "* ]]; }
 GO=${GO:-go}
 SRV=st-srv-$$ CLI=st-cli-$$ # unique: other runs may share the machine
@@ -62,6 +63,7 @@ command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base
 [ -f /usr/lib/PXELINUX/pxelinux.0 ] || need+=(pxelinux)
 [ -f /usr/lib/syslinux/modules/bios/ldlinux.c32 ] || need+=(syslinux-common)
 command -v jq >/dev/null || need+=(jq)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
 	note "installing ${need[*]}"
 	apt-get update -qq >&2 || true
@@ -126,6 +128,14 @@ if [ -n "$KSRC" ]; then cp "$KSRC" "$IMG/boot/vmlinuz-6.1.0-81-amd64"; KNOTE="De
 : >"$IMG/lib/modules/6.1.0-81-amd64/modules.dep"
 echo storm >"$IMG/etc/hostname"
 (cd "$IMG" && git init -q && git onesis init --commit -q) || die "git onesis init failed"
+# The commit is SSH-signed, so the "signed" configuration (serve
+# --require-signature) boots the very commit the others do, and the rows
+# differ only by the signature check.
+ssh-keygen -q -t ed25519 -N "" -C bench@example.com -f "$WORK/signkey" || die "ssh-keygen failed"
+printf 'bench@example.com %s\n' "$(cat "$WORK/signkey.pub")" >"$WORK/allowed_signers"
+git -C "$IMG" config gpg.format ssh && git -C "$IMG" config user.signingkey "$WORK/signkey" &&
+	git -C "$IMG" config gpg.ssh.allowedSignersFile "$WORK/allowed_signers" &&
+	git -C "$IMG" commit -q --amend --allow-empty --no-edit -S || die "signing the image commit failed"
 COMMIT=$(git -C "$IMG" rev-parse HEAD)
 {
 	echo "subnet 10.81.0.0 netmask 255.255.0.0 { option routers $RIP; }"
@@ -207,6 +217,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		for v in $INV_LIST; do
 			git -C "$IMG" update-ref refs/onesis/inventory "${INV_COMMIT[$v]}"
 			if want ipxe; then serve_start; storm "$(gname "$v")" ipxe "$n" $(serve_pid); stop "$SPID"; fi
+			if want signed && [ "$v" = "$INVN" ]; then serve_start --require-signature; storm git-onesis-signed ipxe "$n" $(serve_pid); stop "$SPID"; fi
 			if want pxelinux; then serve_start --pxelinux; storm "$(gname "$v")" pxelinux "$n" $(serve_pid); stop "$SPID"; fi
 		done
 		git -C "$IMG" update-ref refs/onesis/inventory "${INV_COMMIT[$INVN]}"
@@ -309,6 +320,7 @@ gen() {
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for n in $NS_LIST; do
 		row "git-onesis, iPXE: DHCP, TFTP loader, DHCP, HTTP script, kernel, initramfs" git-onesis ipxe "$n"
+		row "git-onesis, iPXE, signed commits only (\`--require-signature\`)" git-onesis-signed ipxe "$n"
 		row "git-onesis \`--pxelinux\`: DHCP, then all over TFTP" git-onesis pxelinux "$n"
 		for v in $INV_LIST; do
 			[ "$v" = "$INVN" ] && continue
@@ -335,6 +347,8 @@ gen() {
 	for n in $NS_LIST; do cmp "git-onesis TFTP chain vs dnsmasq" git-onesis pxelinux dnsmasq pxelinux "$n"; done
 	for n in $NS_LIST; do cmp "git-onesis TFTP chain vs dnsmasq + tftpd-hpa" git-onesis pxelinux tftpd-hpa pxelinux "$n"; done
 	for n in $NS_LIST; do cmp "git-onesis HTTP (iPXE) chain vs git-onesis TFTP chain" git-onesis ipxe git-onesis pxelinux "$n"; done
+	for n in $NS_LIST; do cmp "git-onesis iPXE chain, signature policy on vs off" git-onesis-signed ipxe git-onesis ipxe "$n"; done
+	for n in $NS_LIST; do cpucmp "server CPU: git-onesis iPXE chain, signature policy on vs off" git-onesis-signed ipxe git-onesis ipxe "$n"; done
 	for v in $INV_LIST; do
 		[ "$v" = "$INVN" ] && continue
 		for n in $NS_LIST; do for m in ipxe pxelinux; do
