@@ -80,6 +80,21 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 		}
 		return &Converged{Skipped: "the git command wrote no file of the work tree"}, nil
 	}
+	if _, err := os.Lstat(im.MetaPath()); errors.Is(err, os.ErrNotExist) {
+		im.forgetApplied()
+		im.saveSeen(idx)
+		return &Converged{Skipped: "no .gitmeta in the work tree"}, nil
+	}
+	if kind == Wrote && im.seenIsCurrent(idx) && len(im.loadRetry()) == 0 {
+		// No git command wrote the index since the last hook (it is the
+		// very file seen then), so none wrote a file either: with
+		// .gitmeta as last applied there is nothing to do, and the index
+		// need not be read (post-checkout after post-index-change). The
+		// two files are compared in step, neither read whole.
+		if sameFiles(im.statePath(AppliedFile), im.MetaPath()) {
+			return &Converged{Skipped: "the index and .gitmeta are as the last apply left them"}, nil
+		}
+	}
 	b, err := os.ReadFile(im.MetaPath())
 	if errors.Is(err, os.ErrNotExist) {
 		im.forgetApplied()
@@ -88,15 +103,6 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
-	}
-	if kind == Wrote && im.seenIsCurrent(idx) && len(im.loadRetry()) == 0 {
-		// No git command wrote the index since the last hook (it is the
-		// very file seen then), so none wrote a file either: with
-		// .gitmeta as last applied there is nothing to do, and the index
-		// need not be read (post-checkout after post-index-change).
-		if applied := im.loadAppliedBytes(); applied != nil && bytes.Equal(applied, b) {
-			return &Converged{Skipped: "the index and .gitmeta are as the last apply left them"}, nil
-		}
 	}
 	end := trace.Region("read the index")
 	ix, err := git.ReadIndex(idx, im.Git.HashLen())
@@ -252,10 +258,8 @@ func (im *Image) loadAppliedBytes() []byte {
 // apply).
 func (im *Image) saveApplied(b []byte) {
 	p := im.statePath(AppliedFile)
-	if fi, err := os.Stat(p); err == nil && fi.Size() == int64(len(b)) {
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
-			return // a commit with no metadata change, say
-		}
+	if sameAs(p, b) {
+		return // a commit with no metadata change, say
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return
@@ -326,6 +330,72 @@ func (im *Image) saveSeen(idx string) {
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
+	}
+}
+
+// compareChunk is how much of each file sameFiles and sameAs hold at once.
+const compareChunk = 1 << 20
+
+// sameFiles reports whether the regular files at a and b exist and hold
+// the same bytes. It reads them in step, a chunk at a time, and stops at
+// the first difference (different sizes need no read at all).
+func sameFiles(a, b string) bool {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false
+	}
+	defer fb.Close()
+	sa, err1 := fa.Stat()
+	sb, err2 := fb.Stat()
+	if err1 != nil || err2 != nil || !sa.Mode().IsRegular() || !sb.Mode().IsRegular() || sa.Size() != sb.Size() {
+		return false
+	}
+	ba, bb := make([]byte, compareChunk), make([]byte, compareChunk)
+	for {
+		na, erra := io.ReadFull(fa, ba)
+		nb, errb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		endA, endB := erra == io.EOF || erra == io.ErrUnexpectedEOF, errb == io.EOF || errb == io.ErrUnexpectedEOF
+		switch {
+		case endA && endB:
+			return true
+		case endA || endB || erra != nil || errb != nil:
+			return false
+		}
+	}
+}
+
+// sameAs reports whether the regular file at p holds exactly b, reading it
+// a chunk at a time.
+func sameAs(p string, b []byte) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(b)) {
+		return false
+	}
+	buf := make([]byte, compareChunk)
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > len(b) || !bytes.Equal(buf[:n], b[:n]) {
+			return false
+		}
+		b = b[n:]
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return len(b) == 0
+		case err != nil:
+			return false
+		}
 	}
 }
 
