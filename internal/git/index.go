@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -87,16 +88,45 @@ func ReadIndex(path string, hashLen int) (*Index, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, fmt.Errorf("reading the index: %w", err)
 	}
-	b := make([]byte, st.Size)
-	if _, err := io.ReadFull(f, b); err != nil {
+	b, mapped, err := mapFile(f, st.Size)
+	if err != nil {
 		return nil, fmt.Errorf("reading the index: %w", err)
 	}
 	ix, err := parseIndex(b, hashLen)
 	if err != nil {
+		if mapped {
+			unix.Munmap(b)
+		}
 		return nil, fmt.Errorf("reading the index %s: %w", path, err)
+	}
+	if mapped {
+		// Nothing keeps a slice of raw beyond ix (paths are copied,
+		// WithStat and WithAssumeValid copy the file before changing it),
+		// so the mapping goes when ix does.
+		runtime.AddCleanup(ix, func(b []byte) { unix.Munmap(b) }, b)
 	}
 	ix.Mtime, ix.dev, ix.ino = st.Mtim, st.Dev, st.Ino
 	return ix, nil
+}
+
+// mapFile maps the first size bytes of f read-only, as git maps its index:
+// the page cache's own pages, not a copy of the file in fresh memory, which
+// for a large image's index is most of the time reading it takes. git
+// replaces the index by renaming a new file over it, never by writing the
+// old one in place, so the mapping stays valid. Where mapping fails (an
+// empty file, a file system that cannot), the file is read into memory
+// and mapped is false.
+func mapFile(f *os.File, size int64) (b []byte, mapped bool, err error) {
+	if size > 0 && size == int64(int(size)) {
+		if m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			return m, true, nil
+		}
+	}
+	b = make([]byte, size)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, false, err
+	}
+	return b, false, nil
 }
 
 func parseIndex(b []byte, hashLen int) (*Index, error) {
