@@ -117,7 +117,9 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	o := ApplyOptions{Outside: sparseScope(ix), Index: ix}
 	var applied []byte
 	if !full {
-		applied = im.loadAppliedBytes()
+		var release func()
+		applied, release = im.mapApplied()
+		defer release()
 		seen, seenAt := im.loadSeen(idx, ix)
 		if applied == nil || seen == nil {
 			full = true
@@ -136,7 +138,12 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	end = trace.Region("parse .gitmeta")
 	m, err := meta.ParseBytes(b)
 	if err == nil && applied != nil && !full {
-		if o.Old, err = meta.ParseBytes(applied); err != nil {
+		// Only the lines that differ from the applied record are parsed
+		// of it; a record that is not canonical is parsed whole.
+		if d, ok := meta.DiffLines(applied, b); ok {
+			o.Old, o.OldPartial, o.Changed = d.Old, true, d.Changed
+			trace.Printf("converge: %d .gitmeta lines changed, %d applied lines gone or changed", len(d.Changed), len(d.Old.Entries))
+		} else if o.Old, err = meta.ParseBytes(applied); err != nil {
 			trace.Printf("converge: %s: %v", AppliedFile, err)
 			o.Old, err = nil, nil
 		}
@@ -244,13 +251,31 @@ func (im *Image) statePath(name string) string {
 
 func (im *Image) forgetApplied() { os.Remove(im.statePath(AppliedFile)) }
 
-// loadAppliedBytes returns the .gitmeta last applied, or nil.
-func (im *Image) loadAppliedBytes() []byte {
-	b, err := os.ReadFile(im.statePath(AppliedFile))
+// mapApplied returns the .gitmeta last applied, or nil, mapped read-only
+// rather than copied (the page cache's pages, not fresh memory: most of
+// what reading a large file costs), and the func that unmaps it once
+// nothing refers to it (parsing copies out what it keeps). The record is
+// only ever replaced by rename, so the mapping stays whole.
+func (im *Image) mapApplied() ([]byte, func()) {
+	f, err := os.Open(im.statePath(AppliedFile))
 	if err != nil {
-		return nil
+		return nil, func() {}
 	}
-	return b
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, func() {}
+	}
+	if n := fi.Size(); n > 0 && n == int64(int(n)) {
+		if b, err := unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			return b, func() { unix.Munmap(b) }
+		}
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, func() {}
+	}
+	return b, func() {}
 }
 
 // saveApplied writes b as the applied record (write and rename: a reader

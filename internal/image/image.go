@@ -558,7 +558,13 @@ func (im *Image) removeStaleTemps() {
 type ApplyOptions struct {
 	// Old is the manifest previously applied (for an incremental apply).
 	Old *meta.Manifest
-	// Paths are files git rewrote (always visited).
+	// OldPartial says Old holds only the entries whose .gitmeta lines
+	// changed (meta.DiffLines), and Changed the paths whose lines are new
+	// or changed.
+	OldPartial bool
+	Changed    []string
+	// Paths are files git rewrote (always visited, their parent
+	// directories too).
 	Paths  []string
 	DryRun bool
 	Log    func(string)
@@ -574,7 +580,11 @@ type ApplyOptions struct {
 // entries it touched so the next 'git status' does not re-hash them.
 func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult, error) {
 	end := trace.Region("apply")
-	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, Paths: withParents(o.Paths), DryRun: o.DryRun, Log: o.Log, Outside: o.Outside})
+	paths := withParents(o.Paths)
+	if len(o.Changed) > 0 {
+		paths = append(paths, o.Changed...)
+	}
+	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, OldPartial: o.OldPartial, Paths: paths, DryRun: o.DryRun, Log: o.Log, Outside: o.Outside})
 	end()
 	if err != nil {
 		return res, err
