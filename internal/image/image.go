@@ -611,7 +611,7 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *git.Index) error {
 	var rest []string
 	patched := 0
-	err := im.Git.UpdateIndexFile(known, func(ix *git.Index) []byte {
+	err := im.Git.UpdateIndexFile(known, func(ix *git.Index) *git.IndexPatch {
 		rest = rest[:0]
 		var ups []git.StatUpdate
 		k := 0

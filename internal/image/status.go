@@ -327,7 +327,7 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 		return im.Git.StatusPorcelain()
 	}
 	defer os.Remove(f.Name())
-	_, err = f.Write(ix.WithAssumeValid(valid))
+	_, err = ix.WithAssumeValid(valid).WriteTo(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
