@@ -179,21 +179,18 @@ func DiffLines(old, new []byte) (d *LineDiff, ok bool) {
 		e, err := parseEntry(string(line))
 		return e, err == nil && ValidPath(e.Path) == nil
 	}
-	// The last path taken from each side: those taken must ascend.
-	var lastOld, lastNew string
+	// The paths taken from each side must ascend.
 	addOld := func(e Entry) bool {
-		if len(d.Old.Entries) > 0 && !Less(lastOld, e.Path) {
+		if n := len(d.Old.Entries); n > 0 && !Less(d.Old.Entries[n-1].Path, e.Path) {
 			return false
 		}
-		lastOld = e.Path
 		d.Old.Entries = append(d.Old.Entries, e)
 		return true
 	}
 	addNew := func(e Entry) bool {
-		if len(d.Changed) > 0 && !Less(lastNew, e.Path) {
+		if n := len(d.Changed); n > 0 && !Less(d.Changed[n-1], e.Path) {
 			return false
 		}
-		lastNew = e.Path
 		d.Changed = append(d.Changed, e.Path)
 		return true
 	}
