@@ -358,7 +358,7 @@ func (im *Image) saveSeen(idx string) {
 	}
 }
 
-// compareChunk is how much of each file sameFiles and sameAs hold at once.
+// compareChunk is how much of each file sameFiles holds at once.
 const compareChunk = 1 << 20
 
 // sameFiles reports whether the regular files at a and b exist and hold
@@ -397,31 +397,11 @@ func sameFiles(a, b string) bool {
 	}
 }
 
-// sameAs reports whether the regular file at p holds exactly b, reading it
-// a chunk at a time.
+// sameAs reports whether the regular file at p holds exactly b, reading
+// it a chunk at a time.
 func sameAs(p string, b []byte) bool {
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(b)) {
-		return false
-	}
-	buf := make([]byte, compareChunk)
-	for {
-		n, err := io.ReadFull(f, buf)
-		if n > len(b) || !bytes.Equal(buf[:n], b[:n]) {
-			return false
-		}
-		b = b[n:]
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			return len(b) == 0
-		case err != nil:
-			return false
-		}
-	}
+	same, err := meta.SameBytes(p, b)
+	return err == nil && same
 }
 
 func copyFile(from, to string) error {

@@ -483,15 +483,17 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		return false, nil, err
 	}
 	end := trace.Region("encode and write .gitmeta")
-	changed, err := meta.WriteFile(im.MetaPath(), m)
+	b, err := m.Bytes()
+	changed := false
+	if err == nil {
+		changed, err = meta.WriteBytes(im.MetaPath(), b, 0o644)
+	}
 	end()
 	if err != nil {
 		return false, nil, fmt.Errorf("writing .gitmeta: %w", err)
 	}
 	// The tree now matches .gitmeta by construction.
-	if b, err := os.ReadFile(im.MetaPath()); err == nil {
-		im.saveApplied(b)
-	}
+	im.saveApplied(b)
 	if stage {
 		if !changed && im.metaTracked && im.metaStagedAsIs() {
 			trace.Printf("git add .gitmeta: skipped, the index already holds it")
