@@ -102,9 +102,9 @@ func ReadIndex(path string, hashLen int) (*Index, error) {
 		return nil, fmt.Errorf("reading the index %s: %w", path, err)
 	}
 	if mapped {
-		// Nothing keeps a slice of raw beyond ix (paths are copied,
-		// WithStat and WithAssumeValid copy the file before changing it),
-		// so the mapping goes when ix does.
+		// Nothing keeps a slice of raw beyond ix (paths are copied; the
+		// methods that read raw keep ix alive until they are done), so
+		// the mapping goes when ix does.
 		runtime.AddCleanup(ix, func(b []byte) { unix.Munmap(b) }, b)
 	}
 	ix.Mtime, ix.dev, ix.ino = st.Mtim, st.Dev, st.Ino
@@ -285,7 +285,9 @@ func (r *Repo) HashLen() int {
 // OID is the object name (hex) of entry k.
 func (ix *Index) OID(k int) string {
 	off := ix.Entries[k].Offset + 40
-	return hex.EncodeToString(ix.raw[off : off+ix.hashLen])
+	id := hex.EncodeToString(ix.raw[off : off+ix.hashLen])
+	runtime.KeepAlive(ix) // raw may be a mapping released with ix
+	return id
 }
 
 // flagsOffset is where the 16-bit flags of the entry at off are.
@@ -401,6 +403,7 @@ func (p *IndexPatch) WriteTo(w io.Writer) (int64, error) {
 		sum = h.Sum(nil)
 	}
 	m, err := w.Write(sum)
+	runtime.KeepAlive(p.ix) // raw may be a mapping released with the Index
 	return n + int64(m), err
 }
 
