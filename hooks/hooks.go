@@ -5,7 +5,7 @@
 // # Trampoline design
 //
 // Each hook is a three-line /bin/sh trampoline that re-enters the binary as
-// `git onesis <hook> "$@"`. The decisions behind it:
+// `git-onesis <hook> "$@"`. The decisions behind it:
 //
 //   - Opt-in per repository. The first working line exits 0, silently and
 //     without starting git-onesis, unless `onesis.enabled` reads as true in
@@ -23,7 +23,9 @@
 //     later. The message names the hook and the ways out: put git-onesis
 //     on PATH, set onesis.enabled=false, or delete the hook.
 //   - exec. The shell is replaced by git-onesis, so its exit status is the
-//     hook's and post-rewrite's stdin reaches it untouched.
+//     hook's and post-rewrite's stdin reaches it untouched. It execs the
+//     binary by its own name (v2), not through 'git onesis' (v1): a no-op
+//     hook's cost is mostly process starts, and that saves one git.
 //   - Recognition by exact text. The second line names the version. A file
 //     is ours when its text (CRLF folded to LF, surrounding blank space
 //     trimmed) equals Body or a body in OutdatedBodies; anything else is Foreign
@@ -47,15 +49,21 @@ import (
 var Names = []string{"pre-commit", "post-commit", "post-checkout", "post-merge", "post-rewrite", "post-index-change"}
 
 // version is the tag in the second line of the current bodies.
-const version = "v1"
+const version = "v2"
 
 // enabledCheck is the trampoline line that makes the hook a no-op in
 // repositories that have not opted in.
 const enabledCheck = `test "$(git config --type=bool onesis.enabled 2>/dev/null)" = true || exit 0`
 
 // Body returns the current trampoline for the named hook, ending in a
-// newline.
-func Body(name string) string {
+// newline. Since v2 it execs git-onesis itself, which 'command -v' has
+// just found on PATH, rather than 'git onesis': one git process fewer per
+// hook, and git's own start is most of a no-op hook's cost.
+func Body(name string) string { return body(name, version, "git-onesis") }
+
+// body is the trampoline of the given version tag, calling the hook
+// through call ("git onesis" in v1, "git-onesis" since v2).
+func body(name, tag, call string) string {
 	code, consequence := "0", "metadata was not updated; run 'git onesis apply' once it is installed"
 	if name == "pre-commit" {
 		code, consequence = "1", "refusing to commit without recording metadata in .gitmeta"
@@ -64,10 +72,10 @@ func Body(name string) string {
 		"Install git-onesis on your PATH, or stop using it in this repository with "+
 		"'git config onesis.enabled false' or by deleting $0.", name, consequence)
 	return "#!/bin/sh\n" +
-		"# git-onesis hook (" + version + "); `git onesis install` manages this file.\n" +
+		"# git-onesis hook (" + tag + "); `git onesis install` manages this file.\n" +
 		enabledCheck + "\n" +
 		"command -v git-onesis >/dev/null 2>&1 || { printf >&2 '%s\\n' \"" + msg + "\"; exit " + code + "; }\n" +
-		"exec git onesis " + name + " \"$@\"\n"
+		"exec " + call + " " + name + " \"$@\"\n"
 }
 
 // OutdatedBodies holds, per hook, every earlier body git-onesis has written,
@@ -82,6 +90,9 @@ func init() {
 			"# git-onesis hook (v0)\n"+
 			"command -v git-onesis >/dev/null 2>&1 || exit 0\n"+
 			"exec git onesis "+n+" \"$@\"\n")
+		// v1: the opt-in check and the missing-binary message, then
+		// 'exec git onesis', which starts git once more.
+		OutdatedBodies[n] = append(OutdatedBodies[n], body(n, "v1", "git onesis"))
 	}
 }
 

@@ -79,7 +79,7 @@ func TestBody(t *testing.T) {
 		if !strings.HasPrefix(b, "#!/bin/sh\n") || !strings.HasSuffix(b, "\n") {
 			t.Errorf("Body(%s) lacks the shebang or trailing newline:\n%s", name, b)
 		}
-		if want := "exec git onesis " + name + ` "$@"` + "\n"; !strings.HasSuffix(b, want) {
+		if want := "exec git-onesis " + name + ` "$@"` + "\n"; !strings.HasSuffix(b, want) {
 			t.Errorf("Body(%s) does not end with %q", name, want)
 		}
 		if n := strings.Count(b, "\n"); n != 5 {
@@ -104,6 +104,7 @@ func TestInspect(t *testing.T) {
 		{"current", ptr(Body("pre-commit")), Current},
 		{"current with CRLF and no final newline", ptr(strings.TrimSuffix(strings.ReplaceAll(Body("pre-commit"), "\n", "\r\n"), "\r\n")), Current},
 		{"outdated", ptr(OutdatedBodies["pre-commit"][0]), Outdated},
+		{"v1, as installed", ptr(v1PreCommit), Outdated},
 		{"another hook's body", ptr(Body("post-commit")), Foreign},
 		{"foreign", ptr(foreign), Foreign},
 		{"too big", &big, Foreign},
@@ -128,6 +129,15 @@ func TestInspect(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// v1PreCommit is the pre-commit hook v1 installed, byte for byte: the
+// upgrade to the current body must recognise it.
+const v1PreCommit = `#!/bin/sh
+# git-onesis hook (v1); ` + "`git onesis install`" + ` manages this file.
+test "$(git config --type=bool onesis.enabled 2>/dev/null)" = true || exit 0
+command -v git-onesis >/dev/null 2>&1 || { printf >&2 '%s\n' "git-onesis: pre-commit hook: 'git-onesis' was not found on your PATH; refusing to commit without recording metadata in .gitmeta. Install git-onesis on your PATH, or stop using it in this repository with 'git config onesis.enabled false' or by deleting $0."; exit 1; }
+exec git onesis pre-commit "$@"
+`
 
 // actions returns name → action.
 func actions(res []Result) map[string]string {

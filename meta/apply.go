@@ -21,6 +21,10 @@ type ApplyOptions struct {
 	// socket) are removed if they still match Old (directories only if
 	// empty). Nil means a full apply visiting every entry.
 	Old *Manifest
+	// OldPartial says Old holds only the entries whose lines changed
+	// (LineDiff.Old): an entry Old lacks is unchanged, not new, and the
+	// caller names the changed and added entries in Paths.
+	OldPartial bool
 	// Paths are extra paths to visit even if their entries did not change
 	// (files git rewrote during a checkout; git writes them with the
 	// umask). Paths the manifest does not name are ignored.
@@ -258,7 +262,7 @@ func (a *applier) visitSet() []bool {
 		} else {
 			o = a.oldLookup(e.Path)
 		}
-		if o == nil || !o.Equal(e) {
+		if o == nil && !a.opts.OldPartial || o != nil && !o.Equal(e) {
 			visit[i] = true
 		}
 		if e.Hardlink != "" {

@@ -167,3 +167,86 @@ func TestParseBytesMemory(t *testing.T) {
 		t.Errorf("%d B allocated per entry; want the entry and its path (under 200 B)", per)
 	}
 }
+
+// TestDiffLines changes, removes and adds entries of a large manifest and
+// checks DiffLines against a comparison of the two parsed manifests.
+func TestDiffLines(t *testing.T) {
+	oldB := bigManifest(t)
+	old, err := ParseBytes(oldB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(m *Manifest)
+	}{
+		{"identical", func(m *Manifest) {}},
+		{"modes", func(m *Manifest) {
+			for i := 3; i < len(m.Entries); i += 97 {
+				m.Entries[i].Mode ^= 0o020
+			}
+		}},
+		{"removed and added", func(m *Manifest) {
+			m.Entries = append(m.Entries[:10], m.Entries[40:]...)
+			m.Entries = append(m.Entries, Entry{Path: "d050/new", Type: TypeFifo, Mode: 0o600}, Entry{Path: "zzz", Type: TypeDir, Mode: 0o700})
+			m.Sort()
+		}},
+		{"first and last", func(m *Manifest) {
+			m.Entries[0].Mode = 0o700
+			m.Entries[len(m.Entries)-1].UID = 9
+		}},
+		{"all but the root gone", func(m *Manifest) { m.Entries = m.Entries[:1] }},
+		{"hard link moved", func(m *Manifest) {
+			for i := range m.Entries {
+				if m.Entries[i].Hardlink != "" {
+					m.Entries[i].Hardlink = ""
+					break
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nm := &Manifest{Entries: append([]Entry(nil), old.Entries...)}
+			tc.change(nm)
+			newB, err := nm.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, ok := DiffLines(oldB, newB)
+			if !ok {
+				t.Fatal("DiffLines refused two canonical files")
+			}
+			var wantOld []Entry
+			for _, o := range old.Entries {
+				if e := nm.Lookup(o.Path); e == nil || !e.Equal(&o) {
+					wantOld = append(wantOld, o)
+				}
+			}
+			var wantChanged []string
+			for _, e := range nm.Entries {
+				if o := old.Lookup(e.Path); o == nil || !o.Equal(&e) {
+					wantChanged = append(wantChanged, e.Path)
+				}
+			}
+			if !reflect.DeepEqual(d.Old.Entries, wantOld) {
+				t.Errorf("Old: %d entries, want %d", len(d.Old.Entries), len(wantOld))
+			}
+			if !reflect.DeepEqual(d.Changed, wantChanged) {
+				t.Errorf("Changed: %q, want %q", d.Changed, wantChanged)
+			}
+		})
+	}
+	// Not canonical: the caller parses in full.
+	body := oldB[bytes.Index(oldB, []byte("\n./")):]
+	for name, b := range map[string][]byte{
+		"other header":     append([]byte(Signature+"\n# another comment"), body...),
+		"no signature":     body[1:],
+		"CR line end":      bytes.Replace(oldB, []byte("\n./d000 "), []byte("\r\n./d000 "), 1),
+		"unsorted":         bytes.Replace(oldB, []byte("./d001 "), []byte("./d0019 "), 1),
+		"no final newline": oldB[:len(oldB)-1],
+	} {
+		if _, ok := DiffLines(oldB, b); ok {
+			t.Errorf("%s: DiffLines accepted it", name)
+		}
+	}
+}

@@ -28,7 +28,7 @@ func WriteFile(path string, m *Manifest) (bool, error) {
 // new file is written to a temporary name in the same directory, synced,
 // and renamed over path; the directory is synced after the rename.
 func WriteBytes(path string, b []byte, perm os.FileMode) (bool, error) {
-	if same, err := sameBytes(path, b); err != nil {
+	if same, err := SameBytes(path, b); err != nil {
 		return false, fmt.Errorf("reading the current %s: %w", path, err)
 	} else if same {
 		return false, nil
@@ -53,10 +53,12 @@ func WriteBytes(path string, b []byte, perm os.FileMode) (bool, error) {
 	return true, nil
 }
 
-// sameBytes reports whether path is a regular file holding exactly b. It
+// SameBytes reports whether path is a regular file holding exactly b. It
 // opens without following a symlink and without blocking on a fifo; any
-// such odd object simply counts as different and gets replaced.
-func sameBytes(path string, b []byte) (bool, error) {
+// such odd object simply counts as different. The file is compared a
+// chunk at a time, never read whole: on a large image .gitmeta is tens of
+// megabytes, and fresh memory for a copy costs more than the comparison.
+func SameBytes(path string, b []byte) (bool, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENXIO) {
@@ -72,9 +74,18 @@ func sameBytes(path string, b []byte) (bool, error) {
 	if !fi.Mode().IsRegular() || fi.Size() != int64(len(b)) {
 		return false, nil
 	}
-	cur, err := io.ReadAll(io.LimitReader(f, int64(len(b))+1))
-	if err != nil {
-		return false, err
+	buf := make([]byte, min(len(b)+1, 1<<20))
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > len(b) || !bytes.Equal(buf[:n], b[:n]) {
+			return false, nil
+		}
+		b = b[n:]
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return len(b) == 0, nil
+		case err != nil:
+			return false, err
+		}
 	}
-	return bytes.Equal(cur, b), nil
 }

@@ -8,9 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -87,16 +90,45 @@ func ReadIndex(path string, hashLen int) (*Index, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, fmt.Errorf("reading the index: %w", err)
 	}
-	b := make([]byte, st.Size)
-	if _, err := io.ReadFull(f, b); err != nil {
+	b, mapped, err := mapFile(f, st.Size)
+	if err != nil {
 		return nil, fmt.Errorf("reading the index: %w", err)
 	}
 	ix, err := parseIndex(b, hashLen)
 	if err != nil {
+		if mapped {
+			unix.Munmap(b)
+		}
 		return nil, fmt.Errorf("reading the index %s: %w", path, err)
+	}
+	if mapped {
+		// Nothing keeps a slice of raw beyond ix (paths are copied; the
+		// methods that read raw keep ix alive until they are done), so
+		// the mapping goes when ix does.
+		runtime.AddCleanup(ix, func(b []byte) { unix.Munmap(b) }, b)
 	}
 	ix.Mtime, ix.dev, ix.ino = st.Mtim, st.Dev, st.Ino
 	return ix, nil
+}
+
+// mapFile maps the first size bytes of f read-only, as git maps its index:
+// the page cache's own pages, not a copy of the file in fresh memory, which
+// for a large image's index is most of the time reading it takes. git
+// replaces the index by renaming a new file over it, never by writing the
+// old one in place, so the mapping stays valid. Where mapping fails (an
+// empty file, a file system that cannot), the file is read into memory
+// and mapped is false.
+func mapFile(f *os.File, size int64) (b []byte, mapped bool, err error) {
+	if size > 0 && size == int64(int(size)) {
+		if m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			return m, true, nil
+		}
+	}
+	b = make([]byte, size)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, false, err
+	}
+	return b, false, nil
 }
 
 func parseIndex(b []byte, hashLen int) (*Index, error) {
@@ -253,28 +285,31 @@ func (r *Repo) HashLen() int {
 // OID is the object name (hex) of entry k.
 func (ix *Index) OID(k int) string {
 	off := ix.Entries[k].Offset + 40
-	return hex.EncodeToString(ix.raw[off : off+ix.hashLen])
+	id := hex.EncodeToString(ix.raw[off : off+ix.hashLen])
+	runtime.KeepAlive(ix) // raw may be a mapping released with ix
+	return id
 }
 
 // flagsOffset is where the 16-bit flags of the entry at off are.
 func (ix *Index) flagsOffset(off int) int { return off + 40 + ix.hashLen }
 
-// WithAssumeValid returns the index file's bytes with the assume-valid
-// bit (CE_VALID, what 'git update-index --assume-unchanged' sets) on every
+// WithAssumeValid returns the index file with the assume-valid bit
+// (CE_VALID, what 'git update-index --assume-unchanged' sets) on every
 // entry valid names (by position in Entries), and the checksum computed
 // again. git does not lstat such entries: a caller that has just seen
 // those files with the stat data the index records gives git a copy to
 // read (GIT_INDEX_FILE), so the tree is examined once, not twice.
-func (ix *Index) WithAssumeValid(valid []bool) []byte {
-	b := bytes.Clone(ix.raw)
+func (ix *Index) WithAssumeValid(valid []bool) *IndexPatch {
+	p := &IndexPatch{ix: ix}
 	for k := range ix.Entries {
 		if k < len(valid) && valid[k] {
 			fo := ix.flagsOffset(ix.Entries[k].Offset)
-			b[fo] |= 0x80
+			e := indexEdit{off: fo, n: 1}
+			e.b[0] = ix.raw[fo] | 0x80
+			p.edits = append(p.edits, e)
 		}
 	}
-	ix.sum(b)
-	return b
+	return p
 }
 
 // StatUpdate is new stat data for one index entry (by position in
@@ -286,38 +321,98 @@ type StatUpdate struct {
 	UID, GID            uint32
 }
 
-// WithStat returns the index file's bytes with the given entries' ctime
-// and owner replaced. Written back with UpdateIndexFile, which keeps the
-// index time, an entry that was racy stays racy (git keeps checking its
-// content) and no other entry changes at all.
-func (ix *Index) WithStat(ups []StatUpdate) []byte {
-	b := bytes.Clone(ix.raw)
+// WithStat returns the index file with the given entries' ctime and owner
+// replaced. Written back with UpdateIndexFile, which keeps the index time,
+// an entry that was racy stays racy (git keeps checking its content) and
+// no other entry changes at all.
+func (ix *Index) WithStat(ups []StatUpdate) *IndexPatch {
+	p := &IndexPatch{ix: ix}
 	for _, u := range ups {
 		off := ix.Entries[u.Entry].Offset
-		binary.BigEndian.PutUint32(b[off:], u.CtimeSec)
-		binary.BigEndian.PutUint32(b[off+4:], u.CtimeNsec)
-		binary.BigEndian.PutUint32(b[off+28:], u.UID)
-		binary.BigEndian.PutUint32(b[off+32:], u.GID)
+		c := indexEdit{off: off, n: 8}
+		binary.BigEndian.PutUint32(c.b[:], u.CtimeSec)
+		binary.BigEndian.PutUint32(c.b[4:], u.CtimeNsec)
+		o := indexEdit{off: off + 28, n: 8}
+		binary.BigEndian.PutUint32(o.b[:], u.UID)
+		binary.BigEndian.PutUint32(o.b[4:], u.GID)
+		p.edits = append(p.edits, c, o)
 	}
-	ix.sum(b)
-	return b
+	sort.SliceStable(p.edits, func(i, j int) bool { return p.edits[i].off < p.edits[j].off })
+	return p
 }
 
-// sum writes the trailing checksum of an index file b, unless it is all
-// zeros (index.skipHash), which git accepts as is.
-func (ix *Index) sum(b []byte) {
-	tail := b[len(b)-ix.hashLen:]
-	if bytes.Count(tail, []byte{0}) == len(tail) {
-		return
+// IndexPatch is an index file with a few bytes changed (WithStat,
+// WithAssumeValid). It is written out a chunk at a time, with its checksum
+// computed on the way, rather than built whole as a copy of the file: on a
+// large image the copy's fresh memory costs more than the rest.
+type IndexPatch struct {
+	ix    *Index
+	edits []indexEdit // by offset; a later one at the same offset wins
+}
+
+// indexEdit sets the n bytes at off to b[:n].
+type indexEdit struct {
+	off, n int
+	b      [8]byte
+}
+
+// WriteTo writes the patched index file to w: the file's bytes with the
+// edits, then the checksum of all that (or the all-zero one git writes
+// with index.skipHash, kept as it is).
+func (p *IndexPatch) WriteTo(w io.Writer) (int64, error) {
+	raw, hl := p.ix.raw, p.ix.hashLen
+	body, tail := raw[:len(raw)-hl], raw[len(raw)-hl:]
+	var h hash.Hash
+	if bytes.Count(tail, []byte{0}) != len(tail) {
+		h = sha1.New()
+		if hl == 32 {
+			h = sha256.New()
+		}
 	}
-	body := b[:len(b)-ix.hashLen]
-	if ix.hashLen == 32 {
-		s := sha256.Sum256(body)
-		copy(tail, s[:])
-		return
+	buf := make([]byte, min(len(body), 1<<20))
+	var n int64
+	k := 0
+	for pos := 0; pos < len(body); {
+		end := min(pos+len(buf), len(body))
+		c := buf[:end-pos]
+		copy(c, body[pos:end])
+		for k < len(p.edits) && p.edits[k].off < end {
+			e := &p.edits[k]
+			for i := 0; i < e.n; i++ {
+				if o := e.off + i; o >= pos && o < end {
+					c[o-pos] = e.b[i]
+				}
+			}
+			if e.off+e.n > end {
+				break // the rest of it is in the next chunk
+			}
+			k++
+		}
+		if h != nil {
+			h.Write(c)
+		}
+		m, err := w.Write(c)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+		pos = end
 	}
-	s := sha1.Sum(body)
-	copy(tail, s[:])
+	sum := tail
+	if h != nil {
+		sum = h.Sum(nil)
+	}
+	m, err := w.Write(sum)
+	runtime.KeepAlive(p.ix) // raw may be a mapping released with the Index
+	return n + int64(m), err
+}
+
+// Bytes returns the whole patched file.
+func (p *IndexPatch) Bytes() []byte {
+	var b bytes.Buffer
+	b.Grow(len(p.ix.raw))
+	p.WriteTo(&b)
+	return b.Bytes()
 }
 
 // ErrIndexLocked is returned by UpdateIndexFile when another process holds
@@ -326,8 +421,8 @@ var ErrIndexLocked = errors.New("the index is locked by another git process")
 
 // UpdateIndexFile rewrites the index as git does: it takes index.lock
 // (failing with ErrIndexLocked if another process holds it), reads the
-// index, lets update return the new bytes (nil: leave the index alone),
-// writes them to the lock file with the index's permissions and
+// index, lets update return the patched file (nil: leave the index alone),
+// writes it to the lock file with the index's permissions and
 // modification time and renames it over the index. A split index is
 // ErrSplitIndex.
 //
@@ -338,7 +433,7 @@ var ErrIndexLocked = errors.New("the index is locked by another git process")
 //
 // known, if not nil, is the index as the caller read it; it is used when
 // the file is still the same (not replaced since), sparing a second parse.
-func (r *Repo) UpdateIndexFile(known *Index, update func(ix *Index) []byte) error {
+func (r *Repo) UpdateIndexFile(known *Index, update func(ix *Index) *IndexPatch) error {
 	path := r.IndexFile()
 	lock := path + ".lock"
 	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -365,14 +460,14 @@ func (r *Repo) UpdateIndexFile(known *Index, update func(ix *Index) []byte) erro
 			return err
 		}
 	}
-	b := update(ix)
-	if b == nil {
+	p := update(ix)
+	if p == nil {
 		return nil
 	}
 	if err := f.Chmod(os.FileMode(st.Mode & 0o7777)); err != nil {
 		return fmt.Errorf("writing the index: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := p.WriteTo(f); err != nil {
 		return fmt.Errorf("writing the index: %w", err)
 	}
 	if err := f.Close(); err != nil {

@@ -184,7 +184,7 @@ func TestIndexRewrites(t *testing.T) {
 			}
 			// Assume-valid on b/c and e.
 			tmpIndex := filepath.Join(dir, ".git", "copy")
-			if err := os.WriteFile(tmpIndex, ix.WithAssumeValid([]bool{false, true, false, true}), 0o644); err != nil {
+			if err := os.WriteFile(tmpIndex, ix.WithAssumeValid([]bool{false, true, false, true}).Bytes(), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			got := git(t, dir, "-c", "core.fsmonitor=false", "--git-dir=.git", "--work-tree=.", "ls-files", "-v")
@@ -207,7 +207,7 @@ func TestIndexRewrites(t *testing.T) {
 			if ix, err = ReadIndex(r.IndexFile(), r.HashLen()); err != nil {
 				t.Fatal(err)
 			}
-			err = r.UpdateIndexFile(nil, func(ix *Index) []byte {
+			err = r.UpdateIndexFile(nil, func(ix *Index) *IndexPatch {
 				return ix.WithStat([]StatUpdate{{Entry: 2, CtimeSec: 12345, CtimeNsec: 678, UID: 4321, GID: 8765}})
 			})
 			if err != nil {
@@ -229,7 +229,7 @@ func TestIndexRewrites(t *testing.T) {
 			}
 			// A held lock is respected.
 			os.WriteFile(r.IndexFile()+".lock", nil, 0o644)
-			if err := r.UpdateIndexFile(ix, func(ix *Index) []byte { return ix.WithStat(nil) }); !errors.Is(err, ErrIndexLocked) {
+			if err := r.UpdateIndexFile(ix, func(ix *Index) *IndexPatch { return ix.WithStat(nil) }); !errors.Is(err, ErrIndexLocked) {
 				t.Errorf("with index.lock held: %v, want ErrIndexLocked", err)
 			}
 			os.Remove(r.IndexFile() + ".lock")

@@ -80,6 +80,21 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 		}
 		return &Converged{Skipped: "the git command wrote no file of the work tree"}, nil
 	}
+	if _, err := os.Lstat(im.MetaPath()); errors.Is(err, os.ErrNotExist) {
+		im.forgetApplied()
+		im.saveSeen(idx)
+		return &Converged{Skipped: "no .gitmeta in the work tree"}, nil
+	}
+	if kind == Wrote && im.seenIsCurrent(idx) && len(im.loadRetry()) == 0 {
+		// No git command wrote the index since the last hook (it is the
+		// very file seen then), so none wrote a file either: with
+		// .gitmeta as last applied there is nothing to do, and the index
+		// need not be read (post-checkout after post-index-change). The
+		// two files are compared in step, neither read whole.
+		if sameFiles(im.statePath(AppliedFile), im.MetaPath()) {
+			return &Converged{Skipped: "the index and .gitmeta are as the last apply left them"}, nil
+		}
+	}
 	b, err := os.ReadFile(im.MetaPath())
 	if errors.Is(err, os.ErrNotExist) {
 		im.forgetApplied()
@@ -88,15 +103,6 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
-	}
-	if kind == Wrote && im.seenIsCurrent(idx) && len(im.loadRetry()) == 0 {
-		// No git command wrote the index since the last hook (it is the
-		// very file seen then), so none wrote a file either: with
-		// .gitmeta as last applied there is nothing to do, and the index
-		// need not be read (post-checkout after post-index-change).
-		if applied := im.loadAppliedBytes(); applied != nil && bytes.Equal(applied, b) {
-			return &Converged{Skipped: "the index and .gitmeta are as the last apply left them"}, nil
-		}
 	}
 	end := trace.Region("read the index")
 	ix, err := git.ReadIndex(idx, im.Git.HashLen())
@@ -111,7 +117,9 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	o := ApplyOptions{Outside: sparseScope(ix), Index: ix}
 	var applied []byte
 	if !full {
-		applied = im.loadAppliedBytes()
+		var release func()
+		applied, release = im.mapApplied()
+		defer release()
 		seen, seenAt := im.loadSeen(idx, ix)
 		if applied == nil || seen == nil {
 			full = true
@@ -130,7 +138,12 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	end = trace.Region("parse .gitmeta")
 	m, err := meta.ParseBytes(b)
 	if err == nil && applied != nil && !full {
-		if o.Old, err = meta.ParseBytes(applied); err != nil {
+		// Only the lines that differ from the applied record are parsed
+		// of it; a record that is not canonical is parsed whole.
+		if d, ok := meta.DiffLines(applied, b); ok {
+			o.Old, o.OldPartial, o.Changed = d.Old, true, d.Changed
+			trace.Printf("converge: %d .gitmeta lines changed, %d applied lines gone or changed", len(d.Changed), len(d.Old.Entries))
+		} else if o.Old, err = meta.ParseBytes(applied); err != nil {
 			trace.Printf("converge: %s: %v", AppliedFile, err)
 			o.Old, err = nil, nil
 		}
@@ -238,13 +251,31 @@ func (im *Image) statePath(name string) string {
 
 func (im *Image) forgetApplied() { os.Remove(im.statePath(AppliedFile)) }
 
-// loadAppliedBytes returns the .gitmeta last applied, or nil.
-func (im *Image) loadAppliedBytes() []byte {
-	b, err := os.ReadFile(im.statePath(AppliedFile))
+// mapApplied returns the .gitmeta last applied, or nil, mapped read-only
+// rather than copied (the page cache's pages, not fresh memory: most of
+// what reading a large file costs), and the func that unmaps it once
+// nothing refers to it (parsing copies out what it keeps). The record is
+// only ever replaced by rename, so the mapping stays whole.
+func (im *Image) mapApplied() ([]byte, func()) {
+	f, err := os.Open(im.statePath(AppliedFile))
 	if err != nil {
-		return nil
+		return nil, func() {}
 	}
-	return b
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, func() {}
+	}
+	if n := fi.Size(); n > 0 && n == int64(int(n)) {
+		if b, err := unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			return b, func() { unix.Munmap(b) }
+		}
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, func() {}
+	}
+	return b, func() {}
 }
 
 // saveApplied writes b as the applied record (write and rename: a reader
@@ -252,10 +283,8 @@ func (im *Image) loadAppliedBytes() []byte {
 // apply).
 func (im *Image) saveApplied(b []byte) {
 	p := im.statePath(AppliedFile)
-	if fi, err := os.Stat(p); err == nil && fi.Size() == int64(len(b)) {
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
-			return // a commit with no metadata change, say
-		}
+	if sameAs(p, b) {
+		return // a commit with no metadata change, say
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return
@@ -327,6 +356,52 @@ func (im *Image) saveSeen(idx string) {
 	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
 	}
+}
+
+// compareChunk is how much of each file sameFiles holds at once.
+const compareChunk = 1 << 20
+
+// sameFiles reports whether the regular files at a and b exist and hold
+// the same bytes. It reads them in step, a chunk at a time, and stops at
+// the first difference (different sizes need no read at all).
+func sameFiles(a, b string) bool {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false
+	}
+	defer fb.Close()
+	sa, err1 := fa.Stat()
+	sb, err2 := fb.Stat()
+	if err1 != nil || err2 != nil || !sa.Mode().IsRegular() || !sb.Mode().IsRegular() || sa.Size() != sb.Size() {
+		return false
+	}
+	ba, bb := make([]byte, compareChunk), make([]byte, compareChunk)
+	for {
+		na, erra := io.ReadFull(fa, ba)
+		nb, errb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		endA, endB := erra == io.EOF || erra == io.ErrUnexpectedEOF, errb == io.EOF || errb == io.ErrUnexpectedEOF
+		switch {
+		case endA && endB:
+			return true
+		case endA || endB || erra != nil || errb != nil:
+			return false
+		}
+	}
+}
+
+// sameAs reports whether the regular file at p holds exactly b, reading
+// it a chunk at a time.
+func sameAs(p string, b []byte) bool {
+	same, err := meta.SameBytes(p, b)
+	return err == nil && same
 }
 
 func copyFile(from, to string) error {

@@ -192,3 +192,43 @@ func TestApplyRefreshesIndexInPlace(t *testing.T) {
 		t.Errorf("index entry of secret:\n%s\nlacks the file's %s", dbg, want)
 	}
 }
+
+// TestSameFiles compares files across the chunk boundary, by size and by a
+// difference in the last byte, and what is not a regular file.
+func TestSameFiles(t *testing.T) {
+	dir := t.TempDir()
+	big := strings.Repeat("x", compareChunk)
+	for _, tc := range []struct {
+		name string
+		a, b string // "" with noFile: missing
+		same bool
+	}{
+		{"empty", "", "", true},
+		{"short", "abc", "abc", true},
+		{"short differs", "abc", "abd", false},
+		{"one chunk", big, big, true},
+		{"chunk and a byte", big + "y", big + "y", true},
+		{"last byte differs", big + "y", big + "z", false},
+		{"sizes differ", big, big + "y", false},
+		{"prefix", "ab", "abc", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := filepath.Join(dir, tc.name+".a"), filepath.Join(dir, tc.name+".b")
+			os.WriteFile(a, []byte(tc.a), 0o644)
+			os.WriteFile(b, []byte(tc.b), 0o644)
+			if got := sameFiles(a, b); got != tc.same {
+				t.Errorf("sameFiles = %v, want %v", got, tc.same)
+			}
+			if got := sameAs(a, []byte(tc.b)); got != tc.same {
+				t.Errorf("sameAs = %v, want %v", got, tc.same)
+			}
+		})
+	}
+	if sameFiles(dir, dir) || sameAs(dir, nil) {
+		t.Error("a directory compared equal")
+	}
+	missing := filepath.Join(dir, "missing")
+	if sameFiles(missing, missing) || sameAs(missing, nil) {
+		t.Error("a missing file compared equal")
+	}
+}

@@ -483,15 +483,17 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		return false, nil, err
 	}
 	end := trace.Region("encode and write .gitmeta")
-	changed, err := meta.WriteFile(im.MetaPath(), m)
+	b, err := m.Bytes()
+	changed := false
+	if err == nil {
+		changed, err = meta.WriteBytes(im.MetaPath(), b, 0o644)
+	}
 	end()
 	if err != nil {
 		return false, nil, fmt.Errorf("writing .gitmeta: %w", err)
 	}
 	// The tree now matches .gitmeta by construction.
-	if b, err := os.ReadFile(im.MetaPath()); err == nil {
-		im.saveApplied(b)
-	}
+	im.saveApplied(b)
 	if stage {
 		if !changed && im.metaTracked && im.metaStagedAsIs() {
 			trace.Printf("git add .gitmeta: skipped, the index already holds it")
@@ -558,7 +560,13 @@ func (im *Image) removeStaleTemps() {
 type ApplyOptions struct {
 	// Old is the manifest previously applied (for an incremental apply).
 	Old *meta.Manifest
-	// Paths are files git rewrote (always visited).
+	// OldPartial says Old holds only the entries whose .gitmeta lines
+	// changed (meta.DiffLines), and Changed the paths whose lines are new
+	// or changed.
+	OldPartial bool
+	Changed    []string
+	// Paths are files git rewrote (always visited, their parent
+	// directories too).
 	Paths  []string
 	DryRun bool
 	Log    func(string)
@@ -574,7 +582,11 @@ type ApplyOptions struct {
 // entries it touched so the next 'git status' does not re-hash them.
 func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult, error) {
 	end := trace.Region("apply")
-	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, Paths: withParents(o.Paths), DryRun: o.DryRun, Log: o.Log, Outside: o.Outside})
+	paths := withParents(o.Paths)
+	if len(o.Changed) > 0 {
+		paths = append(paths, o.Changed...)
+	}
+	res, err := meta.Apply(im.Root, m, meta.ApplyOptions{Old: o.Old, OldPartial: o.OldPartial, Paths: paths, DryRun: o.DryRun, Log: o.Log, Outside: o.Outside})
 	end()
 	if err != nil {
 		return res, err
@@ -601,7 +613,7 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *git.Index) error {
 	var rest []string
 	patched := 0
-	err := im.Git.UpdateIndexFile(known, func(ix *git.Index) []byte {
+	err := im.Git.UpdateIndexFile(known, func(ix *git.Index) *git.IndexPatch {
 		rest = rest[:0]
 		var ups []git.StatUpdate
 		k := 0

@@ -327,9 +327,17 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 		return im.Git.StatusPorcelain()
 	}
 	defer os.Remove(f.Name())
-	_, err = f.Write(ix.WithAssumeValid(valid))
+	_, err = ix.WithAssumeValid(valid).WriteTo(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		// The copy keeps the index time: an entry racy in the index (its
+		// file written no earlier than the index, so its stat data cannot
+		// prove it unchanged) stays racy, and git reads its content. A
+		// fresh time would make git trust the stat data of a file
+		// rewritten with the same size in the same clock tick.
+		err = unix.UtimesNanoAt(unix.AT_FDCWD, f.Name(), []unix.Timespec{ix.Mtime, ix.Mtime}, 0)
 	}
 	if err != nil {
 		return im.Git.StatusPorcelain()
