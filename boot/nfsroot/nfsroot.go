@@ -184,11 +184,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("nfsroot: %s uses %s object ids; the NFS server serves only SHA-1 repositories", r.CommonDir, f)
 	}
 	check := &blobCheck{gitDir: r.CommonDir, quarantine: filepath.Join(state, "quarantine"), off: cfg.SkipVerify}
-	check.report = func(rep integrity.Report) {
-		log.Error("nfs: a stored blob is not the object git names; it was moved aside", "blob", rep.Name, "problem", rep.Problem,
-			"quarantine", rep.Quarantine, "repaired", rep.Repaired, "err", rep.RepairErr)
-		if cfg.Report != nil {
-			cfg.Report(rep)
+	check.report = cfg.Report
+	if check.report == nil {
+		check.report = func(rep integrity.Report) {
+			log.Error("nfs: a stored blob is not the object git names; it was moved aside", "blob", rep.Name, "problem", rep.Problem,
+				"quarantine", rep.Quarantine, "repaired", rep.Repaired, "err", rep.RepairErr)
 		}
 	}
 	store, err := newBlobStore(blobs, check)

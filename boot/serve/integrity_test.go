@@ -1,0 +1,165 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/integrity"
+)
+
+// flip changes one byte of the file at p in place.
+func flip(t *testing.T, p string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cacheFile returns the path of commit's cached kernel or initramfs.
+func cacheFile(t *testing.T, srv *Server, dir, commit, what string) string {
+	t.Helper()
+	if what == "kernel" {
+		blob := sh(t, dir, "git", "rev-parse", commit+":boot/vmlinuz-6.1.0-10-amd64")
+		return filepath.Join(srv.cfg.StateDir, "blobs", blob)
+	}
+	key, _, err := srv.art.initrdKey(commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(srv.cfg.StateDir, "initrd", key)
+}
+
+// TestServedCacheVerified damages the cached kernel and initramfs after
+// they were served once: the next GET gets the right bytes, the bad file
+// is in quarantine, and /metrics and /status report it.
+func TestServedCacheVerified(t *testing.T) {
+	want := map[string]string{"kernel": "KERNEL 6.1.0-10", "initrd": "INITRD for 6.1.0-10-amd64"}
+	for _, tc := range []struct {
+		name, what string
+		damage     func(t *testing.T, p string)
+	}{
+		{"kernel, flipped byte", "kernel", func(t *testing.T, p string) { flip(t, p, 3) }},
+		{"initrd, flipped byte", "initrd", func(t *testing.T, p string) { flip(t, p, 0) }},
+		{"kernel, symlink", "kernel", func(t *testing.T, p string) {
+			os.Remove(p)
+			if err := os.Symlink("/etc/hostname", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"initrd, appended", "initrd", func(t *testing.T, p string) {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(" init=/bin/sh")
+			f.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, r := imageRepo(t)
+			addNodes(t, r, "node n1 mac=52:54:00:00:00:01 ip=10.77.0.11\n")
+			c1 := sh(t, dir, "git", "rev-parse", "HEAD")
+			var logs syncBuffer
+			b := &fakeBuilder{}
+			ts := startServe(t, dir, b, &logs)
+			httpGet(t, ts.base+"/boot/52-54-00-00-00-01.ipxe")
+			url := ts.base + "/c/" + c1 + "/" + tc.what
+			if code, body := httpGet(t, url); code != 200 || body != want[tc.what] {
+				t.Fatalf("first GET: %d %q", code, body)
+			}
+			p := cacheFile(t, ts.srv, dir, c1, tc.what)
+			tc.damage(t, p)
+			if code, body := httpGet(t, url); code != 200 || body != want[tc.what] {
+				t.Fatalf("GET after the damage: %d %q, want %q", code, body, want[tc.what])
+			}
+			if got, err := os.ReadFile(p); err != nil || string(got) != want[tc.what] {
+				t.Errorf("the cache file is %q, %v after the repair", got, err)
+			}
+			q, _ := filepath.Glob(filepath.Join(ts.srv.cfg.StateDir, "quarantine", filepath.Base(p)+".*"))
+			if len(q) == 0 {
+				t.Fatalf("no %s.* in quarantine", filepath.Base(p))
+			}
+			_, m := httpGet(t, ts.base+"/metrics")
+			if !strings.Contains(m, `onesis_served_integrity_failures_total{store="`+tc.what+`"} 1`) {
+				t.Errorf("metrics:\n%s", m)
+			}
+			_, st := httpGet(t, ts.base+"/status")
+			var doc struct{ Integrity []httpboot.IntegrityEvent }
+			if err := json.Unmarshal([]byte(st), &doc); err != nil {
+				t.Fatal(err)
+			}
+			if len(doc.Integrity) != 1 || doc.Integrity[0].Store != tc.what || !doc.Integrity[0].Repaired ||
+				doc.Integrity[0].Path != p || !strings.HasPrefix(doc.Integrity[0].Quarantine, filepath.Join(ts.srv.cfg.StateDir, "quarantine")) {
+				t.Errorf("status integrity: %+v", doc.Integrity)
+			}
+			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "not the object git names") {
+				t.Errorf("no error logged:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestCacheBackgroundVerify flips a byte of a cached kernel that was
+// served and verified: the background verifier moves it aside and
+// rebuilds it without any request.
+func TestCacheBackgroundVerify(t *testing.T) {
+	dir, gr := imageRepo(t)
+	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
+	state := DefaultStateDir(gr)
+	a, err := NewGitArtifacts(dir, state, &fakeBuilder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reps []integrity.Report
+	a.Report = func(rep integrity.Report) { reps = append(reps, rep) }
+	kb, err := a.Kernel(context.Background(), c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb.Content.Close()
+	blob := sh(t, dir, "git", "rev-parse", c1+":boot/vmlinuz-6.1.0-10-amd64")
+	p := filepath.Join(state, "blobs", blob)
+	flip(t, p, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bg := &integrity.Background{Rate: 1 << 30, Sweep: 10 * time.Millisecond, MinPass: 10 * time.Millisecond,
+		Stores: a.VerifyStores(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	done := make(chan struct{})
+	go func() { bg.Run(ctx); close(done) }()
+	for {
+		k, _ := a.IntegrityFailures()
+		if k > 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if k, i := a.IntegrityFailures(); k != 1 || i != 0 {
+		t.Fatalf("failures: kernel %d, initrd %d", k, i)
+	}
+	if len(reps) != 1 || !reps[0].Repaired || reps[0].Store != integrity.StoreKernel {
+		t.Fatalf("reports: %+v", reps)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "KERNEL 6.1.0-10" {
+		t.Errorf("kernel after the background repair: %q", got)
+	}
+}
