@@ -27,6 +27,12 @@
 #                    inventory size, alternated within each round, and
 #                    compares them: the largest keeps the plain rows
 #     STORM_PERF_ROUNDS perfdhcp rounds (default 3; 0 skips perfdhcp)
+#     STORM_SKIP_VERIFY=1 runs serve without verifying cached kernels and
+#                    initramfs images (GIT_ONESIS_BENCH_SKIP_VERIFY=1) and
+#                    without background re-verification (--verify-rate 0):
+#                    the "before" arm for measuring what served-byte
+#                    verification costs; use with STORM_OUT=-
+#                    (docs/benchmarks.md, "Served-byte verification")
 #
 # Needs root: everything runs in two network namespaces (st-srv, st-cli,
 # 10.81.0.0/16) that the script creates and deletes. Installs dnsmasq-base,
@@ -141,8 +147,13 @@ git -C "$IMG" update-ref refs/onesis/inventory "${INV_COMMIT[$INVN]}"
 for ((i = 1; i <= MAXN; i++)); do echo "$(macof $i),$(ipof $i)"; done >"$WORK/dnsmasq.hosts"
 for ((i = 1; i <= MAXN; i++)); do macof $i; echo; done >"$WORK/macs"
 
+VERIFY_FLAGS=()
+if [ "${STORM_SKIP_VERIFY:-}" = 1 ]; then
+	export GIT_ONESIS_BENCH_SKIP_VERIFY=1
+	VERIFY_FLAGS=(--verify-rate 0)
+fi
 serve_start() { # extra serve flags...
-	(cd "$IMG" && exec ip netns exec $SRV git onesis serve --iface s0 --addr $SIP --no-nfs --no-portmap --no-ra \
+	(cd "$IMG" && exec ip netns exec $SRV git onesis serve ${VERIFY_FLAGS[@]+"${VERIFY_FLAGS[@]}"} --iface s0 --addr $SIP --no-nfs --no-portmap --no-ra \
 		--state-dir "$WORK/state" --init "$WORK/bin/onesis-init" --log-format json "$@") >"$WORK/serve.log" 2>&1 &
 	SPID=$!
 	PIDS+=("$SPID")
