@@ -126,10 +126,15 @@ sysctl -qw net.ipv4.neigh.default.gc_thresh1=4096 net.ipv4.neigh.default.gc_thre
 # ---------------------------------------------------------------- image
 IMG=$WORK/image
 KSRC=$(ls /var/cache/git-onesis-test/linux-image-*/boot/vmlinuz-* 2>/dev/null | head -1 || true)
-mkdir -p "$IMG/boot" "$IMG/lib/modules/6.1.0-81-amd64" "$IMG/etc"
-if [ -n "$KSRC" ]; then cp "$KSRC" "$IMG/boot/vmlinuz-6.1.0-81-amd64"; KNOTE="Debian $(basename "$KSRC")"; else
-	head -c 8388608 /dev/urandom >"$IMG/boot/vmlinuz-6.1.0-81-amd64"; KNOTE="random"; fi
-: >"$IMG/lib/modules/6.1.0-81-amd64/modules.dep"
+# The image's modules directory must be the kernel's own version (serve
+# reads it from the kernel's header): a cached Debian kernel's, else the
+# random stand-in's file name.
+KVER=6.1.0-81-amd64
+[ -z "$KSRC" ] || KVER=$(basename "$KSRC" | sed 's/^vmlinuz-//')
+mkdir -p "$IMG/boot" "$IMG/lib/modules/$KVER" "$IMG/etc"
+if [ -n "$KSRC" ]; then cp "$KSRC" "$IMG/boot/vmlinuz-$KVER"; KNOTE="Debian $(basename "$KSRC")"; else
+	head -c 8388608 /dev/urandom >"$IMG/boot/vmlinuz-$KVER"; KNOTE="random"; fi
+: >"$IMG/lib/modules/$KVER/modules.dep"
 echo storm >"$IMG/etc/hostname"
 (cd "$IMG" && git init -q && git onesis init --commit -q) || die "git onesis init failed"
 COMMIT=$(git -C "$IMG" rev-parse HEAD)
@@ -165,11 +170,11 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # The same kernel and initramfs for everyone: serve builds the initramfs,
 # the other servers get a copy of it.
 serve_start
-KSIZE=$(stat -c %s "$IMG/boot/vmlinuz-6.1.0-81-amd64")
+KSIZE=$(stat -c %s "$IMG/boot/vmlinuz-$KVER")
 TFTPROOT=$WORK/tftproot
 mkdir -p "$TFTPROOT/pxelinux.cfg"
 cp /usr/lib/PXELINUX/pxelinux.0 /usr/lib/syslinux/modules/bios/ldlinux.c32 "$TFTPROOT/"
-cp "$IMG/boot/vmlinuz-6.1.0-81-amd64" "$TFTPROOT/vmlinuz"
+cp "$IMG/boot/vmlinuz-$KVER" "$TFTPROOT/vmlinuz"
 ip netns exec $SRV curl -fsS -o "$TFTPROOT/initrd" "http://$SIP:8080/c/$COMMIT/initrd" || die "fetching the initramfs from serve failed"
 ISIZE=$(stat -c %s "$TFTPROOT/initrd")
 printf 'DEFAULT linux\nPROMPT 0\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd\n  APPEND ip=dhcp ro\n' >"$TFTPROOT/pxelinux.cfg/default"
