@@ -361,23 +361,9 @@ func (s *blobStore) release(h plumbing.Hash, ob *openBlob, stale bool) {
 	}
 }
 
-// pread fills p from fd at off, up to the end of the file.
+// pread fills p from fd at off, up to the end of the file (io.EOF).
 func pread(fd int, p []byte, off int64) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := syscall.Pread(fd, p[n:], off+int64(n))
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			return n, io.EOF
-		}
-		n += m
-	}
-	return n, nil
+	return integrity.FDReader(fd).ReadAt(p, off)
 }
 
 // evictFDsLocked makes room for one more descriptor and records h as the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/onesis/git-onesis/boot/integrity"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // reports collects integrity reports.
@@ -29,25 +30,6 @@ func (r *reports) all() []integrity.Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]integrity.Report(nil), r.list...)
-}
-
-// flipByte changes one byte of the file at p in place (same inode, as a
-// stray write or bit rot would).
-func flipByte(t testing.TB, p string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x20
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // quarantined lists the files in the NFS state's quarantine.
@@ -75,8 +57,8 @@ func TestServedBlobsVerified(t *testing.T) {
 		damage  func(t *testing.T, p string)
 		gitGone bool // the object is gone from git too
 	}{
-		{name: "flipped byte, large file", file: "big.bin", damage: func(t *testing.T, p string) { flipByte(t, p, 200<<10) }},
-		{name: "flipped byte, small file", file: "etc/passwd", damage: func(t *testing.T, p string) { flipByte(t, p, 0) }},
+		{name: "flipped byte, large file", file: "big.bin", damage: func(t *testing.T, p string) { testkit.FlipByte(t, p, 200<<10) }},
+		{name: "flipped byte, small file", file: "etc/passwd", damage: func(t *testing.T, p string) { testkit.FlipByte(t, p, 0) }},
 		{name: "replaced by a symlink", file: "etc/passwd", damage: func(t *testing.T, p string) {
 			os.Remove(p)
 			if err := os.Symlink("/etc/hostname", p); err != nil {
@@ -91,7 +73,7 @@ func TestServedBlobsVerified(t *testing.T) {
 		}},
 		{name: "truncated", file: "usr/bin/hello", damage: func(t *testing.T, p string) { os.Truncate(p, 3) }},
 		{name: "missing", file: "usr/bin/hello", damage: func(t *testing.T, p string) { os.Remove(p) }},
-		{name: "flipped and gone from git", file: "etc/passwd", gitGone: true, damage: func(t *testing.T, p string) { flipByte(t, p, 1) }},
+		{name: "flipped and gone from git", file: "etc/passwd", gitGone: true, damage: func(t *testing.T, p string) { testkit.FlipByte(t, p, 1) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newFixture(t)
@@ -172,7 +154,7 @@ func TestBackgroundVerifyCatchesFlip(t *testing.T) {
 	if !cached {
 		t.Fatal("the read path holds no descriptor of big.bin")
 	}
-	flipByte(t, filepath.Join(state, "blobs", blob[:2], blob[2:]), 100)
+	testkit.FlipByte(t, filepath.Join(state, "blobs", blob[:2], blob[2:]), 100)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -224,7 +206,7 @@ func TestFlipUnderOpenDescriptor(t *testing.T) {
 		t.Fatalf("first read: %d bytes, %v", len(got), err)
 	}
 	blob := run(t, fx.repo, "git", "rev-parse", "HEAD:big.bin")
-	flipByte(t, filepath.Join(state, "blobs", blob[:2], blob[2:]), 5)
+	testkit.FlipByte(t, filepath.Join(state, "blobs", blob[:2], blob[2:]), 5)
 	if got, err := readAll(t, tg, "big.bin"); err != nil || !bytes.Equal(got, fx.big) {
 		t.Fatalf("read after the flip: %d bytes, %v (equal %v)", len(got), err, bytes.Equal(got, fx.big))
 	}

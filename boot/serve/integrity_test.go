@@ -13,25 +13,8 @@ import (
 
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/integrity"
+	"github.com/onesis/git-onesis/internal/testkit"
 )
-
-// flip changes one byte of the file at p in place.
-func flip(t *testing.T, p string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x01
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // cacheFile returns the path of commit's cached kernel or initramfs.
 func cacheFile(t *testing.T, srv *Server, dir, commit, what string) string {
@@ -56,8 +39,8 @@ func TestServedCacheVerified(t *testing.T) {
 		name, what string
 		damage     func(t *testing.T, p string)
 	}{
-		{"kernel, flipped byte", "kernel", func(t *testing.T, p string) { flip(t, p, 3) }},
-		{"initrd, flipped byte", "initrd", func(t *testing.T, p string) { flip(t, p, 0) }},
+		{"kernel, flipped byte", "kernel", func(t *testing.T, p string) { testkit.FlipByte(t, p, 3) }},
+		{"initrd, flipped byte", "initrd", func(t *testing.T, p string) { testkit.FlipByte(t, p, 0) }},
 		{"kernel, symlink", "kernel", func(t *testing.T, p string) {
 			os.Remove(p)
 			if err := os.Symlink("/etc/hostname", p); err != nil {
@@ -137,7 +120,7 @@ func TestCacheBackgroundVerify(t *testing.T) {
 	kb.Content.Close()
 	blob := sh(t, dir, "git", "rev-parse", c1+":boot/vmlinuz-6.1.0-10-amd64")
 	p := filepath.Join(state, "blobs", blob)
-	flip(t, p, 0)
+	testkit.FlipByte(t, p, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	bg := &integrity.Background{Rate: 1 << 30, Sweep: 10 * time.Millisecond, MinPass: 10 * time.Millisecond,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/onesis/git-onesis/boot/integrity"
 	"github.com/onesis/git-onesis/boot/serve"
-	"github.com/onesis/git-onesis/internal/git"
 )
 
 func init() { register(fsckCmd) }
@@ -60,12 +58,9 @@ func runFsck(c *cli.Context) error {
 	if c.Bool("json") && c.Bool("quiet") {
 		return usageErr("-q prints nothing; it cannot be used with --json")
 	}
-	r, err := git.Discover(".")
-	if errors.Is(err, git.ErrNotRepo) {
-		return cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
-	}
+	r, err := discoverRepo()
 	if err != nil {
-		return fatal(err)
+		return err
 	}
 	dirs := c.StringSlice("state-dir")
 	if len(dirs) == 0 {

@@ -6,25 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// flipAt changes one byte of the file at p in place.
-func flipAt(t *testing.T, p string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x04
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/onesis/git-onesis/internal/testkit"
+)
 
 // TestFsckServed fills serve's default state directory with the real
 // writers (git onesis sync: NFS blob store, kernel and initramfs caches),
@@ -81,9 +65,9 @@ func TestFsckServed(t *testing.T) {
 	if len(initrds) != 1 {
 		t.Fatalf("initramfs cache: %v", initrds)
 	}
-	flipAt(t, nfsMotd, 0)
-	flipAt(t, kpath, 2)
-	flipAt(t, initrds[0], 10)
+	testkit.FlipByte(t, nfsMotd, 0)
+	testkit.FlipByte(t, kpath, 2)
+	testkit.FlipByte(t, initrds[0], 10)
 	os.Remove(nfsHosts)
 	if err := os.Symlink("/etc/hosts", nfsHosts); err != nil {
 		t.Fatal(err)

@@ -261,6 +261,19 @@ func openImage(c *cli.Context) (*image.Image, error) {
 	return im, nil
 }
 
+// discoverRepo finds the repository of the current directory, with git's
+// message when there is none.
+func discoverRepo() (*git.Repo, error) {
+	r, err := git.Discover(".")
+	if errors.Is(err, git.ErrNotRepo) {
+		return nil, cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
+	}
+	if err != nil {
+		return nil, fatal(err)
+	}
+	return r, nil
+}
+
 // progressFlag is shared by long-running commands.
 var progressFlag = &cli.StringFlag{
 	Name:  "progress",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/onesis/git-onesis/boot/integrity"
 	"github.com/onesis/git-onesis/boot/serve"
-	"github.com/onesis/git-onesis/internal/git"
 )
 
 func init() { register(serveCmd) }
@@ -92,12 +90,9 @@ func runServe(c *cli.Context) error {
 	default:
 		return usageErr("--log-format must be text or json")
 	}
-	r, err := git.Discover(".")
-	if errors.Is(err, git.ErrNotRepo) {
-		return cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
-	}
+	r, err := discoverRepo()
 	if err != nil {
-		return fatal(err)
+		return err
 	}
 	repoDir := r.Top
 	if repoDir == "" {
