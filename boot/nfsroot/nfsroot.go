@@ -157,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the image repository %s: %w", cfg.RepoDir, err)
 	}
+	if f, err := integrity.ObjectFormat(r.CommonDir); err == nil && f != "sha1" {
+		return nil, fmt.Errorf("nfsroot: %s uses %s object ids; the NFS server serves only SHA-1 repositories", r.CommonDir, f)
+	}
 	repo, err := git.PlainOpenWithOptions(r.CommonDir, &git.PlainOpenOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("opening the image repository %s: %w", r.CommonDir, err)
@@ -178,10 +181,6 @@ func New(cfg Config) (*Server, error) {
 	lock, err := lockState(state, func() { removeStaleTemp(blobs) })
 	if err != nil {
 		return nil, err
-	}
-	if f, err := integrity.ObjectFormat(r.CommonDir); err == nil && f != "sha1" {
-		lock.Close()
-		return nil, fmt.Errorf("nfsroot: %s uses %s object ids; the NFS server serves only SHA-1 repositories", r.CommonDir, f)
 	}
 	check := &blobCheck{gitDir: r.CommonDir, quarantine: filepath.Join(state, "quarantine"), off: cfg.SkipVerify}
 	check.report = cfg.Report

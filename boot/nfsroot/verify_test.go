@@ -214,3 +214,14 @@ func TestFlipUnderOpenDescriptor(t *testing.T) {
 		t.Fatalf("IntegrityFailures = %d, want 1", n)
 	}
 }
+
+// TestRefusesSHA256Repository: the blob store names blobs by 20-byte ids,
+// so a SHA-256 repository is refused at start, saying why.
+func TestRefusesSHA256Repository(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "git", "init", "-q", "--object-format=sha256")
+	_, err := New(Config{RepoDir: dir, StateDir: t.TempDir(), Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "sha256") || !strings.Contains(err.Error(), "SHA-1") {
+		t.Fatalf("New on a SHA-256 repository: %v", err)
+	}
+}
