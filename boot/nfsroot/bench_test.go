@@ -1,6 +1,7 @@
 package nfsroot
 
 import (
+	"log/slog"
 	"net"
 	"testing"
 
@@ -71,7 +72,8 @@ func BenchmarkReadVerify(b *testing.B) {
 	fx := newFixture(b)
 	for _, mode := range []string{"verify", "skip"} {
 		b.Run(mode, func(b *testing.B) {
-			srv, err := New(Config{RepoDir: fx.repo, StateDir: b.TempDir(), Authorize: allowCommits(fx.commit), SkipVerify: mode == "skip"})
+			srv, err := New(Config{RepoDir: fx.repo, StateDir: b.TempDir(), Authorize: allowCommits(fx.commit), SkipVerify: mode == "skip",
+				Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)
 			}

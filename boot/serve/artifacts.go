@@ -182,7 +182,7 @@ func (a *GitArtifacts) servedBlob(f *os.File, id integrity.Identity, hash string
 	if a.SkipVerify {
 		return &httpboot.Blob{Content: f, Size: id.Size, Hash: hash, ModTime: when}
 	}
-	return &httpboot.Blob{Content: &checkedFile{File: f, id: id}, Size: id.Size, Hash: hash, ModTime: when}
+	return &httpboot.Blob{Content: newCheckedFile(f, id), Size: id.Size, Hash: hash, ModTime: when}
 }
 
 // treeID returns the tree id of the first of paths that is a directory in

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -142,39 +143,94 @@ func (a *GitArtifacts) moveAside(c cached, problem string, bad integrity.Identit
 	return nil
 }
 
-// checkedFile is a verified cache file being served: after each read an
-// fstat makes sure it is still the file verified, so a write in place
-// during a transfer ends the transfer instead of serving changed bytes
-// (the next request verifies, moves aside and rebuilds it).
+// checkedFile is a verified cache file being served: after each read
+// from the file an fstat makes sure it is still the file verified, so a
+// write in place during a transfer ends the transfer instead of serving
+// changed bytes (the next request verifies, moves aside and rebuilds it).
+// Small reads (TFTP's blocks, HTTP's 32 KiB) are served from a 64 KiB
+// piece read and checked at once, so the check costs one fstat per
+// 64 KiB, not per block. The *os.File is not embedded: its SyscallConn
+// would let net/http send the file with sendfile(2), past the checks.
 type checkedFile struct {
-	*os.File
-	id integrity.Identity
+	f    *os.File
+	fd   int // f.Fd() once: each call of Fd may cost an fcntl
+	id   integrity.Identity
+	buf  *[]byte // verified bytes not yet returned: (*buf)[r:w]
+	r, w int
+}
+
+// checkPiece is what checkedFile reads and checks at once.
+const checkPiece = 64 << 10
+
+var checkBufs = sync.Pool{New: func() any { b := make([]byte, checkPiece); return &b }}
+
+func newCheckedFile(f *os.File, id integrity.Identity) *checkedFile {
+	return &checkedFile{f: f, fd: int(f.Fd()), id: id}
 }
 
 func (f *checkedFile) check() error {
-	id, _, err := integrity.Fstat(int(f.Fd()))
+	id, _, err := integrity.Fstat(f.fd)
 	if err == nil && id != f.id {
-		err = fmt.Errorf("%s changed while it was served: %w", f.Name(), syscall.EIO)
+		err = fmt.Errorf("%s changed while it was served: %w", f.f.Name(), syscall.EIO)
 	}
 	return err
 }
 
 // Read implements io.Reader.
 func (f *checkedFile) Read(p []byte) (int, error) {
-	n, err := f.File.Read(p)
+	if f.r < f.w {
+		n := copy(p, (*f.buf)[f.r:f.w])
+		f.r += n
+		return n, nil
+	}
+	if len(p) >= checkPiece {
+		n, err := f.f.Read(p)
+		if cerr := f.check(); cerr != nil {
+			return 0, cerr
+		}
+		return n, err
+	}
+	if f.buf == nil {
+		f.buf = checkBufs.Get().(*[]byte)
+	}
+	n, err := f.f.Read(*f.buf)
+	if cerr := f.check(); cerr != nil {
+		return 0, cerr
+	}
+	f.r, f.w = 0, n
+	m := copy(p, (*f.buf)[:n])
+	f.r = m
+	if m < n {
+		err = nil // the rest, and any EOF, on the next reads
+	}
+	return m, err
+}
+
+// Seek implements io.Seeker; the verified bytes not yet read are dropped.
+func (f *checkedFile) Seek(off int64, whence int) (int64, error) {
+	if whence == io.SeekCurrent {
+		off -= int64(f.w - f.r)
+	}
+	f.r, f.w = 0, 0
+	return f.f.Seek(off, whence)
+}
+
+// ReadAt implements io.ReaderAt.
+func (f *checkedFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.f.ReadAt(p, off)
 	if cerr := f.check(); cerr != nil {
 		return 0, cerr
 	}
 	return n, err
 }
 
-// ReadAt implements io.ReaderAt.
-func (f *checkedFile) ReadAt(p []byte, off int64) (int, error) {
-	n, err := f.File.ReadAt(p, off)
-	if cerr := f.check(); cerr != nil {
-		return 0, cerr
+// Close implements io.Closer.
+func (f *checkedFile) Close() error {
+	if f.buf != nil {
+		checkBufs.Put(f.buf)
+		f.buf = nil
 	}
-	return n, err
+	return f.f.Close()
 }
 
 var _ io.ReadSeekCloser = (*checkedFile)(nil)

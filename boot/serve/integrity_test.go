@@ -1,13 +1,16 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,4 +148,78 @@ func TestCacheBackgroundVerify(t *testing.T) {
 	if got, _ := os.ReadFile(p); string(got) != "KERNEL 6.1.0-10" {
 		t.Errorf("kernel after the background repair: %q", got)
 	}
+}
+
+// TestCheckedFile reads a served file in TFTP-sized and odd pieces, with
+// seeks, and checks every byte; a write in place ends the read with an
+// error instead of serving the changed bytes.
+func TestCheckedFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "k")
+	want := make([]byte, 3*checkPiece+123)
+	for i := range want {
+		want[i] = byte(i * 13)
+	}
+	if err := os.WriteFile(p, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *checkedFile {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, err := integrity.Fstat(int(f.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCheckedFile(f, id)
+	}
+	for _, piece := range []int{512, 1468, 32 << 10, checkPiece, 200 << 10} {
+		f := open()
+		var got []byte
+		buf := make([]byte, piece)
+		for {
+			n, err := f.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("piece %d: %v", piece, err)
+			}
+		}
+		f.Close()
+		if !bytes.Equal(got, want) {
+			t.Errorf("piece %d: read %d bytes, not the file's %d", piece, len(got), len(want))
+		}
+	}
+	// net/http sends a syscall.Conn with sendfile(2), past every check.
+	if _, ok := any(open()).(syscall.Conn); ok {
+		t.Error("a checked file is a syscall.Conn: net/http would sendfile it unchecked")
+	}
+	// Seeks drop what was read ahead: SeekCurrent counts from what the
+	// caller has read.
+	f := open()
+	b := make([]byte, 100)
+	f.Read(b)
+	if pos, err := f.Seek(10, io.SeekCurrent); err != nil || pos != 110 {
+		t.Fatalf("Seek(10, current) after 100 bytes = %d, %v", pos, err)
+	}
+	f.Read(b[:1])
+	if b[0] != want[110] {
+		t.Errorf("byte 110 after the seek: %d, want %d", b[0], want[110])
+	}
+	f.Seek(0, io.SeekStart)
+	// A write in place after the first piece was read ahead: the next
+	// piece read fails.
+	f.Read(b)
+	testkit.FlipByte(t, p, checkPiece+5)
+	rest := make([]byte, checkPiece)
+	var err error
+	for err == nil {
+		_, err = f.Read(rest)
+	}
+	if !errors.Is(err, syscall.EIO) {
+		t.Errorf("reading on after a write in place: %v, want EIO", err)
+	}
+	f.Close()
 }
