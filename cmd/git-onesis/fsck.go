@@ -12,6 +12,7 @@ import (
 
 	"github.com/onesis/git-onesis/boot/integrity"
 	"github.com/onesis/git-onesis/boot/serve"
+	"github.com/onesis/git-onesis/internal/progress"
 )
 
 func init() { register(fsckCmd) }
@@ -19,7 +20,7 @@ func init() { register(fsckCmd) }
 var fsckCmd = &cli.Command{
 	Name:      "fsck",
 	Usage:     "check that the files serve serves (NFS blob store, kernel and initramfs caches) are the objects git names",
-	UsageText: "git onesis fsck --served [--state-dir DIR]... [--repair] [--json | -q]",
+	UsageText: "git onesis fsck --served [--state-dir DIR]... [--repair] [--json | -q] [--progress WHEN]",
 	Description: "Hashes every file of serve's state directories: each NFS blob store file and\n" +
 		"cached kernel must hash to its git blob id, each cached initramfs to the\n" +
 		"sha256 recorded when it was built. Each problem is printed on a line; exit 1\n" +
@@ -33,6 +34,7 @@ var fsckCmd = &cli.Command{
 		&cli.BoolFlag{Name: "repair", Usage: "move bad files aside and rebuild them from git"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing; the exit code tells (0 clean, 1 not)"},
+		progressFlag,
 	},
 	Action: runFsck,
 }
@@ -83,7 +85,16 @@ func runFsck(c *cli.Context) error {
 	w := c.App.Writer
 	checked := map[string]int{}
 	problems := []fsckProblem{}
-	for _, e := range entries {
+	mode := c.String("progress")
+	if mode == "" {
+		mode, _, _ = r.Config("onesis.progress")
+	}
+	var m *progress.Meter
+	if !c.Bool("quiet") {
+		m = progress.New(c.App.ErrWriter, "Checking served files", progress.Enabled(mode))
+	}
+	for i, e := range entries {
+		m.Set(i)
 		if ctx.Err() != nil {
 			return cli.Exit("fatal: interrupted", exitFatal)
 		}
@@ -102,6 +113,8 @@ func runFsck(c *cli.Context) error {
 			fmt.Fprintln(w, fsckLine(p))
 		}
 	}
+	m.Set(len(entries))
+	m.Done()
 	if c.Bool("json") {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
