@@ -31,35 +31,7 @@ func BenchmarkRead(b *testing.B) {
 				go (&nfs.Server{Handler: (*handler)(srv)}).Serve(l)
 				defer l.Close()
 			}
-			client, err := nfsc.DialServiceAtPort("127.0.0.1", l.Addr().(*net.TCPAddr).Port)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer client.Close()
-			tg, err := (&nfsc.Mount{Client: client}).Mount("/c/"+fx.commit, rpc.NewAuthUnix("b", 1000, 1000).Auth())
-			if err != nil {
-				b.Fatal(err)
-			}
-			f, err := tg.Open("big.bin")
-			if err != nil {
-				b.Fatal(err)
-			}
-			buf := make([]byte, len(fx.big))
-			b.SetBytes(int64(len(fx.big)))
-			b.ResetTimer()
-			for b.Loop() {
-				n := 0
-				for n < len(buf) {
-					m, err := f.ReadAt(buf[n:], int64(n))
-					n += m
-					if err != nil {
-						break
-					}
-				}
-				if n != len(buf) {
-					b.Fatalf("read %d of %d bytes", n, len(buf))
-				}
-			}
+			readBig(b, fx, l)
 		})
 	}
 }
@@ -83,35 +55,42 @@ func BenchmarkReadVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 			go srv.Serve(l)
-			client, err := nfsc.DialServiceAtPort("127.0.0.1", l.Addr().(*net.TCPAddr).Port)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer client.Close()
-			tg, err := (&nfsc.Mount{Client: client}).Mount("/c/"+fx.commit, rpc.NewAuthUnix("b", 1000, 1000).Auth())
-			if err != nil {
-				b.Fatal(err)
-			}
-			f, err := tg.Open("big.bin")
-			if err != nil {
-				b.Fatal(err)
-			}
-			buf := make([]byte, len(fx.big))
-			b.SetBytes(int64(len(fx.big)))
-			b.ResetTimer()
-			for b.Loop() {
-				n := 0
-				for n < len(buf) {
-					m, err := f.ReadAt(buf[n:], int64(n))
-					n += m
-					if err != nil {
-						break
-					}
-				}
-				if n != len(buf) {
-					b.Fatalf("read %d of %d bytes", n, len(buf))
-				}
-			}
+			readBig(b, fx, l)
 		})
+	}
+}
+
+// readBig mounts fx's commit from the server listening on l and reads
+// big.bin b.N times (b.Loop), timing the reads only.
+func readBig(b *testing.B, fx *fixture, l net.Listener) {
+	b.Helper()
+	client, err := nfsc.DialServiceAtPort("127.0.0.1", l.Addr().(*net.TCPAddr).Port)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	tg, err := (&nfsc.Mount{Client: client}).Mount("/c/"+fx.commit, rpc.NewAuthUnix("b", 1000, 1000).Auth())
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := tg.Open("big.bin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, len(fx.big))
+	b.SetBytes(int64(len(fx.big)))
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		for n < len(buf) {
+			m, err := f.ReadAt(buf[n:], int64(n))
+			n += m
+			if err != nil {
+				break
+			}
+		}
+		if n != len(buf) {
+			b.Fatalf("read %d of %d bytes", n, len(buf))
+		}
 	}
 }

@@ -17,22 +17,10 @@ import (
 // the blobs, and that the next run is clean.
 func TestFsckServed(t *testing.T) {
 	base := t.TempDir()
-	central := filepath.Join(base, "central")
-	k := "6.1.0-7-amd64"
-	md := "lib/modules/" + k + "/"
-	writeTree(t, central, map[string]string{
-		"boot/vmlinuz-" + k:                     "kernel v1\n",
-		md + "modules.dep":                      "kernel/drivers/net/virtio_net.ko:\n",
-		md + "kernel/drivers/net/virtio_net.ko": "virtio_net\n",
-		"etc/motd":                              "message of the day\n",
-		"etc/hosts":                             "127.0.0.1 localhost\n",
+	central, initBin := centralImage(t, base, map[string]string{
+		"etc/motd":  "message of the day\n",
+		"etc/hosts": "127.0.0.1 localhost\n",
 	})
-	initBin := filepath.Join(base, "onesis-init")
-	if err := os.WriteFile(initBin, []byte("fake init\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	must(t, central, "git", "init", "-q")
-	must(t, central, "git", "onesis", "init", "--commit", "-q")
 	server := filepath.Join(base, "server")
 	must(t, base, "git", "clone", "-q", central, server)
 	must(t, server, "git", "onesis", "install", "-q")
@@ -57,7 +45,7 @@ func TestFsckServed(t *testing.T) {
 
 	motd := strings.TrimSpace(must(t, server, "git", "rev-parse", "HEAD:etc/motd"))
 	hosts := strings.TrimSpace(must(t, server, "git", "rev-parse", "HEAD:etc/hosts"))
-	kernel := strings.TrimSpace(must(t, server, "git", "rev-parse", "HEAD:boot/vmlinuz-"+k))
+	kernel := strings.TrimSpace(must(t, server, "git", "rev-parse", "HEAD:boot/vmlinuz-6.1.0-7-amd64"))
 	nfsMotd := filepath.Join(state, "nfs", "blobs", motd[:2], motd[2:])
 	nfsHosts := filepath.Join(state, "nfs", "blobs", hosts[:2], hosts[2:])
 	kpath := filepath.Join(state, "blobs", kernel)
