@@ -234,7 +234,8 @@ func (a *GitArtifacts) Initrd(ctx context.Context, commit string) (*httpboot.Blo
 		return nil, err
 	}
 	if sum == "" {
-		sum, _ = readSum(e.path + ".sha256")
+		w, _, _ := e.want()
+		sum = w.SHA256
 	}
 	return a.servedBlob(f, id, sum, k.when), nil
 }

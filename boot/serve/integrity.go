@@ -38,8 +38,10 @@ func (a *GitArtifacts) IntegrityFailures() (kernel, initrd uint64) {
 type cached struct {
 	store, name, path string
 	// want reads what the file must hash to; ok false when that is
-	// unknown (an initramfs without its .sha256: build it again).
-	want    func() (integrity.Want, bool)
+	// unknown (an initramfs without its .sha256: build it again); an
+	// error when the record is unreadable or malformed (the file is then
+	// moved aside with it).
+	want    func() (integrity.Want, bool, error)
 	rebuild func() error
 	// extra are files moved aside with a bad one (an initramfs's .sha256).
 	extra []string
@@ -55,7 +57,14 @@ func (a *GitArtifacts) openVerified(c cached) (*os.File, integrity.Identity, err
 			return nil, integrity.Identity{}, fmt.Errorf("%s keeps changing while it is verified: %w", c.path, syscall.EIO)
 		}
 		fd, err := integrity.OpenNoFollow(c.path)
-		want, known := c.want()
+		want, known, werr := c.want()
+		if werr != nil && err == nil {
+			syscall.Close(fd)
+			if err := a.moveAside(c, werr.Error(), integrity.Identity{}, true); err != nil {
+				return nil, integrity.Identity{}, err
+			}
+			continue
+		}
 		if errors.Is(err, os.ErrNotExist) || (err == nil && !known) {
 			if err == nil {
 				syscall.Close(fd)
@@ -119,12 +128,14 @@ func (a *GitArtifacts) moveAside(c cached, problem string, bad integrity.Identit
 		}
 	}()
 	qdir := filepath.Join(a.StateDir, "quarantine")
-	q, err := integrity.Quarantine(qdir, c.path, c.name)
-	if err != nil {
-		rep.RepairErr = err.Error()
-		return fmt.Errorf("%s is bad and cannot be moved aside: %w: %w", c.path, err, syscall.EIO)
+	if _, err := os.Lstat(c.path); err == nil {
+		q, err := integrity.Quarantine(qdir, c.path, c.name)
+		if err != nil {
+			rep.RepairErr = err.Error()
+			return fmt.Errorf("%s is bad and cannot be moved aside: %w: %w", c.path, err, syscall.EIO)
+		}
+		rep.Quarantine = q
 	}
-	rep.Quarantine = q
 	for _, x := range c.extra {
 		if _, err := os.Lstat(x); err == nil {
 			integrity.Quarantine(qdir, x, filepath.Base(x))
@@ -239,7 +250,7 @@ var _ io.ReadSeekCloser = (*checkedFile)(nil)
 func (a *GitArtifacts) kernelEntry(id string) cached {
 	p := filepath.Join(a.StateDir, "blobs", id)
 	return cached{store: integrity.StoreKernel, name: id, path: p,
-		want:    func() (integrity.Want, bool) { return integrity.Want{Blob: id}, true },
+		want:    func() (integrity.Want, bool, error) { return integrity.Want{Blob: id}, true, nil },
 		rebuild: func() error { return a.writeBlob(p, plumbing.NewHash(id)) }}
 }
 
@@ -251,28 +262,8 @@ func (a *GitArtifacts) initrdEntry(key string, build func() error) cached {
 		build = func() error { return nil }
 	}
 	return cached{store: integrity.StoreInitrd, name: key, path: p, extra: []string{p + ".sha256"},
-		want: func() (integrity.Want, bool) {
-			sum, ok := readSum(p + ".sha256")
-			return integrity.Want{SHA256: sum}, ok
-		},
+		want:    integrity.Entry{Store: integrity.StoreInitrd, SumFile: p + ".sha256"}.Want,
 		rebuild: build}
-}
-
-// readSum reads an initramfs's recorded sha256 (never through a symlink).
-func readSum(p string) (string, bool) {
-	fd, err := integrity.OpenNoFollow(p)
-	if err != nil {
-		return "", false
-	}
-	f := os.NewFile(uintptr(fd), p)
-	defer f.Close()
-	b := make([]byte, 128)
-	n, _ := io.ReadFull(f, b)
-	sum := strings.TrimSpace(string(b[:n]))
-	if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
-		return "", false
-	}
-	return sum, true
 }
 
 // cacheStore is the kernel or initramfs cache as the background verifier
@@ -334,7 +325,12 @@ func (c *cacheStore) Verify(ctx context.Context, name string, full bool, lim *in
 			return nil
 		}
 	}
-	want, ok := e.want()
+	want, ok, err := e.want()
+	if err != nil {
+		unlock := c.a.lock(e.path)
+		defer unlock()
+		return c.a.moveAside(e, err.Error(), integrity.Identity{}, false)
+	}
 	if !ok {
 		return nil // being built, or built again at the next request
 	}

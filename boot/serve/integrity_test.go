@@ -223,3 +223,46 @@ func TestCheckedFile(t *testing.T) {
 	}
 	f.Close()
 }
+
+// TestInitrdBadRecord: an initramfs whose recorded sha256 is not a sha256
+// is moved aside with its record and built again, not served unchecked.
+func TestInitrdBadRecord(t *testing.T) {
+	dir, gr := imageRepo(t)
+	c1 := sh(t, dir, "git", "rev-parse", "HEAD")
+	b := &fakeBuilder{}
+	a, err := NewGitArtifacts(dir, DefaultStateDir(gr), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reps []integrity.Report
+	a.Report = func(rep integrity.Report) { reps = append(reps, rep) }
+	ib, err := a.Initrd(context.Background(), c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib.Content.Close()
+	key, _, _ := a.initrdKey(c1)
+	p := filepath.Join(DefaultStateDir(gr), "initrd", key)
+	if err := os.WriteFile(p, []byte("INITRD with init=/bin/sh"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+".sha256", []byte("not a sum\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ib, err = a.Initrd(context.Background(), c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(ib.Content)
+	ib.Content.Close()
+	if string(got) != "INITRD for 6.1.0-10-amd64" || b.builds != 2 {
+		t.Errorf("served %q after %d builds", got, b.builds)
+	}
+	if len(reps) != 1 || reps[0].Quarantine == "" || !reps[0].Repaired {
+		t.Errorf("reports: %+v", reps)
+	}
+	q, _ := filepath.Glob(filepath.Join(DefaultStateDir(gr), "quarantine", key+"*"))
+	if len(q) != 2 {
+		t.Errorf("quarantine: %v, want the initramfs and its record", q)
+	}
+}
