@@ -187,9 +187,9 @@ var categories = map[string]string{
 	"class": "Node personality", "sysimage": "Node personality", "personality": "Node personality",
 	"copy-rootfs": "Node personality",
 	"initramfs":   "Network boot", "serve": "Network boot", "node": "Network boot", "sync": "Network boot", "exports": "Network boot",
-	"fsck":    "Network boot",
 	"upgrade": "Image lifecycle", "rollback": "Image lifecycle", "images": "Image lifecycle",
 	"env": "Other", "completion": "Other", "version": "Other",
+	"fsck": "Network boot",
 }
 
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
