@@ -83,12 +83,14 @@ func blobSize(ctx context.Context, gitDir, id string) (int64, error) {
 	return n, nil
 }
 
-// ObjectFormat returns the object format of the repository at gitDir:
-// "sha1" or "sha256".
-func ObjectFormat(gitDir string) (string, error) {
-	out, err := exec.Command("git", "--git-dir="+gitDir, "rev-parse", "--show-object-format").Output()
+// ObjectFormat returns the object format of the repository at dir (a
+// git dir or a work tree): "sha1" or "sha256".
+func ObjectFormat(dir string) (string, error) {
+	cmd := exec.Command("git", "rev-parse", "--show-object-format")
+	cmd.Dir = dir
+	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("reading the object format of %s: %w", gitDir, err)
+		return "", fmt.Errorf("reading the object format of %s: %w", dir, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }

@@ -58,6 +58,9 @@ const maxKernels = 1024
 
 // NewGitArtifacts opens the repository at repoDir with go-git.
 func NewGitArtifacts(repoDir, stateDir string, b InitrdBuilder) (*GitArtifacts, error) {
+	if f, err := integrity.ObjectFormat(repoDir); err == nil && f != "sha1" {
+		return nil, fmt.Errorf("%s uses %s object ids; serve reads only SHA-1 repositories (go-git)", repoDir, f)
+	}
 	r, err := gogit.PlainOpenWithOptions(repoDir, &gogit.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s to read kernels: %w", repoDir, err)

@@ -266,3 +266,14 @@ func TestInitrdBadRecord(t *testing.T) {
 		t.Errorf("quarantine: %v, want the initramfs and its record", q)
 	}
 }
+
+// TestRefusesSHA256Repository: serve's go-git cannot read a SHA-256
+// repository; it says so instead of go-git's "unknown extension".
+func TestRefusesSHA256Repository(t *testing.T) {
+	dir := t.TempDir()
+	sh(t, dir, "git", "init", "-q", "--object-format=sha256")
+	_, err := NewGitArtifacts(dir, t.TempDir(), nil)
+	if err == nil || !strings.Contains(err.Error(), "sha256 object ids") {
+		t.Fatalf("NewGitArtifacts on a SHA-256 repository: %v", err)
+	}
+}
