@@ -3,6 +3,7 @@ package nfsroot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,3 +226,54 @@ func TestRefusesSHA256Repository(t *testing.T) {
 		t.Fatalf("New on a SHA-256 repository: %v", err)
 	}
 }
+
+// TestBackgroundNeverStallsReads runs the background verifier over
+// big.bin alone, so slowly that its hash would take minutes: a first read of that
+// blob meanwhile is verified on its own and answered at once (it never
+// waits for the paced hash), and the verifier stops as soon as asked.
+func TestBackgroundNeverStallsReads(t *testing.T) {
+	fx := newFixture(t)
+	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	if err := ts.srv.Prepare(context.Background(), fx.commit); err != nil {
+		t.Fatal(err)
+	}
+	blob := run(t, fx.repo, "git", "rev-parse", "HEAD:big.bin")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		(&integrity.Background{Rate: 1024, Stores: []integrity.Walkable{only{ts.srv.VerifyStore(), blob}}, Log: testLogger(t)}).Run(ctx)
+		close(done)
+	}()
+	time.Sleep(200 * time.Millisecond) // the walk is under way, waiting on its rate
+	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
+	read := make(chan error, 1)
+	go func() {
+		got, err := readAll(t, tg, "big.bin")
+		if err == nil && !bytes.Equal(got, fx.big) {
+			err = errors.New("wrong bytes")
+		}
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a read waited for the background verifier")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the background verifier did not stop")
+	}
+}
+
+// only is a store that lists one of its entries.
+type only struct {
+	integrity.Walkable
+	name string
+}
+
+func (o only) List() ([]string, error) { return []string{o.name}, nil }
