@@ -277,3 +277,30 @@ func TestRefusesSHA256Repository(t *testing.T) {
 		t.Fatalf("NewGitArtifacts on a SHA-256 repository: %v", err)
 	}
 }
+
+// TestNFSIntegrityReported: what the NFS server reports (through
+// NFSParams.Report, as nfsroot.Config.Report) reaches /metrics and
+// /status and the log.
+func TestNFSIntegrityReported(t *testing.T) {
+	dir, _ := imageRepo(t)
+	var logs syncBuffer
+	ts := startServe(t, dir, &fakeBuilder{}, &logs)
+	if ts.nfs.p.Report == nil {
+		t.Fatal("serve gives the NFS server no Report")
+	}
+	ts.nfs.p.Report(integrity.Report{Store: integrity.StoreNFS, Name: strings.Repeat("ab", 20), Path: "/state/nfs/blobs/ab/x",
+		Problem: "content does not match its name", Quarantine: "/state/nfs/quarantine/x.1", Repaired: true})
+	_, m := httpGet(t, ts.base+"/metrics")
+	for _, want := range []string{`onesis_served_integrity_failures_total{store="nfs"} 1`,
+		`onesis_served_integrity_failures_total{store="kernel"} 0`, `onesis_served_integrity_failures_total{store="initrd"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s:\n%s", want, m)
+		}
+	}
+	if _, st := httpGet(t, ts.base+"/status"); !strings.Contains(st, `"store": "nfs"`) || !strings.Contains(st, `"quarantine": "/state/nfs/quarantine/x.1"`) {
+		t.Errorf("status:\n%s", st)
+	}
+	if !strings.Contains(logs.String(), "store=nfs") {
+		t.Errorf("not logged:\n%s", logs.String())
+	}
+}
