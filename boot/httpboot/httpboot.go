@@ -535,6 +535,8 @@ type statusDoc struct {
 	Time            time.Time    `json:"time"`
 	InventoryCommit string       `json:"inventory_commit,omitempty"`
 	Nodes           []NodeStatus `json:"nodes"`
+	// Integrity lists the newest served files found bad (integrity.go).
+	Integrity []IntegrityEvent `json:"integrity,omitempty"`
 }
 
 func (h *Handler) knownNodes() ([]NodeStatus, *inventory.Inventory) {
@@ -552,7 +554,7 @@ func (h *Handler) knownNodes() ([]NodeStatus, *inventory.Inventory) {
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	known, inv := h.knownNodes()
-	doc := statusDoc{Time: time.Now().UTC(), InventoryCommit: inv.Commit, Nodes: h.cfg.Status.Snapshot(known)}
+	doc := statusDoc{Time: time.Now().UTC(), InventoryCommit: inv.Commit, Nodes: h.cfg.Status.Snapshot(known), Integrity: h.cfg.Status.Integrity()}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)

@@ -71,6 +71,8 @@ type Status struct {
 	nodes    map[string]*NodeStatus
 	counters map[[2]string]uint64 // {service, outcome} -> count
 	started  time.Time
+
+	integrity integrityLog // integrity.go
 }
 
 // NewStatus returns an empty status.
@@ -254,6 +256,7 @@ func (s *Status) WriteMetrics(w io.Writer, knownNodes int) error {
 	fmt.Fprintf(&b, "onesis_serve_nodes_refused %d\n", refused)
 	b.WriteString("# HELP onesis_serve_uptime_seconds Seconds since serve started.\n# TYPE onesis_serve_uptime_seconds gauge\n")
 	fmt.Fprintf(&b, "onesis_serve_uptime_seconds %.0f\n", time.Since(s.started).Seconds())
+	s.writeIntegrityMetrics(&b)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/renameio/v2"
+
+	"github.com/onesis/git-onesis/boot/integrity"
 )
 
 // blobStore is a content-addressed store of inflated git blobs under
@@ -37,13 +39,16 @@ type blobStore struct {
 	fds    map[plumbing.Hash]*openBlob // descriptors kept open for READ
 	fdRing []plumbing.Hash             // fds' keys in the order they were opened
 	fdNext int                         // the ring's oldest slot
+
+	check *blobCheck // verification before serving (verify.go)
 }
 
 // openBlob is a blob's descriptor kept open for the read path (a plain
 // descriptor: pread needs no poller and no os.File).
 type openBlob struct {
 	fd   int
-	refs int // reads using it now
+	refs int                // reads using it now
+	id   integrity.Identity // the file as it was verified
 }
 
 // maxOpenBlobs bounds the descriptors the read path keeps open: enough
@@ -69,7 +74,8 @@ func removeStaleTemp(dir string) {
 	}
 }
 
-func newBlobStore(dir string) (*blobStore, error) {
+// newBlobStore opens the store in dir; check verifies what it serves.
+func newBlobStore(dir string, check *blobCheck) (*blobStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the NFS blob store %s: %w", dir, err)
 	}
@@ -78,7 +84,10 @@ func newBlobStore(dir string) (*blobStore, error) {
 			return nil, fmt.Errorf("creating the NFS blob store %s: %w", dir, err)
 		}
 	}
-	return &blobStore{dir: dir, sizes: map[plumbing.Hash]int64{}, fds: map[plumbing.Hash]*openBlob{}}, nil
+	if check.memo == nil {
+		check.memo = integrity.NewMemo[plumbing.Hash]()
+	}
+	return &blobStore{dir: dir, sizes: map[plumbing.Hash]int64{}, fds: map[plumbing.Hash]*openBlob{}, check: check}, nil
 }
 
 func (s *blobStore) path(h plumbing.Hash) string {
@@ -271,28 +280,63 @@ func (s *blobStore) writeTemp(data []byte) (string, error) {
 	return f.Name(), nil
 }
 
-// open opens a stored blob for reading.
+// open opens a stored blob for reading, verified (go-nfs's read path).
 func (s *blobStore) open(h plumbing.Hash) (*os.File, error) {
-	return os.Open(s.path(h))
+	fd, _, err := s.openVerified(h)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), s.path(h)), nil
 }
 
 // readAt reads a stored blob at off (pread), through a descriptor kept
 // open for the next READ of the same blob: a file read in rsize pieces
-// costs one open. It returns the bytes read; fewer than len(p) only at the
-// blob's end or on an error.
+// costs one open. The descriptor was verified when it was opened, and an
+// fstat after each pread makes sure the file is still the one verified
+// (a write in place moves its ctime): otherwise it is verified (and
+// repaired) again and the read redone, so a changed byte is never
+// served. It returns the bytes read; fewer than len(p) only at the blob's
+// end or on an error.
 func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
+	for try := 0; ; try++ {
+		ob, err := s.acquire(h)
+		if err != nil {
+			return 0, err
+		}
+		n, err := pread(ob.fd, p, off)
+		stale := false
+		if !s.check.off {
+			id, _, ferr := integrity.Fstat(ob.fd)
+			stale = ferr != nil || id != ob.id
+		}
+		s.release(h, ob, stale)
+		if !stale {
+			return n, err
+		}
+		if try > 0 {
+			return 0, fmt.Errorf("blob %s changed while it was read: %w", h, syscall.EIO)
+		}
+	}
+}
+
+// acquire returns h's cached descriptor, opening and verifying it first
+// when there is none, with a reference the caller gives back to release.
+func (s *blobStore) acquire(h plumbing.Hash) (*openBlob, error) {
 	s.fdMu.Lock()
 	ob := s.fds[h]
 	if ob == nil {
 		s.fdMu.Unlock()
-		fd, err := syscall.Open(s.path(h), syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
+		fd, id, err := s.openVerified(h)
 		if err != nil {
-			return 0, &os.PathError{Op: "open", Path: s.path(h), Err: err}
+			return nil, err
 		}
 		s.fdMu.Lock()
-		if ob = s.fds[h]; ob == nil {
+		if ob = s.fds[h]; ob == nil || ob.id != id {
+			if ob != nil {
+				s.dropLocked(h, ob)
+			}
 			s.evictFDsLocked(h)
-			ob = &openBlob{fd: fd}
+			ob = &openBlob{fd: fd, id: id}
 			s.fds[h] = ob
 		} else {
 			defer syscall.Close(fd) // another read opened it meanwhile
@@ -300,33 +344,26 @@ func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
 	}
 	ob.refs++
 	s.fdMu.Unlock()
-	n, err := pread(ob.fd, p, off)
+	return ob, nil
+}
+
+// release gives back a reference from acquire; stale forgets the
+// descriptor (the file is no longer the one verified).
+func (s *blobStore) release(h plumbing.Hash, ob *openBlob, stale bool) {
 	s.fdMu.Lock()
+	defer s.fdMu.Unlock()
 	ob.refs--
+	if stale && s.fds[h] == ob {
+		delete(s.fds, h)
+	}
 	if ob.refs == 0 && s.fds[h] != ob {
 		syscall.Close(ob.fd) // evicted while in use
 	}
-	s.fdMu.Unlock()
-	return n, err
 }
 
-// pread fills p from fd at off, up to the end of the file.
+// pread fills p from fd at off, up to the end of the file (io.EOF).
 func pread(fd int, p []byte, off int64) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := syscall.Pread(fd, p[n:], off+int64(n))
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			return n, io.EOF
-		}
-		n += m
-	}
-	return n, nil
+	return integrity.FDReader(fd).ReadAt(p, off)
 }
 
 // evictFDsLocked makes room for one more descriptor and records h as the

@@ -28,6 +28,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	nfs "github.com/willscott/go-nfs"
 
+	"github.com/onesis/git-onesis/boot/integrity"
+
 	gitrun "github.com/onesis/git-onesis/internal/git"
 )
 
@@ -61,6 +63,12 @@ type Config struct {
 	// connection's further calls wait in TCP, so one node cannot take every
 	// worker.
 	MaxInFlightPerConn int
+	// Report is told of every stored blob found not to be what its name
+	// says (moved aside and rebuilt from git, or not); nil: only logged.
+	Report func(integrity.Report)
+	// SkipVerify serves stored blobs without verifying them: only for
+	// benchmarks measuring what verification costs.
+	SkipVerify bool
 }
 
 // DefaultMaxConnsPerClient is Config.MaxConnsPerClient's default. A node
@@ -149,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the image repository %s: %w", cfg.RepoDir, err)
 	}
+	if f, err := integrity.ObjectFormat(r.CommonDir); err == nil && f != "sha1" {
+		return nil, fmt.Errorf("nfsroot: %s uses %s object ids; the NFS server serves only SHA-1 repositories", r.CommonDir, f)
+	}
 	repo, err := git.PlainOpenWithOptions(r.CommonDir, &git.PlainOpenOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("opening the image repository %s: %w", r.CommonDir, err)
@@ -171,7 +182,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := newBlobStore(blobs)
+	check := &blobCheck{gitDir: r.CommonDir, quarantine: filepath.Join(state, "quarantine"), off: cfg.SkipVerify}
+	check.report = cfg.Report
+	if check.report == nil {
+		check.report = func(rep integrity.Report) {
+			log.Error("nfs: a stored blob is not the object git names; it was moved aside", "blob", rep.Name, "problem", rep.Problem,
+				"quarantine", rep.Quarantine, "repaired", rep.Repaired, "err", rep.RepairErr)
+		}
+	}
+	store, err := newBlobStore(blobs, check)
 	if err != nil {
 		lock.Close()
 		return nil, err

@@ -406,7 +406,7 @@ func (w *worker) read(j *job, b []byte, ix *commitIndex, n *node, off uint64, co
 		b = b[:start+int(count)]
 		got, err := w.s.store.readAt(n.blob, b[start:], int64(off))
 		if got != int(count) {
-			w.s.log.Error("nfs: a stored blob is shorter than its commit says", "blob", n.blob.String(), "offset", off, "want", count, "got", got, "err", err)
+			w.s.log.Error("nfs: cannot read a stored blob (shorter than its commit says, or not the object git names and not rebuilt)", "blob", n.blob.String(), "offset", off, "want", count, "got", got, "err", err)
 			return endReply(failure(beginReply(b, j.cl.xid, acceptSuccess), nfsProcRead, nfs3ErrIO, ix, n))
 		}
 		b = append(b, make([]byte, xdr.Pad(int(count)))...)

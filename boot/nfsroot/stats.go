@@ -11,6 +11,9 @@ type Stats struct {
 	Connections    int64  // client connections open now
 	ConnsRefused   uint64 // connections closed because their client was over its limit
 	Commits        int    // commit indexes in memory
+	// IntegrityFailures counts stored blobs found not to be what their
+	// name says (each moved aside and rebuilt, or its reads failed).
+	IntegrityFailures uint64
 }
 
 type counters struct {
@@ -31,5 +34,7 @@ func (s *Server) Stats() Stats {
 		Connections:    s.stats.conns.Load(),
 		ConnsRefused:   s.stats.refusedConns.Load(),
 		Commits:        commits,
+
+		IntegrityFailures: s.store.check.failures.Load(),
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/integrity"
 	bootkernel "github.com/onesis/git-onesis/boot/kernel"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/gitfs"
@@ -37,11 +38,18 @@ import (
 type GitArtifacts struct {
 	StateDir string
 	Builder  InitrdBuilder // nil: initrd requests fail with a clear error (tests)
+	// Report is told of every cached kernel or initramfs found not to be
+	// what it should be (moved aside and built again, or not).
+	Report func(integrity.Report)
+	// SkipVerify serves cached files without verifying them: only for
+	// benchmarks measuring what verification costs.
+	SkipVerify bool
 
 	repo    *gogit.Repository
 	mu      sync.Mutex         // go-git object access, kernels
 	kernels map[string]*kernel // by commit: a commit's kernel never changes
 	locks   sync.Map           // cache key -> *sync.Mutex
+	check   cacheCheck
 }
 
 // maxKernels bounds the commits whose kernel findKernel remembers (a boot
@@ -50,11 +58,14 @@ const maxKernels = 1024
 
 // NewGitArtifacts opens the repository at repoDir with go-git.
 func NewGitArtifacts(repoDir, stateDir string, b InitrdBuilder) (*GitArtifacts, error) {
+	if f, err := integrity.ObjectFormat(repoDir); err == nil && f != "sha1" {
+		return nil, fmt.Errorf("%s uses %s object ids; serve reads only SHA-1 repositories (go-git)", repoDir, f)
+	}
 	r, err := gogit.PlainOpenWithOptions(repoDir, &gogit.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s to read kernels: %w", repoDir, err)
 	}
-	return &GitArtifacts{StateDir: stateDir, Builder: b, repo: r}, nil
+	return &GitArtifacts{StateDir: stateDir, Builder: b, repo: r, check: cacheCheck{memo: integrity.NewMemo[string]()}}, nil
 }
 
 // kernel is a commit's kernel, as package kernel chose it.
@@ -125,15 +136,14 @@ func (a *GitArtifacts) Kernel(ctx context.Context, commit string) (*httpboot.Blo
 	if err != nil {
 		return nil, err
 	}
-	p := filepath.Join(a.StateDir, "blobs", k.blob.String())
-	unlock := a.lock(p)
+	e := a.kernelEntry(k.blob.String())
+	unlock := a.lock(e.path)
 	defer unlock()
-	if _, err := os.Stat(p); err != nil {
-		if err := a.writeBlob(p, k.blob); err != nil {
-			return nil, err
-		}
+	f, id, err := a.openVerified(e)
+	if err != nil {
+		return nil, err
 	}
-	return openBlob(p, k.blob.String(), k.when)
+	return a.servedBlob(f, id, k.blob.String(), k.when), nil
 }
 
 func (a *GitArtifacts) writeBlob(p string, h plumbing.Hash) error {
@@ -170,17 +180,12 @@ func writeAtomic(p string, fill func(io.Writer) error) error {
 	return t.CloseAtomicallyReplace()
 }
 
-func openBlob(p, hash string, when time.Time) (*httpboot.Blob, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
+// servedBlob is a verified cache file as httpboot serves it.
+func (a *GitArtifacts) servedBlob(f *os.File, id integrity.Identity, hash string, when time.Time) *httpboot.Blob {
+	if a.SkipVerify {
+		return &httpboot.Blob{Content: f, Size: id.Size, Hash: hash, ModTime: when}
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &httpboot.Blob{Content: f, Size: st.Size(), Hash: hash, ModTime: when}, nil
+	return &httpboot.Blob{Content: newCheckedFile(f, id), Size: id.Size, Hash: hash, ModTime: when}
 }
 
 // treeID returns the tree id of the first of paths that is a directory in
@@ -219,31 +224,44 @@ func (a *GitArtifacts) Initrd(ctx context.Context, commit string) (*httpboot.Blo
 	if err != nil {
 		return nil, err
 	}
-	p := filepath.Join(a.StateDir, "initrd", key)
-	unlock := a.lock(p)
+	var sum string
+	e := a.initrdEntry(key, func() error {
+		var err error
+		sum, err = a.buildInitrd(ctx, commit, k.kver, filepath.Join(a.StateDir, "initrd", key))
+		return err
+	})
+	unlock := a.lock(e.path)
 	defer unlock()
-	hashFile := p + ".sha256"
-	if hb, err := os.ReadFile(hashFile); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return openBlob(p, strings.TrimSpace(string(hb)), k.when)
-		}
+	f, id, err := a.openVerified(e)
+	if err != nil {
+		return nil, err
 	}
+	if sum == "" {
+		w, _, _ := e.want()
+		sum = w.SHA256
+	}
+	return a.servedBlob(f, id, sum, k.when), nil
+}
+
+// buildInitrd builds commit's initramfs into p and records its sha256 in
+// p.sha256; the caller holds a.lock(p).
+func (a *GitArtifacts) buildInitrd(ctx context.Context, commit, kver, p string) (string, error) {
 	// The build outlives the request that started it: other nodes may be
 	// waiting for the same image.
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
 	h := sha256.New()
-	err = writeAtomic(p, func(w io.Writer) error {
-		return a.Builder.Build(bctx, commit, k.kver, io.MultiWriter(w, h))
+	err := writeAtomic(p, func(w io.Writer) error {
+		return a.Builder.Build(bctx, commit, kver, io.MultiWriter(w, h))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("building the initramfs of %.12s: %w", commit, err)
+		return "", fmt.Errorf("building the initramfs of %.12s: %w", commit, err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if err := renameio.WriteFile(hashFile, []byte(sum+"\n"), 0o644); err != nil {
-		return nil, err
+	if err := renameio.WriteFile(p+".sha256", []byte(sum+"\n"), 0o644); err != nil {
+		return "", err
 	}
-	return openBlob(p, sum, k.when)
+	return sum, nil
 }
 
 // Prune removes cached kernels (blobs/<blob id>) and initramfs images

@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/onesis/git-onesis/boot/integrity"
 )
 
 // Config is the whole configuration of serve. The zero value of a port
@@ -108,7 +110,19 @@ type Config struct {
 	// ends at once instead of waiting ~16 s (see docs/serve.md).
 	AnnounceRA bool
 
+	// VerifyRate is the background re-verification of served files:
+	// bytes per second with an optional k, m or g suffix, as git reads
+	// integers ("" = 32M, "0" = off). Files are always verified before
+	// their first byte is served; this re-reads them while they sit in
+	// the caches (docs/serve.md, "Integrity of served files").
+	VerifyRate string
+	// SkipVerify serves stored files without verifying them first: only
+	// for benchmarks measuring what verification costs.
+	SkipVerify bool
+
 	Logger *slog.Logger
+
+	verifyRate int64 // VerifyRate, parsed by Validate
 }
 
 // ConfigError is a configuration mistake, naming the setting at fault.
@@ -182,6 +196,13 @@ func (c *Config) Validate(f Factories) error {
 	}
 	if c.TFTPMax < 0 {
 		return cfgErr("--tftp-max", "%d is not a number of transfers (at least 1)", c.TFTPMax)
+	}
+	if c.VerifyRate == "" {
+		c.verifyRate = integrity.DefaultRate
+	} else if r, err := integrity.ParseRate(c.VerifyRate); err != nil {
+		return cfgErr("--verify-rate", "%s", err)
+	} else {
+		c.verifyRate = r
 	}
 	if c.PruneEvery < time.Minute {
 		return cfgErr("--prune-every", "%v is too short (at least 1m; --no-prune turns pruning off)", c.PruneEvery)

@@ -18,6 +18,7 @@ import (
 	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/dhcp"
 	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/integrity"
 	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/boot/resolve"
@@ -120,6 +121,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	if s.art, err = NewGitArtifacts(cfg.RepoDir, cfg.StateDir, builder); err != nil {
 		return nil, err
 	}
+	s.art.Report, s.art.SkipVerify = s.reportIntegrity, cfg.SkipVerify
 	if s.plan, err = planLoaders(cfg); err != nil {
 		return nil, err
 	}
@@ -158,7 +160,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 	}
 	if !cfg.NoNFS {
 		s.nfs, err = f.NFS(NFSParams{RepoDir: cfg.RepoDir, StateDir: filepath.Join(cfg.StateDir, "nfs"),
-			Authorize: s.authorize, Deny: cfg.Deny, Event: s.event, Logger: log})
+			Authorize: s.authorize, Deny: cfg.Deny, Event: s.event, Logger: log, Report: s.reportIntegrity, SkipVerify: cfg.SkipVerify})
 		if err != nil {
 			return nil, cfgErr("--no-nfs", "starting the NFS server: %w", err)
 		}
@@ -296,6 +298,15 @@ func (s *Server) event(ev httpboot.Event) {
 		attrs = append(attrs, "detail", ev.Detail)
 	}
 	s.log.Info(ev.Service, attrs...)
+}
+
+// reportIntegrity logs a served file found bad and feeds /status and
+// /metrics.
+func (s *Server) reportIntegrity(r integrity.Report) {
+	s.status.RecordIntegrity(httpboot.IntegrityEvent{Time: r.Time, Store: r.Store, Name: r.Name, Path: r.Path,
+		Problem: r.Problem, Quarantine: r.Quarantine, Repaired: r.Repaired, Error: r.RepairErr})
+	s.log.Error("serve: a served file is not the object git names; it was moved aside", "store", r.Store, "name", r.Name,
+		"path", r.Path, "problem", r.Problem, "quarantine", r.Quarantine, "repaired", r.Repaired, "err", r.RepairErr)
 }
 
 // booted records a script's commit, then starts materialising it for NFS.
@@ -514,9 +525,17 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		})
 	}
+	if cfg.verifyRate > 0 {
+		stores := s.art.VerifyStores()
+		if v, ok := s.nfs.(interface{ VerifyStore() integrity.Walkable }); ok {
+			stores = append(stores, v.VerifyStore())
+		}
+		bg := &integrity.Background{Rate: cfg.verifyRate, Stores: stores, Log: s.log}
+		g.start("verify", func() error { bg.Run(ctx); return nil })
+	}
 	close(s.ready)
 	s.log.Info("serve: ready", "addr", cfg.ServerIP.String(), "iface", cfg.Iface, "http", !cfg.NoHTTP, "dhcp", !cfg.NoDHCP,
-		"tftp", !cfg.NoTFTP, "nfs", !cfg.NoNFS, "portmap", !cfg.NoPortmap, "nodes", len(s.inv.Current().Nodes),
+		"tftp", !cfg.NoTFTP, "nfs", !cfg.NoNFS, "portmap", !cfg.NoPortmap, "verify_rate", cfg.verifyRate, "nodes", len(s.inv.Current().Nodes),
 		"default", s.describeDefault())
 
 	var runErr error

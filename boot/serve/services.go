@@ -8,6 +8,7 @@ import (
 
 	"github.com/onesis/git-onesis/boot/dhcp"
 	"github.com/onesis/git-onesis/boot/httpboot"
+	"github.com/onesis/git-onesis/boot/integrity"
 	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/boot/portmap"
 )
@@ -75,6 +76,11 @@ type NFSParams struct {
 	Deny      []string
 	Event     func(httpboot.Event)
 	Logger    *slog.Logger
+	// Report is told of every stored blob found not to be what its
+	// name says.
+	Report func(integrity.Report)
+	// SkipVerify serves stored blobs unverified (benchmarks only).
+	SkipVerify bool
 }
 
 // NFSServer is the NFS root server.

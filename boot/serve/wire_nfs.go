@@ -13,6 +13,7 @@ func newNFS(p NFSParams) (NFSServer, error) {
 		Deny:      p.Deny,
 		Logger:    p.Logger,
 		Authorize: p.Authorize,
+		Report:    p.Report, SkipVerify: p.SkipVerify,
 	})
 	if err != nil {
 		return nil, err

@@ -189,6 +189,7 @@ var categories = map[string]string{
 	"initramfs":   "Network boot", "serve": "Network boot", "node": "Network boot", "sync": "Network boot", "exports": "Network boot", "audit": "Network boot",
 	"upgrade": "Image lifecycle", "rollback": "Image lifecycle", "images": "Image lifecycle",
 	"env": "Other", "completion": "Other", "version": "Other",
+	"fsck": "Network boot",
 }
 
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
@@ -258,6 +259,19 @@ func openImage(c *cli.Context) (*image.Image, error) {
 		return nil, fatal(err)
 	}
 	return im, nil
+}
+
+// discoverRepo finds the repository of the current directory, with git's
+// message when there is none.
+func discoverRepo() (*git.Repo, error) {
+	r, err := git.Discover(".")
+	if errors.Is(err, git.ErrNotRepo) {
+		return nil, cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
+	}
+	if err != nil {
+		return nil, fatal(err)
+	}
+	return r, nil
 }
 
 // progressFlag is shared by long-running commands.

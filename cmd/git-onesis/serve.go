@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -12,8 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/onesis/git-onesis/boot/integrity"
 	"github.com/onesis/git-onesis/boot/serve"
-	"github.com/onesis/git-onesis/internal/git"
 )
 
 func init() { register(serveCmd) }
@@ -60,6 +60,7 @@ var serveCmd = &cli.Command{
 		&cli.StringFlag{Name: "nfs-server", Usage: "NFS server `IP` put in nfsroot= (default: --addr)"},
 		&cli.StringFlag{Name: "secrets-dir", Usage: "serve `DIR`/NODE/ at /n/NODE/secrets to that node's root only"},
 		&cli.StringSliceFlag{Name: "deny", Usage: "secret `GLOB` exported as an empty 0600 placeholder (repeatable; replaces the defaults)"},
+		&cli.StringFlag{Name: "verify-rate", Usage: "re-verify served files in the background at `RATE` bytes per second (k, m, g suffixes; 0 = off; default: onesis.serve.verifyRate, else 32m)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
 		&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
 	},
@@ -91,12 +92,9 @@ func runServe(c *cli.Context) error {
 	default:
 		return usageErr("--log-format must be text or json")
 	}
-	r, err := git.Discover(".")
-	if errors.Is(err, git.ErrNotRepo) {
-		return cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)
-	}
+	r, err := discoverRepo()
 	if err != nil {
-		return fatal(err)
+		return err
 	}
 	repoDir := r.Top
 	if repoDir == "" {
@@ -112,6 +110,23 @@ func runServe(c *cli.Context) error {
 		StateDir: c.String("state-dir"), InitPath: c.String("init"), Modules: c.StringSlice("module"),
 		Console: c.String("console"), NFSOptions: c.String("nfs-options"), SecretsDir: c.String("secrets-dir"), Logger: log,
 	}
+	cfg.VerifyRate = c.String("verify-rate")
+	if !c.IsSet("verify-rate") {
+		v, ok, err := r.Config("onesis.serve.verifyRate")
+		if err != nil {
+			return fatal(err)
+		}
+		if ok {
+			if _, err := integrity.ParseRate(v); err != nil {
+				return cli.Exit("fatal: onesis.serve.verifyRate: "+err.Error(), exitFatal)
+			}
+			cfg.VerifyRate = v
+		}
+	} else if _, err := integrity.ParseRate(cfg.VerifyRate); err != nil {
+		return usageErr("--verify-rate: %v", err)
+	}
+	// Benchmarks only: measure what verification costs (docs/benchmarks.md).
+	cfg.SkipVerify = os.Getenv("GIT_ONESIS_BENCH_SKIP_VERIFY") == "1"
 	if c.IsSet("deny") {
 		cfg.Deny = c.StringSlice("deny")
 	}

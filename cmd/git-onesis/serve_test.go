@@ -74,10 +74,16 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"serve", "extra"}, 129, "serve takes no arguments"},
 		{[]string{"serve", "--tftp-max", "0"}, 129, "--tftp-max: 0 is not a number of transfers"},
 		{[]string{"serve", "--prune-every", "1s", "--addr", "127.0.0.1", "--no-dhcp", "--no-tftp", "--no-portmap"}, 128, "--prune-every: 1s is too short"},
+		{[]string{"serve", "--verify-rate", "fast"}, 129, `--verify-rate: "fast" is not a rate in bytes per second`},
 	} {
 		r := onesis(t, img, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.err, tc.want) {
 			t.Errorf("git onesis %s: exit %d %q; want %d %q", strings.Join(tc.args, " "), r.code, r.err, tc.code, tc.want)
 		}
+	}
+	must(t, img, "git", "config", "onesis.serve.verifyRate", "10mb")
+	r := onesis(t, img, "serve", "--addr", "127.0.0.1", "--no-dhcp", "--no-tftp", "--no-portmap")
+	if r.code != 128 || !strings.Contains(r.err, `fatal: onesis.serve.verifyRate: "10mb" is not a rate`) {
+		t.Errorf("a bad onesis.serve.verifyRate: exit %d %q", r.code, r.err)
 	}
 }

@@ -14,21 +14,7 @@ import (
 // and leaves local changes alone.
 func TestSync(t *testing.T) {
 	base := t.TempDir()
-	central := filepath.Join(base, "central")
-	k := "6.1.0-7-amd64"
-	md := "lib/modules/" + k + "/"
-	writeTree(t, central, map[string]string{
-		"boot/vmlinuz-" + k:                     "kernel v1\n",
-		md + "modules.dep":                      "kernel/drivers/net/virtio_net.ko:\n",
-		md + "kernel/drivers/net/virtio_net.ko": "virtio_net\n",
-		"etc/motd":                              "v1\n",
-	})
-	initBin := filepath.Join(base, "onesis-init")
-	if err := os.WriteFile(initBin, []byte("fake init\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	must(t, central, "git", "init", "-q")
-	must(t, central, "git", "onesis", "init", "--commit", "-q")
+	central, initBin := centralImage(t, base, map[string]string{"etc/motd": "v1\n"})
 	must(t, central, "git", "branch", "b2")
 	must(t, central, "git", "onesis", "node", "add", "n2", "--mac", "52:54:00:00:00:02", "--ip", "10.77.0.12", "--ref", "b2")
 	// b2 moves on: n2's ref is not HEAD.
@@ -171,4 +157,30 @@ func TestSyncCloneAgrees(t *testing.T) {
 			t.Errorf("after boot: %s booted %.12s, node list says it boots %.12s; want %.12s", n.Name, n.Booted, n.Commit, want[n.Name].commit)
 		}
 	}
+}
+
+// centralImage makes an image repository base/central with a kernel
+// (6.1.0-7-amd64, "kernel v1\n"), its modules and files, committed with
+// git onesis init, and a stand-in onesis-init binary for its initramfs.
+func centralImage(t *testing.T, base string, files map[string]string) (central, initBin string) {
+	t.Helper()
+	central = filepath.Join(base, "central")
+	k := "6.1.0-7-amd64"
+	md := "lib/modules/" + k + "/"
+	tree := map[string]string{
+		"boot/vmlinuz-" + k:                     "kernel v1\n",
+		md + "modules.dep":                      "kernel/drivers/net/virtio_net.ko:\n",
+		md + "kernel/drivers/net/virtio_net.ko": "virtio_net\n",
+	}
+	for p, c := range files {
+		tree[p] = c
+	}
+	writeTree(t, central, tree)
+	initBin = filepath.Join(base, "onesis-init")
+	if err := os.WriteFile(initBin, []byte("fake init\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	must(t, central, "git", "init", "-q")
+	must(t, central, "git", "onesis", "init", "--commit", "-q")
+	return central, initBin
 }

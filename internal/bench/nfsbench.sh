@@ -25,6 +25,12 @@
 #                      over the whole run (default: none)
 #     NFSBENCH_OUT     markdown file to update (default docs/benchmarks.md;
 #                      "-" prints the generated part only)
+#     NFSBENCH_SKIP_VERIFY=1 runs the embedded servers without verifying the
+#                      stored blobs before serving them (nfsload server
+#                      -skip-verify): the "before" arm for measuring what
+#                      served-byte verification costs; use with
+#                      NFSBENCH_OUT=- (docs/benchmarks.md, "Served-byte
+#                      verification")
 #
 # Needs root (the image holds device nodes and other owners; a network
 # namespace and a mount namespace for NFS-Ganesha). All traffic is on the
@@ -41,6 +47,8 @@ ROUNDS=${NFSBENCH_ROUNDS:-2}
 BASE=${NFSBENCH_BASE:-}
 PROFILE=${NFSBENCH_PROFILE:-}
 OUT=${NFSBENCH_OUT:-$REPO/docs/benchmarks.md}
+VERIFY_ARGS=()
+[ "${NFSBENCH_SKIP_VERIFY:-}" != 1 ] || VERIFY_ARGS=(-skip-verify)
 GO=${GO:-go}
 MIRROR=${BENCH_MIRROR:-http://deb.debian.org/debian}
 
@@ -119,7 +127,7 @@ start_server() { # NAME BINARY: an embedded server in the namespace; sets LAST_P
 	local name=$1 bin=$2 prof=()
 	rm -rf "$DIR/state-$name" && mkdir -p "$DIR/state-$name"
 	[ -z "$PROFILE" ] || { mkdir -p "$PROFILE" && prof=(-cpuprofile "$PROFILE/$name.pprof"); }
-	ip netns exec "$NS" "$bin" server -repo "$IMG" -commit "$COMMIT" -state "$DIR/state-$name" "${prof[@]}" >"$DIR/$name.out" 2>"$DIR/$name.log" &
+	ip netns exec "$NS" "$bin" server -repo "$IMG" -commit "$COMMIT" -state "$DIR/state-$name" ${VERIFY_ARGS[@]+"${VERIFY_ARGS[@]}"} "${prof[@]}" >"$DIR/$name.out" 2>"$DIR/$name.log" &
 	LAST_PID=$!
 	for _ in $(seq 100); do grep -q '^port ' "$DIR/$name.out" 2>/dev/null && break; sleep 0.1; done
 	LAST_PORT=$(awk '/^port /{print $2}' "$DIR/$name.out")
@@ -284,6 +292,7 @@ gen() {
 	echo "**Machine:** $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r)."
 	echo "**Image:** $ENTRIES entries, $FILES tracked files, $SIZE (a debootstrap minbase bookworm root committed with \`git onesis init\`); each client reads $PERFILES files, $PERBYTES bytes, and every symlink."
 	echo "**Load average** (1, 5, 15 min): $LOAD_BEFORE before, $LOAD_AFTER after. Best of $ROUNDS rounds."
+	echo "**First read** (warm-up, not in the table: the blob store inflated from git and every blob verified before it is served): $(field "$(cat "$DIR/warmup-ours.json")" all_done_s | xargs printf '%.2f') s.${VERIFY_ARGS[*]:+ Served-byte verification OFF (NFSBENCH_SKIP_VERIFY=1).}"
 	echo
 	echo "| reader | clients | all done | p50 per client | p99 per client | MB/s (all clients) | RPCs per client | server peak RSS so far |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -28,6 +28,12 @@
 #                    inventory size, alternated within each round, and
 #                    compares them: the largest keeps the plain rows
 #     STORM_PERF_ROUNDS perfdhcp rounds (default 3; 0 skips perfdhcp)
+#     STORM_SKIP_VERIFY=1 runs serve without verifying cached kernels and
+#                    initramfs images (GIT_ONESIS_BENCH_SKIP_VERIFY=1) and
+#                    without background re-verification (--verify-rate 0):
+#                    the "before" arm for measuring what served-byte
+#                    verification costs; use with STORM_OUT=-
+#                    (docs/benchmarks.md, "Served-byte verification")
 #
 # Needs root: everything runs in two network namespaces (st-srv, st-cli,
 # 10.81.0.0/16) that the script creates and deletes. Installs dnsmasq-base,
@@ -122,10 +128,15 @@ sysctl -qw net.ipv4.neigh.default.gc_thresh1=4096 net.ipv4.neigh.default.gc_thre
 # ---------------------------------------------------------------- image
 IMG=$WORK/image
 KSRC=$(ls /var/cache/git-onesis-test/linux-image-*/boot/vmlinuz-* 2>/dev/null | head -1 || true)
-mkdir -p "$IMG/boot" "$IMG/lib/modules/6.1.0-81-amd64" "$IMG/etc"
-if [ -n "$KSRC" ]; then cp "$KSRC" "$IMG/boot/vmlinuz-6.1.0-81-amd64"; KNOTE="Debian $(basename "$KSRC")"; else
-	head -c 8388608 /dev/urandom >"$IMG/boot/vmlinuz-6.1.0-81-amd64"; KNOTE="random"; fi
-: >"$IMG/lib/modules/6.1.0-81-amd64/modules.dep"
+# The image's modules directory must be the kernel's own version (serve
+# reads it from the kernel's header): a cached Debian kernel's, else the
+# random stand-in's file name.
+KVER=6.1.0-81-amd64
+[ -z "$KSRC" ] || KVER=$(basename "$KSRC" | sed 's/^vmlinuz-//')
+mkdir -p "$IMG/boot" "$IMG/lib/modules/$KVER" "$IMG/etc"
+if [ -n "$KSRC" ]; then cp "$KSRC" "$IMG/boot/vmlinuz-$KVER"; KNOTE="Debian $(basename "$KSRC")"; else
+	head -c 8388608 /dev/urandom >"$IMG/boot/vmlinuz-$KVER"; KNOTE="random"; fi
+: >"$IMG/lib/modules/$KVER/modules.dep"
 echo storm >"$IMG/etc/hostname"
 (cd "$IMG" && git init -q && git onesis init --commit -q) || die "git onesis init failed"
 # The commit is SSH-signed, so the "signed" configuration (serve
@@ -151,8 +162,13 @@ git -C "$IMG" update-ref refs/onesis/inventory "${INV_COMMIT[$INVN]}"
 for ((i = 1; i <= MAXN; i++)); do echo "$(macof $i),$(ipof $i)"; done >"$WORK/dnsmasq.hosts"
 for ((i = 1; i <= MAXN; i++)); do macof $i; echo; done >"$WORK/macs"
 
+VERIFY_FLAGS=()
+if [ "${STORM_SKIP_VERIFY:-}" = 1 ]; then
+	export GIT_ONESIS_BENCH_SKIP_VERIFY=1
+	VERIFY_FLAGS=(--verify-rate 0)
+fi
 serve_start() { # extra serve flags...
-	(cd "$IMG" && exec ip netns exec $SRV git onesis serve --iface s0 --addr $SIP --no-nfs --no-portmap --no-ra \
+	(cd "$IMG" && exec ip netns exec $SRV git onesis serve ${VERIFY_FLAGS[@]+"${VERIFY_FLAGS[@]}"} --iface s0 --addr $SIP --no-nfs --no-portmap --no-ra \
 		--state-dir "$WORK/state" --init "$WORK/bin/onesis-init" --log-format json "$@") >"$WORK/serve.log" 2>&1 &
 	SPID=$!
 	PIDS+=("$SPID")
@@ -164,11 +180,11 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # The same kernel and initramfs for everyone: serve builds the initramfs,
 # the other servers get a copy of it.
 serve_start
-KSIZE=$(stat -c %s "$IMG/boot/vmlinuz-6.1.0-81-amd64")
+KSIZE=$(stat -c %s "$IMG/boot/vmlinuz-$KVER")
 TFTPROOT=$WORK/tftproot
 mkdir -p "$TFTPROOT/pxelinux.cfg"
 cp /usr/lib/PXELINUX/pxelinux.0 /usr/lib/syslinux/modules/bios/ldlinux.c32 "$TFTPROOT/"
-cp "$IMG/boot/vmlinuz-6.1.0-81-amd64" "$TFTPROOT/vmlinuz"
+cp "$IMG/boot/vmlinuz-$KVER" "$TFTPROOT/vmlinuz"
 ip netns exec $SRV curl -fsS -o "$TFTPROOT/initrd" "http://$SIP:8080/c/$COMMIT/initrd" || die "fetching the initramfs from serve failed"
 ISIZE=$(stat -c %s "$TFTPROOT/initrd")
 printf 'DEFAULT linux\nPROMPT 0\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd\n  APPEND ip=dhcp ro\n' >"$TFTPROOT/pxelinux.cfg/default"

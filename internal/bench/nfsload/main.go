@@ -65,6 +65,7 @@ func server(args []string) error {
 	state := fs.String("state", "", "state directory (default: a temporary one)")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
+	skipVerify := fs.Bool("skip-verify", false, "serve stored blobs without verifying them (the 'before' arm of NFSBENCH_VERIFY)")
 	fs.Parse(args)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -89,7 +90,7 @@ func server(args []string) error {
 		*state = d
 	}
 	srv, err := nfsroot.New(nfsroot.Config{
-		RepoDir: *repo, StateDir: *state,
+		RepoDir: *repo, StateDir: *state, SkipVerify: *skipVerify,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Authorize: func(ip net.IP, export string) (nfsroot.Export, bool) {
 			return nfsroot.Export{Commit: *commit}, ip.IsLoopback() && export == "/c/"+*commit
