@@ -297,7 +297,7 @@ field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 best() { # SERVER MODE N -> the JSON line with most ok, then shortest all_done
 	grep "\"server\":\"$1\",\"mode\":\"$2\",\"n\":$3," "$RESULTS" |
 		awk '{ match($0, /"ok":[0-9]+/); ok = substr($0, RSTART + 5, RLENGTH - 5); match($0, /"all_done_s":[0-9.e+-]+/); t = substr($0, RSTART + 13, RLENGTH - 13)
-			if (best == "" || ok > bok || (ok == bok && t < bt)) { best = $0; bok = ok; bt = t } } END { print best }'
+			if (best == "" || ok + 0 > bok + 0 || (ok + 0 == bok + 0 && t + 0 < bt + 0)) { best = $0; bok = ok; bt = t } } END { print best }'
 }
 row() { # LABEL SERVER MODE N
 	local l; l=$(best "$2" "$3" "$4")
