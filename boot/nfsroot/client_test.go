@@ -66,7 +66,7 @@ func readAll(t *testing.T, tg *nfsc.Target, p string) ([]byte, error) {
 
 func TestCommitExportOverNFS(t *testing.T) {
 	fx := newFixture(t)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
 
 	// Hidden names and the top-level listing.
@@ -172,7 +172,7 @@ func TestCommitExportOverNFS(t *testing.T) {
 func TestMountAuthorization(t *testing.T) {
 	fx := newFixture(t)
 	other := strings.Repeat("ab", 20)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(other)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(other)}, "127.0.0.1:0")
 	for _, export := range []string{"/c/" + fx.commit, "/", "/etc", "/c/" + other[:12], "/w/node1"} {
 		if _, err := mountAs(t, ts.port, export, 0, 0); err == nil {
 			t.Errorf("MOUNT %s succeeded for an unauthorized client", export)
@@ -187,7 +187,7 @@ func TestMountAuthorization(t *testing.T) {
 		t.Errorf("stats %+v: want 6 mounts refused, none granted", st)
 	}
 	// A nil Authorize refuses everything.
-	ts2 := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir()}, "127.0.0.1:0")
+	ts2 := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir()}, "127.0.0.1:0")
 	if _, err := mountAs(t, ts2.port, "/c/"+fx.commit, 0, 0); err == nil {
 		t.Errorf("MOUNT succeeded without an Authorize function")
 	}
@@ -196,7 +196,7 @@ func TestMountAuthorization(t *testing.T) {
 func TestHandlesStableAcrossRestart(t *testing.T) {
 	fx := newFixture(t)
 	state := t.TempDir()
-	cfg := Config{RepoDir: fx.repo, StateDir: state, Authorize: allowCommits(fx.commit)}
+	cfg := Config{Objects: openGit(t, fx.repo), StateDir: state, Authorize: allowCommits(fx.commit)}
 	ts := startServer(t, cfg, "127.0.0.1:0")
 	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
 	paths := []string{"bin/suid", "usr/bin/vi", "tmp", "dev/null", "etc/passwd"}
@@ -238,7 +238,7 @@ func TestHandlesStableAcrossRestart(t *testing.T) {
 		t.Errorf("GETATTR with a truncated handle succeeded")
 	}
 	// A different state dir (different key) gives different handles.
-	ts3 := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts3 := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	tg3 := mustMount(t, ts3.port, "/c/"+fx.commit, 0, 0)
 	if _, err := tg3.GetAttr(fh); err == nil {
 		t.Errorf("a handle signed with another key was accepted")
@@ -250,7 +250,7 @@ func TestHandlesStableAcrossRestart(t *testing.T) {
 
 func TestPermissionsEnforced(t *testing.T) {
 	fx := newFixture(t)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	export := "/c/" + fx.commit
 	root := mustMount(t, ts.port, export, 0, 0)
 	user := mustMount(t, ts.port, export, 1000, 1000)
@@ -325,7 +325,7 @@ func TestHandleOfUnauthorizedCommitRefused(t *testing.T) {
 	}
 	run(t, fx.repo, "git", "commit", "-qam", "second")
 	second := run(t, fx.repo, "git", "rev-parse", "HEAD")
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	if err := ts.srv.Prepare(t.Context(), second); err != nil {
 		t.Fatal(err)
 	}

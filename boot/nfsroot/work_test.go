@@ -30,7 +30,7 @@ func TestMaintenanceExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	cfg := Config{RepoDir: fx.repo, StateDir: state, Authorize: allowWork("node1", wt, true)}
+	cfg := Config{Objects: openGit(t, fx.repo), StateDir: state, Authorize: allowWork("node1", wt, true)}
 	ts := startServer(t, cfg, "127.0.0.1:0")
 	tg := mustMount(t, ts.port, "/w/node1", 0, 0)
 
@@ -113,7 +113,7 @@ func TestMaintenanceExport(t *testing.T) {
 	}
 
 	// Read-only maintenance export: writes fail.
-	ts3 := startServer(t, Config{RepoDir: fx.repo, StateDir: state, Authorize: allowWork("node2", wt, false)}, "127.0.0.1:0")
+	ts3 := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: state, Authorize: allowWork("node2", wt, false)}, "127.0.0.1:0")
 	tg3 := mustMount(t, ts3.port, "/w/node2", 0, 0)
 	if nf, err := tg3.OpenFile("etc/motd2", 0o644); err == nil {
 		if _, err := nf.Write([]byte("x")); err == nil {
