@@ -70,17 +70,9 @@ func TestCommitExportOverNFS(t *testing.T) {
 	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
 
 	// Hidden names and the top-level listing.
-	ents, err := tg.ReadDirPlus("/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
+	got := listing(t, tg, "/")
 	want := "big.bin bin dev etc hello.link owned root secret600 tmp usr var"
-	if got := strings.Join(names, " "); got != want {
+	if got != want {
 		t.Errorf("top-level listing:\n got %s\nwant %s", got, want)
 	}
 
@@ -345,4 +337,20 @@ func TestHandleOfUnauthorizedCommitRefused(t *testing.T) {
 	if _, _, err := tg.Lookup("etc/passwd"); err != nil {
 		t.Errorf("the authorized commit still works: %v", err)
 	}
+}
+
+// listing is a directory's names as READDIRPLUS gives them, sorted and
+// joined by spaces.
+func listing(t *testing.T, tg *nfsc.Target, dir string) string {
+	t.Helper()
+	ents, err := tg.ReadDirPlus(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return strings.Join(names, " ")
 }
