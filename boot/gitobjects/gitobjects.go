@@ -5,6 +5,7 @@
 package gitobjects
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/onesis/git-onesis/boot/integrity"
 	"github.com/onesis/git-onesis/boot/nfsroot"
@@ -54,11 +56,31 @@ func Open(dir string) (*Repo, error) {
 // worktrees), where its objects are.
 func (r *Repo) CommonDir() string { return r.dir }
 
+// again runs read and, when it did not find an object, runs it once more
+// after go-git has looked at the pack files again: go-git lists them once,
+// and a fetch, repack or gc since then (git onesis sync beside a serve)
+// puts objects in packs it has not seen. (A revision whose commit go-git
+// cannot read resolves to "reference not found".) The caller holds r.mu.
+func (r *Repo) again(read func() error) error {
+	err := read()
+	if errors.Is(err, plumbing.ErrObjectNotFound) || errors.Is(err, plumbing.ErrReferenceNotFound) {
+		if s, ok := r.repo.Storer.(interface{ Reindex() }); ok {
+			s.Reindex()
+			err = read()
+		}
+	}
+	return err
+}
+
 // Resolve turns a revision git understands into a commit id.
 func (r *Repo) Resolve(rev string) (nfsroot.ID, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	h, err := r.repo.ResolveRevision(plumbing.Revision(rev))
+	var h *plumbing.Hash
+	err := r.again(func() (err error) {
+		h, err = r.repo.ResolveRevision(plumbing.Revision(rev))
+		return err
+	})
 	if err != nil {
 		return nfsroot.ID{}, fmt.Errorf("resolving %q in %s: %w", rev, r.dir, err)
 	}
@@ -69,7 +91,11 @@ func (r *Repo) Resolve(rev string) (nfsroot.ID, error) {
 func (r *Repo) Commit(id nfsroot.ID) (nfsroot.Commit, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c, err := r.repo.CommitObject(plumbing.Hash(id))
+	var c *object.Commit
+	err := r.again(func() (err error) {
+		c, err = r.repo.CommitObject(plumbing.Hash(id))
+		return err
+	})
 	if err != nil {
 		return nfsroot.Commit{}, fmt.Errorf("commit %s is not in %s: %w", id, r.dir, err)
 	}
@@ -80,7 +106,11 @@ func (r *Repo) Commit(id nfsroot.ID) (nfsroot.Commit, error) {
 func (r *Repo) Tree(id nfsroot.ID) ([]nfsroot.Entry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, err := r.repo.TreeObject(plumbing.Hash(id))
+	var t *object.Tree
+	err := r.again(func() (err error) {
+		t, err = r.repo.TreeObject(plumbing.Hash(id))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +143,11 @@ func mode(m filemode.FileMode) nfsroot.Mode {
 func (r *Repo) Blob(id nfsroot.ID) (io.ReadCloser, int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b, err := r.repo.BlobObject(plumbing.Hash(id))
+	var b *object.Blob
+	err := r.again(func() (err error) {
+		b, err = r.repo.BlobObject(plumbing.Hash(id))
+		return err
+	})
 	if err != nil {
 		return nil, 0, err
 	}

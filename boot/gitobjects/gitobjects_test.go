@@ -140,3 +140,41 @@ func TestRefusesSHA256Repository(t *testing.T) {
 		t.Fatalf("Open of a directory that is no repository succeeded")
 	}
 }
+
+// TestSeesPacksMadeAfterOpen: go-git lists pack files once; objects that
+// a gc, repack or fetch moved into new packs after Open (git onesis sync
+// beside a running serve) are still found: a blob read before a repack,
+// and a new commit and its blob after one that deleted the old pack.
+func TestSeesPacksMadeAfterOpen(t *testing.T) {
+	dir := testkit.Repo(t, map[string]string{"etc/motd": "one\n"})
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(rev, want string) {
+		t.Helper()
+		c, err := r.Resolve(rev)
+		if err != nil {
+			t.Fatalf("Resolve(%s): %v", rev, err)
+		}
+		if _, err := r.Commit(c); err != nil {
+			t.Fatalf("Commit(%s): %v", rev, err)
+		}
+		rc, _, err := r.Blob(id(t, testkit.Sh(t, dir, "git", "rev-parse", rev+":etc/motd")))
+		if err != nil {
+			t.Fatalf("Blob(%s:etc/motd): %v", rev, err)
+		}
+		defer rc.Close()
+		if b, err := io.ReadAll(rc); err != nil || string(b) != want {
+			t.Fatalf("%s:etc/motd = %q, %v; want %q", rev, b, err, want)
+		}
+	}
+	read("main", "one\n")
+	testkit.Sh(t, dir, "git", "repack", "-adq")
+	read("main", "one\n")
+	testkit.WriteFile(t, dir, "etc/motd", "two\n")
+	testkit.Sh(t, dir, "git", "commit", "-qam", "v2")
+	testkit.Sh(t, dir, "git", "repack", "-adq")
+	read("main", "two\n")
+	read("main~1", "one\n")
+}
