@@ -56,31 +56,27 @@ func Open(dir string) (*Repo, error) {
 // worktrees), where its objects are.
 func (r *Repo) CommonDir() string { return r.dir }
 
-// again runs read and, when it did not find an object, runs it once more
-// after go-git has looked at the pack files again: go-git lists them once,
-// and a fetch, repack or gc since then (git onesis sync beside a serve)
-// puts objects in packs it has not seen. (A revision whose commit go-git
-// cannot read resolves to "reference not found".) The caller holds r.mu.
-func (r *Repo) again(read func() error) error {
-	err := read()
+// lookup locks r and runs read; when it did not find an object, it runs
+// it once more after go-git has looked at the pack files again: go-git
+// lists them once, and a fetch, repack or gc since then (git onesis sync
+// beside a serve) puts objects in packs it has not seen. (A revision
+// whose commit go-git cannot read resolves to "reference not found".)
+func lookup[T any](r *Repo, read func(*git.Repository) (T, error)) (T, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := read(r.repo)
 	if errors.Is(err, plumbing.ErrObjectNotFound) || errors.Is(err, plumbing.ErrReferenceNotFound) {
 		if s, ok := r.repo.Storer.(interface{ Reindex() }); ok {
 			s.Reindex()
-			err = read()
+			v, err = read(r.repo)
 		}
 	}
-	return err
+	return v, err
 }
 
 // Resolve turns a revision git understands into a commit id.
 func (r *Repo) Resolve(rev string) (nfsroot.ID, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var h *plumbing.Hash
-	err := r.again(func() (err error) {
-		h, err = r.repo.ResolveRevision(plumbing.Revision(rev))
-		return err
-	})
+	h, err := lookup(r, func(g *git.Repository) (*plumbing.Hash, error) { return g.ResolveRevision(plumbing.Revision(rev)) })
 	if err != nil {
 		return nfsroot.ID{}, fmt.Errorf("resolving %q in %s: %w", rev, r.dir, err)
 	}
@@ -89,13 +85,7 @@ func (r *Repo) Resolve(rev string) (nfsroot.ID, error) {
 
 // Commit reads a commit's root tree and committer time.
 func (r *Repo) Commit(id nfsroot.ID) (nfsroot.Commit, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var c *object.Commit
-	err := r.again(func() (err error) {
-		c, err = r.repo.CommitObject(plumbing.Hash(id))
-		return err
-	})
+	c, err := lookup(r, func(g *git.Repository) (*object.Commit, error) { return g.CommitObject(plumbing.Hash(id)) })
 	if err != nil {
 		return nfsroot.Commit{}, fmt.Errorf("commit %s is not in %s: %w", id, r.dir, err)
 	}
@@ -104,13 +94,7 @@ func (r *Repo) Commit(id nfsroot.ID) (nfsroot.Commit, error) {
 
 // Tree reads a tree's entries, in git's order.
 func (r *Repo) Tree(id nfsroot.ID) ([]nfsroot.Entry, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var t *object.Tree
-	err := r.again(func() (err error) {
-		t, err = r.repo.TreeObject(plumbing.Hash(id))
-		return err
-	})
+	t, err := lookup(r, func(g *git.Repository) (*object.Tree, error) { return g.TreeObject(plumbing.Hash(id)) })
 	if err != nil {
 		return nil, err
 	}
@@ -141,21 +125,25 @@ func mode(m filemode.FileMode) nfsroot.Mode {
 
 // Blob opens a blob: its size and a reader of its content.
 func (r *Repo) Blob(id nfsroot.ID) (io.ReadCloser, int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var b *object.Blob
-	err := r.again(func() (err error) {
-		b, err = r.repo.BlobObject(plumbing.Hash(id))
-		return err
+	type opened struct {
+		rc   io.ReadCloser
+		size int64
+	}
+	o, err := lookup(r, func(g *git.Repository) (opened, error) {
+		b, err := g.BlobObject(plumbing.Hash(id))
+		if err != nil {
+			return opened{}, err
+		}
+		rc, err := b.Reader()
+		if err != nil {
+			return opened{}, fmt.Errorf("reading blob %s: %w", id, err)
+		}
+		return opened{rc, b.Size}, nil
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	rc, err := b.Reader()
-	if err != nil {
-		return nil, 0, fmt.Errorf("reading blob %s: %w", id, err)
-	}
-	return &blobReader{mu: &r.mu, rc: rc}, b.Size, nil
+	return &blobReader{mu: &r.mu, rc: o.rc}, o.size, nil
 }
 
 // blobReader reads a blob under the repository's lock.
