@@ -18,16 +18,55 @@ import (
 var ErrNotInGit = errors.New("git cannot read the object")
 
 // RebuildBlob writes blob id of the repository at gitDir to dest, read
-// with `git cat-file` (streamed, never held in memory), through a
-// temporary file in tmpDir (same file system) that is fsynced and renamed
-// into place only once its content hashes to id: no partial or wrong file
-// ever has dest's name. The file gets mode perm.
+// with `git cat-file` (streamed, never held in memory), as RebuildFrom
+// does.
 func RebuildBlob(ctx context.Context, gitDir, id, dest, tmpDir string, perm os.FileMode) error {
-	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
-		return err
-	}
 	size, err := blobSize(ctx, gitDir, id)
 	if err != nil {
+		return err
+	}
+	return rebuild(id, size, dest, tmpDir, perm, func(w io.Writer) error {
+		cmd := exec.CommandContext(ctx, "git", "--git-dir="+gitDir, "cat-file", "blob", id)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = w, &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%w: blob %s: %v: %s", ErrNotInGit, id, err, strings.TrimSpace(stderr.String()))
+		}
+		return nil
+	})
+}
+
+// RebuildFrom writes blob id, size bytes read from r (streamed, never
+// held in memory), to dest through a temporary file in tmpDir (same file
+// system) that is fsynced and renamed into place only once its content
+// hashes to id: no partial or wrong file ever has dest's name. The file
+// gets mode perm. A cancelled ctx stops the copy.
+func RebuildFrom(ctx context.Context, r io.Reader, id string, size int64, dest, tmpDir string, perm os.FileMode) error {
+	return rebuild(id, size, dest, tmpDir, perm, func(w io.Writer) error {
+		if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+			return fmt.Errorf("%w: blob %s: %w", ErrNotInGit, id, err)
+		}
+		return nil
+	})
+}
+
+// ctxReader stops reading once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// rebuild writes what fill writes to dest, verified to be blob id of size
+// bytes (see RebuildFrom).
+func rebuild(id string, size int64, dest, tmpDir string, perm os.FileMode, fill func(io.Writer) error) error {
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return err
 	}
 	h, err := NewBlobHash(len(id), size)
@@ -39,13 +78,9 @@ func RebuildBlob(ctx context.Context, gitDir, id, dest, tmpDir string, perm os.F
 		return err
 	}
 	defer os.Remove(f.Name()) // no-op once renamed
-	cmd := exec.CommandContext(ctx, "git", "--git-dir="+gitDir, "cat-file", "blob", id)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(f, h), &stderr
-	err = cmd.Run()
-	if err != nil {
+	if err := fill(io.MultiWriter(f, h)); err != nil {
 		f.Close()
-		return fmt.Errorf("%w: blob %s: %v: %s", ErrNotInGit, id, err, strings.TrimSpace(stderr.String()))
+		return err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != strings.ToLower(id) {
 		f.Close()

@@ -14,7 +14,7 @@ import (
 // interposer and (for comparison) straight into go-nfs.
 func BenchmarkRead(b *testing.B) {
 	fx := newFixture(b)
-	srv, err := New(Config{RepoDir: fx.repo, StateDir: b.TempDir(), Authorize: allowCommits(fx.commit)})
+	srv, err := New(Config{Objects: openGit(b, fx.repo), StateDir: b.TempDir(), Authorize: allowCommits(fx.commit)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func BenchmarkReadVerify(b *testing.B) {
 	fx := newFixture(b)
 	for _, mode := range []string{"verify", "skip"} {
 		b.Run(mode, func(b *testing.B) {
-			srv, err := New(Config{RepoDir: fx.repo, StateDir: b.TempDir(), Authorize: allowCommits(fx.commit), SkipVerify: mode == "skip",
+			srv, err := New(Config{Objects: openGit(b, fx.repo), StateDir: b.TempDir(), Authorize: allowCommits(fx.commit), SkipVerify: mode == "skip",
 				Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)

@@ -12,15 +12,12 @@ import (
 	"sync"
 	"syscall"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/renameio/v2"
 
 	"github.com/onesis/git-onesis/boot/integrity"
 )
 
-// blobStore is a content-addressed store of inflated git blobs under
+// blobStore is a content-addressed store of blobs (as Objects gives them) under
 // <StateDir>/blobs/xx/yyyy...: every blob is written once and shared by
 // every commit that contains it. Serving a new commit therefore costs disk
 // and time in proportion to the blobs it adds.
@@ -33,12 +30,12 @@ import (
 type blobStore struct {
 	dir   string
 	mu    sync.Mutex
-	sizes map[plumbing.Hash]int64 // blobs known to be present
+	sizes map[ID]int64 // blobs known to be present
 
 	fdMu   sync.Mutex
-	fds    map[plumbing.Hash]*openBlob // descriptors kept open for READ
-	fdRing []plumbing.Hash             // fds' keys in the order they were opened
-	fdNext int                         // the ring's oldest slot
+	fds    map[ID]*openBlob // descriptors kept open for READ
+	fdRing []ID             // fds' keys in the order they were opened
+	fdNext int              // the ring's oldest slot
 
 	check *blobCheck // verification before serving (verify.go)
 }
@@ -85,17 +82,17 @@ func newBlobStore(dir string, check *blobCheck) (*blobStore, error) {
 		}
 	}
 	if check.memo == nil {
-		check.memo = integrity.NewMemo[plumbing.Hash]()
+		check.memo = integrity.NewMemo[ID]()
 	}
-	return &blobStore{dir: dir, sizes: map[plumbing.Hash]int64{}, fds: map[plumbing.Hash]*openBlob{}, check: check}, nil
+	return &blobStore{dir: dir, sizes: map[ID]int64{}, fds: map[ID]*openBlob{}, check: check}, nil
 }
 
-func (s *blobStore) path(h plumbing.Hash) string {
+func (s *blobStore) path(h ID) string {
 	x := h.String()
 	return filepath.Join(s.dir, x[:2], x[2:])
 }
 
-func (s *blobStore) known(h plumbing.Hash) (int64, bool) {
+func (s *blobStore) known(h ID) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	size, ok := s.sizes[h]
@@ -103,17 +100,16 @@ func (s *blobStore) known(h plumbing.Hash) (int64, bool) {
 }
 
 // ensureAll makes sure every blob in hs is stored and returns their sizes.
-// Blobs are read from git in order by this goroutine (go-git's object
-// store is not used concurrently) and written by a few writers, which
-// overlap the file-creation latency.
-func (s *blobStore) ensureAll(ctx context.Context, hs []plumbing.Hash, repo *git.Repository) (map[plumbing.Hash]int64, error) {
-	sizes := make(map[plumbing.Hash]int64, len(hs))
+// Blobs are read from objs in order by this goroutine and written by a few
+// writers, which overlap the file-creation latency.
+func (s *blobStore) ensureAll(ctx context.Context, hs []ID, objs Objects) (map[ID]int64, error) {
+	sizes := make(map[ID]int64, len(hs))
 	type job struct {
-		h    plumbing.Hash
+		h    ID
 		data []byte
 	}
 	type done struct {
-		h   plumbing.Hash
+		h   ID
 		tmp string
 		err error
 	}
@@ -158,19 +154,21 @@ func (s *blobStore) ensureAll(ctx context.Context, hs []plumbing.Hash, repo *git
 		if readErr = ctx.Err(); readErr != nil {
 			break
 		}
-		blob, err := repo.BlobObject(h)
+		r, size, err := objs.Blob(h)
 		if err != nil {
 			readErr = fmt.Errorf("reading blob %s: %w", h, err)
 			break
 		}
-		sizes[h] = blob.Size
-		if blob.Size > bigBlob {
+		sizes[h] = size
+		if size > bigBlob {
 			// Large blobs are streamed here, never held in memory.
-			tmp, err := s.streamTemp(blob)
+			tmp, err := s.streamTemp(r, size)
+			r.Close()
 			results <- done{h: h, tmp: tmp, err: err}
 			continue
 		}
-		data, err := readBlob(blob)
+		data, err := readBlob(h, r, size)
+		r.Close()
 		if err != nil {
 			readErr = err
 			break
@@ -215,31 +213,22 @@ const blobWriters = 4
 // being handed to a writer in memory.
 var bigBlob int64 = 4 << 20
 
-// readBlob inflates a (small) blob into memory.
-func readBlob(blob *object.Blob) ([]byte, error) {
-	r, err := blob.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("reading blob %s: %w", blob.Hash, err)
-	}
-	defer r.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, blob.Size))
+// readBlob reads a (small) blob h of size bytes from r into memory.
+func readBlob(h ID, r io.Reader, size int64) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, size))
 	n, err := io.Copy(buf, r)
 	if err != nil {
-		return nil, fmt.Errorf("reading blob %s: %w", blob.Hash, err)
+		return nil, fmt.Errorf("reading blob %s: %w", h, err)
 	}
-	if n != blob.Size {
-		return nil, fmt.Errorf("blob %s inflated to %d bytes, expected %d", blob.Hash, n, blob.Size)
+	if n != size {
+		return nil, fmt.Errorf("blob %s inflated to %d bytes, expected %d", h, n, size)
 	}
 	return buf.Bytes(), nil
 }
 
-// streamTemp inflates a large blob straight into a temporary file.
-func (s *blobStore) streamTemp(blob *object.Blob) (string, error) {
-	r, err := blob.Reader()
-	if err != nil {
-		return "", err
-	}
-	defer r.Close()
+// streamTemp writes a large blob of size bytes from r straight into a
+// temporary file.
+func (s *blobStore) streamTemp(r io.Reader, size int64) (string, error) {
 	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "blob-")
 	if err != nil {
 		return "", err
@@ -251,8 +240,8 @@ func (s *blobStore) streamTemp(blob *object.Blob) (string, error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && n != blob.Size {
-		err = fmt.Errorf("inflated to %d bytes, expected %d", n, blob.Size)
+	if err == nil && n != size {
+		err = fmt.Errorf("inflated to %d bytes, expected %d", n, size)
 	}
 	if err != nil {
 		os.Remove(f.Name())
@@ -281,7 +270,7 @@ func (s *blobStore) writeTemp(data []byte) (string, error) {
 }
 
 // open opens a stored blob for reading, verified (go-nfs's read path).
-func (s *blobStore) open(h plumbing.Hash) (*os.File, error) {
+func (s *blobStore) open(h ID) (*os.File, error) {
 	fd, _, err := s.openVerified(h)
 	if err != nil {
 		return nil, err
@@ -297,7 +286,7 @@ func (s *blobStore) open(h plumbing.Hash) (*os.File, error) {
 // repaired) again and the read redone, so a changed byte is never
 // served. It returns the bytes read; fewer than len(p) only at the blob's
 // end or on an error.
-func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
+func (s *blobStore) readAt(h ID, p []byte, off int64) (int, error) {
 	for try := 0; ; try++ {
 		ob, err := s.acquire(h)
 		if err != nil {
@@ -321,7 +310,7 @@ func (s *blobStore) readAt(h plumbing.Hash, p []byte, off int64) (int, error) {
 
 // acquire returns h's cached descriptor, opening and verifying it first
 // when there is none, with a reference the caller gives back to release.
-func (s *blobStore) acquire(h plumbing.Hash) (*openBlob, error) {
+func (s *blobStore) acquire(h ID) (*openBlob, error) {
 	s.fdMu.Lock()
 	ob := s.fds[h]
 	if ob == nil {
@@ -349,7 +338,7 @@ func (s *blobStore) acquire(h plumbing.Hash) (*openBlob, error) {
 
 // release gives back a reference from acquire; stale forgets the
 // descriptor (the file is no longer the one verified).
-func (s *blobStore) release(h plumbing.Hash, ob *openBlob, stale bool) {
+func (s *blobStore) release(h ID, ob *openBlob, stale bool) {
 	s.fdMu.Lock()
 	defer s.fdMu.Unlock()
 	ob.refs--
@@ -370,7 +359,7 @@ func pread(fd int, p []byte, off int64) (int, error) {
 // newest: the oldest opened is forgotten (closed, unless a read still uses
 // it, which then does). A file is read in one burst of READs, so first
 // opened, first done is close enough to least recently used, at O(1).
-func (s *blobStore) evictFDsLocked(h plumbing.Hash) {
+func (s *blobStore) evictFDsLocked(h ID) {
 	if len(s.fdRing) < maxOpenBlobs {
 		s.fdRing = append(s.fdRing, h)
 		return
@@ -406,12 +395,12 @@ func (s *blobStore) closeFDs() {
 // blob. It is only a cache: a missing or short file means "look".
 const sizeRecord = 20 + 8
 
-func (s *blobStore) commitFile(commit plumbing.Hash) string {
+func (s *blobStore) commitFile(commit ID) string {
 	return filepath.Join(filepath.Dir(s.dir), "commits", commit.String())
 }
 
 // loadCommitSizes primes the size cache from a commit's size list.
-func (s *blobStore) loadCommitSizes(commit plumbing.Hash) {
+func (s *blobStore) loadCommitSizes(commit ID) {
 	sizes, ok := s.readCommitSizes(commit)
 	if !ok {
 		return
@@ -425,14 +414,14 @@ func (s *blobStore) loadCommitSizes(commit plumbing.Hash) {
 
 // readCommitSizes reads commit's size record: every blob the store holds
 // for it. false when there is none (or it is damaged).
-func (s *blobStore) readCommitSizes(commit plumbing.Hash) (map[plumbing.Hash]int64, bool) {
+func (s *blobStore) readCommitSizes(commit ID) (map[ID]int64, bool) {
 	b, err := os.ReadFile(s.commitFile(commit))
 	if err != nil || len(b)%sizeRecord != 0 {
 		return nil, false
 	}
-	sizes := make(map[plumbing.Hash]int64, len(b)/sizeRecord)
+	sizes := make(map[ID]int64, len(b)/sizeRecord)
 	for i := 0; i < len(b); i += sizeRecord {
-		var h plumbing.Hash
+		var h ID
 		copy(h[:], b[i:i+20])
 		sizes[h] = int64(binary.BigEndian.Uint64(b[i+20:]))
 	}
@@ -440,12 +429,12 @@ func (s *blobStore) readCommitSizes(commit plumbing.Hash) (map[plumbing.Hash]int
 }
 
 // saveCommitSizes records a commit's size list once its blobs are stored.
-func (s *blobStore) saveCommitSizes(commit plumbing.Hash, sizes map[plumbing.Hash]int64) error {
+func (s *blobStore) saveCommitSizes(commit ID, sizes map[ID]int64) error {
 	p := s.commitFile(commit)
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	hs := make([]plumbing.Hash, 0, len(sizes))
+	hs := make([]ID, 0, len(sizes))
 	for h := range sizes {
 		hs = append(hs, h)
 	}

@@ -66,21 +66,13 @@ func readAll(t *testing.T, tg *nfsc.Target, p string) ([]byte, error) {
 
 func TestCommitExportOverNFS(t *testing.T) {
 	fx := newFixture(t)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
 
 	// Hidden names and the top-level listing.
-	ents, err := tg.ReadDirPlus("/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
+	got := listing(t, tg, "/")
 	want := "big.bin bin dev etc hello.link owned root secret600 tmp usr var"
-	if got := strings.Join(names, " "); got != want {
+	if got != want {
 		t.Errorf("top-level listing:\n got %s\nwant %s", got, want)
 	}
 
@@ -172,7 +164,7 @@ func TestCommitExportOverNFS(t *testing.T) {
 func TestMountAuthorization(t *testing.T) {
 	fx := newFixture(t)
 	other := strings.Repeat("ab", 20)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(other)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(other)}, "127.0.0.1:0")
 	for _, export := range []string{"/c/" + fx.commit, "/", "/etc", "/c/" + other[:12], "/w/node1"} {
 		if _, err := mountAs(t, ts.port, export, 0, 0); err == nil {
 			t.Errorf("MOUNT %s succeeded for an unauthorized client", export)
@@ -187,7 +179,7 @@ func TestMountAuthorization(t *testing.T) {
 		t.Errorf("stats %+v: want 6 mounts refused, none granted", st)
 	}
 	// A nil Authorize refuses everything.
-	ts2 := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir()}, "127.0.0.1:0")
+	ts2 := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir()}, "127.0.0.1:0")
 	if _, err := mountAs(t, ts2.port, "/c/"+fx.commit, 0, 0); err == nil {
 		t.Errorf("MOUNT succeeded without an Authorize function")
 	}
@@ -196,7 +188,7 @@ func TestMountAuthorization(t *testing.T) {
 func TestHandlesStableAcrossRestart(t *testing.T) {
 	fx := newFixture(t)
 	state := t.TempDir()
-	cfg := Config{RepoDir: fx.repo, StateDir: state, Authorize: allowCommits(fx.commit)}
+	cfg := Config{Objects: openGit(t, fx.repo), StateDir: state, Authorize: allowCommits(fx.commit)}
 	ts := startServer(t, cfg, "127.0.0.1:0")
 	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
 	paths := []string{"bin/suid", "usr/bin/vi", "tmp", "dev/null", "etc/passwd"}
@@ -238,7 +230,7 @@ func TestHandlesStableAcrossRestart(t *testing.T) {
 		t.Errorf("GETATTR with a truncated handle succeeded")
 	}
 	// A different state dir (different key) gives different handles.
-	ts3 := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts3 := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	tg3 := mustMount(t, ts3.port, "/c/"+fx.commit, 0, 0)
 	if _, err := tg3.GetAttr(fh); err == nil {
 		t.Errorf("a handle signed with another key was accepted")
@@ -250,7 +242,7 @@ func TestHandlesStableAcrossRestart(t *testing.T) {
 
 func TestPermissionsEnforced(t *testing.T) {
 	fx := newFixture(t)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	export := "/c/" + fx.commit
 	root := mustMount(t, ts.port, export, 0, 0)
 	user := mustMount(t, ts.port, export, 1000, 1000)
@@ -325,7 +317,7 @@ func TestHandleOfUnauthorizedCommitRefused(t *testing.T) {
 	}
 	run(t, fx.repo, "git", "commit", "-qam", "second")
 	second := run(t, fx.repo, "git", "rev-parse", "HEAD")
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	if err := ts.srv.Prepare(t.Context(), second); err != nil {
 		t.Fatal(err)
 	}
@@ -345,4 +337,20 @@ func TestHandleOfUnauthorizedCommitRefused(t *testing.T) {
 	if _, _, err := tg.Lookup("etc/passwd"); err != nil {
 		t.Errorf("the authorized commit still works: %v", err)
 	}
+}
+
+// listing is a directory's names as READDIRPLUS gives them, sorted and
+// joined by spaces.
+func listing(t *testing.T, tg *nfsc.Target, dir string) string {
+	t.Helper()
+	ents, err := tg.ReadDirPlus(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return strings.Join(names, " ")
 }

@@ -11,10 +11,10 @@ import (
 // they arrive and counted; a closed one frees its slot.
 func TestConnsPerClient(t *testing.T) {
 	fx := newFixture(t)
-	if _, err := New(Config{RepoDir: fx.repo, StateDir: t.TempDir(), MaxConnsPerClient: -1}); err == nil {
+	if _, err := New(Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), MaxConnsPerClient: -1}); err == nil {
 		t.Error("MaxConnsPerClient -1: no error")
 	}
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), MaxConnsPerClient: 2}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), MaxConnsPerClient: 2}, "127.0.0.1:0")
 	dial := func() net.Conn {
 		t.Helper()
 		c, err := net.Dial("tcp", ts.addr)

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-git/go-git/v5/plumbing"
 )
 
 // fixture is a real git repository with one commit whose .gitmeta carries
@@ -181,11 +179,20 @@ func (ts *testServer) stop() {
 	})
 }
 
-func (s *Server) mustResolve(t testing.TB, rev string) plumbing.Hash {
+func (s *Server) mustResolve(t testing.TB, rev string) ID {
 	t.Helper()
 	h, err := s.resolve(rev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+func mustID(t testing.TB, s string) ID {
+	t.Helper()
+	id, ok := ParseID(s)
+	if !ok {
+		t.Fatalf("%q is not an object id", s)
+	}
+	return id
 }

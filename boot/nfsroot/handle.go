@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/renameio/v2"
 )
 
@@ -55,7 +54,7 @@ func loadKey(stateDir string) ([]byte, error) {
 	return b, nil
 }
 
-func (s *Server) mac(commit plumbing.Hash, fileid uint64) []byte {
+func (s *Server) mac(commit ID, fileid uint64) []byte {
 	m := hmac.New(sha256.New, s.key)
 	m.Write([]byte(handleSalt))
 	m.Write(commit[:])
@@ -65,7 +64,7 @@ func (s *Server) mac(commit plumbing.Hash, fileid uint64) []byte {
 	return m.Sum(nil)[:macLen]
 }
 
-func (s *Server) makeHandle(commit plumbing.Hash, fileid uint64) []byte {
+func (s *Server) makeHandle(commit ID, fileid uint64) []byte {
 	h := make([]byte, 0, handleLen)
 	h = append(h, commit[:]...)
 	h = binary.BigEndian.AppendUint64(h, fileid)
@@ -73,8 +72,8 @@ func (s *Server) makeHandle(commit plumbing.Hash, fileid uint64) []byte {
 }
 
 // parseHandle checks a commit handle's MAC and returns its parts.
-func (s *Server) parseHandle(fh []byte) (plumbing.Hash, uint64, error) {
-	var c plumbing.Hash
+func (s *Server) parseHandle(fh []byte) (ID, uint64, error) {
+	var c ID
 	if len(fh) != handleLen {
 		return c, 0, errBadHandle
 	}

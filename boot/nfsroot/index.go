@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-
 	"github.com/onesis/git-onesis/meta"
 )
 
@@ -26,16 +23,16 @@ type node struct {
 	nlink        uint32
 	fileid       uint64
 	size         int64
-	blob         plumbing.Hash // regular files; zero hash = empty content
-	link         string        // raw symlink target
-	kids         []*node       // directories: sorted by name
+	blob         ID      // regular files; zero id = empty content
+	link         string  // raw symlink target
+	kids         []*node // directories: sorted by name
 	parent       *node
 	primary      string // hard-link group primary path (from .gitmeta), "" if none
 }
 
 // commitIndex is the immutable, fully resolved view of one commit.
 type commitIndex struct {
-	commit plumbing.Hash
+	commit ID
 	mtime  time.Time
 	root   *node
 	byID   map[uint64]*node
@@ -85,37 +82,26 @@ func Hidden(p string) bool {
 	return strings.HasPrefix(top, ".git") || strings.HasPrefix(top, ".onesis")
 }
 
-// treeEntry is the part of a git tree entry the index needs.
-type treeEntry struct {
-	name string
-	mode filemode.FileMode
-	hash plumbing.Hash
-}
-
 // builder turns a commit into a commitIndex.
 type builder struct {
 	s     *Server
 	ctx   context.Context
 	nodes map[string]*node
-	blobs map[plumbing.Hash]bool
+	blobs map[ID]bool
 }
 
 // readTree returns a tree's entries, from the server-wide cache when the
 // tree was seen in an earlier commit.
-func (s *Server) readTree(h plumbing.Hash) ([]treeEntry, error) {
+func (s *Server) readTree(h ID) ([]Entry, error) {
 	s.treeMu.Lock()
 	ents, ok := s.trees[h]
 	s.treeMu.Unlock()
 	if ok {
 		return ents, nil
 	}
-	t, err := s.repo.TreeObject(h)
+	ents, err := s.objs.Tree(h)
 	if err != nil {
 		return nil, fmt.Errorf("reading tree %s: %w", h, err)
-	}
-	ents = make([]treeEntry, len(t.Entries))
-	for i, e := range t.Entries {
-		ents[i] = treeEntry{name: e.Name, mode: e.Mode, hash: e.Hash}
 	}
 	s.treeMu.Lock()
 	if len(s.trees) > maxCachedTrees {
@@ -128,46 +114,43 @@ func (s *Server) readTree(h plumbing.Hash) ([]treeEntry, error) {
 
 const maxCachedTrees = 1 << 18
 
-func (s *Server) readBlob(h plumbing.Hash, limit int64) ([]byte, error) {
-	b, err := s.repo.BlobObject(h)
-	if err != nil {
-		return nil, err
-	}
-	if b.Size > limit {
-		return nil, fmt.Errorf("blob %s is %d bytes, more than the %d allowed here", h, b.Size, limit)
-	}
-	r, err := b.Reader()
+// readBlob reads a blob of at most limit bytes into memory.
+func (s *Server) readBlob(h ID, limit int64) ([]byte, error) {
+	r, size, err := s.objs.Blob(h)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
+	if size > limit {
+		return nil, fmt.Errorf("blob %s is %d bytes, more than the %d allowed here", h, size, limit)
+	}
 	return io.ReadAll(io.LimitReader(r, limit))
 }
 
 // buildIndex reads commit h and returns its index, with every blob it needs
 // present in the blob store.
-func (s *Server) buildIndex(ctx context.Context, h plumbing.Hash) (*commitIndex, error) {
-	// One build at a time: go-git's object storage is read from one
-	// goroutine only.
+func (s *Server) buildIndex(ctx context.Context, h ID) (*commitIndex, error) {
+	// One build at a time: a build reads many objects in a row, and the
+	// blob store's writers are shared.
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
 	start := time.Now()
-	c, err := s.repo.CommitObject(h)
+	c, err := s.objs.Commit(h)
 	if err != nil {
-		return nil, fmt.Errorf("commit %s is not in %s: %w", h, s.gitDir, err)
+		return nil, err
 	}
-	b := &builder{s: s, ctx: ctx, nodes: map[string]*node{}, blobs: map[plumbing.Hash]bool{}}
+	b := &builder{s: s, ctx: ctx, nodes: map[string]*node{}, blobs: map[ID]bool{}}
 	root := &node{typ: meta.TypeDir, mode: 0755}
 	b.nodes[""] = root
-	if err := b.walk(root, c.TreeHash); err != nil {
+	if err := b.walk(root, c.Tree); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", h.String()[:12], err)
 	}
 	// The manifest.
-	var gitmeta *plumbing.Hash
-	if ents, err := s.readTree(c.TreeHash); err == nil {
+	var gitmeta *ID
+	if ents, err := s.readTree(c.Tree); err == nil {
 		for _, e := range ents {
-			if e.name == ".gitmeta" && e.mode.IsFile() {
-				gitmeta = &e.hash
+			if e.Name == ".gitmeta" && e.Mode.IsFile() {
+				gitmeta = &e.ID
 			}
 		}
 	}
@@ -185,7 +168,7 @@ func (s *Server) buildIndex(ctx context.Context, h plumbing.Hash) (*commitIndex,
 		s.log.Warn("commit has no .gitmeta; serving git's modes with root ownership", "commit", h.String())
 	}
 	placeholders := b.deny()
-	when := c.Committer.When
+	when := c.Time
 	ix := &commitIndex{commit: h, mtime: when, mtimeSec: uint32(when.Unix()), mtimeNsec: uint32(when.Nanosecond()),
 		root: root, byID: map[uint64]*node{}}
 	b.finish(ix)
@@ -197,7 +180,7 @@ func (s *Server) buildIndex(ctx context.Context, h plumbing.Hash) (*commitIndex,
 	return ix, nil
 }
 
-func (b *builder) walk(dir *node, tree plumbing.Hash) error {
+func (b *builder) walk(dir *node, tree ID) error {
 	if err := b.ctx.Err(); err != nil {
 		return err
 	}
@@ -206,37 +189,37 @@ func (b *builder) walk(dir *node, tree plumbing.Hash) error {
 		return err
 	}
 	for _, e := range ents {
-		p := e.name
+		p := e.Name
 		if dir.path != "" {
-			p = dir.path + "/" + e.name
+			p = dir.path + "/" + e.Name
 		}
 		if dir.path == "" && Hidden(p) {
 			continue
 		}
-		if strings.ContainsAny(e.name, "/\x00") || e.name == "." || e.name == ".." || e.name == "" {
-			return fmt.Errorf("tree %s holds an unsafe name %q", tree, e.name)
+		if strings.ContainsAny(e.Name, "/\x00") || e.Name == "." || e.Name == ".." || e.Name == "" {
+			return fmt.Errorf("tree %s holds an unsafe name %q", tree, e.Name)
 		}
-		n := &node{name: e.name, path: p, parent: dir}
-		switch e.mode {
-		case filemode.Dir:
+		n := &node{name: e.Name, path: p, parent: dir}
+		switch e.Mode {
+		case ModeDir:
 			n.typ, n.mode = meta.TypeDir, 0755
-			if err := b.walk(n, e.hash); err != nil {
+			if err := b.walk(n, e.ID); err != nil {
 				return err
 			}
-		case filemode.Regular, filemode.Deprecated:
-			n.typ, n.mode, n.blob = meta.TypeFile, 0644, e.hash
-		case filemode.Executable:
-			n.typ, n.mode, n.blob = meta.TypeFile, 0755, e.hash
-		case filemode.Symlink:
-			target, err := b.s.readBlob(e.hash, 4096)
+		case ModeRegular:
+			n.typ, n.mode, n.blob = meta.TypeFile, 0644, e.ID
+		case ModeExecutable:
+			n.typ, n.mode, n.blob = meta.TypeFile, 0755, e.ID
+		case ModeSymlink:
+			target, err := b.s.readBlob(e.ID, 4096)
 			if err != nil {
 				return fmt.Errorf("symlink %s: %w", p, err)
 			}
 			n.typ, n.mode, n.link = meta.TypeSymlink, 0777, string(target)
-		case filemode.Submodule:
+		case ModeSubmodule:
 			n.typ, n.mode = meta.TypeDir, 0755
 		default:
-			b.s.log.Warn("skipping a tree entry of unknown mode", "path", p, "mode", e.mode.String())
+			b.s.log.Warn("skipping a tree entry of unknown mode", "path", p, "mode", e.Mode.String())
 			continue
 		}
 		dir.kids = append(dir.kids, n)
@@ -404,7 +387,7 @@ func (b *builder) finish(ix *commitIndex) {
 // materialise puts every blob the index needs into the blob store (each
 // blob once, ever) and records file sizes.
 func (b *builder) materialise(ix *commitIndex) error {
-	var hs []plumbing.Hash
+	var hs []ID
 	var files []*node
 	for _, n := range b.nodes {
 		if n.typ == meta.TypeFile && !n.blob.IsZero() {
@@ -419,7 +402,7 @@ func (b *builder) materialise(ix *commitIndex) error {
 		hs = append(hs, n.blob)
 	}
 	b.s.store.loadCommitSizes(ix.commit)
-	sizes, err := b.s.store.ensureAll(b.ctx, hs, b.s.repo)
+	sizes, err := b.s.store.ensureAll(b.ctx, hs, b.s.objs)
 	if err != nil {
 		return err
 	}

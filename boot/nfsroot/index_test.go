@@ -64,7 +64,7 @@ func countBlobs(t *testing.T, dir string) int {
 func TestNewCommitCostsItsDiff(t *testing.T) {
 	fx := newFixture(t)
 	state := t.TempDir()
-	srv, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	srv, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestNewCommitCostsItsDiff(t *testing.T) {
 		t.Errorf("size list of the first commit: %v, %v; want %d bytes", st, err, 9*sizeRecord)
 	}
 	// A restarted server rebuilds the commit from the size list, same sizes.
-	srv2, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	srv2, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestHardLinkToSecretDenied(t *testing.T) {
 	}
 	run(t, fx.repo, "git", "add", "-A")
 	run(t, fx.repo, "git", "commit", "-qm", "backup")
-	srv, err := New(Config{RepoDir: fx.repo, StateDir: t.TempDir(), Logger: testLogger(t)})
+	srv, err := New(Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestLargeBlobsStreamed(t *testing.T) {
 	defer func() { bigBlob = old }()
 	fx := newFixture(t)
 	state := t.TempDir()
-	srv, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	srv, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,22 +198,27 @@ func TestNewDefaultsAndErrors(t *testing.T) {
 	fx := newFixture(t)
 	wt := filepath.Join(t.TempDir(), "wt")
 	run(t, fx.repo, "git", "worktree", "add", "-q", wt, "-b", "update")
-	// A linked worktree: state goes to the common git dir.
-	srv, err := New(Config{RepoDir: wt, Logger: testLogger(t)})
+	// A linked worktree: its branches are the common git dir's.
+	state := t.TempDir()
+	srv, err := New(Config{Objects: openGit(t, wt), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
-	if _, err := os.Stat(filepath.Join(fx.repo, ".git", "onesis", "nfs", keyFile)); err != nil {
-		t.Errorf("default state dir: %v", err)
+	if _, err := os.Stat(filepath.Join(state, keyFile)); err != nil {
+		t.Errorf("state dir: %v", err)
 	}
 	if err := srv.Prepare(t.Context(), "update"); err != nil {
 		t.Errorf("Prepare of a branch name: %v", err)
 	}
+	if _, err := OpenGitForTest(t.TempDir()); err == nil {
+		t.Errorf("opened a directory that is no repository")
+	}
 	for _, cfg := range []Config{
 		{},
-		{RepoDir: t.TempDir()},
-		{RepoDir: fx.repo, StateDir: t.TempDir(), Deny: []string{"etc/[oops"}},
+		{StateDir: t.TempDir()},
+		{Objects: openGit(t, fx.repo)},
+		{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Deny: []string{"etc/[oops"}},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)

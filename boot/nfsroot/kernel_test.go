@@ -31,7 +31,7 @@ func TestHelperProcess(t *testing.T) {
 	commit := os.Getenv("ONESIS_NFS_COMMIT")
 	allow := allowCommits(commit)
 	guest := net.ParseIP(os.Getenv("ONESIS_NFS_CLIENT")) // the QEMU guest, if any
-	srv, err := New(Config{RepoDir: os.Getenv("ONESIS_NFS_REPO"), StateDir: os.Getenv("ONESIS_NFS_STATE"),
+	srv, err := New(Config{Objects: openGit(t, os.Getenv("ONESIS_NFS_REPO")), StateDir: os.Getenv("ONESIS_NFS_STATE"),
 		Authorize: func(ip net.IP, export string) (Export, bool) {
 			if guest != nil && ip.Equal(guest) {
 				ip = net.IPv4(127, 0, 0, 1)

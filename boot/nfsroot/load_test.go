@@ -70,7 +70,7 @@ func TestConcurrentReaders(t *testing.T) {
 	run(t, dir, "git", "commit", "-qm", "load")
 	commit := run(t, dir, "git", "rev-parse", "HEAD")
 
-	srv, err := New(Config{RepoDir: dir, StateDir: t.TempDir(), Authorize: allowCommits(commit)})
+	srv, err := New(Config{Objects: openGit(t, dir), StateDir: t.TempDir(), Authorize: allowCommits(commit)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ package nfsroot
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,22 +23,18 @@ import (
 	"time"
 
 	billy "github.com/go-git/go-billy/v5"
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	nfs "github.com/willscott/go-nfs"
 
 	"github.com/onesis/git-onesis/boot/integrity"
-
-	gitrun "github.com/onesis/git-onesis/internal/git"
 )
 
 // Config configures a Server.
 type Config struct {
-	// RepoDir is the image repository on the server: a work tree, a linked
-	// worktree or a git dir.
-	RepoDir string
-	// StateDir holds the blob store and the handle key. Default:
-	// <common git dir>/onesis/nfs.
+	// Objects is the store of the commits served (boot/gitobjects opens
+	// an image repository as one). Required.
+	Objects Objects
+	// StateDir holds the blob store and the handle key. Required (serve
+	// keeps it under its state directory).
 	StateDir string
 	// Authorize decides who may MOUNT what: it gets the client address and
 	// the export path asked for ("/c/<40-hex commit>" or "/w/<node>") and
@@ -64,7 +59,7 @@ type Config struct {
 	// worker.
 	MaxInFlightPerConn int
 	// Report is told of every stored blob found not to be what its name
-	// says (moved aside and rebuilt from git, or not); nil: only logged.
+	// says (moved aside and rebuilt from Objects, or not); nil: only logged.
 	Report func(integrity.Report)
 	// SkipVerify serves stored blobs without verifying them: only for
 	// benchmarks measuring what verification costs.
@@ -87,20 +82,19 @@ type Export struct {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	repo     *git.Repository
-	gitDir   string
+	objs     Objects
 	stateDir string
 	store    *blobStore
 	deny     *denyList
 	key      []byte
 	lock     *os.File // shared lock on <StateDir>/lock (see Prune)
 
-	buildMu sync.Mutex // serialises commit builds (and so go-git reads)
+	buildMu sync.Mutex // serialises commit builds (and so tree and commit reads)
 	treeMu  sync.Mutex
-	trees   map[plumbing.Hash][]treeEntry
+	trees   map[ID][]Entry
 
 	mu      sync.Mutex
-	indexes map[plumbing.Hash]*indexEntry
+	indexes map[ID]*indexEntry
 	useTick uint64
 	closed  bool
 	ctx     context.Context
@@ -124,18 +118,21 @@ type indexEntry struct {
 }
 
 // maxIndexes bounds the commit indexes kept in memory; an evicted commit
-// is rebuilt from git (its blobs are already stored) when next used.
+// is rebuilt from Objects (its blobs are already stored) when next used.
 const maxIndexes = 16
 
-// New opens the repository and the state directory.
+// New opens the state directory, to serve the commits of cfg.Objects.
 func New(cfg Config) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	routeGoNFSLog(log)
-	if cfg.RepoDir == "" {
-		return nil, errors.New("nfsroot: no image repository given")
+	if cfg.Objects == nil {
+		return nil, errors.New("nfsroot: no image repository given (Config.Objects)")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("nfsroot: no state directory given (Config.StateDir)")
 	}
 	if cfg.MaxConnsPerClient < 0 {
 		return nil, fmt.Errorf("nfsroot: %d connections per client is not a limit (0 = the default, %d)", cfg.MaxConnsPerClient, DefaultMaxConnsPerClient)
@@ -153,21 +150,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxInFlightPerConn == 0 {
 		cfg.MaxInFlightPerConn = DefaultMaxInFlightPerConn
 	}
-	r, err := gitrun.Discover(cfg.RepoDir)
-	if err != nil {
-		return nil, fmt.Errorf("opening the image repository %s: %w", cfg.RepoDir, err)
-	}
-	if f, err := integrity.ObjectFormat(r.CommonDir); err == nil && f != "sha1" {
-		return nil, fmt.Errorf("nfsroot: %s uses %s object ids; the NFS server serves only SHA-1 repositories", r.CommonDir, f)
-	}
-	repo, err := git.PlainOpenWithOptions(r.CommonDir, &git.PlainOpenOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("opening the image repository %s: %w", r.CommonDir, err)
-	}
 	state := cfg.StateDir
-	if state == "" {
-		state = filepath.Join(r.CommonDir, "onesis", "nfs")
-	}
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the NFS state directory: %w", err)
 	}
@@ -182,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	check := &blobCheck{gitDir: r.CommonDir, quarantine: filepath.Join(state, "quarantine"), off: cfg.SkipVerify}
+	check := &blobCheck{objs: cfg.Objects, quarantine: filepath.Join(state, "quarantine"), off: cfg.SkipVerify}
 	check.report = cfg.Report
 	if check.report == nil {
 		check.report = func(rep integrity.Report) {
@@ -202,8 +185,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, log: log, repo: repo, gitDir: r.CommonDir, stateDir: state, store: store, deny: deny, key: key, lock: lock,
-		trees: map[plumbing.Hash][]treeEntry{}, indexes: map[plumbing.Hash]*indexEntry{},
+		cfg: cfg, log: log, objs: cfg.Objects, stateDir: state, store: store, deny: deny, key: key, lock: lock,
+		trees: map[ID][]Entry{}, indexes: map[ID]*indexEntry{},
 		ctx: ctx, cancel: cancel, lns: map[net.Listener]bool{}, conns: map[*permConn]bool{}, perIP: map[string]int{}, work: map[string]*workFS{},
 	}
 	s.startWorkers()
@@ -211,7 +194,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Prepare materialises a commit (blob store and index) ahead of its first
-// MOUNT. commit is a full hex commit id or any revision git understands.
+// MOUNT. commit is a full hex commit id or any revision Objects resolves.
 func (s *Server) Prepare(ctx context.Context, commit string) error {
 	h, err := s.resolve(commit)
 	if err != nil {
@@ -221,21 +204,15 @@ func (s *Server) Prepare(ctx context.Context, commit string) error {
 	return err
 }
 
-func (s *Server) resolve(rev string) (plumbing.Hash, error) {
-	if len(rev) == 40 {
-		if _, err := hex.DecodeString(rev); err == nil {
-			return plumbing.NewHash(strings.ToLower(rev)), nil
-		}
+func (s *Server) resolve(rev string) (ID, error) {
+	if id, ok := ParseID(strings.ToLower(rev)); ok {
+		return id, nil
 	}
-	h, err := s.repo.ResolveRevision(plumbing.Revision(rev))
-	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("resolving %q in %s: %w", rev, s.gitDir, err)
-	}
-	return *h, nil
+	return s.objs.Resolve(rev)
 }
 
 // index returns the commit's index, building it once.
-func (s *Server) index(ctx context.Context, h plumbing.Hash) (*indexEntry, error) {
+func (s *Server) index(ctx context.Context, h ID) (*indexEntry, error) {
 	s.mu.Lock()
 	e, ok := s.indexes[h]
 	s.useTick++
@@ -276,7 +253,7 @@ func (s *Server) index(ctx context.Context, h plumbing.Hash) (*indexEntry, error
 
 func (s *Server) evictLocked() {
 	for len(s.indexes) > maxIndexes {
-		var old plumbing.Hash
+		var old ID
 		var oldest uint64 = ^uint64(0)
 		for h, e := range s.indexes {
 			select {
@@ -390,7 +367,14 @@ func (h *handler) Mount(ctx context.Context, c net.Conn, req nfs.MountRequest) (
 		if len(want) != 40 || strings.ToLower(exp.Commit) != want {
 			return deny(fmt.Sprintf("export is pinned to commit %q", exp.Commit), nfs.MountStatusErrAcces)
 		}
-		e, err := s.index(ctx, plumbing.NewHash(want))
+		id, ok := ParseID(want)
+		var e *indexEntry
+		var err error
+		if !ok {
+			err = fmt.Errorf("%q is not a commit id", want)
+		} else {
+			e, err = s.index(ctx, id)
+		}
 		if err != nil {
 			s.log.Error("nfs MOUNT failed: cannot prepare commit", "client", ip.String(), "export", export, "err", err)
 			s.stats.mountsRefused.Add(1)

@@ -6,11 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"golang.org/x/sys/unix"
 
-	gitrun "github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/meta"
 )
 
@@ -58,7 +55,7 @@ func lockState(state string, alone func()) (*os.File, error) {
 // Prune removes from the blob store every blob that none of the keep
 // commits contains, and the size records of every other commit, so the
 // store does not grow with every commit ever served. A removed blob is
-// inflated again from git if a pruned commit is ever served again.
+// read again from Objects if a pruned commit is ever served again.
 //
 // keep holds full commit ids or revisions; one that does not resolve
 // fails the whole prune before anything is removed. The blobs of every
@@ -72,8 +69,8 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 	// No commit is built while this runs (builds take buildMu).
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
-	commits := map[plumbing.Hash]bool{}
-	built := map[plumbing.Hash]*commitIndex{} // indexes this server serves from
+	commits := map[ID]bool{}
+	built := map[ID]*commitIndex{} // indexes this server serves from
 	s.mu.Lock()
 	closed := s.closed
 	for h, e := range s.indexes {
@@ -98,8 +95,8 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 		}
 		commits[h] = true
 	}
-	blobs := map[plumbing.Hash]bool{}
-	walked := map[plumbing.Hash]bool{} // trees already walked: commits share most
+	blobs := map[ID]bool{}
+	walked := map[ID]bool{} // trees already walked: commits share most
 	for h := range commits {
 		if err := s.commitBlobs(h, built[h], blobs, walked); err != nil {
 			return st, fmt.Errorf("pruning the NFS blob store: commit %s: %w", h, err)
@@ -127,7 +124,7 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 			return st, fmt.Errorf("pruning the NFS blob store: %w", err)
 		}
 		for _, e := range ents {
-			h, ok := parseHash(filepath.Base(dir) + e.Name())
+			h, ok := ParseID(filepath.Base(dir) + e.Name())
 			if !ok || !e.Type().IsRegular() {
 				continue // not ours: leave it
 			}
@@ -147,13 +144,13 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 			st.Freed += info.Size()
 		}
 	}
-	recDir := filepath.Dir(s.store.commitFile(plumbing.ZeroHash))
+	recDir := filepath.Dir(s.store.commitFile(ID{}))
 	ents, err := os.ReadDir(recDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return st, fmt.Errorf("pruning the NFS blob store: %w", err)
 	}
 	for _, e := range ents {
-		if h, ok := parseHash(e.Name()); ok && commits[h] {
+		if h, ok := ParseID(e.Name()); ok && commits[h] {
 			continue
 		}
 		if err := os.Remove(filepath.Join(recDir, e.Name())); err == nil {
@@ -162,7 +159,7 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 	}
 	// Nothing may be believed present without looking again.
 	s.store.mu.Lock()
-	s.store.sizes = map[plumbing.Hash]int64{}
+	s.store.sizes = map[ID]int64{}
 	s.store.mu.Unlock()
 	s.store.closeFDs() // deleted blobs free their space
 	return st, nil
@@ -173,7 +170,7 @@ func (s *Server) Prune(keep []string) (PruneStats, error) {
 // else those its size record lists (a later build inflates anything
 // missing), else every blob of its tree, walking each tree once across
 // commits.
-func (s *Server) commitBlobs(h plumbing.Hash, ix *commitIndex, set, walked map[plumbing.Hash]bool) error {
+func (s *Server) commitBlobs(h ID, ix *commitIndex, set, walked map[ID]bool) error {
 	if ix != nil {
 		for _, n := range ix.byID {
 			if n.typ == meta.TypeFile && !n.blob.IsZero() {
@@ -188,12 +185,12 @@ func (s *Server) commitBlobs(h plumbing.Hash, ix *commitIndex, set, walked map[p
 		}
 		return nil
 	}
-	c, err := s.repo.CommitObject(h)
+	c, err := s.objs.Commit(h)
 	if err != nil {
 		return err
 	}
-	var walk func(tree plumbing.Hash) error
-	walk = func(tree plumbing.Hash) error {
+	var walk func(tree ID) error
+	walk = func(tree ID) error {
 		if walked[tree] {
 			return nil
 		}
@@ -204,23 +201,15 @@ func (s *Server) commitBlobs(h plumbing.Hash, ix *commitIndex, set, walked map[p
 		}
 		for _, e := range ents {
 			switch {
-			case e.mode == filemode.Dir:
-				if err := walk(e.hash); err != nil {
+			case e.Mode == ModeDir:
+				if err := walk(e.ID); err != nil {
 					return err
 				}
-			case e.mode.IsFile():
-				set[e.hash] = true
+			case e.Mode.IsFile():
+				set[e.ID] = true
 			}
 		}
 		return nil
 	}
-	return walk(c.TreeHash)
-}
-
-// parseHash reads a full object id, as the store names its files.
-func parseHash(s string) (plumbing.Hash, bool) {
-	if !gitrun.IsOID(s) {
-		return plumbing.ZeroHash, false
-	}
-	return plumbing.NewHash(s), true
+	return walk(c.Tree)
 }

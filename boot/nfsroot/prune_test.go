@@ -26,7 +26,7 @@ func TestPrune(t *testing.T) {
 	c2 := run(t, fx.repo, "git", "rev-parse", "HEAD")
 	oldPasswd := run(t, fx.repo, "git", "rev-parse", c1+":etc/passwd")
 
-	a, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	a, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +44,13 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("c1's etc/passwd is not in the store: %v", err)
 	}
 
-	b, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	b, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	// Another process's store user: nothing may be removed meanwhile.
-	other, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	other, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestPrune(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(state, "commits")); err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	d, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestPrune(t *testing.T) {
 func TestStaleTempOnlyWhenAlone(t *testing.T) {
 	fx := newFixture(t)
 	state := t.TempDir()
-	a, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	a, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestStaleTempOnlyWhenAlone(t *testing.T) {
 	if err := os.WriteFile(tmp, []byte("half"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	b, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestStaleTempOnlyWhenAlone(t *testing.T) {
 		t.Fatalf("another process's temporary file was removed: %v", err)
 	}
 	a.Close()
-	c, err := New(Config{RepoDir: fx.repo, StateDir: state, Logger: testLogger(t)})
+	c, err := New(Config{Objects: openGit(t, fx.repo), StateDir: state, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

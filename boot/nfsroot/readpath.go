@@ -7,8 +7,6 @@ import (
 	"hash"
 	"sort"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	"github.com/onesis/git-onesis/boot/xdr"
 	"github.com/onesis/git-onesis/meta"
 )
@@ -131,9 +129,9 @@ func (w *worker) resolve(c *permConn, fh []byte) (*commitIndex, *node) {
 	if !hmac.Equal(fh[28:], w.macOf(fh[:20], id)) {
 		return nil, nil
 	}
-	e, err := w.s.index(w.s.ctx, plumbing.Hash(commit))
+	e, err := w.s.index(w.s.ctx, ID(commit))
 	if err != nil {
-		w.s.log.Error("nfs: cannot load the commit of a valid handle", "commit", plumbing.Hash(commit).String(), "err", err)
+		w.s.log.Error("nfs: cannot load the commit of a valid handle", "commit", ID(commit).String(), "err", err)
 		return nil, nil
 	}
 	n := e.ix.byID[id]

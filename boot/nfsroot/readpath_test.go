@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	"github.com/onesis/git-onesis/boot/xdr"
 )
 
@@ -28,12 +26,12 @@ type readPathFixture struct {
 
 func newReadPathFixture(t testing.TB) *readPathFixture {
 	fx := newFixture(t)
-	srv, err := New(Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit), Logger: testLogger(t)})
+	srv, err := New(Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	e, err := srv.index(context.Background(), plumbing.NewHash(fx.commit))
+	e, err := srv.index(context.Background(), mustID(t, fx.commit))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,9 +349,9 @@ func TestReadPathAllocs(t *testing.T) {
 func TestManyCallsInFlight(t *testing.T) {
 	fx := newFixture(t)
 	for _, perConn := range []int{1, 4, 0} {
-		ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit),
+		ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit),
 			MaxInFlight: 3, MaxInFlightPerConn: perConn}, "127.0.0.1:0")
-		ix, err := ts.srv.index(context.Background(), plumbing.NewHash(fx.commit))
+		ix, err := ts.srv.index(context.Background(), mustID(t, fx.commit))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,9 +444,9 @@ func TestUnreadRepliesDropClient(t *testing.T) {
 		{"GETATTRs", 60000, func(fh []byte) (uint32, []byte) { return nfsProcGetattr, fhArg(fh) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit), MaxInFlight: 2,
+			ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit), MaxInFlight: 2,
 				Logger: slog.New(slog.DiscardHandler)}, "127.0.0.1:0")
-			e, err := ts.srv.index(context.Background(), plumbing.NewHash(fx.commit))
+			e, err := ts.srv.index(context.Background(), mustID(t, fx.commit))
 			if err != nil {
 				t.Fatal(err)
 			}

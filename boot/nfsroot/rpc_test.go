@@ -213,7 +213,7 @@ func TestSplitRecord(t *testing.T) {
 // reply comes back and the connection is closed.
 func TestGarbageClosesConnection(t *testing.T) {
 	fx := newFixture(t)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	inputs := [][]byte{
 		[]byte("GET / HTTP/1.0\r\n\r\n"),
 		append(binary.BigEndian.AppendUint32(nil, 40|1<<31), bytes.Repeat([]byte{0xff}, 40)...),
@@ -305,7 +305,7 @@ func TestVersionMismatch(t *testing.T) {
 // connection keeps working for v3.
 func TestNFSv4Refused(t *testing.T) {
 	fx := newFixture(t)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func BenchmarkPrepare(b *testing.B) {
 	os.WriteFile(filepath.Join(dir, ".gitmeta"), []byte(gm.String()), 0o644)
 	run(b, dir, "git", "add", "-A")
 	run(b, dir, "git", "commit", "-qm", "big")
-	srv, err := New(Config{RepoDir: dir, StateDir: b.TempDir()})
+	srv, err := New(Config{Objects: openGit(b, dir), StateDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	"github.com/onesis/git-onesis/boot/integrity"
 )
 
@@ -21,18 +19,18 @@ import (
 // file is hashed (git blob id) through the descriptor the read path then
 // keeps, before its first byte leaves this process; its identity is
 // remembered so a re-open costs an fstat; a file that does not match is
-// moved to <StateDir>/quarantine and rebuilt from git (see
+// moved to <StateDir>/quarantine and rebuilt from Objects (see
 // docs/serve.md, "Integrity of served files").
 type blobCheck struct {
-	memo       *integrity.Memo[plumbing.Hash]
-	gitDir     string
+	memo       *integrity.Memo[ID]
+	objs       Objects
 	quarantine string
 	report     func(integrity.Report)
 	failures   atomic.Uint64
 	off        bool // Config.SkipVerify (benchmarks only)
 
 	repairMu sync.Mutex
-	failed   map[plumbing.Hash]time.Time // unrepairable, when last tried
+	failed   map[ID]time.Time // unrepairable, when last tried
 }
 
 // errRepaired says the file was replaced: open it again.
@@ -46,7 +44,7 @@ const retryUnrepairable = 30 * time.Second
 // when this file was verified before): the descriptor and its identity.
 // A bad, missing, symlinked or non-regular file is moved aside and
 // rebuilt from git; if git cannot rebuild it the error is an I/O error.
-func (s *blobStore) openVerified(h plumbing.Hash) (int, integrity.Identity, error) {
+func (s *blobStore) openVerified(h ID) (int, integrity.Identity, error) {
 	p := s.path(h)
 	for attempt := 0; ; attempt++ {
 		fd, err := integrity.OpenNoFollow(p)
@@ -96,7 +94,7 @@ func (s *blobStore) openVerified(h plumbing.Hash) (int, integrity.Identity, erro
 
 // checkFD hashes the open file fd of identity id and, when it is not
 // blob h, moves it aside and rebuilds it (errRepaired).
-func (s *blobStore) checkFD(ctx context.Context, h plumbing.Hash, fd int, id integrity.Identity, lim *integrity.Limiter) error {
+func (s *blobStore) checkFD(ctx context.Context, h ID, fd int, id integrity.Identity, lim *integrity.Limiter) error {
 	err := integrity.Check(ctx, fd, id, integrity.Want{Blob: h.String()}, lim)
 	if errors.Is(err, integrity.ErrMismatch) {
 		return s.repair(h, err.Error(), &id)
@@ -108,7 +106,7 @@ func (s *blobStore) checkFD(ctx context.Context, h plumbing.Hash, fd int, id int
 // rebuilds blob h from git, once: when bad is given and the file is no
 // longer that one, someone else already did. It returns errRepaired when
 // good bytes are in place, else an error wrapping syscall.EIO.
-func (s *blobStore) repair(h plumbing.Hash, problem string, bad *integrity.Identity) error {
+func (s *blobStore) repair(h ID, problem string, bad *integrity.Identity) error {
 	c := s.check
 	c.repairMu.Lock()
 	defer c.repairMu.Unlock()
@@ -142,9 +140,9 @@ func (s *blobStore) repair(h plumbing.Hash, problem string, bad *integrity.Ident
 	c.memo.Forget(h)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := integrity.RebuildBlob(ctx, c.gitDir, h.String(), p, filepath.Join(s.dir, "tmp"), 0o600); err != nil {
+	if err := c.rebuild(ctx, h, p, filepath.Join(s.dir, "tmp")); err != nil {
 		if c.failed == nil {
-			c.failed = map[plumbing.Hash]time.Time{}
+			c.failed = map[ID]time.Time{}
 		}
 		c.failed[h] = time.Now()
 		rep.RepairErr = err.Error()
@@ -155,9 +153,20 @@ func (s *blobStore) repair(h plumbing.Hash, problem string, bad *integrity.Ident
 	return errRepaired
 }
 
+// rebuild writes blob h, read from Objects, to p (see
+// integrity.RebuildFrom: verified, atomic).
+func (c *blobCheck) rebuild(ctx context.Context, h ID, p, tmp string) error {
+	r, size, err := c.objs.Blob(h)
+	if err != nil {
+		return fmt.Errorf("%w: blob %s: %w", integrity.ErrNotInGit, h, err)
+	}
+	defer r.Close()
+	return integrity.RebuildFrom(ctx, r, h.String(), size, p, tmp, 0o600)
+}
+
 // dropFD forgets the cached descriptor of h (closed now, or by the last
 // read using it).
-func (s *blobStore) dropFD(h plumbing.Hash) {
+func (s *blobStore) dropFD(h ID) {
 	s.fdMu.Lock()
 	defer s.fdMu.Unlock()
 	if ob := s.fds[h]; ob != nil {
@@ -165,7 +174,7 @@ func (s *blobStore) dropFD(h plumbing.Hash) {
 	}
 }
 
-func (s *blobStore) dropLocked(h plumbing.Hash, ob *openBlob) {
+func (s *blobStore) dropLocked(h ID, ob *openBlob) {
 	delete(s.fds, h)
 	if ob.refs == 0 {
 		syscall.Close(ob.fd)
@@ -197,7 +206,10 @@ func (s *blobStore) List() ([]string, error) {
 // verification (a read never waits for its paced hash): it hashes its
 // own descriptor and, on a mismatch, repairs like a read would.
 func (s *blobStore) Verify(ctx context.Context, name string, full bool, lim *integrity.Limiter) error {
-	h := plumbing.NewHash(name)
+	h, ok := ParseID(name)
+	if !ok {
+		return fmt.Errorf("%q is not a blob id", name)
+	}
 	p := s.path(h)
 	if !full {
 		known, ok := s.check.memo.Known(h)

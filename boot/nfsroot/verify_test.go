@@ -80,7 +80,7 @@ func TestServedBlobsVerified(t *testing.T) {
 			fx := newFixture(t)
 			state := t.TempDir()
 			var reps reports
-			ts := startServer(t, Config{RepoDir: fx.repo, StateDir: state, Authorize: allowCommits(fx.commit), Report: reps.add}, "127.0.0.1:0")
+			ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: state, Authorize: allowCommits(fx.commit), Report: reps.add}, "127.0.0.1:0")
 			if err := ts.srv.Prepare(context.Background(), fx.commit); err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +142,7 @@ func TestBackgroundVerifyCatchesFlip(t *testing.T) {
 	fx := newFixture(t)
 	state := t.TempDir()
 	var reps reports
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: state, Authorize: allowCommits(fx.commit), Report: reps.add}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: state, Authorize: allowCommits(fx.commit), Report: reps.add}, "127.0.0.1:0")
 	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
 	if got, err := readAll(t, tg, "big.bin"); err != nil || !bytes.Equal(got, fx.big) {
 		t.Fatalf("first read: %d bytes, %v", len(got), err)
@@ -201,7 +201,7 @@ func TestBackgroundVerifyCatchesFlip(t *testing.T) {
 func TestFlipUnderOpenDescriptor(t *testing.T) {
 	fx := newFixture(t)
 	state := t.TempDir()
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: state, Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: state, Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	tg := mustMount(t, ts.port, "/c/"+fx.commit, 0, 0)
 	if got, err := readAll(t, tg, "big.bin"); err != nil || !bytes.Equal(got, fx.big) {
 		t.Fatalf("first read: %d bytes, %v", len(got), err)
@@ -216,24 +216,13 @@ func TestFlipUnderOpenDescriptor(t *testing.T) {
 	}
 }
 
-// TestRefusesSHA256Repository: the blob store names blobs by 20-byte ids,
-// so a SHA-256 repository is refused at start, saying why.
-func TestRefusesSHA256Repository(t *testing.T) {
-	dir := t.TempDir()
-	run(t, dir, "git", "init", "-q", "--object-format=sha256")
-	_, err := New(Config{RepoDir: dir, StateDir: t.TempDir(), Logger: testLogger(t)})
-	if err == nil || !strings.Contains(err.Error(), "sha256") || !strings.Contains(err.Error(), "SHA-1") {
-		t.Fatalf("New on a SHA-256 repository: %v", err)
-	}
-}
-
 // TestBackgroundNeverStallsReads runs the background verifier over
 // big.bin alone, so slowly that its hash would take minutes: a first read of that
 // blob meanwhile is verified on its own and answered at once (it never
 // waits for the paced hash), and the verifier stops as soon as asked.
 func TestBackgroundNeverStallsReads(t *testing.T) {
 	fx := newFixture(t)
-	ts := startServer(t, Config{RepoDir: fx.repo, StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
+	ts := startServer(t, Config{Objects: openGit(t, fx.repo), StateDir: t.TempDir(), Authorize: allowCommits(fx.commit)}, "127.0.0.1:0")
 	if err := ts.srv.Prepare(context.Background(), fx.commit); err != nil {
 		t.Fatal(err)
 	}

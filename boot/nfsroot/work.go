@@ -16,7 +16,6 @@ import (
 	"time"
 
 	billy "github.com/go-git/go-billy/v5"
-	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/google/renameio/v2"
 	nfs "github.com/willscott/go-nfs"
 )
@@ -24,8 +23,8 @@ import (
 // A maintenance export ("/w/<node>") serves a directory on the server (a
 // linked worktree of an update branch) to one node, read-write when the
 // export says so, so an admin can run the package manager on the node and
-// commit on the server. Symlinks keep their raw targets (osfs bound mode,
-// which also keeps every path inside the directory); git's files at the top
+// commit on the server. Symlinks keep their raw targets, and every path
+// stays inside the directory (rootFS: an os.Root); git's files at the top
 // are hidden; the deny list does not apply (the node sees the real files).
 //
 // Its handles are 'W' 0 0 0 || export id(8) || inode(8) || HMAC[:16] (36
@@ -105,7 +104,7 @@ func (s *Server) openWork(rec workRecord) (*workFS, error) {
 		return nil, fmt.Errorf("maintenance export %s: %w", rec.Name, err)
 	}
 	w := &workFS{
-		Filesystem: osfs.New(rec.Dir, osfs.WithBoundOS()),
+		Filesystem: &rootFS{root: root, dir: rec.Dir},
 		s:          s, name: rec.Name, dir: rec.Dir, rw: rec.ReadWrite, id: id, root: root,
 		byIno: map[uint64]string{},
 	}

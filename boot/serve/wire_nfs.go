@@ -3,12 +3,17 @@ package serve
 // The adapter from serve to package nfsroot.
 
 import (
+	"github.com/onesis/git-onesis/boot/gitobjects"
 	"github.com/onesis/git-onesis/boot/nfsroot"
 )
 
 func newNFS(p NFSParams) (NFSServer, error) {
+	objs, err := gitobjects.Open(p.RepoDir)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := nfsroot.New(nfsroot.Config{
-		RepoDir:   p.RepoDir,
+		Objects:   objs,
 		StateDir:  p.StateDir,
 		Deny:      p.Deny,
 		Logger:    p.Logger,

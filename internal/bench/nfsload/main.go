@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onesis/git-onesis/boot/gitobjects"
 	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/internal/bootsim"
 )
@@ -89,8 +90,12 @@ func server(args []string) error {
 		defer os.RemoveAll(d)
 		*state = d
 	}
+	objs, err := gitobjects.Open(*repo)
+	if err != nil {
+		return err
+	}
 	srv, err := nfsroot.New(nfsroot.Config{
-		RepoDir: *repo, StateDir: *state, SkipVerify: *skipVerify,
+		Objects: objs, StateDir: *state, SkipVerify: *skipVerify,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Authorize: func(ip net.IP, export string) (nfsroot.Export, bool) {
 			return nfsroot.Export{Commit: *commit}, ip.IsLoopback() && export == "/c/"+*commit
