@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onesis/git-onesis/internal/testkit"
 )
 
 // allocated returns the bytes f allocates: a measure of work that, unlike
@@ -19,15 +21,6 @@ func allocated(f func()) uint64 {
 	f()
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
-}
-
-func nodesFile(n int) []byte {
-	var b strings.Builder
-	b.WriteString("network 10.64.0.0/10 router=10.64.0.1\n")
-	for i := n - 1; i >= 0; i-- { // reverse order: every insert lands first
-		fmt.Fprintf(&b, "node n%05d mac=52:54:00:%02x:%02x:%02x ip=10.%d.%d.%d\n", i, byte(i>>16), byte(i>>8), byte(i), 64+i>>16, byte(i>>8), byte(i))
-	}
-	return []byte(b.String())
 }
 
 // dhcpdConf gives n hosts named <prefix>NNNNN, MACs 52:55:..., addresses
@@ -47,7 +40,7 @@ func dhcpdConf(n int, prefix string) []byte {
 // every node rebuilt every index: 8k nodes took 15.9 s to load.
 func TestInventoryScale(t *testing.T) {
 	const n = 20000
-	src := nodesFile(n)
+	src := testkit.NodesFile(n)
 	var inv *Inventory
 	var err error
 	t0 := time.Now()
@@ -159,48 +152,5 @@ func TestImportDHCPDHostile(t *testing.T) {
 	_, err := ImportDHCPD("dhcpd.conf", []byte("host a { hardware ethernet 52:54:00:00:00:01; fixed-address 10.0.0.1; }\nhost a { hardware ethernet 52:54:00:00:00:01; fixed-address 10.0.0.1; }\n"))
 	if err == nil || !strings.Contains(err.Error(), "dhcpd.conf:2:") || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("a MAC given twice: %v", err)
-	}
-}
-
-// BenchmarkWatcherReload is serve's reload when the inventory ref moves:
-// Poll sees the new commit, reads the nodes file and parses it. make bench
-// (internal/bench/scalebench.sh) reports it at 1k, 10k and 50k nodes.
-func BenchmarkWatcherReload(b *testing.B) {
-	for _, n := range []int{1000, 10000, 50000} {
-		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			r := newRepo(b)
-			seed, err := Parse("nodes", nodesFile(n))
-			if err != nil {
-				b.Fatal(err)
-			}
-			var commits [2]string
-			for i := range commits {
-				inv, err := Update(r, fmt.Sprint("state ", i), func(inv *Inventory) error {
-					inv.Clear()
-					nodes := seed.Nodes
-					if i == 1 {
-						nodes = nodes[1:] // the second state lacks one node
-					}
-					return inv.PutAll(nodes, func(_ *Node, err error) error { return err })
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				commits[i] = inv.Commit
-			}
-			w, err := NewWatcher(r, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				run(b, r, "update-ref", Ref, commits[i%2])
-				b.StartTimer()
-				if changed, err := w.Poll(); err != nil || !changed {
-					b.Fatalf("Poll: %v, %v", changed, err)
-				}
-			}
-		})
 	}
 }

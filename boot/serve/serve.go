@@ -20,6 +20,7 @@ import (
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/integrity"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/invref"
 	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/boot/trust"
@@ -35,7 +36,7 @@ type Server struct {
 	f      Factories
 	log    *slog.Logger
 	repo   *git.Repo
-	inv    *inventory.Watcher
+	inv    *invref.Watcher
 	status *httpboot.Status
 	res    *resolve.Resolver
 	pins   *pins
@@ -73,7 +74,7 @@ func New(cfg Config, f Factories) (*Server, error) {
 			s.ifacePrefix = p
 		}
 	}
-	if s.inv, err = inventory.NewWatcher(r, log); err != nil {
+	if s.inv, err = invref.NewWatcher(r, log); err != nil {
 		return nil, fmt.Errorf("loading the node inventory: %w", err)
 	}
 	if s.res, err = resolve.New(r, cfg.Ref); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/invref"
 	"github.com/onesis/git-onesis/boot/nfsroot"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/testkit"
@@ -57,7 +58,7 @@ func addNodes(t *testing.T, r *git.Repo, text string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := inventory.Update(r, "test nodes", func(inv *inventory.Inventory) error {
+	if _, err := invref.Update(r, "test nodes", func(inv *inventory.Inventory) error {
 		for _, nw := range add.Networks {
 			if err := inv.PutNetwork(nw); err != nil {
 				return err

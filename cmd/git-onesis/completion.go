@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/invref"
 	"github.com/onesis/git-onesis/internal/git"
 )
 
@@ -167,7 +167,7 @@ func nodeNames() []string {
 	if err != nil {
 		return nil
 	}
-	inv, err := inventory.Load(r)
+	inv, err := invref.Load(r)
 	if err != nil {
 		return nil
 	}

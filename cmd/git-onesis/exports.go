@@ -17,6 +17,7 @@ import (
 	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/exports"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/invref"
 	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/image"
 )
@@ -77,7 +78,7 @@ func runExports(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	inv, err := inventory.Load(im.Git)
+	inv, err := invref.Load(im.Git)
 	if err != nil {
 		return fatal(err)
 	}

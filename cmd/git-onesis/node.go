@@ -20,6 +20,7 @@ import (
 	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/httpboot"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/invref"
 	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/boot/serve"
 	"github.com/onesis/git-onesis/boot/sysimage"
@@ -34,9 +35,9 @@ var nodeCmd = &cli.Command{
 	Name:      "node",
 	Usage:     "manage the node inventory that git onesis serve boots from",
 	UsageText: "git onesis node (add|set|rm|list|import|network|discovered) ...",
-	Description: "The inventory is the file 'nodes' in the tree of " + inventory.Ref + ",\n" +
+	Description: "The inventory is the file 'nodes' in the tree of " + invref.Ref + ",\n" +
 		"shared by every branch and worktree. Each change is a commit under your git\n" +
-		"identity, so 'git log -p " + inventory.Ref + "' shows who changed which node.\n" +
+		"identity, so 'git log -p " + invref.Ref + "' shows who changed which node.\n" +
 		"A running serve reloads it within seconds; a broken hand edit is refused\n" +
 		"and the last good inventory kept.",
 	Action: needSubcommand,
@@ -267,7 +268,7 @@ func runNodeAdd(c *cli.Context) error {
 		return err
 	}
 	msg := fmt.Sprintf("node add %s (%s)\n\n%s\n", name, macList(n.MACs), n.Record())
-	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+	_, err = invref.Update(r, msg, func(inv *inventory.Inventory) error {
 		if inv.ByName(name) != nil {
 			return fmt.Errorf("node %s already exists; change it with 'git onesis node set %s'", name, name)
 		}
@@ -299,7 +300,7 @@ func runNodeSet(c *cli.Context) error {
 		return usageErr("node set needs at least one of --mac, --ip, --ref, --maintenance, --args")
 	}
 	msg := "node set " + name + " " + strings.Join(changes, " ")
-	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+	_, err = invref.Update(r, msg, func(inv *inventory.Inventory) error {
 		old := inv.ByName(name)
 		if old == nil {
 			return fmt.Errorf("there is no node %q; add it with 'git onesis node add'", name)
@@ -322,7 +323,7 @@ func runNodeRm(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = inventory.Update(r, "node rm "+strings.Join(names, " "), func(inv *inventory.Inventory) error {
+	_, err = invref.Update(r, "node rm "+strings.Join(names, " "), func(inv *inventory.Inventory) error {
 		for _, n := range names {
 			if err := inv.Remove(n); err != nil {
 				return err
@@ -354,7 +355,7 @@ func runNodeImport(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("dry-run") {
-		inv, err := inventory.Load(r)
+		inv, err := invref.Load(r)
 		if err != nil {
 			return fatal(err)
 		}
@@ -366,7 +367,7 @@ func runNodeImport(c *cli.Context) error {
 		return fatal(err)
 	}
 	msg := fmt.Sprintf("node import %s (%d nodes, %d networks)", filepath.Base(file), len(im.Nodes), len(im.Networks))
-	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+	_, err = invref.Update(r, msg, func(inv *inventory.Inventory) error {
 		return inv.Merge(im, file, c.Bool("replace"))
 	})
 	if err == nil {
@@ -411,7 +412,7 @@ func runNodeNetwork(c *cli.Context) error {
 	if c.Bool("rm") {
 		verb = "rm"
 	}
-	_, err = inventory.Update(r, "node network "+verb+" "+p.String(), func(inv *inventory.Inventory) error {
+	_, err = invref.Update(r, "node network "+verb+" "+p.String(), func(inv *inventory.Inventory) error {
 		if c.Bool("rm") {
 			for i, o := range inv.Networks {
 				if o.Prefix == p {
@@ -437,7 +438,7 @@ func runNodeEdit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cur, err := inventory.Load(r)
+	cur, err := invref.Load(r)
 	if err != nil {
 		return fatal(err)
 	}
@@ -465,7 +466,7 @@ func runNodeEdit(c *cli.Context) error {
 	if err != nil {
 		return fatal(err)
 	}
-	edited, err := inventory.Parse(inventory.File, b)
+	edited, err := inventory.Parse(invref.File, b)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("error: %v\nnothing changed; your text is in %s", err, name), exitDiff)
 	}
@@ -481,7 +482,7 @@ func runNodeEdit(c *cli.Context) error {
 	if msg == "" {
 		msg = "node edit"
 	}
-	_, err = inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+	_, err = invref.Update(r, msg, func(inv *inventory.Inventory) error {
 		if inv.Commit != cur.Commit {
 			return fmt.Errorf("the inventory changed while you were editing; your text is in %s", name)
 		}
@@ -542,7 +543,7 @@ func runNodeList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	inv, err := inventory.Load(r)
+	inv, err := invref.Load(r)
 	if err != nil {
 		return fatal(err)
 	}

@@ -84,8 +84,8 @@ for n in $SIZES; do
 	cd "$REPO"
 done
 # serve's reload, in process: the Go benchmark runs 1k, 10k and 50k.
-note "serve's reload (go test -bench WatcherReload ./boot/inventory)"
-(cd "$REPO" && "$GO" test -run '^$' -bench 'WatcherReload' -benchtime 5x ./boot/inventory) >"$WORK/reload.txt" 2>&1 || { cat "$WORK/reload.txt" >&2; die "the reload benchmark failed"; }
+note "serve's reload (go test -bench WatcherReload ./boot/invref)"
+(cd "$REPO" && "$GO" test -run '^$' -bench 'WatcherReload' -benchtime 5x ./boot/invref) >"$WORK/reload.txt" 2>&1 || { cat "$WORK/reload.txt" >&2; die "the reload benchmark failed"; }
 while read -r name _ ns _; do
 	n=${name#*nodes=}; n=${n%-*}
 	T["reload $n"]=$(awk -v x="$ns" 'BEGIN { printf "%.3f", x / 1e9 }')

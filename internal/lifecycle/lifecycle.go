@@ -20,6 +20,7 @@ import (
 
 	"github.com/onesis/git-onesis/boot/booted"
 	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/invref"
 	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
@@ -168,7 +169,7 @@ func Start(im *image.Image, name string, o StartOptions) (*StartResult, error) {
 		return nil, fmt.Errorf("branch %q already exists; pick another name, or 'git onesis upgrade abandon %s' and delete it", name, name)
 	}
 	if len(o.Nodes) > 0 {
-		inv, err := inventory.Load(im.Git)
+		inv, err := invref.Load(im.Git)
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +234,7 @@ func pointNodes(r *git.Repo, nodes []string, branch, dir string, maintenance boo
 	}
 	msg := fmt.Sprintf("node set %s: %s", strings.Join(nodes, " "), what)
 	var before []string
-	_, err := inventory.Update(r, msg, func(inv *inventory.Inventory) error {
+	_, err := invref.Update(r, msg, func(inv *inventory.Inventory) error {
 		before = before[:0]
 		for _, name := range nodes {
 			n := inv.ByName(name)
@@ -292,7 +293,7 @@ func Release(r *git.Repo, name, dir string) ([]Released, error) {
 		}
 	}
 	var done []Released
-	_, err := inventory.Update(r, "upgrade "+name+" over: nodes back to what they booted before", func(inv *inventory.Inventory) error {
+	_, err := invref.Update(r, "upgrade "+name+" over: nodes back to what they booted before", func(inv *inventory.Inventory) error {
 		done = done[:0]
 		for _, n := range inv.Nodes {
 			onRef := n.Ref == name || n.Ref == "refs/heads/"+name
@@ -558,7 +559,7 @@ func Rollback(im *image.Image, rev, branch string) (*RollbackResult, error) {
 // work tree. A node booting a tag, a commit or a remote-tracking branch
 // is on no branch ("").
 func NodeBranches(r *git.Repo) (map[string]string, error) {
-	inv, err := inventory.Load(r)
+	inv, err := invref.Load(r)
 	if err != nil {
 		return nil, err
 	}

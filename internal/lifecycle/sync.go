@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/onesis/git-onesis/boot/inventory"
+	"github.com/onesis/git-onesis/boot/invref"
 	"github.com/onesis/git-onesis/boot/resolve"
 	"github.com/onesis/git-onesis/internal/image"
 )
@@ -39,7 +39,7 @@ func FetchAndFollow(im *image.Image, remote string) (*FetchResult, error) {
 	}
 	if _, err := im.Git.Run("fetch", "--quiet", "--prune", "--", res.Remote,
 		"+refs/heads/*:refs/remotes/"+res.Remote+"/*",
-		"+"+inventory.Ref+":"+inventory.Ref); err != nil {
+		"+"+invref.Ref+":"+invref.Ref); err != nil {
 		// A central repository without an inventory is fine: fetch the
 		// branches alone.
 		if _, err2 := im.Git.Run("fetch", "--quiet", "--prune", "--", res.Remote,
@@ -86,7 +86,7 @@ func FetchAndFollow(im *image.Image, remote string) (*FetchResult, error) {
 		}
 	}
 	add(res.New)
-	if inv, err := inventory.Load(im.Git); err == nil {
+	if inv, err := invref.Load(im.Git); err == nil {
 		// Node refs resolve as serve resolves them (the branch, else its
 		// one remote-tracking copy).
 		g, err := resolve.New(im.Git, "")

@@ -1,4 +1,4 @@
-package inventory
+package invref
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/internal/git"
 )
 
@@ -16,11 +17,11 @@ import (
 type Watcher struct {
 	repo     *git.Repo
 	log      *slog.Logger
-	cur      atomic.Pointer[Inventory]
+	cur      atomic.Pointer[inventory.Inventory]
 	mu       sync.Mutex
 	head     string // last head seen, good or bad
 	lastErr  error
-	onChange []func(*Inventory)
+	onChange []func(*inventory.Inventory)
 }
 
 // NewWatcher loads the inventory once. An inventory that cannot be loaded
@@ -43,10 +44,10 @@ func NewWatcher(r *git.Repo, log *slog.Logger) (*Watcher, error) {
 }
 
 // Current returns the last good inventory. Safe for concurrent use.
-func (w *Watcher) Current() *Inventory { return w.cur.Load() }
+func (w *Watcher) Current() *inventory.Inventory { return w.cur.Load() }
 
 // OnChange registers f to be called with each newly loaded inventory.
-func (w *Watcher) OnChange(f func(*Inventory)) {
+func (w *Watcher) OnChange(f func(*inventory.Inventory)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.onChange = append(w.onChange, f)

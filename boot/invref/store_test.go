@@ -1,4 +1,4 @@
-package inventory
+package invref
 
 import (
 	"bytes"
@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/testkit"
 )
@@ -42,7 +42,7 @@ func run(t testing.TB, r *git.Repo, args ...string) string {
 }
 
 func mustMAC(s string) net.HardwareAddr {
-	m, err := ParseMAC(s)
+	m, err := inventory.ParseMAC(s)
 	if err != nil {
 		panic(err)
 	}
@@ -55,21 +55,21 @@ func TestStoreAuditTrail(t *testing.T) {
 	if err != nil || len(inv.Nodes) != 0 || inv.Commit != "" {
 		t.Fatalf("empty repo: %v %+v", err, inv)
 	}
-	n1 := &Node{Name: "n1", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.11")}
-	got, err := Update(r, "node add n1 (52:54:00:00:00:01)", func(i *Inventory) error { return i.Put(n1) })
+	n1 := &inventory.Node{Name: "n1", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.11")}
+	got, err := Update(r, "node add n1 (52:54:00:00:00:01)", func(i *inventory.Inventory) error { return i.Put(n1) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Commit == "" || got.ByName("n1") == nil {
 		t.Fatalf("Update result: %+v", got)
 	}
-	_, err = Update(r, "node add n2", func(i *Inventory) error {
-		return i.Put(&Node{Name: "n2", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.12")})
+	_, err = Update(r, "node add n2", func(i *inventory.Inventory) error {
+		return i.Put(&inventory.Node{Name: "n2", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.12")})
 	})
 	if err == nil || !strings.Contains(err.Error(), "already used by node n1") {
 		t.Errorf("duplicate MAC accepted: %v", err)
 	}
-	if _, err := Update(r, "node rm n1", func(i *Inventory) error { return i.Remove("n1") }); err != nil {
+	if _, err := Update(r, "node rm n1", func(i *inventory.Inventory) error { return i.Remove("n1") }); err != nil {
 		t.Fatal(err)
 	}
 	// The history shows who changed what, newest first.
@@ -80,7 +80,7 @@ func TestStoreAuditTrail(t *testing.T) {
 	}
 	// A no-op change makes no commit.
 	before := run(t, r, "rev-parse", Ref)
-	if _, err := Update(r, "noop", func(*Inventory) error { return nil }); err != nil {
+	if _, err := Update(r, "noop", func(*inventory.Inventory) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if run(t, r, "rev-parse", Ref) != before {
@@ -95,16 +95,16 @@ func TestStoreAuditTrail(t *testing.T) {
 func TestUpdateRetriesOnRace(t *testing.T) {
 	r := newRepo(t)
 	calls := 0
-	_, err := Update(r, "node add a", func(i *Inventory) error {
+	_, err := Update(r, "node add a", func(i *inventory.Inventory) error {
 		calls++
 		if calls == 1 { // another admin commits in between
-			if _, err := Update(r, "node add b", func(j *Inventory) error {
-				return j.Put(&Node{Name: "b", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:02")}, IP: netip.MustParseAddr("10.77.0.2")})
+			if _, err := Update(r, "node add b", func(j *inventory.Inventory) error {
+				return j.Put(&inventory.Node{Name: "b", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:02")}, IP: netip.MustParseAddr("10.77.0.2")})
 			}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return i.Put(&Node{Name: "a", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.1")})
+		return i.Put(&inventory.Node{Name: "a", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.1")})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -125,13 +125,13 @@ func TestWatcherKeepsLastGood(t *testing.T) {
 	if changed, _ := w.Poll(); changed {
 		t.Error("Poll reported a change with no ref")
 	}
-	if _, err := Update(r, "node add n1", func(i *Inventory) error {
-		return i.Put(&Node{Name: "n1", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.11")})
+	if _, err := Update(r, "node add n1", func(i *inventory.Inventory) error {
+		return i.Put(&inventory.Node{Name: "n1", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.11")})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	var seen int
-	w.OnChange(func(inv *Inventory) { seen = len(inv.Nodes) })
+	w.OnChange(func(inv *inventory.Inventory) { seen = len(inv.Nodes) })
 	if changed, err := w.Poll(); !changed || err != nil || w.Current().ByName("n1") == nil || seen != 1 {
 		t.Fatalf("reload: changed=%v err=%v seen=%d", changed, err, seen)
 	}
@@ -175,8 +175,8 @@ func TestSharedAcrossWorktrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Update(r2, "node add n1", func(i *Inventory) error {
-		return i.Put(&Node{Name: "n1", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.11")})
+	if _, err := Update(r2, "node add n1", func(i *inventory.Inventory) error {
+		return i.Put(&inventory.Node{Name: "n1", MACs: []net.HardwareAddr{mustMAC("52:54:00:00:00:01")}, IP: netip.MustParseAddr("10.77.0.11")})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -184,33 +184,4 @@ func TestSharedAcrossWorktrees(t *testing.T) {
 	if err != nil || inv.ByName("n1") == nil {
 		t.Errorf("inventory written in a linked worktree is not seen by the main one: %v", err)
 	}
-}
-
-func TestDiscovered(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "state", "discovered")
-	t0 := mustTime("2026-01-02T03:04:05Z")
-	m1, m2 := mustMAC("52:54:00:00:00:01"), mustMAC("52:54:00:00:00:02")
-	for i, c := range []struct {
-		mac  net.HardwareAddr
-		info string
-	}{{m1, "arch=0 vc=\"PXEClient\""}, {m2, "iPXE"}, {m1, "iPXE"}} {
-		if err := RecordDiscovered(p, c.mac, c.info, t0.Add(time.Duration(i)*time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	list, err := ReadDiscovered(p)
-	if err != nil || len(list) != 2 {
-		t.Fatalf("ReadDiscovered: %v %+v", err, list)
-	}
-	if list[0].MAC.String() != m1.String() || list[0].Count != 2 || list[0].Info != "iPXE" || !list[0].First.Equal(t0) {
-		t.Errorf("newest first with counts: %+v", list[0])
-	}
-}
-
-func mustTime(s string) time.Time {
-	tm, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return tm
 }

@@ -1,10 +1,16 @@
-package inventory
+// Package invref keeps the node inventory in git: refs/onesis/inventory,
+// whose tree holds one file, nodes (package inventory's format), so every
+// change is a commit with its author. Load, LoadAt and Update read and
+// change it (a compare-and-swap on the ref); Watcher follows it for serve.
+// Package inventory itself knows nothing of git.
+package invref
 
 import (
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/onesis/git-onesis/boot/inventory"
 	"github.com/onesis/git-onesis/internal/git"
 )
 
@@ -35,7 +41,7 @@ func Head(r *git.Repo) (string, error) {
 }
 
 // Load reads the inventory at Ref. A missing ref is an empty inventory.
-func Load(r *git.Repo) (*Inventory, error) {
+func Load(r *git.Repo) (*inventory.Inventory, error) {
 	head, err := Head(r)
 	if err != nil {
 		return nil, err
@@ -45,9 +51,9 @@ func Load(r *git.Repo) (*Inventory, error) {
 
 // LoadAt reads the inventory as of commit ("" = empty). Errors name the
 // commit and the file line: "inventory commit 1a2b3c4: nodes:3: ...".
-func LoadAt(r *git.Repo, commit string) (*Inventory, error) {
+func LoadAt(r *git.Repo, commit string) (*inventory.Inventory, error) {
 	if commit == "" {
-		return New(), nil
+		return inventory.New(), nil
 	}
 	b, ok, err := r.ShowBlob(commit, File)
 	if err != nil {
@@ -56,7 +62,7 @@ func LoadAt(r *git.Repo, commit string) (*Inventory, error) {
 	if !ok {
 		return nil, fmt.Errorf("inventory commit %.12s has no %q file; repair with 'git onesis node' or reset %s", commit, File, Ref)
 	}
-	inv, err := Parse(File, b)
+	inv, err := inventory.Parse(File, b)
 	if err != nil {
 		return nil, fmt.Errorf("inventory commit %.12s: %w", commit, err)
 	}
@@ -71,7 +77,7 @@ func LoadAt(r *git.Repo, commit string) (*Inventory, error) {
 // change is re-applied to the new inventory, up to a few times. A change
 // that leaves the file identical makes no commit. It returns the
 // inventory as stored.
-func Update(r *git.Repo, msg string, change func(*Inventory) error) (*Inventory, error) {
+func Update(r *git.Repo, msg string, change func(*inventory.Inventory) error) (*inventory.Inventory, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		head, err := Head(r)
 		if err != nil {
@@ -87,7 +93,7 @@ func Update(r *git.Repo, msg string, change func(*Inventory) error) (*Inventory,
 		}
 		data := next.Marshal()
 		// Re-parse what will be stored: the file must always load.
-		stored, err := Parse(File, data)
+		stored, err := inventory.Parse(File, data)
 		if err != nil {
 			return nil, fmt.Errorf("internal error: the inventory would not load back: %w", err)
 		}
