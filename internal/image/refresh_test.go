@@ -1,0 +1,159 @@
+package image
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/onesis/git-onesis/internal/git"
+)
+
+// TestContentRefreshIsGits: for entries whose stat data does not prove
+// them unchanged (a chmod's new ctime, an entry git smudged as racily
+// clean, edits that keep or change the size, a new executable bit), the
+// content refresher decides as git's own 'update-index --refresh' does:
+// where it refreshes, the entry it writes is byte for byte the stat data
+// git writes; where it keeps the entry, git keeps it too. Where git could
+// convert the content first (core.autocrlf, a text attribute in a
+// .gitattributes or info/attributes) or would not look (a symlink in the
+// path), it leaves the entry to git.
+func TestContentRefreshIsGits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		path string
+		do   func(t *testing.T, dir string, smudge func(string))
+		want contentVerdict
+	}{
+		{"chmod: new ctime", "a", func(t *testing.T, dir string, _ func(string)) { os.Chmod(filepath.Join(dir, "a"), 0o600) }, gitRefreshes},
+		{"smudged, content the same", "a", func(t *testing.T, dir string, smudge func(string)) { smudge("a") }, gitRefreshes},
+		{"smudged symlink", "l", func(t *testing.T, dir string, smudge func(string)) { smudge("l") }, gitRefreshes},
+		{"same size, new content", "a", func(t *testing.T, dir string, _ func(string)) {
+			os.WriteFile(filepath.Join(dir, "a"), []byte("A\n"), 0o644)
+		}, gitKeeps},
+		{"smudged, same size, new content", "a", func(t *testing.T, dir string, smudge func(string)) {
+			smudge("a")
+			os.WriteFile(filepath.Join(dir, "a"), []byte("A\n"), 0o644)
+		}, gitKeeps},
+		{"size differs", "a", func(t *testing.T, dir string, _ func(string)) {
+			os.WriteFile(filepath.Join(dir, "a"), []byte("aa\n"), 0o644)
+		}, gitKeeps},
+		{"executable bit", "a", func(t *testing.T, dir string, _ func(string)) { os.Chmod(filepath.Join(dir, "a"), 0o755) }, gitKeeps},
+		{"drivers only in info/attributes", "a", func(t *testing.T, dir string, _ func(string)) {
+			mustWrite(t, filepath.Join(dir, ".git", "info", "attributes"), "# ours\n/.gitmeta diff=gitmeta merge=gitmeta\n")
+			os.Chmod(filepath.Join(dir, "a"), 0o600)
+		}, gitRefreshes},
+		{"core.autocrlf", "a", func(t *testing.T, dir string, _ func(string)) {
+			gitOut(t, dir, "config", "core.autocrlf", "true")
+			os.Chmod(filepath.Join(dir, "a"), 0o600)
+		}, askGit},
+		{"text in info/attributes", "a", func(t *testing.T, dir string, _ func(string)) {
+			mustWrite(t, filepath.Join(dir, ".git", "info", "attributes"), "* text=auto\n")
+			os.Chmod(filepath.Join(dir, "a"), 0o600)
+		}, askGit},
+		{"untracked .gitattributes above", "d/f", func(t *testing.T, dir string, _ func(string)) {
+			mustWrite(t, filepath.Join(dir, ".gitattributes"), "f filter=x\n")
+			os.Chmod(filepath.Join(dir, "d/f"), 0o600)
+		}, askGit},
+		{"symlink in the path", "d/f", func(t *testing.T, dir string, _ func(string)) {
+			os.Rename(filepath.Join(dir, "d"), filepath.Join(dir, "d2"))
+			os.Symlink("d2", filepath.Join(dir, "d"))
+		}, askGit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			gitOut(t, dir, "init", "-q", "-b", "main")
+			os.Mkdir(filepath.Join(dir, ".git", "info"), 0o755) // no templates here
+			os.Mkdir(filepath.Join(dir, "d"), 0o755)
+			for n, s := range map[string]string{"a": "a\n", "d/f": "f\n"} {
+				os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644)
+			}
+			os.Symlink("a", filepath.Join(dir, "l"))
+			gitOut(t, dir, "add", "-A")
+			gitOut(t, dir, "commit", "-q", "-m", "one")
+			old := time.Now().Add(-time.Hour)
+			for _, n := range []string{"a", "d/f"} {
+				os.Chtimes(filepath.Join(dir, n), old, old)
+			}
+			gitOut(t, dir, "update-index", "--refresh")
+			time.Sleep(1100 * time.Millisecond) // ctime moves by whole seconds, for any git
+			im, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			smudge := func(p string) { // as git smudges a racily clean entry
+				err := im.Git.UpdateIndexFile(nil, func(ix *git.Index) *git.IndexPatch {
+					k := entryIndex(ix, p)
+					e := ix.Entries[k]
+					return ix.WithStat([]git.StatUpdate{{Entry: k, Full: true, CtimeSec: e.CtimeSec, CtimeNsec: e.CtimeNsec, MtimeSec: e.MtimeSec, MtimeNsec: e.MtimeNsec, Dev: e.Dev, Ino: e.Ino, UID: e.UID, GID: e.GID}})
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.do(t, dir, smudge)
+			index := filepath.Join(dir, ".git", "index")
+			saved, err := os.ReadFile(index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := gitOut(t, dir, "ls-files", "--debug", "--", tc.path)
+
+			var ours string
+			err = im.Git.UpdateIndexFile(nil, func(ix *git.Index) *git.IndexPatch {
+				cr := im.newContentRefresher(ix)
+				defer cr.close()
+				u, v := cr.decide(entryIndex(ix, tc.path))
+				if v != tc.want {
+					t.Errorf("verdict %d; want %d", v, tc.want)
+				}
+				if v != gitRefreshes {
+					return nil
+				}
+				return ix.WithStat([]git.StatUpdate{u})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours = gitOut(t, dir, "ls-files", "--debug", "--", tc.path)
+			if tc.want == askGit {
+				if ours != before {
+					t.Errorf("left to git, yet the entry changed:\n%s\nwas\n%s", ours, before)
+				}
+				return
+			}
+			// git's own refresh, from the same index.
+			if err := os.WriteFile(index, saved, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("git", "update-index", "-q", "--refresh")
+			cmd.Dir = dir
+			cmd.Run() // exit 1 when something needs an update: that is a case here
+			theirs := gitOut(t, dir, "ls-files", "--debug", "--", tc.path)
+			if ours != theirs {
+				t.Errorf("our entry:\n%s\ngit's refresh:\n%s", ours, theirs)
+			}
+			if tc.want == gitKeeps && ours != before {
+				t.Errorf("kept, yet the entry changed:\n%s\nwas\n%s", ours, before)
+			}
+		})
+	}
+}
+
+func entryIndex(ix *git.Index, p string) int {
+	for k := range ix.Entries {
+		if ix.Entries[k].Path == p {
+			return k
+		}
+	}
+	panic("no index entry " + p)
+}
+
+func mustWrite(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
