@@ -1,11 +1,15 @@
 package image
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/onesis/git-onesis/internal/git"
 )
@@ -155,5 +159,74 @@ func mustWrite(t *testing.T, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestApplyRefreshesSmudgedEntries: an apply that chmods files whose index
+// entries git smudged as racily clean (size 0) leaves the index as git's
+// refresh would: the clean file's entry gets its real stat data in place,
+// with no git process run for it, and the file edited with the same size
+// stays modified for git.
+func TestApplyRefreshesSmudgedEntries(t *testing.T) {
+	dir, im := convergeRepo(t)
+	p := func(n string) string { return filepath.Join(dir, n) }
+	old := time.Now().Add(-time.Hour)
+	for _, n := range []string{".gitmeta", "secret", "group", "public"} {
+		os.Chtimes(p(n), old, old)
+	}
+	gitOut(t, dir, "update-index", "--refresh")
+	time.Sleep(1100 * time.Millisecond) // ctime moves by whole seconds, for any git
+	for _, n := range []string{"secret", "group"} {
+		err := im.Git.UpdateIndexFile(nil, func(ix *git.Index) *git.IndexPatch {
+			k := entryIndex(ix, n)
+			e := ix.Entries[k]
+			return ix.WithStat([]git.StatUpdate{{Entry: k, Full: true, CtimeSec: e.CtimeSec, CtimeNsec: e.CtimeNsec, MtimeSec: e.MtimeSec, MtimeNsec: e.MtimeNsec, Dev: e.Dev, Ino: e.Ino, UID: e.UID, GID: e.GID}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(p("group"), []byte("GROUP\n"), 0o640)
+	m, err := im.ReadWorktreeMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Entries {
+		if e := &m.Entries[i]; e.Path == "secret" || e.Path == "group" {
+			e.Mode = 0o400
+		}
+	}
+	// A git on PATH that fails: the refresh must not need it. The
+	// settings are read first, as the hooks read them (one 'git config
+	// --list'); the checks after the apply use the real git again.
+	if err := im.Git.CacheConfig(); err != nil {
+		t.Fatal(err)
+	}
+	im.Git.HashLen()
+	fake := t.TempDir()
+	mustWrite(t, filepath.Join(fake, "git"), "#!/bin/sh\necho 'git must not run' >&2\nexit 2\n")
+	os.Chmod(filepath.Join(fake, "git"), 0o755)
+	path := os.Getenv("PATH")
+	t.Setenv("PATH", fake+string(os.PathListSeparator)+path)
+	res, err := im.ApplyTree(m, ApplyOptions{})
+	os.Setenv("PATH", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Touched) != 2 {
+		t.Fatalf("touched %q; want secret and group", res.Touched)
+	}
+	var st unix.Stat_t
+	unix.Lstat(p("secret"), &st)
+	want := fmt.Sprintf("secret\n  ctime: %d:%d\n  mtime: %d:%d\n  dev: %d\tino: %d\n  uid: %d\tgid: %d\n  size: %d\tflags: 0",
+		st.Ctim.Sec, st.Ctim.Nsec, st.Mtim.Sec, st.Mtim.Nsec, uint32(st.Dev), st.Ino, st.Uid, st.Gid, st.Size)
+	if got := gitOut(t, dir, "ls-files", "--debug", "secret"); got != want {
+		t.Errorf("index entry of secret:\n%s\nwant the file's stat data:\n%s", got, want)
+	}
+	if got := gitOut(t, dir, "diff-files", "--name-only"); got != "group" {
+		t.Errorf("git diff-files after the apply: %q; want only the edited group", got)
+	}
+	if got := gitOut(t, dir, "ls-files", "--debug", "group"); !strings.Contains(got, "size: 0\t") {
+		t.Errorf("the edited group's entry changed:\n%s", got)
 	}
 }
