@@ -77,27 +77,12 @@ func TestContentRefreshIsGits(t *testing.T) {
 			os.Symlink("a", filepath.Join(dir, "l"))
 			gitOut(t, dir, "add", "-A")
 			gitOut(t, dir, "commit", "-q", "-m", "one")
-			old := time.Now().Add(-time.Hour)
-			for _, n := range []string{"a", "d/f"} {
-				os.Chtimes(filepath.Join(dir, n), old, old)
-			}
-			gitOut(t, dir, "update-index", "--refresh")
-			time.Sleep(1100 * time.Millisecond) // ctime moves by whole seconds, for any git
+			ageFiles(t, dir, "a", "d/f")
 			im, err := Open(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			smudge := func(p string) { // as git smudges a racily clean entry
-				err := im.Git.UpdateIndexFile(nil, func(ix *git.Index) *git.IndexPatch {
-					k := entryIndex(ix, p)
-					e := ix.Entries[k]
-					return ix.WithStat([]git.StatUpdate{{Entry: k, Full: true, CtimeSec: e.CtimeSec, CtimeNsec: e.CtimeNsec, MtimeSec: e.MtimeSec, MtimeNsec: e.MtimeNsec, Dev: e.Dev, Ino: e.Ino, UID: e.UID, GID: e.GID}})
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			tc.do(t, dir, smudge)
+			tc.do(t, dir, func(p string) { smudge(t, im, p) })
 			index := filepath.Join(dir, ".git", "index")
 			saved, err := os.ReadFile(index)
 			if err != nil {
@@ -170,22 +155,9 @@ func mustWrite(t *testing.T, p, s string) {
 func TestApplyRefreshesSmudgedEntries(t *testing.T) {
 	dir, im := convergeRepo(t)
 	p := func(n string) string { return filepath.Join(dir, n) }
-	old := time.Now().Add(-time.Hour)
-	for _, n := range []string{".gitmeta", "secret", "group", "public"} {
-		os.Chtimes(p(n), old, old)
-	}
-	gitOut(t, dir, "update-index", "--refresh")
-	time.Sleep(1100 * time.Millisecond) // ctime moves by whole seconds, for any git
-	for _, n := range []string{"secret", "group"} {
-		err := im.Git.UpdateIndexFile(nil, func(ix *git.Index) *git.IndexPatch {
-			k := entryIndex(ix, n)
-			e := ix.Entries[k]
-			return ix.WithStat([]git.StatUpdate{{Entry: k, Full: true, CtimeSec: e.CtimeSec, CtimeNsec: e.CtimeNsec, MtimeSec: e.MtimeSec, MtimeNsec: e.MtimeNsec, Dev: e.Dev, Ino: e.Ino, UID: e.UID, GID: e.GID}})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	ageFiles(t, dir, ".gitmeta", "secret", "group", "public")
+	smudge(t, im, "secret")
+	smudge(t, im, "group")
 	os.WriteFile(p("group"), []byte("GROUP\n"), 0o640)
 	m, err := im.ReadWorktreeMeta()
 	if err != nil {
@@ -228,5 +200,32 @@ func TestApplyRefreshesSmudgedEntries(t *testing.T) {
 	}
 	if got := gitOut(t, dir, "ls-files", "--debug", "group"); !strings.Contains(got, "size: 0\t") {
 		t.Errorf("the edited group's entry changed:\n%s", got)
+	}
+}
+
+// ageFiles dates the files an hour back and refreshes the index, so their
+// entries are not racy, then waits past the second, so a change from here
+// on moves their ctime by whole seconds (what any build of git compares).
+func ageFiles(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	old := time.Now().Add(-time.Hour)
+	for _, n := range names {
+		os.Chtimes(filepath.Join(dir, n), old, old)
+	}
+	gitOut(t, dir, "update-index", "--refresh")
+	time.Sleep(1100 * time.Millisecond)
+}
+
+// smudge sets p's index entry size to 0, as git smudges a racily clean
+// entry, keeping the rest of its stat data.
+func smudge(t *testing.T, im *Image, p string) {
+	t.Helper()
+	err := im.Git.UpdateIndexFile(nil, func(ix *git.Index) *git.IndexPatch {
+		k := entryIndex(ix, p)
+		e := ix.Entries[k]
+		return ix.WithStat([]git.StatUpdate{{Entry: k, Full: true, CtimeSec: e.CtimeSec, CtimeNsec: e.CtimeNsec, MtimeSec: e.MtimeSec, MtimeNsec: e.MtimeNsec, Dev: e.Dev, Ino: e.Ino, UID: e.UID, GID: e.GID}})
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
