@@ -319,10 +319,17 @@ type StatUpdate struct {
 	Entry               int
 	CtimeSec, CtimeNsec uint32
 	UID, GID            uint32
+	// Full says the rest of the stat data is new too (a file whose
+	// content the caller hashed and found equal to the entry's blob, as
+	// git's refresh does): modification time, device, inode and size.
+	Full                bool
+	MtimeSec, MtimeNsec uint32
+	Dev, Ino            uint32
+	Size                uint32
 }
 
 // WithStat returns the index file with the given entries' ctime and owner
-// replaced. Written back with UpdateIndexFile, which keeps the index time,
+// replaced (all their stat data but the mode, for a Full update). Written back with UpdateIndexFile, which keeps the index time,
 // an entry that was racy stays racy (git keeps checking its content) and
 // no other entry changes at all.
 func (ix *Index) WithStat(ups []StatUpdate) *IndexPatch {
@@ -336,6 +343,17 @@ func (ix *Index) WithStat(ups []StatUpdate) *IndexPatch {
 		binary.BigEndian.PutUint32(o.b[:], u.UID)
 		binary.BigEndian.PutUint32(o.b[4:], u.GID)
 		p.edits = append(p.edits, c, o)
+		if u.Full {
+			m := indexEdit{off: off + 8, n: 8}
+			binary.BigEndian.PutUint32(m.b[:], u.MtimeSec)
+			binary.BigEndian.PutUint32(m.b[4:], u.MtimeNsec)
+			d := indexEdit{off: off + 16, n: 8}
+			binary.BigEndian.PutUint32(d.b[:], u.Dev)
+			binary.BigEndian.PutUint32(d.b[4:], u.Ino)
+			z := indexEdit{off: off + 36, n: 4}
+			binary.BigEndian.PutUint32(z.b[:], u.Size)
+			p.edits = append(p.edits, m, d, z)
+		}
 	}
 	sort.SliceStable(p.edits, func(i, j int) bool { return p.edits[i].off < p.edits[j].off })
 	return p

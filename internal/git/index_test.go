@@ -151,8 +151,8 @@ func TestReadIndexSplitAndDamaged(t *testing.T) {
 // TestIndexRewrites: the index copies WithAssumeValid and WithStat make
 // are read by git (checksum right, in every index version and both hash
 // sizes), with exactly the changes asked for: assume-unchanged bits as
-// 'git ls-files -v' shows them, ctime and owner as 'ls-files --debug'
-// shows them, and the index time kept (so are racy entries).
+// 'git ls-files -v' shows them, ctime and owner (or all the stat data, for
+// a Full update) as 'ls-files --debug' shows them, and the index time kept (so are racy entries).
 func TestIndexRewrites(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -208,7 +208,10 @@ func TestIndexRewrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = r.UpdateIndexFile(nil, func(ix *Index) *IndexPatch {
-				return ix.WithStat([]StatUpdate{{Entry: 2, CtimeSec: 12345, CtimeNsec: 678, UID: 4321, GID: 8765}})
+				return ix.WithStat([]StatUpdate{
+					{Entry: 1, CtimeSec: 111, CtimeNsec: 222, UID: 333, GID: 444, Full: true, MtimeSec: 555, MtimeNsec: 666, Dev: 777, Ino: 888, Size: 999},
+					{Entry: 2, CtimeSec: 12345, CtimeNsec: 678, UID: 4321, GID: 8765},
+				})
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -220,9 +223,16 @@ func TestIndexRewrites(t *testing.T) {
 			if !strings.Contains(dbg, "b/d\n  ctime: 12345:678\n") || !strings.Contains(dbg, "uid: 4321\tgid: 8765") {
 				t.Errorf("b/d not updated:\n%s", dbg)
 			}
+			if !strings.Contains(dbg, "b/c\n  ctime: 111:222\n  mtime: 555:666\n  dev: 777\tino: 888\n  uid: 333\tgid: 444\n  size: 999\tflags: 0\n") {
+				t.Errorf("b/c's full stat data not updated:\n%s", dbg)
+			}
 			if ix2, err := ReadIndex(r.IndexFile(), r.HashLen()); err != nil || ix2.Mtime != ix.Mtime {
 				t.Errorf("index time %v after the rewrite, %v before (%v): git's racy check would change", ix2.Mtime, ix.Mtime, err)
 			}
+			// b/c's made-up size makes git call it modified without
+			// reading it (as git does for a size that differs); add
+			// puts its real stat data back.
+			git(t, dir, "add", "b/c")
 			// git still finds a clean (its content is checked) and fsck is happy.
 			if out := git(t, dir, "status", "--porcelain"); out != "" {
 				t.Errorf("status after the rewrite: %q", out)

@@ -607,15 +607,24 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 // entry's stat data exactly, and the file still has the inode, size and
 // modification time git recorded, only the apply touched it since git
 // last looked: the entry gets the new ctime and owner in place, in one
-// write of the index under its lock. Whatever cannot be proven so (and
-// everything, when another git process holds the index) is left to git's
-// own refresh.
+// write of the index under its lock. An entry that cannot be proven so is
+// decided as git's refresh would decide it (contentRefresher: the file is
+// read and compared with the entry's blob) where git would only hash the
+// file's bytes. Whatever is left (and everything, when another git process
+// holds the index) is left to git's own refresh.
 func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *git.Index) error {
 	var rest []string
-	patched := 0
+	patched, hashed, kept := 0, 0, 0
 	err := im.Git.UpdateIndexFile(known, func(ix *git.Index) *git.IndexPatch {
 		rest = rest[:0]
+		hashed, kept = 0, 0
 		var ups []git.StatUpdate
+		var cr *contentRefresher
+		defer func() {
+			if cr != nil {
+				cr.close()
+			}
+		}()
 		k := 0
 		for t, p := range res.Touched {
 			if e := m.Lookup(p); e == nil || !e.Type.GitCarries() {
@@ -633,7 +642,21 @@ func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *
 			}
 			if u, ok := im.metadataOnly(ix, k, &before); ok {
 				ups = append(ups, u)
-			} else {
+				continue
+			}
+			// Not provable from stat data (a file git wrote in the
+			// index's own second, which git smudged): what git's refresh
+			// would do, by reading the file as git would.
+			if cr == nil {
+				cr = im.newContentRefresher(ix)
+			}
+			switch u, v := cr.decide(k); v {
+			case gitRefreshes:
+				ups = append(ups, u)
+				hashed++
+			case gitKeeps:
+				kept++
+			default:
 				rest = append(rest, p)
 			}
 		}
@@ -650,7 +673,7 @@ func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *
 	if err != nil {
 		return err
 	}
-	trace.Printf("refresh index: %d entries updated in place, %d left to git: %s", patched, len(rest), traceList(rest))
+	trace.Printf("refresh index: %d entries updated in place (%d of them after reading the file), %d modified as git would leave them, %d left to git: %s", patched, hashed, kept, len(rest), traceList(rest))
 	if len(rest) == 0 {
 		return nil
 	}
