@@ -101,9 +101,11 @@ func History(r *git.Repo, nodes []string) ([]Boot, error) {
 	return out, nil
 }
 
-// readReflog parses a reflog file (one entry per line: old and new object
-// names, the committer identity, its Unix time and zone, a tab and the
-// message). A missing file is an empty history.
+// readReflog parses a reflog file of git's files ref backend, the only
+// one git 2.39 has (one entry per line: old and new object names, the
+// committer identity, its Unix time and zone, a tab and the message). A
+// missing file is an empty history. A repository on the reftable backend
+// (git 2.45 and later) would need 'git reflog show' instead.
 func readReflog(path, node string) ([]Boot, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
