@@ -53,6 +53,10 @@ type Index struct {
 	// alone cannot prove the content unchanged).
 	Mtime unix.Timespec
 
+	// Partial says Entries holds only some of the file's entries
+	// (ReadIndexFunc): those a caller asked for, still in git's order.
+	Partial bool
+
 	raw      []byte // the file as read
 	hashLen  int
 	dev, ino uint64 // the file's identity, to tell whether it was replaced
@@ -78,37 +82,178 @@ const maxIndexEntries = 1 << 26
 // understood; extensions are skipped, but a split index (the "link"
 // extension) is ErrSplitIndex. A missing file is an empty index.
 func ReadIndex(path string, hashLen int) (*Index, error) {
+	return ReadIndexFunc(path, hashLen, nil)
+}
+
+// ReadIndexFunc is ReadIndex keeping only the entries whose paths keep
+// accepts (it is called for each in git's order; path is valid only
+// during the call): Index.Partial is set, and the entries left out cost
+// no memory. A nil keep keeps every entry.
+func ReadIndexFunc(path string, hashLen int, keep func(path []byte) bool) (*Index, error) {
+	mf, err := mapIndex(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &Index{Version: 2, hashLen: hashLen, Partial: keep != nil}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ix, err := parseIndexFunc(mf.b, hashLen, keep)
+	if err != nil {
+		mf.release()
+		return nil, fmt.Errorf("reading the index %s: %w", path, err)
+	}
+	if mf.mapped {
+		// Nothing keeps a slice of raw beyond ix (paths are copied; the
+		// methods that read raw keep ix alive until they are done), so
+		// the mapping goes when ix does.
+		runtime.AddCleanup(ix, func(b []byte) { unix.Munmap(b) }, mf.b)
+	}
+	ix.Mtime, ix.dev, ix.ino = mf.st.Mtim, mf.st.Dev, mf.st.Ino
+	return ix, nil
+}
+
+// mappedIndex is an index file mapped (or read) whole.
+type mappedIndex struct {
+	b      []byte
+	mapped bool
+	st     unix.Stat_t
+}
+
+// mapIndex maps the index file at path. A missing file is an error that
+// errors.Is reports as os.ErrNotExist.
+func mapIndex(path string) (*mappedIndex, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return &Index{Version: 2, hashLen: hashLen}, nil
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the index: %w", err)
 	}
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	mf := &mappedIndex{}
+	if err := unix.Fstat(int(f.Fd()), &mf.st); err != nil {
 		return nil, fmt.Errorf("reading the index: %w", err)
 	}
-	b, mapped, err := mapFile(f, st.Size)
-	if err != nil {
+	if mf.b, mf.mapped, err = mapFile(f, mf.st.Size); err != nil {
 		return nil, fmt.Errorf("reading the index: %w", err)
 	}
-	ix, err := parseIndex(b, hashLen)
-	if err != nil {
-		if mapped {
-			unix.Munmap(b)
+	return mf, nil
+}
+
+// release unmaps the file; its bytes must not be used after.
+func (mf *mappedIndex) release() {
+	if mf.mapped {
+		unix.Munmap(mf.b)
+		mf.mapped, mf.b = false, nil
+	}
+}
+
+// IndexChanges is what changed between two versions of an index file
+// (IndexChangesBetween).
+type IndexChanges struct {
+	// Changed are the merged (stage 0) entries of the newer index that
+	// the older one lacks, whose inode, device or modification time
+	// differ from the older one's, or that carry no stat data (inode 0),
+	// in git's order.
+	Changed []IndexEntry
+	// Removed are the paths of the older index's merged entries that the
+	// newer one lacks (a sparse directory's keeps its trailing slash).
+	Removed []string
+	// SkipWorktree says some merged entry of the newer index has the
+	// skip-worktree bit (a sparse checkout).
+	SkipWorktree bool
+	// Mtime is the newer index file's modification time.
+	Mtime unix.Timespec
+}
+
+// IndexChangesBetween compares the index file at older with the one at
+// newer entry by entry, in step, copying out only what differs: on a
+// large image this is a fraction of parsing both (ReadIndex), whose
+// copies of every entry cost more than the comparison. A split index is
+// ErrSplitIndex; a missing file is an empty index.
+func IndexChangesBetween(older, newer string, hashLen int) (*IndexChanges, error) {
+	open := func(path string) (*indexReader, *mappedIndex, error) {
+		mf, err := mapIndex(path)
+		if errors.Is(err, os.ErrNotExist) {
+			r, err := newIndexReader(emptyIndex(hashLen), hashLen)
+			return r, &mappedIndex{}, err
 		}
-		return nil, fmt.Errorf("reading the index %s: %w", path, err)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := newIndexReader(mf.b, hashLen)
+		if err != nil {
+			mf.release()
+			return nil, nil, fmt.Errorf("reading the index %s: %w", path, err)
+		}
+		return r, mf, nil
 	}
-	if mapped {
-		// Nothing keeps a slice of raw beyond ix (paths are copied; the
-		// methods that read raw keep ix alive until they are done), so
-		// the mapping goes when ix does.
-		runtime.AddCleanup(ix, func(b []byte) { unix.Munmap(b) }, b)
+	a, am, err := open(older)
+	if err != nil {
+		return nil, err
 	}
-	ix.Mtime, ix.dev, ix.ino = st.Mtim, st.Dev, st.Ino
-	return ix, nil
+	defer am.release()
+	b, bm, err := open(newer)
+	if err != nil {
+		return nil, err
+	}
+	defer bm.release()
+	c := &IndexChanges{Mtime: bm.st.Mtim}
+	// merged returns the next stage-0 entry of r.
+	merged := func(r *indexReader) (rawEntry, bool) {
+		for {
+			e, ok := r.next()
+			if !ok || e.stage == 0 {
+				return e, ok
+			}
+		}
+	}
+	ea, oka := merged(a)
+	eb, okb := merged(b)
+	for oka || okb {
+		cmp := 0
+		switch {
+		case !okb:
+			cmp = -1
+		case !oka:
+			cmp = 1
+		default:
+			cmp = bytes.Compare(ea.path, eb.path)
+		}
+		if okb && eb.ext&0x4000 != 0 {
+			c.SkipWorktree = true
+		}
+		switch {
+		case cmp < 0:
+			c.Removed = append(c.Removed, string(ea.path))
+			ea, oka = merged(a)
+		case cmp > 0:
+			c.Changed = append(c.Changed, eb.entry())
+			eb, okb = merged(b)
+		default:
+			// Modification time (8:16), device and inode (16:24).
+			if !bytes.Equal(ea.head[8:24], eb.head[8:24]) || be32(eb.head[20:]) == 0 {
+				c.Changed = append(c.Changed, eb.entry())
+			}
+			ea, oka = merged(a)
+			eb, okb = merged(b)
+		}
+	}
+	if err := a.done(); err != nil {
+		return nil, fmt.Errorf("reading the index %s: %w", older, err)
+	}
+	if err := b.done(); err != nil {
+		return nil, fmt.Errorf("reading the index %s: %w", newer, err)
+	}
+	return c, nil
+}
+
+// emptyIndex is the file of an index with no entries.
+func emptyIndex(hashLen int) []byte {
+	b := make([]byte, 12+hashLen)
+	copy(b, "DIRC")
+	binary.BigEndian.PutUint32(b[4:], 2)
+	return b
 }
 
 // mapFile maps the first size bytes of f read-only, as git maps its index:
@@ -132,6 +277,59 @@ func mapFile(f *os.File, size int64) (b []byte, mapped bool, err error) {
 }
 
 func parseIndex(b []byte, hashLen int) (*Index, error) {
+	return parseIndexFunc(b, hashLen, nil)
+}
+
+// parseIndexFunc parses the index file b, keeping the entries keep
+// accepts (all of them when keep is nil).
+func parseIndexFunc(b []byte, hashLen int, keep func(path []byte) bool) (*Index, error) {
+	r, err := newIndexReader(b, hashLen)
+	if err != nil {
+		return nil, err
+	}
+	n := r.n
+	if keep != nil {
+		n = 0
+	}
+	ix := &Index{Version: r.ver, Entries: make([]IndexEntry, 0, n), raw: b, hashLen: hashLen, Partial: keep != nil}
+	for {
+		e, ok := r.next()
+		if !ok {
+			break
+		}
+		if keep == nil || keep(e.path) {
+			ix.Entries = append(ix.Entries, e.entry())
+		}
+	}
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// indexReader walks an index file's entries in order without copying
+// them: what is not kept costs no memory (on a large image, the fresh
+// memory a parsed copy takes is most of what reading the index costs).
+type indexReader struct {
+	body         []byte // the file without its trailing checksum
+	ver, hashLen int
+	n, i, off    int
+	fixed        int    // stat data, object id and flags
+	path         []byte // version 4: the previous entry's path, reused
+	err          error  // why next stopped early, or ErrSplitIndex
+}
+
+// rawEntry is one entry as indexReader saw it; path and head point into
+// the reader's buffers and are valid until its next call of next.
+type rawEntry struct {
+	off   int    // where the entry starts in the file
+	head  []byte // stat data, object id and flags, as in the file
+	ext   uint16 // extended flags (version 3 and up), or 0
+	path  []byte
+	stage int
+}
+
+func newIndexReader(b []byte, hashLen int) (*indexReader, error) {
 	if hashLen != 20 && hashLen != 32 {
 		return nil, fmt.Errorf("object ids of %d bytes are not a git hash", hashLen)
 	}
@@ -146,88 +344,125 @@ func parseIndex(b []byte, hashLen int) (*Index, error) {
 	if n > maxIndexEntries {
 		return nil, fmt.Errorf("index claims %d entries", n)
 	}
-	body := b[:len(b)-hashLen] // the trailing checksum is not read
-	ix := &Index{Version: ver, Entries: make([]IndexEntry, 0, n), raw: b, hashLen: hashLen}
-	off := 12
-	var prev []byte
-	fixed := 40 + hashLen + 2 // stat data, object id, flags
-	for i := uint32(0); i < n; i++ {
-		start := off
-		if off+fixed > len(body) {
-			return nil, fmt.Errorf("entry %d is cut off", i)
-		}
-		e := IndexEntry{
-			CtimeSec:  be32(body[off:]),
-			CtimeNsec: be32(body[off+4:]),
-			MtimeSec:  be32(body[off+8:]),
-			MtimeNsec: be32(body[off+12:]),
-			Dev:       be32(body[off+16:]),
-			Ino:       be32(body[off+20:]),
-			Mode:      be32(body[off+24:]),
-			UID:       be32(body[off+28:]),
-			GID:       be32(body[off+32:]),
-			Size:      be32(body[off+36:]),
-			Offset:    off,
-		}
-		off += 40 + hashLen
-		flags := binary.BigEndian.Uint16(body[off:])
-		off += 2
-		e.Stage = int(flags>>12) & 3
-		e.AssumeValid = flags&0x8000 != 0
-		if flags&0x4000 != 0 {
-			if ver < 3 {
-				return nil, fmt.Errorf("entry %d has extended flags in a version 2 index", i)
-			}
-			if off+2 > len(body) {
-				return nil, fmt.Errorf("entry %d is cut off", i)
-			}
-			ext := binary.BigEndian.Uint16(body[off:])
-			off += 2
-			e.SkipWorktree = ext&0x4000 != 0
-			e.IntentToAdd = ext&0x2000 != 0
-		}
-		if ver == 4 {
-			strip, w := indexVarint(body[off:])
-			if w == 0 || strip > uint64(len(prev)) {
-				return nil, fmt.Errorf("entry %d: bad path prefix length", i)
-			}
-			off += w
-			end := bytes.IndexByte(body[off:], 0)
-			if end < 0 {
-				return nil, fmt.Errorf("entry %d: path not terminated", i)
-			}
-			name := make([]byte, 0, int(uint64(len(prev))-strip)+end)
-			name = append(append(name, prev[:uint64(len(prev))-strip]...), body[off:off+end]...)
-			off += end + 1
-			prev = name
-			e.Path = string(name)
-		} else {
-			end := bytes.IndexByte(body[off:], 0)
-			if end < 0 {
-				return nil, fmt.Errorf("entry %d: path not terminated", i)
-			}
-			e.Path = string(body[off : off+end])
-			off += end
-			// NUL padding to a multiple of eight, at least one byte.
-			off = start + ((off-start)+8)&^7
-			if off > len(body) {
-				return nil, fmt.Errorf("entry %d is cut off", i)
-			}
-		}
-		ix.Entries = append(ix.Entries, e)
+	// The trailing checksum is not read.
+	return &indexReader{body: b[:len(b)-hashLen], ver: ver, hashLen: hashLen, n: int(n), off: 12, fixed: 40 + hashLen + 2}, nil
+}
+
+// next returns the next entry, or false after the last one or at damage
+// (then err says what). After the last entry the extensions are checked:
+// a split index (the "link" extension) sets err to ErrSplitIndex.
+func (r *indexReader) next() (rawEntry, bool) {
+	if r.err != nil {
+		return rawEntry{}, false
 	}
+	body, off := r.body, r.off
+	if r.i == r.n {
+		r.err = r.extensions()
+		if r.err == nil {
+			r.err = io.EOF
+		}
+		return rawEntry{}, false
+	}
+	i := r.i
+	if off+r.fixed > len(body) {
+		return r.fail("entry %d is cut off", i)
+	}
+	e := rawEntry{off: off, head: body[off : off+r.fixed]}
+	flags := binary.BigEndian.Uint16(body[off+r.fixed-2:])
+	e.stage = int(flags>>12) & 3
+	p := off + r.fixed
+	if flags&0x4000 != 0 {
+		if r.ver < 3 {
+			return r.fail("entry %d has extended flags in a version 2 index", i)
+		}
+		if p+2 > len(body) {
+			return r.fail("entry %d is cut off", i)
+		}
+		e.ext = binary.BigEndian.Uint16(body[p:])
+		p += 2
+	}
+	if r.ver == 4 {
+		strip, w := indexVarint(body[p:])
+		if w == 0 || strip > uint64(len(r.path)) {
+			return r.fail("entry %d: bad path prefix length", i)
+		}
+		p += w
+		end := bytes.IndexByte(body[p:], 0)
+		if end < 0 {
+			return r.fail("entry %d: path not terminated", i)
+		}
+		r.path = append(r.path[:uint64(len(r.path))-strip], body[p:p+end]...)
+		e.path = r.path
+		p += end + 1
+	} else {
+		end := bytes.IndexByte(body[p:], 0)
+		if end < 0 {
+			return r.fail("entry %d: path not terminated", i)
+		}
+		e.path = body[p : p+end]
+		p += end
+		// NUL padding to a multiple of eight, at least one byte.
+		p = off + ((p-off)+8)&^7
+		if p > len(body) {
+			return r.fail("entry %d is cut off", i)
+		}
+	}
+	r.off, r.i = p, i+1
+	return e, true
+}
+
+func (r *indexReader) fail(format string, a ...any) (rawEntry, bool) {
+	r.err = fmt.Errorf(format, a...)
+	return rawEntry{}, false
+}
+
+// extensions walks the extensions after the entries.
+func (r *indexReader) extensions() error {
+	body, off := r.body, r.off
 	for off+8 <= len(body) {
 		sig := string(body[off : off+4])
 		size := int(binary.BigEndian.Uint32(body[off+4:]))
 		if sig == "link" {
-			return nil, ErrSplitIndex
+			return ErrSplitIndex
 		}
 		if size < 0 || off+8+size > len(body) {
-			return nil, fmt.Errorf("extension %q is cut off", sig)
+			return fmt.Errorf("extension %q is cut off", sig)
 		}
 		off += 8 + size
 	}
-	return ix, nil
+	return nil
+}
+
+// done returns nil after a walk that reached the end, or what stopped it.
+func (r *indexReader) done() error {
+	if r.err == io.EOF {
+		return nil
+	}
+	return r.err
+}
+
+// entry copies e out.
+func (e *rawEntry) entry() IndexEntry {
+	h := e.head
+	flags := binary.BigEndian.Uint16(h[len(h)-2:])
+	return IndexEntry{
+		Path:         string(e.path),
+		CtimeSec:     be32(h),
+		CtimeNsec:    be32(h[4:]),
+		MtimeSec:     be32(h[8:]),
+		MtimeNsec:    be32(h[12:]),
+		Dev:          be32(h[16:]),
+		Ino:          be32(h[20:]),
+		Mode:         be32(h[24:]),
+		UID:          be32(h[28:]),
+		GID:          be32(h[32:]),
+		Size:         be32(h[36:]),
+		Offset:       e.off,
+		Stage:        e.stage,
+		AssumeValid:  flags&0x8000 != 0,
+		SkipWorktree: e.ext&0x4000 != 0,
+		IntentToAdd:  e.ext&0x2000 != 0,
+	}
 }
 
 func be32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
@@ -452,6 +687,14 @@ var ErrIndexLocked = errors.New("the index is locked by another git process")
 // known, if not nil, is the index as the caller read it; it is used when
 // the file is still the same (not replaced since), sparing a second parse.
 func (r *Repo) UpdateIndexFile(known *Index, update func(ix *Index) *IndexPatch) error {
+	return r.UpdateIndexFileFunc(known, nil, update)
+}
+
+// UpdateIndexFileFunc is UpdateIndexFile for a caller that needs only some
+// entries: when known cannot be used, the index is read with
+// ReadIndexFunc(keep), so update sees a Partial index (its patch still
+// writes the whole file).
+func (r *Repo) UpdateIndexFileFunc(known *Index, keep func(path []byte) bool, update func(ix *Index) *IndexPatch) error {
 	path := r.IndexFile()
 	lock := path + ".lock"
 	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -474,7 +717,7 @@ func (r *Repo) UpdateIndexFile(known *Index, update func(ix *Index) *IndexPatch)
 	}
 	ix := known
 	if ix == nil || ix.raw == nil || ix.dev != st.Dev || ix.ino != st.Ino || ix.Mtime != st.Mtim || int64(len(ix.raw)) != st.Size {
-		if ix, err = ReadIndex(path, r.HashLen()); err != nil {
+		if ix, err = ReadIndexFunc(path, r.HashLen(), keep); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -104,38 +105,67 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
 	}
-	end := trace.Region("read the index")
-	ix, err := git.ReadIndex(idx, im.Git.HashLen())
-	end()
 	full := kind == Discarded
-	if errors.Is(err, git.ErrSplitIndex) {
-		trace.Printf("converge: %v; applying in full", err)
-		ix, full = nil, true
-	} else if err != nil {
-		return nil, err
-	}
-	o := ApplyOptions{Outside: sparseScope(ix), Index: ix}
+	var ix *git.Index
+	split := false
+	o := ApplyOptions{}
 	var applied []byte
 	if !full {
 		var release func()
 		applied, release = im.mapApplied()
 		defer release()
-		seen, seenAt := im.loadSeen(idx, ix)
-		if applied == nil || seen == nil {
+		seen, seenAt, ok := im.seenFile()
+		if applied == nil || !ok {
 			full = true
 		} else {
-			o.Paths = writtenSince(im.Root, seen, ix, seenAt)
-			trace.Printf("converge: %d files written by git since the last hook: %s", len(o.Paths), traceList(o.Paths))
-			o.Paths = append(o.Paths, im.loadRetry()...)
-			if len(o.Paths) == 0 && bytes.Equal(applied, b) {
-				// post-checkout after post-index-change, say: the
-				// first hook did the work.
-				im.saveSeen(idx)
-				return &Converged{Skipped: "nothing written and .gitmeta unchanged since the last apply"}, nil
+			end := trace.Region("compare the index with the one last seen")
+			d, err := git.IndexChangesBetween(seen, idx, im.Git.HashLen())
+			end()
+			switch {
+			case errors.Is(err, git.ErrSplitIndex):
+				trace.Printf("converge: %v; applying in full", err)
+				full, split = true, true
+			case err != nil:
+				// A damaged index is reported by the full read below.
+				trace.Printf("converge: %v; applying in full", err)
+				full = true
+			default:
+				o.Paths = writtenSince(im.Root, d, seenAt)
+				trace.Printf("converge: %d files written by git since the last hook: %s", len(o.Paths), traceList(o.Paths))
+				o.Paths = append(o.Paths, im.loadRetry()...)
+				if len(o.Paths) == 0 && bytes.Equal(applied, b) {
+					// post-checkout after post-index-change, say: the
+					// first hook did the work.
+					im.saveSeen(idx)
+					return &Converged{Skipped: "nothing written and .gitmeta unchanged since the last apply"}, nil
+				}
+				if d.SkipWorktree {
+					// A sparse checkout: what it leaves out is read
+					// from the whole index.
+					if ix, err = git.ReadIndex(idx, im.Git.HashLen()); err != nil {
+						return nil, err
+					}
+				}
 			}
 		}
 	}
-	end = trace.Region("parse .gitmeta")
+	if full && !split {
+		end := trace.Region("read the index")
+		var err error
+		ix, err = git.ReadIndex(idx, im.Git.HashLen())
+		end()
+		if errors.Is(err, git.ErrSplitIndex) {
+			trace.Printf("converge: %v; applying in full", err)
+			ix = nil
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if full {
+		o.Paths = nil
+	}
+	o.Outside, o.Index = sparseScope(ix), ix
+	end := trace.Region("parse .gitmeta")
 	m, err := meta.ParseBytes(b)
 	if err == nil && applied != nil && !full {
 		// Only the lines that differ from the applied record are parsed
@@ -306,24 +336,15 @@ func (im *Image) saveApplied(b []byte) {
 	}
 }
 
-// loadSeen parses the index as the hooks last saw it, with the time git
-// wrote it, or returns nil. When it is still the current index (cur, read
-// from idx), cur is returned.
-func (im *Image) loadSeen(idx string, cur *git.Index) (*git.Index, unix.Timespec) {
+// seenFile returns the index file as the hooks last saw it, with the time
+// git wrote it, or false when there is none.
+func (im *Image) seenFile() (string, unix.Timespec, bool) {
 	p := im.statePath(SeenIndexFile)
-	var st, ist unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return nil, unix.Timespec{}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", unix.Timespec{}, false
 	}
-	if cur != nil && unix.Stat(idx, &ist) == nil && ist.Dev == st.Dev && ist.Ino == st.Ino && ist.Mtim == cur.Mtime {
-		return cur, st.Mtim
-	}
-	ix, err := git.ReadIndex(p, im.Git.HashLen())
-	if err != nil {
-		trace.Printf("converge: %s: %v", SeenIndexFile, err)
-		return nil, unix.Timespec{}
-	}
-	return ix, st.Mtim
+	return p, st.Mtim, true
 }
 
 // seenIsCurrent reports whether the index last seen is still the index
@@ -421,43 +442,26 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// writtenSince lists the paths git wrote between two index versions: an
-// entry that is new or was rewritten (git writes a file by creating it
-// afresh), still exactly as git recorded it (same inode, size, mtime and
-// ctime, so nobody changed it after git did), plus the paths that left
-// the index (their parent directories may have gone with them).
-func writtenSince(root string, seen, cur *git.Index, seenAt unix.Timespec) []string {
-	a, b := stage0(seen), stage0(cur)
+// writtenSince lists the paths git wrote between two index versions (d):
+// an entry that is new or was rewritten (git writes a file by creating it
+// afresh: a new inode, or new content time), still exactly as git
+// recorded it (same inode, size, mtime and ctime, so nobody changed it
+// after git did), plus the paths that left the index (their parent
+// directories may have gone with them). A change of ctime alone is a
+// chmod, chown or setxattr that git's refresh noticed: metadata drift,
+// which is not git's doing, so d does not list it.
+func writtenSince(root string, d *git.IndexChanges, seenAt unix.Timespec) []string {
 	var out []string
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j == len(b) || i < len(a) && a[i].Path < b[j].Path:
-			out = append(out, strings.TrimSuffix(a[i].Path, "/"))
-			i++
-		case i == len(a) || b[j].Path < a[i].Path:
-			if asWritten(root, b[j]) || unstatted(root, b[j], seenAt) {
-				out = append(out, b[j].Path)
-			}
-			j++
-		default:
-			if rewritten(a[i], b[j]) && asWritten(root, b[j]) || unstatted(root, b[j], seenAt) {
-				out = append(out, b[j].Path)
-			}
-			i++
-			j++
+	for _, p := range d.Removed {
+		out = append(out, strings.TrimSuffix(p, "/"))
+	}
+	for k := range d.Changed {
+		if e := &d.Changed[k]; asWritten(root, e) || unstatted(root, e, seenAt) {
+			out = append(out, e.Path)
 		}
 	}
+	slices.Sort(out)
 	return out
-}
-
-// rewritten reports whether an index entry's stat data says the file was
-// replaced: a new inode, or new content time. (The file system may give a
-// new file the inode number just freed, so the inode alone is not enough.)
-// A change of ctime alone is a chmod, chown or setxattr that git's refresh
-// noticed: metadata drift, which is not git's doing.
-func rewritten(was, now *git.IndexEntry) bool {
-	return was.Ino != now.Ino || was.Dev != now.Dev || was.MtimeSec != now.MtimeSec || was.MtimeNsec != now.MtimeNsec
 }
 
 // unstatted catches a file git wrote without recording its stat data in
@@ -475,17 +479,6 @@ func unstatted(root string, now *git.IndexEntry, since unix.Timespec) bool {
 		return false
 	}
 	return st.Ctim == st.Mtim && (st.Mtim.Sec > since.Sec || st.Mtim.Sec == since.Sec && st.Mtim.Nsec >= since.Nsec)
-}
-
-// stage0 keeps the merged entries (conflicted paths have no stat data).
-func stage0(ix *git.Index) []*git.IndexEntry {
-	out := make([]*git.IndexEntry, 0, len(ix.Entries))
-	for k := range ix.Entries {
-		if ix.Entries[k].Stage == 0 {
-			out = append(out, &ix.Entries[k])
-		}
-	}
-	return out
 }
 
 // asWritten reports whether the file at e.Path is the one git last wrote

@@ -7,6 +7,7 @@
 package image
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -615,7 +616,17 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 func (im *Image) refreshTouched(m *meta.Manifest, res *meta.ApplyResult, known *git.Index) error {
 	var rest []string
 	patched, hashed, kept := 0, 0, 0
-	err := im.Git.UpdateIndexFile(known, func(ix *git.Index) *git.IndexPatch {
+	// Unless the caller read the index whole, only the entries of what the
+	// apply touched are read of it, and the attributes files
+	// (plainContent looks for them).
+	want := map[string]bool{}
+	for _, p := range gitCarried(m, res.Touched) {
+		want[p] = true
+	}
+	keep := func(p []byte) bool {
+		return want[string(p)] || bytes.HasSuffix(p, []byte(".gitattributes")) && (len(p) == len(".gitattributes") || p[len(p)-len(".gitattributes")-1] == '/')
+	}
+	err := im.Git.UpdateIndexFileFunc(known, keep, func(ix *git.Index) *git.IndexPatch {
 		rest = rest[:0]
 		hashed, kept = 0, 0
 		var ups []git.StatUpdate
