@@ -374,7 +374,20 @@ func Parse(r io.Reader) (*Manifest, error) {
 // in parallel; anything else, errors included, goes through Parse.
 func ParseBytes(b []byte) (*Manifest, error) {
 	if len(b) >= parallelMin {
-		if m, ok := parseParallel(b); ok {
+		if m, ok := parseParallel(b, true); ok {
+			return m, nil
+		}
+	}
+	return Parse(bytes.NewReader(b))
+}
+
+// ParseOwned is ParseBytes for a caller that hands b over: b must not
+// change after the call. The manifest's strings are views of b rather
+// than copies of their own (one allocation for a large file, not several
+// per entry), so b's memory lives as long as any of them.
+func ParseOwned(b []byte) (*Manifest, error) {
+	if len(b) >= parallelMin {
+		if m, ok := parseParallel(b, false); ok {
 			return m, nil
 		}
 	}
@@ -473,7 +486,16 @@ func parseLegacy(line string) (Entry, error) {
 // it holds (copied out of line), so line may be
 // a view of a larger buffer that the caller lets go: a manifest of a million
 // entries keeps their paths, not the text of the file.
-func parseEntry(line string) (Entry, error) {
+func parseEntry(line string) (Entry, error) { return parseEntryIn(line, true) }
+
+// parseEntryIn is parseEntry; with clone false, the entry's strings are
+// views of line (whose memory the caller keeps unchanged for as long as
+// the entry lives).
+func parseEntryIn(line string, clone bool) (Entry, error) {
+	own := strings.Clone
+	if !clone {
+		own = func(s string) string { return s }
+	}
 	var e Entry
 	first, rest := nextField(line)
 	switch {
@@ -484,7 +506,7 @@ func parseEntry(line string) (Entry, error) {
 		if err != nil {
 			return e, fmt.Errorf("path %s: %w", first, err)
 		}
-		e.Path = strings.Clone(p)
+		e.Path = own(p)
 	case first == "/set" || first == "/unset":
 		return e, fmt.Errorf("%s lines are not allowed: every .gitmeta line must be self-contained", first)
 	default:
@@ -542,7 +564,7 @@ func parseEntry(line string) (Entry, error) {
 			if l == "" || strings.IndexByte(l, 0) >= 0 {
 				return e, fmt.Errorf("%s: empty or NUL symlink target", first)
 			}
-			e.Link = strings.Clone(l)
+			e.Link = own(l)
 		case k == "hardlink":
 			if !strings.HasPrefix(v, "./") {
 				return e, fmt.Errorf("%s: hardlink %q must start with \"./\"", first, v)
@@ -554,7 +576,7 @@ func parseEntry(line string) (Entry, error) {
 			if err := ValidPath(p); err != nil {
 				return e, fmt.Errorf("%s: hardlink: %w", first, err)
 			}
-			e.Hardlink = strings.Clone(p)
+			e.Hardlink = own(p)
 		case k == "empty":
 			if v != "1" {
 				return e, fmt.Errorf("%s: empty=%q (want empty=1)", first, v)
@@ -572,7 +594,7 @@ func parseEntry(line string) (Entry, error) {
 			if _, dup := e.Xattr(name); dup {
 				return e, fmt.Errorf("%s: xattr %s given twice", first, name)
 			}
-			e.Xattrs = append(e.Xattrs, Xattr{Name: strings.Clone(name), Value: val})
+			e.Xattrs = append(e.Xattrs, Xattr{Name: own(name), Value: val})
 		case ignoredKeywords[k]:
 		default:
 			return e, fmt.Errorf("%s: unknown keyword %q", first, k)

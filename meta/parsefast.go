@@ -19,7 +19,7 @@ const parallelMin = 256 << 10
 // comments or blank lines in the body, CR line ends, conflict markers, any
 // error), and the caller then runs the sequential Parse, which reports
 // problems with their exact line numbers.
-func parseParallel(b []byte) (m *Manifest, ok bool) {
+func parseParallel(b []byte, clone bool) (m *Manifest, ok bool) {
 	if !bytes.HasPrefix(b, []byte(Signature+"\n")) {
 		return nil, false
 	}
@@ -74,7 +74,7 @@ func parseParallel(b []byte) (m *Manifest, ok bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fails[ci] = !parseChunk(chunk, m.Entries[start[ci]:start[ci+1]])
+			fails[ci] = !parseChunk(chunk, m.Entries[start[ci]:start[ci+1]], clone)
 		}()
 	}
 	wg.Wait()
@@ -95,10 +95,10 @@ func parseParallel(b []byte) (m *Manifest, ok bool) {
 }
 
 // parseChunk parses whole canonical entry lines into entries, one per
-// line; it reports false at the first line that is not one, or that is
+// line (with strings that are views of chunk unless clone is set); it reports false at the first line that is not one, or that is
 // longer than the 1 MiB the sequential parser allows (which then names
 // it).
-func parseChunk(chunk []byte, entries []Entry) bool {
+func parseChunk(chunk []byte, entries []Entry, clone bool) bool {
 	for i := range entries {
 		end := bytes.IndexByte(chunk, '\n')
 		line := chunk[:end]
@@ -107,8 +107,9 @@ func parseChunk(chunk []byte, entries []Entry) bool {
 			return false
 		}
 		// A view of the line, not a copy: parseEntry copies out what the
-		// entry keeps, and nothing else outlives this call.
-		e, err := parseEntry(unsafe.String(&line[0], len(line)))
+		// entry keeps (unless the caller owns chunk: ParseOwned), and
+		// nothing else outlives this call.
+		e, err := parseEntryIn(unsafe.String(&line[0], len(line)), clone)
 		if err != nil || ValidPath(e.Path) != nil {
 			return false
 		}
@@ -176,7 +177,8 @@ func DiffLines(old, new []byte) (d *LineDiff, ok bool) {
 		if len(line) == 0 || len(line) > maxLine || line[0] != '.' || bytes.IndexByte(line, '\r') >= 0 {
 			return Entry{}, false
 		}
-		e, err := parseEntry(string(line))
+		// A view of the line: parseEntry copies out what the entry keeps.
+		e, err := parseEntry(unsafe.String(&line[0], len(line)))
 		return e, err == nil && ValidPath(e.Path) == nil
 	}
 	// The paths taken from each side must ascend.

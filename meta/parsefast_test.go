@@ -47,7 +47,7 @@ func bigManifest(t *testing.T) []byte {
 
 func TestParseParallelMatchesSequential(t *testing.T) {
 	b := bigManifest(t)
-	par, ok := parseParallel(b)
+	par, ok := parseParallel(b, true)
 	if !ok {
 		t.Fatal("parseParallel refused a canonical file")
 	}
@@ -57,6 +57,19 @@ func TestParseParallelMatchesSequential(t *testing.T) {
 	}
 	if !reflect.DeepEqual(par, seq) {
 		t.Fatal("parallel and sequential parses differ")
+	}
+	// ParseOwned's strings are views of its buffer: the same manifest,
+	// with no string its own copy.
+	own := append([]byte(nil), b...)
+	m, err := ParseOwned(own)
+	if err != nil || !reflect.DeepEqual(m, seq) {
+		t.Fatalf("ParseOwned differs from Parse (%v)", err)
+	}
+	lo, hi := uintptr(unsafe.Pointer(&own[0])), uintptr(unsafe.Pointer(&own[len(own)-1]))
+	for _, e := range m.Entries {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(e.Path))); e.Path != "." && (p < lo || p > hi) && !strings.Contains(e.Path, "\n") {
+			t.Fatalf("ParseOwned copied the path %q", e.Path)
+		}
 	}
 }
 
@@ -83,7 +96,7 @@ func TestParseParallelFallsBack(t *testing.T) {
 			l := append([]string(nil), lines...)
 			tc.edit(l)
 			in := []byte(strings.Join(l, ""))
-			if _, ok := parseParallel(in); ok {
+			if _, ok := parseParallel(in, true); ok {
 				t.Fatalf("parseParallel accepted an irregular file")
 			}
 			m, err := ParseBytes(in)

@@ -166,7 +166,7 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	}
 	o.Outside, o.Index = sparseScope(ix), ix
 	end := trace.Region("parse .gitmeta")
-	m, err := meta.ParseBytes(b)
+	m, err := meta.ParseOwned(b) // b is ours and read-only from here
 	if err == nil && applied != nil && !full {
 		// Only the lines that differ from the applied record are parsed
 		// of it; a record that is not canonical is parsed whole.
@@ -243,7 +243,7 @@ func (im *Image) ApplyWorktreeMeta(o ApplyOptions) (*meta.ApplyResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
 	}
-	m, err := meta.ParseBytes(b)
+	m, err := meta.ParseOwned(b) // b is ours and read-only from here
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
 	}

@@ -120,7 +120,7 @@ func (im *Image) ReadWorktreeMeta() (*meta.Manifest, error) {
 		return nil, fmt.Errorf("reading .gitmeta: %w", err)
 	}
 	end := trace.Region("parse .gitmeta")
-	m, err := meta.ParseBytes(b)
+	m, err := meta.ParseOwned(b) // b is ours and read-only from here
 	end()
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", im.MetaPath(), err)
@@ -138,7 +138,7 @@ func (im *Image) MetaAt(rev string) (*meta.Manifest, error) {
 	if !ok {
 		return nil, nil
 	}
-	m, err := meta.ParseBytes(b)
+	m, err := meta.ParseOwned(b) // b is ours and read-only from here
 	if err != nil {
 		return nil, fmt.Errorf("reading .gitmeta at %s: %w", rev, err)
 	}
