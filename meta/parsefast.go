@@ -2,6 +2,8 @@ package meta
 
 import (
 	"bytes"
+
+	"github.com/onesis/git-onesis/internal/hugemem"
 	"runtime"
 	"strconv"
 	"sync"
@@ -67,7 +69,7 @@ func parseParallel(b []byte, clone bool) (m *Manifest, ok bool) {
 	for ci, chunk := range chunks {
 		start[ci+1] = start[ci] + bytes.Count(chunk, []byte{'\n'})
 	}
-	m = &Manifest{Entries: make([]Entry, start[len(chunks)])}
+	m = &Manifest{Entries: hugemem.Slice[Entry](start[len(chunks)])}
 	fails := make([]bool, len(chunks))
 	var wg sync.WaitGroup
 	for ci, chunk := range chunks {

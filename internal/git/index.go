@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/onesis/git-onesis/internal/hugemem"
 )
 
 // IndexEntry is one entry of git's index (the "DIRC" file), with the stat
@@ -291,7 +293,7 @@ func parseIndexFunc(b []byte, hashLen int, keep func(path []byte) bool) (*Index,
 	if keep != nil {
 		n = 0
 	}
-	ix := &Index{Version: r.ver, Entries: make([]IndexEntry, 0, n), raw: b, hashLen: hashLen, Partial: keep != nil}
+	ix := &Index{Version: r.ver, Entries: hugemem.Slice[IndexEntry](n)[:0], raw: b, hashLen: hashLen, Partial: keep != nil}
 	for {
 		e, ok := r.next()
 		if !ok {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/hugemem"
 	"github.com/onesis/git-onesis/internal/trace"
 	"github.com/onesis/git-onesis/meta"
 )
@@ -96,7 +97,7 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 			return &Converged{Skipped: "the index and .gitmeta are as the last apply left them"}, nil
 		}
 	}
-	b, err := os.ReadFile(im.MetaPath())
+	b, err := hugemem.ReadFile(im.MetaPath())
 	if errors.Is(err, os.ErrNotExist) {
 		im.forgetApplied()
 		im.saveSeen(idx)
