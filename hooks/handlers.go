@@ -123,7 +123,7 @@ func PostIndexChange(im *image.Image, _ []string, _ io.Reader, stderr io.Writer)
 // is not overwritten by the tree's. A partial commit ('git commit PATHS')
 // commits HEAD's entries for every path it does not name.
 func PreCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
-	committed := []byte(nil)
+	committed, recorded := []byte(nil), []byte(nil)
 	partial := false
 	if os.Getenv(InternalEnv) != "recorded" {
 		if state := im.Git.InProgress(); state != "" && state != "bisect" {
@@ -150,6 +150,7 @@ func PreCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error
 		if _, _, err := rec.Record(!partial); err != nil {
 			return err
 		}
+		recorded = rec.Recorded()
 		if partial {
 			b, err := partialCommit(im, caller(im), stderr)
 			if err != nil {
@@ -160,6 +161,9 @@ func PreCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error
 	}
 	if err := checkSysimage(im); err != nil {
 		return err
+	}
+	if committed == nil && !partial && recorded != nil {
+		committed = recorded // what Record just wrote, not read back
 	}
 	if committed == nil {
 		b, err := os.ReadFile(im.MetaPath())
@@ -192,8 +196,11 @@ func PostCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) erro
 	stamp, rest, _ := strings.Cut(string(stampBytes), "\n")
 	// The usual case, pre-commit's .gitmeta committed and staged, is told
 	// by object names alone: the blob is not read back.
-	if ids, err := im.Git.Run("rev-parse", "HEAD:"+image.MetaFile, ":"+image.MetaFile); err == nil && stamp != "" && strings.TrimSpace(rest) == "" {
-		head, staged, _ := strings.Cut(strings.TrimSpace(string(ids)), "\n")
+	// The staged one is read from the index in process: 'rev-parse
+	// :.gitmeta' would have git read the whole index.
+	if id, err := im.Git.Run("rev-parse", "HEAD:"+image.MetaFile); err == nil && stamp != "" && strings.TrimSpace(rest) == "" {
+		head := strings.TrimSpace(string(id))
+		staged, _, _ := im.Git.IndexID(image.MetaFile)
 		if head == stamp {
 			if staged != head {
 				if wt, err := os.ReadFile(im.MetaPath()); err == nil && blobID(im, wt) == head {

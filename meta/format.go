@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/onesis/git-onesis/internal/hugemem"
 )
 
 // Signature is the first line of every .gitmeta git-onesis writes. It makes
@@ -92,7 +94,7 @@ func (m *Manifest) Bytes() ([]byte, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := make([]byte, 0, (hi-lo)*96)
+			b := hugemem.Slice[byte]((hi - lo) * 96)[:0]
 			for i := lo; i < hi; i++ {
 				e := &m.Entries[i]
 				if i > 0 && !Less(m.Entries[i-1].Path, e.Path) {
@@ -115,7 +117,7 @@ func (m *Manifest) Bytes() ([]byte, error) {
 	for _, c := range chunks {
 		size += len(c)
 	}
-	out := make([]byte, 0, size)
+	out := hugemem.Slice[byte](size)[:0]
 	out = append(out, Signature...)
 	out = append(out, '\n')
 	out = append(out, FormatLine...)

@@ -2,12 +2,12 @@ package meta
 
 import (
 	"bytes"
-
-	"github.com/onesis/git-onesis/internal/hugemem"
 	"runtime"
 	"strconv"
 	"sync"
 	"unsafe"
+
+	"github.com/onesis/git-onesis/internal/hugemem"
 )
 
 // parallelMin is the size from which ParseBytes tries the parallel parser.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/onesis/git-onesis/internal/hugemem"
 )
 
 // ScanOptions controls Scan.
@@ -133,10 +135,10 @@ func ScanStats(root string, opts ScanOptions) (*Manifest, []StatData, error) {
 	for i := range ws {
 		ws[i] = &scanWorker{s: s, buf: make([]byte, 32<<10), xbuf: make([]byte, 4<<10)}
 		if hint > 0 {
-			ws[i].entries = make([]Entry, 0, hint)
-			ws[i].crecs = make([]cacheRec, 0, hint)
+			ws[i].entries = hugemem.Slice[Entry](hint)[:0]
+			ws[i].crecs = hugemem.Slice[cacheRec](hint)[:0]
 			if opts.Stats {
-				ws[i].stats = make([]StatData, 0, hint)
+				ws[i].stats = hugemem.Slice[StatData](hint)[:0]
 			}
 		}
 	}
@@ -191,11 +193,11 @@ func ScanStats(root string, opts ScanOptions) (*Manifest, []StatData, error) {
 		n += len(w.entries)
 		nlinks += len(w.links)
 	}
-	all := make([]Entry, 0, n)
+	all := hugemem.Slice[Entry](n)[:0]
 	links := make([]linkRec, 0, nlinks)
 	var stats []StatData
 	if opts.Stats {
-		stats = make([]StatData, 0, n)
+		stats = hugemem.Slice[StatData](n)[:0]
 	}
 	for _, w := range ws {
 		base := int32(len(all))
@@ -251,14 +253,14 @@ func sortEntries(all []Entry, links []linkRec, stats []StatData) ([]Entry, []Sta
 			all[links[i].idx].Hardlink = all[links[first].idx].Path
 		}
 	}
-	out := make([]Entry, len(all))
+	out := hugemem.Slice[Entry](len(all))
 	for r, i := range order {
 		out[r] = all[i]
 	}
 	if stats == nil {
 		return out, nil
 	}
-	sout := make([]StatData, len(stats))
+	sout := hugemem.Slice[StatData](len(stats))
 	for r, i := range order {
 		sout[r] = stats[i]
 	}

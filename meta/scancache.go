@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/onesis/git-onesis/internal/hugemem"
 )
 
 // ScanCache remembers the extended attributes a Scan read, keyed by device,
@@ -210,23 +212,33 @@ func (c *ScanCache) Len() int { return len(c.recs) }
 
 // Unchanged reports whether the last Scan saw exactly what the cache
 // already held, so saving it would write the same records.
-func (c *ScanCache) Unchanged() bool {
-	if c.missed.Load() != 0 {
-		return false
-	}
+func (c *ScanCache) Unchanged() bool { return c.drift() == 0 }
+
+// drift counts how far what the last Scan saw is from the records: the
+// objects it remembered afresh plus the records no lookup hit.
+func (c *ScanCache) drift() int {
+	n := int(c.missed.Load())
 	for i := range c.seen {
 		if !c.seen[i].Load() {
-			return false
+			n++
 		}
 	}
-	return true
+	return n
 }
 
+// driftShare: while fewer than one record in driftShare has drifted, Save
+// leaves the file as it is. The objects that changed then miss again at
+// the next scan (one listxattr each) and their old records are never hit
+// again (their ctime moved on), both harmless; what it saves is writing
+// the whole file, a tenth of a second on a large image, for a commit
+// that changed a few files.
+const driftShare = 256
+
 // Save writes what the last Scan saw to path, atomically. Objects changed
-// too recently to be trusted are left out. When nothing changed (see
-// Unchanged) the file is left alone.
+// too recently to be trusted are left out. When nothing or little changed
+// (see Unchanged and driftShare) the file is left alone.
 func (c *ScanCache) Save(path string) error {
-	if c.Unchanged() {
+	if c.drift() <= len(c.recs)/driftShare {
 		if _, err := os.Stat(path); err == nil {
 			return nil
 		}
@@ -285,7 +297,7 @@ func (c *ScanCache) collect(ws []*scanWorker) {
 		n += len(w.crecs)
 		ns += len(w.csets)
 	}
-	c.fresh = make([]cacheRec, 0, n)
+	c.fresh = hugemem.Slice[cacheRec](n)[:0]
 	c.freshSets = make([][]Xattr, 0, ns)
 	for _, w := range ws {
 		base := uint32(len(c.freshSets))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -207,5 +208,56 @@ func TestScanCacheOtherUser(t *testing.T) {
 	}
 	if c.Len() != 0 {
 		t.Errorf("another user's cache loaded with %d records", c.Len())
+	}
+}
+
+// TestScanCacheSaveSkipsSmallDrift: with a few objects changed out of
+// many, Save leaves the file alone (writing it whole would cost more than
+// the misses), the next scan still sees every change, and a larger drift
+// is written.
+func TestScanCacheSaveSkipsSmallDrift(t *testing.T) {
+	old := racyMargin
+	racyMargin = -time.Hour
+	defer func() { racyMargin = old }()
+	root := t.TempDir()
+	const n = 3 * driftShare
+	for i := 0; i < n; i++ {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("f%04d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "cache")
+	scanWithCache(t, root, path)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Chmod(filepath.Join(root, "f0007"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, c := scanWithCache(t, root, path)
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Error("one changed object of many rewrote the cache")
+	}
+	if e := m.Lookup("f0007"); e == nil || e.Mode != 0o600 {
+		t.Fatalf("the scan missed the chmod: %+v", e)
+	}
+	if c.Unchanged() {
+		t.Error("a scan that saw a changed object says the cache is unchanged")
+	}
+	m, c = scanWithCache(t, root, path)
+	if e := m.Lookup("f0007"); e == nil || e.Mode != 0o600 || c.Hits() != len(m.Entries)-1 {
+		t.Errorf("next scan: %+v, %d hits, want the chmod seen and all but it hit", e, c.Hits())
+	}
+	time.Sleep(20 * time.Millisecond)
+	for i := 0; i < n/driftShare+2; i++ {
+		if err := os.Chmod(filepath.Join(root, fmt.Sprintf("f%04d", 100+i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scanWithCache(t, root, path)
+	if after, _ := os.ReadFile(path); bytes.Equal(after, before) {
+		t.Error("a drift beyond one in driftShare left the cache as it was")
 	}
 }

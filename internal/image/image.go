@@ -56,6 +56,8 @@ type Image struct {
 	unseen []string
 	// index is the index the last Scan read (nil for a split index).
 	index *git.Index
+	// recorded is what the last Record wrote to .gitmeta.
+	recorded []byte
 }
 
 // scanExtra is what a scan for status keeps beside the manifest: what
@@ -469,6 +471,7 @@ func (im *Image) dropIgnored(m *meta.Manifest, stats *[]meta.StatData) error {
 // change). With stage set, .gitmeta is then added to the index. It reports
 // whether the file changed.
 func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
+	im.recorded = nil
 	im.removeStaleTemps()
 	// Create .gitmeta first, so its own entry is in the very first record.
 	if _, err := os.Lstat(im.MetaPath()); errors.Is(err, os.ErrNotExist) {
@@ -495,6 +498,7 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 	}
 	// The tree now matches .gitmeta by construction.
 	im.saveApplied(b)
+	im.recorded = b
 	if stage {
 		if !changed && im.metaTracked && im.metaStagedAsIs() {
 			trace.Printf("git add .gitmeta: skipped, the index already holds it")
@@ -507,6 +511,10 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 	}
 	return changed, m, nil
 }
+
+// Recorded returns the .gitmeta bytes the last Record wrote (or found
+// already there), or nil: what the file holds, without reading it back.
+func (im *Image) Recorded() []byte { return im.recorded }
 
 // lockHint turns git's "index.lock exists" failure into what to do about
 // it; other errors are returned as they are.
