@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -60,6 +62,7 @@ type Index struct {
 	Partial bool
 
 	raw      []byte // the file as read
+	extOff   int    // where the extensions start in raw
 	hashLen  int
 	dev, ino uint64 // the file's identity, to tell whether it was replaced
 }
@@ -306,6 +309,7 @@ func parseIndexFunc(b []byte, hashLen int, keep func(path []byte) bool) (*Index,
 	if err := r.done(); err != nil {
 		return nil, err
 	}
+	ix.extOff = r.off
 	return ix, nil
 }
 
@@ -517,6 +521,49 @@ func (r *Repo) HashLen() int {
 	}
 	atomic.StoreInt32(&r.hashLen, int32(n))
 	return n
+}
+
+// TreeID returns the tree object the index's entries make, as git's
+// cache-tree extension ("TREE") records it for the top directory, or
+// false when the index has none or git marked it stale (a path added,
+// removed or changed since git last wrote trees). When it equals HEAD's
+// tree, nothing is staged.
+func (ix *Index) TreeID() (string, bool) {
+	defer runtime.KeepAlive(ix) // raw may be a mapping released with ix
+	if len(ix.raw) < 12+ix.hashLen {
+		return "", false // no index file
+	}
+	body := ix.raw[:len(ix.raw)-ix.hashLen]
+	for off := ix.extOff; off >= 12 && off+8 <= len(body); {
+		size := int(binary.BigEndian.Uint32(body[off+4:]))
+		if size < 0 || off+8+size > len(body) {
+			return "", false
+		}
+		if string(body[off:off+4]) != "TREE" {
+			off += 8 + size
+			continue
+		}
+		// The first entry is the top directory: an empty path, NUL,
+		// "<entries> <subtrees>\n", then the tree's object name unless
+		// entries is -1 (stale).
+		ext := body[off+8 : off+8+size]
+		if len(ext) == 0 || ext[0] != 0 {
+			return "", false
+		}
+		nl := bytes.IndexByte(ext, '\n')
+		if nl < 0 {
+			return "", false
+		}
+		counts := strings.Fields(string(ext[1:nl]))
+		if len(counts) != 2 || strings.HasPrefix(counts[0], "-") {
+			return "", false
+		}
+		if _, err := strconv.Atoi(counts[0]); err != nil || len(ext) < nl+1+ix.hashLen {
+			return "", false
+		}
+		return hex.EncodeToString(ext[nl+1 : nl+1+ix.hashLen]), true
+	}
+	return "", false
 }
 
 // OID is the object name (hex) of entry k.

@@ -256,3 +256,41 @@ func mayFail(dir string, args ...string) {
 	cmd.Dir = dir
 	cmd.Run()
 }
+
+// TestTreeID reads the top tree of git's cache-tree extension: HEAD's tree
+// after a commit, nothing once a path is staged (git marks it stale), and
+// HEAD's again after git writes the trees, in every index version and
+// for a missing index.
+func TestTreeID(t *testing.T) {
+	for _, ver := range []string{"2", "3", "4"} {
+		dir := newRepo(t, map[string]string{"a": "1\n", "b/c": "2\n"})
+		git(t, dir, "update-index", "--index-version", ver)
+		git(t, dir, "commit", "-q", "--allow-empty", "-m", "v"+ver) // writes the trees
+		idx := filepath.Join(dir, ".git", "index")
+		read := func() (string, bool) {
+			ix, err := ReadIndex(idx, 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ix.TreeID()
+		}
+		head := strings.TrimSpace(git(t, dir, "rev-parse", "HEAD^{tree}"))
+		if id, ok := read(); !ok || id != head {
+			t.Errorf("v%s after commit: %q, %v; want HEAD's tree %s", ver, id, ok, head)
+		}
+		write(t, filepath.Join(dir, "b/d"), "3\n")
+		git(t, dir, "add", "b/d")
+		if id, ok := read(); ok {
+			t.Errorf("v%s with b/d staged: %q, want none (stale)", ver, id)
+		}
+		tree := strings.TrimSpace(git(t, dir, "write-tree"))
+		if id, ok := read(); !ok || id != tree || tree == head {
+			t.Errorf("v%s after write-tree: %q, %v; want %s", ver, id, ok, tree)
+		}
+	}
+	if ix, err := ReadIndex(filepath.Join(t.TempDir(), "none"), 20); err != nil {
+		t.Fatal(err)
+	} else if id, ok := ix.TreeID(); ok {
+		t.Errorf("a missing index has tree %q", id)
+	}
+}

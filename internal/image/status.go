@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -317,6 +318,19 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 		slices.Sort(untracked)
 	}
 	trace.Printf("status: %d of %d index entries proven unchanged by the scan; %d untracked files", nvalid, len(ix.Entries), len(untracked))
+	if nvalid == len(ix.Entries) && im.indexIsHead(ix) {
+		// Nothing changed in the work tree (every entry proven), and
+		// nothing is staged (the index's own tree is HEAD's): git
+		// status would list nothing but the untracked files, so it is
+		// not asked.
+		trace.Printf("status: the index holds HEAD's tree; git status is not needed")
+		statusSkips.Add(1)
+		var entries []git.StatusEntry
+		for _, p := range untracked {
+			entries = append(entries, git.StatusEntry{XY: "??", Path: p})
+		}
+		return entries, nil
+	}
 	dir := filepath.Join(im.Git.GitDir, "onesis")
 	os.MkdirAll(dir, 0o755)
 	f, err := os.CreateTemp(dir, "status-index-")
@@ -350,6 +364,22 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 		entries = append(entries, git.StatusEntry{XY: "??", Path: p})
 	}
 	return entries, nil
+}
+
+// statusSkips counts the statuses that did not need git status (for
+// tests).
+var statusSkips atomic.Int64
+
+// indexIsHead reports whether the index's entries make exactly HEAD's
+// tree, as git's cache-tree extension records it (a stale or missing one,
+// or no HEAD, is a no).
+func (im *Image) indexIsHead(ix *git.Index) bool {
+	id, ok := ix.TreeID()
+	if !ok {
+		return false
+	}
+	head, err := im.Git.Run("rev-parse", "--verify", "--quiet", "HEAD^{tree}")
+	return err == nil && strings.TrimSpace(string(head)) == id
 }
 
 // fastPathBlocker says why contentStatus cannot use the scan, or "".
