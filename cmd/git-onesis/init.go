@@ -128,12 +128,14 @@ func runInit(c *cli.Context) error {
 	if !c.Bool("quiet") {
 		fmt.Fprintln(c.App.ErrWriter, "Staging the tree (git add -A)...")
 	}
-	if _, err := im.Git.Run("add", "-A"); err != nil {
-		return fatal(err)
-	}
 	m := meter(c, im, "Recording metadata")
 	im.Progress = m.Set
-	_, man, err := im.Record(true)
+	// git add -A hashes and compresses every file on one CPU; the
+	// metadata walk runs beside it.
+	_, man, err := im.RecordWhile(func() error {
+		_, err := im.Git.Run("add", "-A")
+		return err
+	})
 	if err != nil {
 		return fatal(err)
 	}

@@ -58,6 +58,8 @@ type Image struct {
 	index *git.Index
 	// recorded is what the last Record wrote to .gitmeta.
 	recorded []byte
+	// staging, while RecordWhile runs, waits for its git command.
+	staging func() error
 }
 
 // scanExtra is what a scan for status keeps beside the manifest: what
@@ -210,6 +212,17 @@ func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 	}
 	lsDone := make(chan lsResult, 1)
 	go func() {
+		if im.staging != nil {
+			// RecordWhile: git is still staging the tree; the walk goes
+			// on meanwhile, and the index is read once git is done.
+			end := trace.Region("wait for git add")
+			err := im.staging()
+			end()
+			if err != nil {
+				lsDone <- lsResult{err: err}
+				return
+			}
+		}
 		end := trace.Region("read the index")
 		tracked, outside, ix, err := im.indexPaths()
 		end()
@@ -262,6 +275,10 @@ func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 			}
 			return ok
 		},
+	}
+	if im.staging != nil {
+		// git is hashing the tree on one CPU: one walker, on the other.
+		opts.Workers = 1
 	}
 	end := trace.Region("scan")
 	m, stats, err := meta.ScanStats(im.Root, opts)
@@ -510,6 +527,32 @@ func (im *Image) Record(stage bool) (bool, *meta.Manifest, error) {
 		}
 	}
 	return changed, m, nil
+}
+
+// RecordWhile is Record(true) for a tree that git is staging at the same
+// time: stage runs the git command (git onesis init's 'git add -A') while
+// the tree is walked on the other CPU. Which files are recorded depends on
+// the index, and the walk consults it only once the whole tree is read
+// (meta.ScanOptions.Keep), so the index is read when stage has returned:
+// the result is Record's after stage, in about the time stage alone
+// takes. A failure of stage is returned as it is.
+func (im *Image) RecordWhile(stage func() error) (bool, *meta.Manifest, error) {
+	done := make(chan error, 1)
+	var once sync.Once
+	var stageErr error
+	im.staging = func() error {
+		once.Do(func() { stageErr = <-done })
+		return stageErr
+	}
+	defer func() { im.staging = nil }()
+	go func() { done <- stage() }()
+	changed, m, err := im.Record(true)
+	// The walk may have failed before it waited: stage still finishes
+	// before this returns, and its failure comes first.
+	if serr := im.staging(); serr != nil {
+		return false, nil, serr
+	}
+	return changed, m, err
 }
 
 // Recorded returns the .gitmeta bytes the last Record wrote (or found

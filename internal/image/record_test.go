@@ -1,11 +1,13 @@
 package image
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onesis/git-onesis/internal/testkit"
 )
@@ -77,5 +79,66 @@ func TestRecordStaging(t *testing.T) {
 		if rewritten := indexMtime() != before; rewritten != s.rewrite {
 			t.Errorf("%s: index rewritten = %v, want %v", s.name, rewritten, s.rewrite)
 		}
+	}
+}
+
+// TestRecordWhile: recording while git stages the tree gives what Record
+// gives after it (the files the index holds once git is done, nothing it
+// left out), and a failing git command is the error.
+func TestRecordWhile(t *testing.T) {
+	mk := func(t *testing.T) string {
+		dir := t.TempDir()
+		gitOut(t, dir, "init", "-q")
+		for _, f := range []string{"etc/motd", "usr/bin/tool", "var/log/x.log", "a/b/c/d"} {
+			os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755)
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("*.log\n"), 0o644)
+		os.Mkdir(filepath.Join(dir, "empty"), 0o700)
+		os.Symlink("tool", filepath.Join(dir, "usr/bin/alias"))
+		return dir
+	}
+	// What Record records after git add -A, in a twin of the tree.
+	twin := mk(t)
+	gitOut(t, twin, "add", "-A")
+	im, err := Open(twin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := im.Record(true); err != nil {
+		t.Fatal(err)
+	}
+	want := gitOut(t, twin, "ls-files", "-s")
+
+	dir := mk(t)
+	im, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	_, m, err := im.RecordWhile(func() error {
+		close(started)
+		// The walk is under way before the index holds anything.
+		time.Sleep(100 * time.Millisecond)
+		_, err := im.Git.Run("add", "-A")
+		return err
+	})
+	<-started
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gitOut(t, dir, "ls-files", "-s"); got != want {
+		t.Errorf("index after RecordWhile:\n%s\nwant (Record after git add -A):\n%s", got, want)
+	}
+	if m.Lookup("usr/bin/tool") == nil || m.Lookup("var/log/x.log") != nil || m.Lookup("empty") == nil {
+		t.Errorf("manifest: tool %v, x.log %v, empty %v; want the tracked file, not the ignored one, and the empty directory",
+			m.Lookup("usr/bin/tool"), m.Lookup("var/log/x.log"), m.Lookup("empty"))
+	}
+
+	boom := errors.New("git add failed")
+	if _, _, err := im.RecordWhile(func() error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("a failing stage: %v, want its error", err)
 	}
 }
