@@ -13,9 +13,15 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
 	"github.com/onesis/git-onesis/meta"
 )
+
+// RecordedEnv is the InternalEnv setting for a 'git commit' run right
+// after git-onesis recorded and staged .gitmeta as blob id (pre-commit
+// then neither records again nor reads .gitmeta back to name it).
+func RecordedEnv(id string) string { return InternalEnv + "=recorded:" + id }
 
 // InternalEnv is set by git-onesis itself around a 'git commit' it runs
 // right after recording (init --commit, commit), so pre-commit does not scan
@@ -125,7 +131,8 @@ func PostIndexChange(im *image.Image, _ []string, _ io.Reader, stderr io.Writer)
 func PreCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
 	committed, recorded := []byte(nil), []byte(nil)
 	partial := false
-	if os.Getenv(InternalEnv) != "recorded" {
+	internal, recordedID, _ := strings.Cut(os.Getenv(InternalEnv), ":")
+	if internal != "recorded" {
 		if state := im.Git.InProgress(); state != "" && state != "bisect" {
 			if _, err := im.ReadWorktreeMeta(); errors.Is(err, meta.ErrConflict) {
 				return fmt.Errorf("PERMISSIONS/OWNERSHIP CONFLICT in .gitmeta during %s:\n%w\n"+
@@ -165,7 +172,13 @@ func PreCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error
 	if committed == nil && !partial && recorded != nil {
 		committed = recorded // what Record just wrote, not read back
 	}
-	if committed == nil {
+	stamp := ""
+	if committed == nil && recordedID != "" && git.IsOID(recordedID) {
+		// git-onesis recorded and staged .gitmeta just before this
+		// commit, and says which blob that is: not read back.
+		stamp = recordedID + "\n"
+	}
+	if committed == nil && stamp == "" {
 		b, err := os.ReadFile(im.MetaPath())
 		if err != nil {
 			return fmt.Errorf("reading .gitmeta: %w", err)
@@ -175,7 +188,9 @@ func PreCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error
 	if err := os.MkdirAll(filepath.Dir(stampPath(im)), 0o755); err != nil {
 		return err
 	}
-	stamp := blobID(im, committed) + "\n"
+	if stamp == "" {
+		stamp = blobID(im, committed) + "\n"
+	}
 	if partial {
 		stamp += "partial\n"
 	}

@@ -181,7 +181,13 @@ func gitCommit(c *cli.Context, im *image.Image, args []string, recorded bool) er
 	cmd := im.Git.Cmd(append([]string{"commit"}, args...)...)
 	cmd.Env = os.Environ()
 	if recorded {
-		cmd.Env = append(cmd.Env, hooks.InternalEnv+"=recorded")
+		// Which blob was staged is told to pre-commit, which then need
+		// not read .gitmeta back to name it.
+		id, ok, err := im.Git.IndexID(image.MetaFile)
+		if err != nil || !ok {
+			id = ""
+		}
+		cmd.Env = append(cmd.Env, hooks.RecordedEnv(id))
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.App.Reader, c.App.Writer, c.App.ErrWriter
 	if err := cmd.Run(); err != nil {
