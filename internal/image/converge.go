@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -114,7 +115,39 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	if !full {
 		var release func()
 		applied, release = im.mapApplied()
-		defer release()
+		defer release() // after the parse below is waited for
+	}
+	// .gitmeta is parsed beside the comparison of the indexes, unless it
+	// is what was last applied (then the comparison may well show there
+	// is nothing to do, and nothing need be parsed).
+	var (
+		pwg     sync.WaitGroup
+		pm      *meta.Manifest
+		perr    error
+		pd      *meta.LineDiff
+		pdok    bool
+		started bool
+	)
+	parse := func() {
+		end := trace.Region("parse .gitmeta")
+		pm, perr = meta.ParseOwned(b) // b is ours and read-only from here
+		if perr == nil && applied != nil {
+			// Only the lines that differ from the applied record are
+			// parsed of it.
+			pd, pdok = meta.DiffLines(applied, b)
+		}
+		end()
+	}
+	if full || applied == nil || !bytes.Equal(applied, b) {
+		started = true
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			parse()
+		}()
+	}
+	defer pwg.Wait() // before applied is unmapped
+	if !full {
 		seen, seenAt, ok := im.seenFile()
 		if applied == nil || !ok {
 			full = true
@@ -166,20 +199,21 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 		o.Paths = nil
 	}
 	o.Outside, o.Index = sparseScope(ix), ix
-	end := trace.Region("parse .gitmeta")
-	m, err := meta.ParseOwned(b) // b is ours and read-only from here
+	if !started {
+		parse()
+	}
+	pwg.Wait()
+	m, err := pm, perr
 	if err == nil && applied != nil && !full {
-		// Only the lines that differ from the applied record are parsed
-		// of it; a record that is not canonical is parsed whole.
-		if d, ok := meta.DiffLines(applied, b); ok {
-			o.Old, o.OldPartial, o.Changed = d.Old, true, d.Changed
-			trace.Printf("converge: %d .gitmeta lines changed, %d applied lines gone or changed", len(d.Changed), len(d.Old.Entries))
+		// A record that is not canonical is parsed whole.
+		if pdok {
+			o.Old, o.OldPartial, o.Changed = pd.Old, true, pd.Changed
+			trace.Printf("converge: %d .gitmeta lines changed, %d applied lines gone or changed", len(pd.Changed), len(pd.Old.Entries))
 		} else if o.Old, err = meta.ParseBytes(applied); err != nil {
 			trace.Printf("converge: %s: %v", AppliedFile, err)
 			o.Old, err = nil, nil
 		}
 	}
-	end()
 	if errors.Is(err, meta.ErrConflict) {
 		// A conflicted merge: the files git wrote are applied once
 		// .gitmeta is resolved (pre-commit), so the index is not marked seen.
@@ -190,12 +224,23 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	}
 	// An apply that is cut off leaves no record, so the next one is full.
 	im.forgetApplied()
+	// Once the apply is done, the record of it is written while git's
+	// index is refreshed. What failed is tried again by the next apply
+	// (saveRetry); the rest is done.
+	var saved sync.WaitGroup
+	o.Applied = func() {
+		saved.Add(1)
+		go func() {
+			defer saved.Done()
+			im.saveApplied(b)
+		}()
+	}
 	res, err := im.ApplyTree(m, o)
+	saved.Wait()
 	if err != nil {
+		im.forgetApplied()
 		return nil, err
 	}
-	// What failed is tried again by the next apply; the rest is done.
-	im.saveApplied(b)
 	im.saveRetry(res)
 	im.saveSeen(idx)
 	return &Converged{Result: res, Full: o.Old == nil}, nil

@@ -628,6 +628,10 @@ type ApplyOptions struct {
 	// Index is the index as the caller read it, if it did: the refresh
 	// after the apply reuses it while the file is unchanged.
 	Index *git.Index
+	// Applied, if set, is called once the tree is applied (not in a dry
+	// run, not after a failure that stopped the apply), before git's
+	// index is refreshed.
+	Applied func()
 }
 
 // ApplyTree makes the work tree match m, then refreshes git's index for the
@@ -642,6 +646,9 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 	end()
 	if err != nil {
 		return res, err
+	}
+	if !o.DryRun && o.Applied != nil {
+		o.Applied()
 	}
 	if !o.DryRun && len(res.Touched) > 0 {
 		defer trace.Region("refresh index")()
