@@ -664,15 +664,18 @@ type StatusEntry struct {
 // no optional locks, so it does not rewrite the index and is safe inside a
 // commit hook. Renames are reported when git detects them in the index.
 func (r *Repo) StatusPorcelain() ([]StatusEntry, error) {
-	return r.statusPorcelain("--untracked-files=all")
+	return r.statusPorcelain(nil, "--untracked-files=all")
 }
 
-func (r *Repo) statusPorcelain(opts ...string) ([]StatusEntry, error) {
-	args := []string{"--no-optional-locks"}
-	if len(opts) > 1 {
-		args = append(args, opts[:len(opts)-1]...)
+// statusPorcelain runs git status --porcelain=v1 -z with git's global
+// options, the --untracked-files option untracked, and pathspecs paths
+// (none: the whole tree).
+func (r *Repo) statusPorcelain(global []string, untracked string, paths ...string) ([]StatusEntry, error) {
+	args := append([]string{"--no-optional-locks"}, global...)
+	args = append(args, "status", "--porcelain=v1", "-z", untracked, "--ignored=no")
+	if len(paths) > 0 {
+		args = append(append(args, "--"), paths...)
 	}
-	args = append(args, "status", "--porcelain=v1", "-z", opts[len(opts)-1], "--ignored=no")
 	out, err := r.Run(args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading work-tree status: %w", err)
@@ -707,9 +710,20 @@ func (r *Repo) statusPorcelain(opts ...string) ([]StatusEntry, error) {
 // anyway, so it is turned off and git's refresh skips them.
 func (r *Repo) StatusPorcelainTracked(assumeValid bool) ([]StatusEntry, error) {
 	if assumeValid {
-		return r.statusPorcelain("-c", "core.preloadIndex=false", "--untracked-files=no")
+		return r.statusPorcelain([]string{"-c", "core.preloadIndex=false"}, "--untracked-files=no")
 	}
-	return r.statusPorcelain("--untracked-files=no")
+	return r.statusPorcelain(nil, "--untracked-files=no")
+}
+
+// StatusPorcelainPaths is StatusPorcelainTracked(true) for the given
+// paths only (literal pathspecs): git reads the index, but compares only
+// those entries with HEAD and the work tree. Callers keep the list short:
+// git matches every entry against every pathspec.
+func (r *Repo) StatusPorcelainPaths(paths []string) ([]StatusEntry, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	return r.statusPorcelain([]string{"--literal-pathspecs", "-c", "core.preloadIndex=false"}, "--untracked-files=no", paths...)
 }
 
 // RefreshIndex updates the index's cached stat information so that files

@@ -318,7 +318,8 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 		slices.Sort(untracked)
 	}
 	trace.Printf("status: %d of %d index entries proven unchanged by the scan; %d untracked files", nvalid, len(ix.Entries), len(untracked))
-	if nvalid == len(ix.Entries) && im.indexIsHead(ix) {
+	head := nvalid > len(ix.Entries)-maxStatusPaths && im.indexIsHead(ix)
+	if nvalid == len(ix.Entries) && head {
 		// Nothing changed in the work tree (every entry proven), and
 		// nothing is staged (the index's own tree is HEAD's): git
 		// status would list nothing but the untracked files, so it is
@@ -356,7 +357,23 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 	if err != nil {
 		return im.Git.StatusPorcelain()
 	}
-	entries, err := im.Git.WithIndex(f.Name()).StatusPorcelainTracked(true)
+	var entries []git.StatusEntry
+	if head && !anyIntentToAdd(ix) {
+		// Nothing staged, and all but a few entries proven unchanged:
+		// git status for those few says all there is to say, and spares
+		// git the comparison of the whole index with HEAD's tree.
+		var rest []string
+		for k := range ix.Entries {
+			if !valid[k] {
+				rest = append(rest, ix.Entries[k].Path)
+			}
+		}
+		trace.Printf("status: the index holds HEAD's tree; git status for the %d entries not proven: %s", len(rest), traceList(rest))
+		statusByPath.Add(1)
+		entries, err = im.Git.WithIndex(f.Name()).StatusPorcelainPaths(rest)
+	} else {
+		entries, err = im.Git.WithIndex(f.Name()).StatusPorcelainTracked(true)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -366,9 +383,25 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 	return entries, nil
 }
 
+// maxStatusPaths is how many entries not proven unchanged status asks git
+// about by name (git matches every index entry against every pathspec, so
+// beyond a few dozen the whole status is cheaper).
+const maxStatusPaths = 32
+
+// anyIntentToAdd reports whether some entry was added with 'git add -N'
+// (git status shows it as added, though the cache tree leaves it out).
+func anyIntentToAdd(ix *git.Index) bool {
+	for k := range ix.Entries {
+		if ix.Entries[k].IntentToAdd {
+			return true
+		}
+	}
+	return false
+}
+
 // statusSkips counts the statuses that did not need git status (for
 // tests).
-var statusSkips atomic.Int64
+var statusSkips, statusByPath atomic.Int64
 
 // indexIsHead reports whether the index's entries make exactly HEAD's
 // tree, as git's cache-tree extension records it (a stale or missing one,
