@@ -332,12 +332,45 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 		}
 		return entries, nil
 	}
+	var entries []git.StatusEntry
+	var err error
+	if head && !anyIntentToAdd(ix) {
+		// Nothing staged, and all but a few entries proven unchanged:
+		// git status for those few says all there is to say. Limited to
+		// them by pathspec, git looks at no other entry, so it reads the
+		// index itself rather than an assume-valid copy (one write of
+		// the whole file saved), and is spared comparing the whole
+		// index with HEAD's tree.
+		var rest []string
+		for k := range ix.Entries {
+			if !valid[k] {
+				rest = append(rest, ix.Entries[k].Path)
+			}
+		}
+		trace.Printf("status: the index holds HEAD's tree; git status for the %d entries not proven: %s", len(rest), traceList(rest))
+		statusByPath.Add(1)
+		entries, err = im.Git.StatusPorcelainPaths(rest)
+	} else {
+		entries, err = im.statusAssumeValid(ix, valid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range untracked {
+		entries = append(entries, git.StatusEntry{XY: "??", Path: p})
+	}
+	return entries, nil
+}
+
+// statusAssumeValid runs git status on a copy of the index with the
+// entries valid names marked assume-valid, so git lstats only the rest.
+// Where the copy cannot be written (a git dir this user cannot write: a
+// reviewer's status), git walks the tree itself.
+func (im *Image) statusAssumeValid(ix *git.Index, valid []bool) ([]git.StatusEntry, error) {
 	dir := filepath.Join(im.Git.GitDir, "onesis")
 	os.MkdirAll(dir, 0o755)
 	f, err := os.CreateTemp(dir, "status-index-")
 	if err != nil {
-		// A git dir this user cannot write (a reviewer's status): git
-		// walks the tree itself.
 		trace.Printf("status: %v; git walks the tree itself", err)
 		return im.Git.StatusPorcelain()
 	}
@@ -357,30 +390,7 @@ func (im *Image) contentStatus(cur *meta.Manifest, ex *scanExtra) ([]git.StatusE
 	if err != nil {
 		return im.Git.StatusPorcelain()
 	}
-	var entries []git.StatusEntry
-	if head && !anyIntentToAdd(ix) {
-		// Nothing staged, and all but a few entries proven unchanged:
-		// git status for those few says all there is to say, and spares
-		// git the comparison of the whole index with HEAD's tree.
-		var rest []string
-		for k := range ix.Entries {
-			if !valid[k] {
-				rest = append(rest, ix.Entries[k].Path)
-			}
-		}
-		trace.Printf("status: the index holds HEAD's tree; git status for the %d entries not proven: %s", len(rest), traceList(rest))
-		statusByPath.Add(1)
-		entries, err = im.Git.WithIndex(f.Name()).StatusPorcelainPaths(rest)
-	} else {
-		entries, err = im.Git.WithIndex(f.Name()).StatusPorcelainTracked(true)
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range untracked {
-		entries = append(entries, git.StatusEntry{XY: "??", Path: p})
-	}
-	return entries, nil
+	return im.Git.WithIndex(f.Name()).StatusPorcelainTracked(true)
 }
 
 // maxStatusPaths is how many entries not proven unchanged status asks git
