@@ -25,13 +25,13 @@ func hookCmds() []*cli.Command {
 				if len(args) != hooks.ArgCount[name] {
 					return cli.Exit(fmt.Sprintf("This should be run through git's %s hook. Run 'git onesis install' to install it.", name), exitDiff)
 				}
-				im, err := openImage(c)
+				// A hook asks several config variables and sets none:
+				// one 'git config --list', run beside the repository
+				// lookup, answers them all.
+				im, err := openConfiguredImage(c)
 				if err != nil {
 					return err
 				}
-				// A hook asks several config variables and sets none:
-				// one 'git config --list' answers them all.
-				im.Git.CacheConfig()
 				if !im.Enabled() {
 					return nil
 				}

@@ -251,7 +251,18 @@ func revPair(c *cli.Context, what string) (oldRev, newRev string, err error) {
 // openImage opens the image repository around the current directory,
 // mapping "not a repository" and "bare" to git's fatal exit.
 func openImage(c *cli.Context) (*image.Image, error) {
-	im, err := image.Open(".")
+	return openImageWith(image.Open)
+}
+
+// openConfiguredImage is openImage for a command that sets no git config:
+// the config is read once, beside the repository lookup
+// (image.OpenConfigured).
+func openConfiguredImage(c *cli.Context) (*image.Image, error) {
+	return openImageWith(image.OpenConfigured)
+}
+
+func openImageWith(open func(string) (*image.Image, error)) (*image.Image, error) {
+	im, err := open(".")
 	if err != nil {
 		if errors.Is(err, git.ErrNotRepo) {
 			return nil, cli.Exit("fatal: not a git repository (or any of the parent directories): .git", exitFatal)

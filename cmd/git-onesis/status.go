@@ -61,11 +61,10 @@ func runStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	im, err := openImage(c)
+	im, err := openConfiguredImage(c) // status sets no config
 	if err != nil {
 		return err
 	}
-	im.Git.CacheConfig() // status sets no config: one 'git config --list'
 	m := meter(c, im, "Checking metadata")
 	im.Progress = m.Set
 	st, err := im.Status()

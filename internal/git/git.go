@@ -97,13 +97,55 @@ func (r *Repo) CacheConfig() error {
 	if err != nil {
 		return fmt.Errorf("reading git config: %w", err)
 	}
+	r.cacheConfig(out)
+	return nil
+}
+
+// cacheConfig keeps the output of 'git config -z --list'.
+func (r *Repo) cacheConfig(out []byte) {
 	m := map[string]configValue{}
 	for _, rec := range splitZ(out) {
 		k, v, hasVal := strings.Cut(rec, "\n")
 		m[configKey(k)] = configValue{val: v, bare: !hasVal}
 	}
 	r.config = m
-	return nil
+}
+
+// DiscoverConfigured is Discover followed by CacheConfig (whose failure
+// leaves nothing cached, as there), with the two git commands run at once: a hook pays for one git start-up instead of two.
+// 'git config --list' runs in dir, as rev-parse does, so it finds the same
+// repository and environment ('git -c', GIT_DIR, includes) that Discover
+// does.
+func DiscoverConfigured(dir string) (*Repo, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", dir, err)
+	}
+	type result struct {
+		out []byte
+		err error
+	}
+	conf := make(chan result, 1)
+	go func() {
+		cmd := exec.Command("git", "config", "-z", "--list")
+		cmd.Dir = abs
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil {
+			err = &Error{Args: []string{"config", "-z", "--list"}, Stderr: strings.TrimSpace(stderr.String()), Err: err}
+		}
+		conf <- result{stdout.Bytes(), err}
+	}()
+	r, err := Discover(abs)
+	c := <-conf
+	if err != nil {
+		return nil, err
+	}
+	if c.err == nil {
+		r.cacheConfig(c.out)
+	} // else Config asks git, which reports the error, key by key
+	return r, nil
 }
 
 // configKey is key as 'git config --list' names it: section and variable

@@ -682,3 +682,36 @@ func TestCacheConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverConfigured: the repository and the config snapshot are
+// what Discover and CacheConfig give, from a subdirectory and with
+// 'git -c' settings in the environment (GIT_CONFIG_PARAMETERS); outside a
+// repository the error is Discover's.
+func TestDiscoverConfigured(t *testing.T) {
+	dir := newRepo(t, map[string]string{"sub/a": "1\n"})
+	if out, err := exec.Command("git", "-C", dir, "config", "onesis.enabled", "true").CombinedOutput(); err != nil {
+		t.Fatalf("git config: %v: %s", err, out)
+	}
+	t.Setenv("GIT_CONFIG_PARAMETERS", "'t.fromenv'='yes'")
+	want := discover(t, dir)
+	for _, from := range []string{dir, filepath.Join(dir, "sub")} {
+		r, err := DiscoverConfigured(from)
+		if err != nil {
+			t.Fatalf("DiscoverConfigured(%s): %v", from, err)
+		}
+		if r.Top != want.Top || r.GitDir != want.GitDir || r.CommonDir != want.CommonDir || r.Bare != want.Bare {
+			t.Errorf("DiscoverConfigured(%s) = %+v; want %+v", from, r, want)
+		}
+		if r.config == nil {
+			t.Fatalf("DiscoverConfigured(%s) cached no config", from)
+		}
+		for _, k := range []string{"onesis.enabled", "t.fromenv"} {
+			if ok, err := r.ConfigBool(k, false); err != nil || !ok {
+				t.Errorf("from %s: ConfigBool(%s) = %v, %v; want true", from, k, ok, err)
+			}
+		}
+	}
+	if _, err := DiscoverConfigured(t.TempDir()); !errors.Is(err, ErrNotRepo) {
+		t.Errorf("outside a repository: %v; want ErrNotRepo", err)
+	}
+}

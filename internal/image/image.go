@@ -104,6 +104,20 @@ func Open(dir string) (*Image, error) {
 	return &Image{Git: r, Root: r.Top}, nil
 }
 
+// OpenConfigured is Open for a short-lived process that sets no git
+// config: the config is read once, by a git command run beside the one
+// that finds the repository (git.DiscoverConfigured).
+func OpenConfigured(dir string) (*Image, error) {
+	r, err := git.DiscoverConfigured(dir)
+	if err != nil {
+		return nil, err
+	}
+	if r.Bare || r.Top == "" {
+		return nil, ErrBare
+	}
+	return &Image{Git: r, Root: r.Top}, nil
+}
+
 // MetaPath is the absolute path of the work tree's .gitmeta.
 func (im *Image) MetaPath() string { return filepath.Join(im.Root, MetaFile) }
 
