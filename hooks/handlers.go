@@ -91,21 +91,29 @@ func KindOf(im *image.Image, c Caller) image.Kind {
 
 // converge applies what the caller's writes need and prints the summary.
 func converge(im *image.Image, kind image.Kind, stderr io.Writer) error {
+	_, err := convergeDone(im, kind, stderr)
+	return err
+}
+
+// convergeDone is converge, also reporting whether the work tree is now in
+// step with the index: false when the running git command still holds the
+// index and a later hook has the work to do.
+func convergeDone(im *image.Image, kind image.Kind, stderr io.Writer) (bool, error) {
 	if !applyOnCheckout(im) {
-		return nil
+		return true, nil // every later hook leaves the tree alone too
 	}
 	cv, err := im.Converge(kind)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if cv.Result == nil {
-		return nil
+		return !cv.Deferred, nil
 	}
 	printApply(stderr, cv.Result)
 	if n := len(cv.Result.Errors); n > 0 {
-		return fmt.Errorf("%d .gitmeta entries could not be applied; see above, then 'git onesis status'", n)
+		return false, fmt.Errorf("%d .gitmeta entries could not be applied; see above, then 'git onesis status'", n)
 	}
-	return nil
+	return true, nil
 }
 
 // PostIndexChange runs after every write of the index. git passes no word
@@ -115,11 +123,23 @@ func converge(im *image.Image, kind image.Kind, stderr io.Writer) error {
 // git wrote and the entries whose .gitmeta lines changed get their recorded
 // metadata; after reset --hard, checkout -f and switch --discard-changes,
 // the whole tree does. After add, status and commit nothing is applied.
+//
+// When it succeeds it leaves a note naming its git process
+// (image.ConvergedFile), so the post-checkout or post-merge hook that the
+// same command runs next can stop in the shell, without starting
+// git-onesis to find that there is nothing left to do.
 func PostIndexChange(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
 	if os.Getenv(image.NestedEnv) != "" {
 		return nil // our own index refresh
 	}
-	return converge(im, KindOf(im, caller(im)), stderr)
+	im.ForgetConverged()
+	done, err := convergeDone(im, KindOf(im, caller(im)), stderr)
+	if err == nil && done {
+		// This process was exec'd by the trampoline, so its parent is
+		// the git command, the $PPID of the trampolines it runs next.
+		im.NoteConverged(os.Getppid())
+	}
+	return err
 }
 
 // PreCommit records .gitmeta for the index being committed and stages it.

@@ -82,8 +82,15 @@ func TestBody(t *testing.T) {
 		if want := "exec git-onesis " + name + ` "$@"` + "\n"; !strings.HasSuffix(b, want) {
 			t.Errorf("Body(%s) does not end with %q", name, want)
 		}
-		if n := strings.Count(b, "\n"); n != 5 {
-			t.Errorf("Body(%s) has %d lines; want 5", name, n)
+		want := 5
+		if hasDoneCheck[name] {
+			want = 6
+			if !strings.Contains(b, "\n"+doneCheck+"\n"+enabledCheck+"\n") {
+				t.Errorf("Body(%s) lacks the done check before the opt-in check:\n%s", name, b)
+			}
+		}
+		if n := strings.Count(b, "\n"); n != want {
+			t.Errorf("Body(%s) has %d lines; want %d", name, n, want)
 		}
 		for i, text := range append([]string{b}, OutdatedBodies[name]...) {
 			if _, errOut, code := run(t, ".", nil, "", "sh", "-n", "-c", text); code != 0 {

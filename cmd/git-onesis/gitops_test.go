@@ -507,3 +507,101 @@ func TestSecretWindow(t *testing.T) {
 		}
 	}
 }
+
+// trampolineWentOn reads a GIT_TRACE file and reports, per hook, how many
+// times its trampoline went past the first line that starts a process
+// (the onesis.enabled check): a hook that stopped at its done check
+// (hooks.Body) counts 0.
+func trampolineWentOn(t *testing.T, trace string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(trace)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	got, hook := map[string]int{}, ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if _, after, ok := strings.Cut(l, "run_command: "); ok {
+			for _, f := range strings.Fields(after) {
+				if strings.Contains(f, "/hooks/") {
+					hook = filepath.Base(f)
+					got[hook] += 0
+					break
+				}
+			}
+		} else if strings.Contains(l, "git config --type=bool onesis.enabled") {
+			got[hook]++
+		}
+	}
+	return got
+}
+
+// TestCheckoutHookStopsInShell: a checkout's post-index-change hook
+// applies what git wrote and leaves a note naming the git process; the
+// post-checkout trampoline that git runs next stops in the shell, without
+// starting git-onesis, and the tree is still right. The trampoline goes on
+// to git-onesis when the note names another process, when the index is
+// not the file post-index-change saw, and when GIT_DIR is set.
+func TestCheckoutHookStopsInShell(t *testing.T) {
+	img, orig := hookedImage(t)
+	other := metaCommit(t, img, "other", func() {
+		if err := os.Chmod(filepath.Join(img, "etc/secret"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	})
+	trace := filepath.Join(t.TempDir(), "trace")
+	traced := []string{"GIT_TRACE=" + trace}
+	checkout := func(env []string, branch, want string) map[string]int {
+		t.Helper()
+		os.Remove(trace)
+		if r := runEnv(t, img, append(traced, env...), "git", "checkout", "-q", branch); r.code != 0 {
+			t.Fatalf("git checkout %s: exit %d: %s", branch, r.code, r.err)
+		}
+		sameView(t, "git checkout "+branch, view(t, img), want)
+		return trampolineWentOn(t, trace)
+	}
+	if got := checkout(nil, "other", other); got["post-index-change"] != 1 || got["post-checkout"] != 0 {
+		t.Errorf("checkout: trampolines that went on to git-onesis %v; want post-index-change once and post-checkout not", got)
+	}
+	gitDir := filepath.Join(img, ".git")
+	if got := checkout([]string{"GIT_DIR=" + gitDir, "GIT_WORK_TREE=" + img}, "main", orig); got["post-checkout"] != 1 {
+		t.Errorf("checkout with GIT_DIR set: trampolines that went on %v; want post-checkout once", got)
+	}
+
+	// The trampoline alone, its parent being this test: the note must
+	// name this process and the index must be the file seen.
+	head := strings.TrimSpace(must(t, img, "git", "rev-parse", "HEAD"))
+	note := filepath.Join(gitDir, "onesis", "converged")
+	wentOn := func(pid int) bool {
+		t.Helper()
+		if err := os.WriteFile(note, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(trace)
+		if r := runEnv(t, img, traced, "sh", filepath.Join(gitDir, "hooks", "post-checkout"), head, head, "1"); r.code != 0 {
+			t.Fatalf("post-checkout: exit %d: %s", r.code, r.err)
+		}
+		return trampolineWentOn(t, trace)[""] > 0
+	}
+	must(t, img, "git", "checkout", "-q", "main") // index.seen is the index again
+	if wentOn(os.Getpid()) {
+		t.Error("post-checkout went on to git-onesis with a note naming its parent and the index seen")
+	}
+	if !wentOn(os.Getpid() + 1) {
+		t.Error("post-checkout stopped with a note naming another process")
+	}
+	idx := filepath.Join(gitDir, "index")
+	b, err := os.ReadFile(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(idx, b, 0o644); err != nil { // same bytes, another file
+		t.Fatal(err)
+	}
+	if !wentOn(os.Getpid()) {
+		t.Error("post-checkout stopped though the index is not the file post-index-change saw")
+	}
+	sameView(t, "after the trampolines", view(t, img), orig)
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -31,9 +32,17 @@ import (
 //     link to the file git wrote (git replaces the index by rename, never
 //     in place). The entries whose inode changed between it and the
 //     current index are the files git wrote since.
+//   - ConvergedFile: the process id of the git command whose
+//     post-index-change hook last converged, written only when that hook
+//     succeeded (NoteConverged). The post-checkout and post-merge
+//     trampolines that the same git command runs next stop in the shell
+//     when it names their parent and the index is still the file seen
+//     (hooks.Body): the converge they would run finds nothing to do, and
+//     starting git-onesis to find that out is most of their cost.
 const (
 	AppliedFile   = "onesis/applied"
 	SeenIndexFile = "onesis/index.seen"
+	ConvergedFile = "onesis/converged"
 )
 
 // Kind says what the git command behind a hook did to the work tree.
@@ -61,6 +70,9 @@ type Converged struct {
 	Full   bool              // every entry was visited
 	// Skipped says why nothing was applied, or is "".
 	Skipped string
+	// Deferred: the running git command still holds the index, so the
+	// work is left to a later hook.
+	Deferred bool
 }
 
 // Converge brings the work tree's metadata in step with its .gitmeta after
@@ -72,7 +84,7 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 		if _, err := os.Lstat(idx + ".lock"); err == nil {
 			// The command that runs this hook still holds the index
 			// (commit -a): a later hook sees what it writes.
-			return &Converged{Skipped: "the index is locked by the running git command"}, nil
+			return &Converged{Skipped: "the index is locked by the running git command", Deferred: true}, nil
 		}
 	}
 	if kind == IndexOnly {
@@ -326,6 +338,29 @@ func (im *Image) statePath(name string) string {
 }
 
 func (im *Image) forgetApplied() { os.Remove(im.statePath(AppliedFile)) }
+
+// NoteConverged records that the hook of git process pid has just
+// converged the work tree with the index as it is now (see ConvergedFile).
+// It is written by rename, so a trampoline reads either the old note or
+// the new one.
+func (im *Image) NoteConverged(pid int) {
+	p := im.statePath(ConvergedFile)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return
+	}
+	tmp := fmt.Sprintf("%s.%d", p, os.Getpid())
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err == nil {
+		if err = os.Rename(tmp, p); err == nil {
+			return
+		}
+	}
+	os.Remove(tmp)
+	os.Remove(p)
+}
+
+// ForgetConverged removes the note NoteConverged writes: a hook that is
+// about to converge, and may fail, withdraws it first.
+func (im *Image) ForgetConverged() { os.Remove(im.statePath(ConvergedFile)) }
 
 // mapApplied returns the .gitmeta last applied, or nil, mapped read-only
 // rather than copied (the page cache's pages, not fresh memory: most of
