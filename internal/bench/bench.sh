@@ -313,9 +313,15 @@ if [ "$OURS" = 1 ]; then
 		"echo \$RANDOM >>$ONE && git add $ONE" "git commit -q -m one"
 	measure commit_off "$BENCH_RUNS" "one-file \`git commit\` (content change), hooks off" \
 		"echo \$RANDOM >>$ONE && git add $ONE" "git -c core.hooksPath=/dev/null commit -q -m one"
+	# git's own part of the hooks' cost: with any pre-commit hook, git
+	# reads the whole index again once it has run.
+	EMPTYHOOKS=$BENCH_DIR/work/empty-hooks
+	mkdir -p "$EMPTYHOOKS" && printf '#!/bin/sh\nexit 0\n' >"$EMPTYHOOKS/pre-commit" && chmod +x "$EMPTYHOOKS/pre-commit"
+	measure commit_empty "$BENCH_RUNS" "one-file \`git commit\` (content change), an empty pre-commit hook only" \
+		"echo \$RANDOM >>$ONE && git add $ONE" "git -c core.hooksPath=$EMPTYHOOKS commit -q -m one"
 	git onesis commit -q -m "bench commits" >/dev/null 2>&1 || true
 else
-	for k in commit_on commit_off; do skip "$k" "git commit $k" "git-onesis unavailable"; done
+	for k in commit_on commit_off commit_empty; do skip "$k" "git commit $k" "git-onesis unavailable"; done
 fi
 
 # The old recipe's upgrade step, `rsync -a image-prod image-update`, against
@@ -418,6 +424,8 @@ gen() {
 	r=$(ratio onesis_checkout git_checkout); echo "| \`git onesis checkout\` vs \`git checkout\` hooks off (${CHANGED:-1000} entries differ) | $r | 1.3× | $(target "$r" 1.3) |"
 	r=$(ratio hook_checkout git_checkout); echo "| \`git checkout\` with the hooks vs hooks off (same switch) | $r | 1.3× | $(target "$r" 1.3) |"
 	r=$(walks commit_on commit_off find); echo "| one-file \`git commit\`: hooks on minus hooks off | $r | 1.1 find walks | $(target "$r" 1.1) |"
+	echo "| ... of which git's own, with an empty pre-commit hook | $(walks commit_empty commit_off find) | | |"
+	echo "| ... and the hooks' (hooks on minus the empty hook) | $(walks commit_on commit_empty find) | | |"
 	r=$(ratio onesis_init git_init); echo "| \`git onesis init --commit\` vs \`git init && git add -A && git commit\` | $r | 1.0× | $(target "$r" 1.0) |"
 	r=$(ratio record find); echo "| \`git onesis record\` vs the \`find\` floor | $r | 1.0× | $(target "$r" 1.0) |"
 	echo
