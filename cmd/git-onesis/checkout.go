@@ -26,14 +26,25 @@ var checkoutCmd = &cli.Command{
 				return cli.ShowCommandHelp(c, "checkout")
 			}
 		}
-		im, err := openImage(c)
+		im, err := openConfiguredImage(c) // sets no config
 		if err != nil {
 			return err
 		}
+		// Where the hooks are is asked while git checks out.
+		type where struct {
+			dir string
+			err error
+		}
+		hooksDir := make(chan where, 1)
+		go func() {
+			dir, err := im.Git.HooksDir()
+			hooksDir <- where{dir, err}
+		}()
 		old := syscall.Umask(0o077)
 		cmd := im.Git.Cmd(append([]string{"checkout"}, args...)...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = c.App.Reader, c.App.Writer, c.App.ErrWriter
 		err = cmd.Run()
+		hd := <-hooksDir
 		syscall.Umask(old)
 		if err != nil {
 			var ee *exec.ExitError
@@ -44,9 +55,8 @@ var checkoutCmd = &cli.Command{
 		}
 		// When the hook is installed and enabled it has applied already;
 		// otherwise apply here.
-		dir, err := im.Git.HooksDir()
-		if err == nil && im.Enabled() {
-			if st, _ := hooks.Inspect(dir, "post-checkout"); st == hooks.Current {
+		if hd.err == nil && im.Enabled() {
+			if st, _ := hooks.Inspect(hd.dir, "post-checkout"); st == hooks.Current {
 				return nil
 			}
 		}
