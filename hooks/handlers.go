@@ -285,7 +285,13 @@ func PostCommit(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) erro
 // checkouts (flag 0) included, and after clone and worktree add. The
 // post-index-change hook has usually done the work already; this one
 // catches up when it did not run (an older install, a git without it).
+//
+// Under image.NestedEnv it does nothing: the git-onesis command that ran
+// the checkout (git onesis checkout) converges once git is done.
 func PostCheckout(im *image.Image, _ []string, _ io.Reader, stderr io.Writer) error {
+	if os.Getenv(image.NestedEnv) != "" {
+		return nil
+	}
 	return converge(im, KindOf(im, caller(im)), stderr)
 }
 

@@ -33,6 +33,11 @@
 //     git process and the index is the file it saw (doneCheck). Starting
 //     git-onesis (a Go binary, git and config lookups) only to find
 //     nothing to do was 70-80 ms of every checkout.
+//   - Nested (v3, post-index-change and post-checkout). The git commands
+//     git-onesis runs itself, with GIT_ONESIS_NESTED set, trigger hooks
+//     that have nothing to do: an index refresh of ours, or the checkout
+//     inside 'git onesis checkout', which converges in its own process
+//     once git is done. The first line exits 0 on that variable.
 //   - Recognition by exact text. The second line names the version. A file
 //     is ours when its text (CRLF folded to LF, surrounding blank space
 //     trimmed) equals Body or a body in OutdatedBodies; anything else is Foreign
@@ -50,6 +55,8 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/onesis/git-onesis/internal/image"
 )
 
 // Names lists the hooks git-onesis installs.
@@ -69,8 +76,20 @@ const doneCheck = `[ -d .git ] && [ -z "$GIT_DIR$GIT_WORK_TREE$GIT_INDEX_FILE$GI
 	`read -r p 2>/dev/null <.git/onesis/converged && [ "$p" = "$PPID" ] && ` +
 	`[ .git/index -ef .git/onesis/index.seen ] && exit 0`
 
-// hasDoneCheck lists the hooks whose trampoline starts with doneCheck.
+// hasDoneCheck lists the hooks whose trampoline has doneCheck.
 var hasDoneCheck = map[string]bool{"post-checkout": true, "post-merge": true}
+
+// nestedCheck is the first line, since v3, of the hooks a git command run
+// by git-onesis itself triggers: an index refresh of ours
+// (post-index-change), or 'git onesis checkout', which converges itself
+// once git is done (post-index-change, post-checkout). With
+// image.NestedEnv set the hook has nothing to do, and a shell builtin
+// says so without starting a process.
+const nestedCheck = `[ -z "$` + image.NestedEnv + `" ] || exit 0`
+
+// hasNestedCheck lists the hooks whose trampoline starts with nestedCheck;
+// their handlers return at once under image.NestedEnv as well.
+var hasNestedCheck = map[string]bool{"post-index-change": true, "post-checkout": true}
 
 // enabledCheck is the trampoline line that makes the hook a no-op in
 // repositories that have not opted in.
@@ -84,7 +103,7 @@ func Body(name string) string { return body(name, version, "git-onesis") }
 
 // body is the trampoline of the given version tag, calling the hook
 // through call ("git onesis" in v1, "git-onesis" since v2), with
-// doneCheck first in the hooks that have it since v3.
+// nestedCheck and doneCheck first in the hooks that have them since v3.
 func body(name, tag, call string) string {
 	code, consequence := "0", "metadata was not updated; run 'git onesis apply' once it is installed"
 	if name == "pre-commit" {
@@ -94,8 +113,11 @@ func body(name, tag, call string) string {
 		"Install git-onesis on your PATH, or stop using it in this repository with "+
 		"'git config onesis.enabled false' or by deleting $0.", name, consequence)
 	done := ""
+	if tag >= "v3" && hasNestedCheck[name] {
+		done += nestedCheck + "\n"
+	}
 	if tag >= "v3" && hasDoneCheck[name] {
-		done = doneCheck + "\n"
+		done += doneCheck + "\n"
 	}
 	return "#!/bin/sh\n" +
 		"# git-onesis hook (" + tag + "); `git onesis install` manages this file.\n" +

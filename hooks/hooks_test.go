@@ -84,9 +84,15 @@ func TestBody(t *testing.T) {
 		}
 		want := 5
 		if hasDoneCheck[name] {
-			want = 6
+			want++
 			if !strings.Contains(b, "\n"+doneCheck+"\n"+enabledCheck+"\n") {
 				t.Errorf("Body(%s) lacks the done check before the opt-in check:\n%s", name, b)
+			}
+		}
+		if hasNestedCheck[name] {
+			want++
+			if !strings.HasPrefix(b, "#!/bin/sh\n# git-onesis hook (v3)") || strings.Split(b, "\n")[2] != nestedCheck {
+				t.Errorf("Body(%s) does not start with the nested check:\n%s", name, b)
 			}
 		}
 		if n := strings.Count(b, "\n"); n != want {

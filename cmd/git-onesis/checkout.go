@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/onesis/git-onesis/hooks"
+	"github.com/onesis/git-onesis/internal/image"
 )
 
 var checkoutCmd = &cli.Command{
@@ -26,43 +27,32 @@ var checkoutCmd = &cli.Command{
 				return cli.ShowCommandHelp(c, "checkout")
 			}
 		}
-		im, err := openConfiguredImage(c) // sets no config
+		im, err := openImage(c)
 		if err != nil {
 			return err
 		}
-		// Where the hooks are is asked while git checks out.
-		type where struct {
-			dir string
-			err error
-		}
-		hooksDir := make(chan where, 1)
-		go func() {
-			dir, err := im.Git.HooksDir()
-			hooksDir <- where{dir, err}
-		}()
+		// git checks out with the hooks told to stand aside
+		// (image.NestedEnv): this process converges once git is done,
+		// which spares starting git-onesis again for post-index-change.
 		old := syscall.Umask(0o077)
-		cmd := im.Git.Cmd(append([]string{"checkout"}, args...)...)
+		cmd := im.Git.WithEnv(image.NestedEnv + "=1").Cmd(append([]string{"checkout"}, args...)...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = c.App.Reader, c.App.Writer, c.App.ErrWriter
-		err = cmd.Run()
-		hd := <-hooksDir
+		runErr := cmd.Run()
 		syscall.Umask(old)
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return cli.Exit("", ee.ExitCode())
-			}
-			return fatal(err)
+		var ee *exec.ExitError
+		if runErr != nil && !errors.As(runErr, &ee) {
+			return fatal(runErr)
 		}
-		// When the hook is installed and enabled it has applied already;
-		// otherwise apply here.
-		if hd.err == nil && im.Enabled() {
-			if st, _ := hooks.Inspect(hd.dir, "post-checkout"); st == hooks.Current {
-				return nil
-			}
-		}
+		// Even a checkout that failed may have written files.
 		cv, err := im.Converge(hooks.KindOf(im, hooks.Caller{Command: "checkout", Args: args, Known: true}))
 		if err != nil {
 			return fatal(err)
+		}
+		if ee != nil {
+			if cv.Result != nil {
+				applyReport(c, cv.Result) // git's failure is the exit status
+			}
+			return cli.Exit("", ee.ExitCode())
 		}
 		if cv.Result == nil {
 			return nil

@@ -540,7 +540,8 @@ func trampolineWentOn(t *testing.T, trace string) map[string]int {
 // post-checkout trampoline that git runs next stops in the shell, without
 // starting git-onesis, and the tree is still right. The trampoline goes on
 // to git-onesis when the note names another process, when the index is
-// not the file post-index-change saw, and when GIT_DIR is set.
+// not the file post-index-change saw, and when GIT_DIR is set. Under 'git
+// onesis checkout' neither hook goes on: the command converges itself.
 func TestCheckoutHookStopsInShell(t *testing.T) {
 	img, orig := hookedImage(t)
 	other := metaCommit(t, img, "other", func() {
@@ -566,6 +567,18 @@ func TestCheckoutHookStopsInShell(t *testing.T) {
 	if got := checkout([]string{"GIT_DIR=" + gitDir, "GIT_WORK_TREE=" + img}, "main", orig); got["post-checkout"] != 1 {
 		t.Errorf("checkout with GIT_DIR set: trampolines that went on %v; want post-checkout once", got)
 	}
+	// git onesis checkout converges in its own process: both hooks stand
+	// aside at their first line.
+	os.Remove(trace)
+	if r := runEnv(t, img, traced, "git", "onesis", "checkout", "-q", "other"); r.code != 0 {
+		t.Fatalf("git onesis checkout other: exit %d: %s", r.code, r.err)
+	}
+	sameView(t, "git onesis checkout other", view(t, img), other)
+	if got := trampolineWentOn(t, trace); len(got) != 2 || got["post-index-change"] != 0 || got["post-checkout"] != 0 {
+		t.Errorf("git onesis checkout: trampolines run and how often they went on %v; want post-index-change and post-checkout, neither going on", got)
+	}
+	must(t, img, "git", "checkout", "-q", "main")
+	sameView(t, "git checkout main", view(t, img), orig)
 
 	// The trampoline alone, its parent being this test: the note must
 	// name this process and the index must be the file seen.

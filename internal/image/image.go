@@ -28,8 +28,10 @@ import (
 // MetaFile is the name of the metadata file at the top of the work tree.
 const MetaFile = ".gitmeta"
 
-// NestedEnv is set in the environment of the git commands an apply runs
-// itself (the index refresh), so the hooks they trigger return at once.
+// NestedEnv is set in the environment of the git commands git-onesis runs
+// itself and converges after (an apply's index refresh, the checkout of
+// 'git onesis checkout'), so the post-index-change and post-checkout hooks
+// they trigger return at once: in the trampoline's first line since v3.
 const NestedEnv = "GIT_ONESIS_NESTED"
 
 // ErrBare is returned when an operation needs a work tree.
