@@ -30,7 +30,7 @@ func runApply(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageErr("apply takes no arguments")
 	}
-	im, err := openImage(c)
+	im, err := openConfiguredImage(c) // sets no config
 	if err != nil {
 		return err
 	}

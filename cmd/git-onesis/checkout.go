@@ -27,7 +27,9 @@ var checkoutCmd = &cli.Command{
 				return cli.ShowCommandHelp(c, "checkout")
 			}
 		}
-		im, err := openImage(c)
+		// Sets no config: read once, beside the repository lookup, it
+		// answers the converge's questions without a git each.
+		im, err := openConfiguredImage(c)
 		if err != nil {
 			return err
 		}

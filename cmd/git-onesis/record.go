@@ -27,7 +27,7 @@ func runRecord(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageErr("record takes no arguments")
 	}
-	im, err := openImage(c)
+	im, err := openConfiguredImage(c) // sets no config
 	if err != nil {
 		return err
 	}
