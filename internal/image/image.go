@@ -95,22 +95,15 @@ func (im *Image) indexPaths() ([]string, func(string) bool, *git.Index, error) {
 }
 
 // Open finds the repository containing dir and checks it has a work tree.
-func Open(dir string) (*Image, error) {
-	r, err := git.Discover(dir)
-	if err != nil {
-		return nil, err
-	}
-	if r.Bare || r.Top == "" {
-		return nil, ErrBare
-	}
-	return &Image{Git: r, Root: r.Top}, nil
-}
+func Open(dir string) (*Image, error) { return open(git.Discover, dir) }
 
 // OpenConfigured is Open for a short-lived process that sets no git
 // config: the config is read once, by a git command run beside the one
 // that finds the repository (git.DiscoverConfigured).
-func OpenConfigured(dir string) (*Image, error) {
-	r, err := git.DiscoverConfigured(dir)
+func OpenConfigured(dir string) (*Image, error) { return open(git.DiscoverConfigured, dir) }
+
+func open(discover func(string) (*git.Repo, error), dir string) (*Image, error) {
+	r, err := discover(dir)
 	if err != nil {
 		return nil, err
 	}
