@@ -659,14 +659,14 @@ func (w *scanWorker) readDir(d *dirNode) error {
 			if prefix == "" && string(nameb) == ".git" {
 				continue
 			}
-			name := string(nameb)
-			rel := prefix + name
+			rel := prefix + string(nameb) // one allocation: name is its tail
+			name := rel[len(prefix):]
 			if s.opts.Skip != nil && dtype != unix.DT_UNKNOWN {
 				if s.opts.Skip(rel, dtype == unix.DT_DIR) {
 					continue
 				}
 			}
-			if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := lstatDirent(d.fd, nameb, &st); err != nil {
 				if err == unix.ENOENT {
 					continue
 				}
