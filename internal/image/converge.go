@@ -443,6 +443,10 @@ func (im *Image) saveSeen(idx string) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return
 	}
+	var si, sp unix.Stat_t
+	if unix.Stat(idx, &si) == nil && unix.Lstat(p, &sp) == nil && si.Dev == sp.Dev && si.Ino == sp.Ino {
+		return // seen already: the very file (post-checkout after post-index-change)
+	}
 	tmp := fmt.Sprintf("%s.%d", p, os.Getpid())
 	os.Remove(tmp)
 	if err := os.Link(idx, tmp); err != nil {
@@ -455,8 +459,36 @@ func (im *Image) saveSeen(idx string) {
 			return
 		}
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
+	// rename(2) of one hard link onto another of the same file does
+	// nothing and succeeds, leaving tmp behind (a whole index kept alive
+	// under a name nobody reads), so tmp is removed after it either way.
+	os.Rename(tmp, p)
+	os.Remove(tmp)
+	removeStaleSeen(p)
+}
+
+// removeStaleSeen deletes the temporary links saveSeen of a process that
+// is gone left next to p: before the fix above, every save of an index
+// already seen left one, and a hook killed between link and rename still
+// can. Each pins a whole index file.
+func removeStaleSeen(p string) {
+	dir, base := filepath.Split(p)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), base+".")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(rest)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if unix.Kill(pid, 0) == unix.ESRCH {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
 	}
 }
 

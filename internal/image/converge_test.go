@@ -226,3 +226,33 @@ func TestSameFiles(t *testing.T) {
 		t.Error("a missing file compared equal")
 	}
 }
+
+// TestSaveSeenLeavesNoTemporary: saving the index the hooks have already
+// seen (post-checkout after post-index-change) must not leave the
+// temporary link behind, as rename(2) between two links of one file
+// would; and links left by processes that are gone are removed.
+func TestSaveSeenLeavesNoTemporary(t *testing.T) {
+	_, im := convergeRepo(t)
+	idx := im.Git.IndexFile()
+	seen := im.statePath(SeenIndexFile)
+	stale := seen + ".999999999" // no such process
+	os.MkdirAll(filepath.Dir(seen), 0o755)
+	if err := os.Link(idx, stale); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(seen)
+	im.saveSeen(idx)
+	im.saveSeen(idx) // the very file again
+	if !im.seenIsCurrent(idx) {
+		t.Fatal("index.seen is not the current index after saveSeen")
+	}
+	ents, err := os.ReadDir(filepath.Dir(seen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), filepath.Base(seen)+".") {
+			t.Errorf("%s left in %s", e.Name(), filepath.Dir(seen))
+		}
+	}
+}
