@@ -136,7 +136,6 @@ func ScanStats(root string, opts ScanOptions) (*Manifest, []StatData, error) {
 		ws[i] = &scanWorker{s: s, buf: make([]byte, 32<<10), xbuf: make([]byte, 4<<10)}
 		if hint > 0 {
 			ws[i].entries = hugemem.Slice[Entry](hint)[:0]
-			ws[i].crecs = hugemem.Slice[cacheRec](hint)[:0]
 			if opts.Stats {
 				ws[i].stats = hugemem.Slice[StatData](hint)[:0]
 			}
@@ -536,6 +535,7 @@ type scanWorker struct {
 	buf     []byte // getdents buffer
 	xbuf    []byte // xattr list / value buffer
 	lbuf    []byte // readlink buffer
+	strs    hugemem.Strings
 	entries []Entry
 	stats   []StatData // with ScanOptions.Stats: one per entry
 	links   []linkRec
@@ -596,9 +596,9 @@ func (w *scanWorker) dir(t dirTask) error {
 			return err
 		}
 		t.entry.Xattrs = xs
-		w.entries = append(w.entries, t.entry)
+		w.entries = hugemem.Append(w.entries, t.entry)
 		if w.s.opts.Stats {
-			w.stats = append(w.stats, StatData{})
+			w.stats = hugemem.Append(w.stats, StatData{})
 		}
 		w.s.count.Add(1)
 	}
@@ -659,7 +659,7 @@ func (w *scanWorker) readDir(d *dirNode) error {
 			if prefix == "" && string(nameb) == ".git" {
 				continue
 			}
-			rel := prefix + string(nameb) // one allocation: name is its tail
+			rel := w.strs.Concat(prefix, nameb) // name is its tail
 			name := rel[len(prefix):]
 			if s.opts.Skip != nil && dtype != unix.DT_UNKNOWN {
 				if s.opts.Skip(rel, dtype == unix.DT_DIR) {
@@ -712,11 +712,11 @@ func (w *scanWorker) readDir(d *dirNode) error {
 			w.remember(k, xs, hit)
 			e.Xattrs = xs
 			if st.Nlink > 1 && typ != TypeSymlink && typ != TypeUnknown {
-				w.links = append(w.links, linkRec{dev: uint64(st.Dev), ino: st.Ino, idx: int32(len(w.entries))})
+				w.links = hugemem.Append(w.links, linkRec{dev: uint64(st.Dev), ino: st.Ino, idx: int32(len(w.entries))})
 			}
-			w.entries = append(w.entries, e)
+			w.entries = hugemem.Append(w.entries, e)
 			if s.opts.Stats {
-				w.stats = append(w.stats, StatDataOf(&st))
+				w.stats = hugemem.Append(w.stats, StatDataOf(&st))
 			}
 			scanned++
 		}
@@ -778,15 +778,16 @@ func (w *scanWorker) remember(k statKey, xs []Xattr, hit bool) {
 	if s.cache == nil || k.csec*1e9+int64(k.cnsec) >= s.cutoff || len(xs) > 0xffff {
 		return
 	}
-	if !hit {
-		s.cache.missed.Add(1)
+	if hit {
+		return // the loaded record stands (ScanCache.merged)
 	}
+	s.cache.missed.Add(1)
 	r := cacheRec{dev: k.dev, ino: k.ino, csec: k.csec, cnsec: k.cnsec}
 	if len(xs) > 0 {
 		w.csets = append(w.csets, xs)
 		r.xidx = uint32(len(w.csets))
 	}
-	w.crecs = append(w.crecs, r)
+	w.crecs = hugemem.Append(w.crecs, r)
 }
 
 // keep drops the non-directory entries keep rejects, keeping the hard-link

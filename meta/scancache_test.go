@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,6 +119,34 @@ func TestScanCacheReuseAndInvalidate(t *testing.T) {
 	}
 	if c.Hits() != len(third.Entries)-2 {
 		t.Errorf("third scan: %d hits, want %d (all but the two changed objects)", c.Hits(), len(third.Entries)-2)
+	}
+
+	// What the third scan saved is the hits' old records merged with the
+	// two fresh ones: one record per object (the hard-linked pair is one),
+	// and a fourth scan hits every entry with the new values, but usr,
+	// whose ctime the removal of usr/pw moved.
+	if err := os.Remove(filepath.Join(root, "usr/pw")); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := LoadScanCache(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(third.Entries) - 1; saved.Len() != want {
+		t.Errorf("saved cache holds %d records, want %d (one per object)", saved.Len(), want)
+	}
+	fourth, c := scanWithCache(t, root, path)
+	if c.Hits() != len(fourth.Entries)-1 {
+		t.Errorf("fourth scan: %d hits of %d entries, want all but usr", c.Hits(), len(fourth.Entries))
+	}
+	if v, _ := fourth.Lookup("usr/bin/ping").Xattr("user.tag"); string(v) != "two" {
+		t.Errorf("fourth scan recorded user.tag=%q from the merged cache, want \"two\"", v)
+	}
+	if xs := fourth.Lookup("etc").Xattrs; len(xs) != 0 {
+		t.Errorf("fourth scan records %v on etc from the merged cache", xs)
+	}
+	if v, _ := fourth.Lookup("etc").Xattr("user.dir"); v != nil {
+		t.Error("stale xattr back")
 	}
 }
 
@@ -259,5 +288,52 @@ func TestScanCacheSaveSkipsSmallDrift(t *testing.T) {
 	scanWithCache(t, root, path)
 	if after, _ := os.ReadFile(path); bytes.Equal(after, before) {
 		t.Error("a drift beyond one in driftShare left the cache as it was")
+	}
+}
+
+// TestScanCacheInPlace: on a little-endian machine the loaded records are
+// the mapped file itself, and they are the records a copying decode
+// (misaligned input) finds.
+func TestScanCacheInPlace(t *testing.T) {
+	old := racyMargin
+	racyMargin = -time.Hour
+	defer func() { racyMargin = old }()
+	root := cacheTree(t)
+	path := filepath.Join(t.TempDir(), "cache")
+	scanWithCache(t, root, path)
+	c, err := LoadScanCache(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() == 0 {
+		t.Fatal("the cache remembers nothing")
+	}
+	if le := binary.NativeEndian.Uint16([]byte{1, 0}) == 1; le != c.inPlace {
+		t.Errorf("records in place: %v on a machine that is little-endian: %v", c.inPlace, le)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shifted := make([]byte, len(b)+1)[1:] // records at an odd address
+	copy(shifted, b)
+	d, err := decodeScanCache(shifted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.inPlace {
+		t.Fatal("misaligned records were used in place")
+	}
+	if !slices.Equal(c.recs, d.recs) {
+		t.Error("the mapped records differ from the decoded ones")
+	}
+	// Lookups hit through the mapping.
+	c.reset()
+	m, err := Scan(root, ScanOptions{Cache: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Hits() != len(m.Entries) {
+		t.Errorf("%d hits of %d entries through the mapped cache", c.Hits(), len(m.Entries))
 	}
 }

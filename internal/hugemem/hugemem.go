@@ -50,6 +50,60 @@ func Slice[T any](n int) []T {
 	return s
 }
 
+// Append appends v to s. When s is full it moves to a new, advised array
+// of twice the size (at least growMin elements): appending hundreds of
+// thousands of entries one at a time otherwise grows the slice through
+// fresh memory the runtime takes in 4 KiB pages, one fault each.
+func Append[T any](s []T, v T) []T {
+	if len(s) == cap(s) {
+		s = grow(s)
+	}
+	return append(s, v)
+}
+
+// growMin is the smallest array Append moves to: about the smallest that
+// holds a whole aligned huge page for elements of a few dozen bytes.
+const growMin = 1 << 16
+
+func grow[T any](s []T) []T {
+	n := max(2*cap(s), growMin)
+	t := Slice[T](n)[:len(s)]
+	copy(t, s)
+	return t
+}
+
+// Strings allocates strings in large advised blocks: the paths of a scan
+// are hundreds of thousands of small strings, each a heap allocation of
+// fresh memory otherwise. A block is kept alive by any string in it. Not
+// safe for concurrent use: give each goroutine its own.
+type Strings struct {
+	block []byte
+}
+
+// stringBlock is the size of each block: two huge pages, at least one of
+// them aligned inside the block.
+const stringBlock = 4 << 20
+
+// Concat returns a + string(b) as one string in the current block.
+func (a *Strings) Concat(prefix string, b []byte) string {
+	n := len(prefix) + len(b)
+	if n == 0 {
+		return ""
+	}
+	if n > stringBlock/64 {
+		return prefix + string(b) // large: the heap is fine
+	}
+	if len(a.block)+n > cap(a.block) {
+		a.block = Slice[byte](stringBlock)[:0]
+	}
+	off := len(a.block)
+	a.block = append(a.block, prefix...)
+	a.block = append(a.block, b...)
+	// The bytes at [off, off+n) are never written again: the block is
+	// only appended to.
+	return unsafe.String(&a.block[off], n)
+}
+
 // ReadFile is os.ReadFile into advised memory.
 func ReadFile(name string) ([]byte, error) {
 	f, err := os.Open(name)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -74,5 +76,47 @@ func TestReadFile(t *testing.T) {
 	}
 	if _, err := ReadFile(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
 		t.Errorf("a missing file: %v, want not-exist", err)
+	}
+}
+
+func TestAppend(t *testing.T) {
+	type elem [8]int64 // so the grown array is large enough to advise
+	var s []elem
+	for i := range 3*growMin + 5 {
+		s = Append(s, elem{int64(i)})
+	}
+	if len(s) != 3*growMin+5 {
+		t.Fatalf("len %d", len(s))
+	}
+	for i, v := range s {
+		if v[0] != int64(i) {
+			t.Fatalf("s[%d] = %d", i, v)
+		}
+	}
+	if cap(s) != 4*growMin {
+		t.Errorf("cap %d, want %d (doubling from %d)", cap(s), 4*growMin, growMin)
+	}
+	if !advised(t, uintptr(unsafe.Pointer(&s[len(s)/2]))) {
+		t.Error("the grown array is not advised for huge pages")
+	}
+}
+
+func TestStrings(t *testing.T) {
+	var a Strings
+	var got []string
+	var want []string
+	for i := range 100000 {
+		name := []byte(strconv.Itoa(i))
+		got = append(got, a.Concat("dir/", name))
+		want = append(want, "dir/"+string(name))
+	}
+	big := bytes.Repeat([]byte("x"), stringBlock)
+	got = append(got, a.Concat("p/", big), a.Concat("", nil))
+	want = append(want, "p/"+string(big), "")
+	runtime.GC() // blocks must stay alive through their strings
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("string %d = %.20q, want %.20q", i, got[i], want[i])
+		}
 	}
 }
