@@ -83,15 +83,15 @@ func TestBody(t *testing.T) {
 			t.Errorf("Body(%s) does not end with %q", name, want)
 		}
 		want := 5
-		if hasDoneCheck[name] {
+		if l := doneLine(name, version); l != "" {
 			want++
-			if !strings.Contains(b, "\n"+doneCheck+"\n"+enabledCheck+"\n") {
+			if !strings.Contains(b, "\n"+l+"\n"+enabledCheck+"\n") {
 				t.Errorf("Body(%s) lacks the done check before the opt-in check:\n%s", name, b)
 			}
 		}
 		if hasNestedCheck[name] {
 			want++
-			if !strings.HasPrefix(b, "#!/bin/sh\n# git-onesis hook (v3)") || strings.Split(b, "\n")[2] != nestedCheck {
+			if !strings.HasPrefix(b, "#!/bin/sh\n# git-onesis hook ("+version+")") || strings.Split(b, "\n")[2] != nestedCheck {
 				t.Errorf("Body(%s) does not start with the nested check:\n%s", name, b)
 			}
 		}

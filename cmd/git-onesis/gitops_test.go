@@ -618,3 +618,87 @@ func TestCheckoutHookStopsInShell(t *testing.T) {
 	}
 	sameView(t, "after the trampolines", view(t, img), orig)
 }
+
+// TestCommitHookStopsInShell: after a commit whose .gitmeta is the one
+// pre-commit recorded and staged, the post-commit trampoline stops in
+// the shell (one git rev-parse, no git-onesis) and removes the stamp.
+// It goes on to git-onesis after 'git commit --no-verify' (no stamp:
+// the unrecorded metadata is reported), after a partial commit (whose
+// stamp says so) and with GIT_DIR set.
+func TestCommitHookStopsInShell(t *testing.T) {
+	img, _ := hookedImage(t)
+	trace := filepath.Join(t.TempDir(), "trace")
+	stamp := filepath.Join(img, ".git", "onesis", "staged")
+	commit := func(env []string, args ...string) (map[string]int, result) {
+		t.Helper()
+		os.Remove(trace)
+		r := runEnv(t, img, append([]string{"GIT_TRACE=" + trace}, env...), "git", append([]string{"commit", "-q"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("git commit %v: exit %d: %s", args, r.code, r.err)
+		}
+		return trampolineWentOn(t, trace), r
+	}
+	secret := filepath.Join(img, "etc/secret")
+	change := func(mode os.FileMode) {
+		t.Helper()
+		appendTo(t, secret, "more\n")
+		if err := os.Chmod(secret, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committedMode := func() string {
+		t.Helper()
+		for _, l := range strings.Split(must(t, img, "git", "show", "HEAD:.gitmeta"), "\n") {
+			if strings.HasPrefix(l, "./etc/secret ") {
+				return l
+			}
+		}
+		t.Fatal("etc/secret is not in HEAD's .gitmeta")
+		return ""
+	}
+
+	change(0o604)
+	must(t, img, "git", "add", "etc/secret")
+	got, _ := commit(nil, "-m", "plain")
+	if got["pre-commit"] != 1 || got["post-commit"] != 0 {
+		t.Errorf("plain commit: trampolines that went on %v; want pre-commit once and post-commit not", got)
+	}
+	if l := committedMode(); !strings.Contains(l, "mode=0604") {
+		t.Errorf("the commit did not record the chmod: %s", l)
+	}
+	if _, err := os.Lstat(stamp); !os.IsNotExist(err) {
+		t.Errorf("the stamp is still there after post-commit: %v", err)
+	}
+
+	// --no-verify: no stamp, so git-onesis runs and reports.
+	change(0o640)
+	must(t, img, "git", "add", "etc/secret")
+	got, r := commit(nil, "--no-verify", "-m", "unverified")
+	if got["post-commit"] != 1 || !strings.Contains(r.err, "without the pre-commit hook") {
+		t.Errorf("commit --no-verify: trampolines that went on %v, stderr %q; want post-commit to go on and warn", got, r.err)
+	}
+
+	// A partial commit: the stamp's second line sends post-commit on.
+	change(0o600)
+	got, _ = commit(nil, "-m", "partial", "--", "etc/secret")
+	if got["post-commit"] != 1 {
+		t.Errorf("partial commit: trampolines that went on %v; want post-commit once", got)
+	}
+	if l := committedMode(); !strings.Contains(l, "mode=0600") {
+		t.Errorf("the partial commit did not record the chmod: %s", l)
+	}
+
+	// GIT_DIR set: the shell cannot tell, git-onesis decides.
+	change(0o644)
+	must(t, img, "git", "add", "etc/secret")
+	got, _ = commit([]string{"GIT_DIR=" + filepath.Join(img, ".git")}, "-m", "git dir")
+	if got["post-commit"] != 1 {
+		t.Errorf("commit with GIT_DIR: trampolines that went on %v; want post-commit once", got)
+	}
+	if l := committedMode(); !strings.Contains(l, "mode=0644") {
+		t.Errorf("the commit with GIT_DIR did not record the chmod: %s", l)
+	}
+	if out := must(t, img, "git", "onesis", "status", "--porcelain"); out != "" {
+		t.Errorf("status after the commits:\n%s", out)
+	}
+}
