@@ -233,12 +233,12 @@ func IndexChangesBetween(older, newer string, hashLen int) (*IndexChanges, error
 			c.Removed = append(c.Removed, string(ea.path))
 			ea, oka = merged(a)
 		case cmp > 0:
-			c.Changed = append(c.Changed, eb.entry())
+			c.Changed = append(c.Changed, eb.entry(nil))
 			eb, okb = merged(b)
 		default:
 			// Modification time (8:16), device and inode (16:24).
 			if !bytes.Equal(ea.head[8:24], eb.head[8:24]) || be32(eb.head[20:]) == 0 {
-				c.Changed = append(c.Changed, eb.entry())
+				c.Changed = append(c.Changed, eb.entry(nil))
 			}
 			ea, oka = merged(a)
 			eb, okb = merged(b)
@@ -297,13 +297,14 @@ func parseIndexFunc(b []byte, hashLen int, keep func(path []byte) bool) (*Index,
 		n = 0
 	}
 	ix := &Index{Version: r.ver, Entries: hugemem.Slice[IndexEntry](n)[:0], raw: b, hashLen: hashLen, Partial: keep != nil}
+	var strs hugemem.Strings
 	for {
 		e, ok := r.next()
 		if !ok {
 			break
 		}
 		if keep == nil || keep(e.path) {
-			ix.Entries = append(ix.Entries, e.entry())
+			ix.Entries = append(ix.Entries, e.entry(&strs))
 		}
 	}
 	if err := r.done(); err != nil {
@@ -447,12 +448,19 @@ func (r *indexReader) done() error {
 	return r.err
 }
 
-// entry copies e out.
-func (e *rawEntry) entry() IndexEntry {
+// entry copies e out, its path into strs when that is not nil (a whole
+// index's paths are hundreds of thousands of small strings).
+func (e *rawEntry) entry(strs *hugemem.Strings) IndexEntry {
 	h := e.head
 	flags := binary.BigEndian.Uint16(h[len(h)-2:])
+	path := ""
+	if strs != nil {
+		path = strs.Concat("", e.path)
+	} else {
+		path = string(e.path)
+	}
 	return IndexEntry{
-		Path:         string(e.path),
+		Path:         path,
 		CtimeSec:     be32(h),
 		CtimeNsec:    be32(h[4:]),
 		MtimeSec:     be32(h[8:]),
