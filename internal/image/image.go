@@ -214,7 +214,7 @@ func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 	// The index is read while the walk reads the tree: Keep is only
 	// consulted once the walk is over.
 	type lsResult struct {
-		set     map[string]struct{}
+		set     *pathSet
 		outside func(string) bool
 		ix      *git.Index
 		err     error
@@ -239,13 +239,10 @@ func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 			lsDone <- lsResult{err: fmt.Errorf("listing the index: %w", err)}
 			return
 		}
-		set := make(map[string]struct{}, len(tracked)+1)
-		for _, p := range tracked {
-			set[p] = struct{}{}
-		}
-		_, im.metaTracked = set[MetaFile]
+		set := newPathSet(tracked)
+		im.metaTracked = set.has(MetaFile)
 		// .gitmeta is recorded even before its first 'git add'.
-		set[MetaFile] = struct{}{}
+		set.add(MetaFile)
 		lsDone <- lsResult{set: set, outside: outside, ix: ix}
 	}()
 	var (
@@ -276,7 +273,7 @@ func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 			if r.err != nil {
 				return false
 			}
-			_, ok := r.set[p]
+			ok := r.set.has(p)
 			if extra && (!ok || p == MetaFile && !im.metaTracked) {
 				exMu.Lock()
 				ex.untracked = append(ex.untracked, p)
