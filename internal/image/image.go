@@ -73,25 +73,22 @@ type scanExtra struct {
 	untracked []string        // unsorted
 }
 
-// indexPaths lists the paths the index holds (GIT_INDEX_FILE honoured),
+// indexPaths returns the set of paths the index holds (GIT_INDEX_FILE honoured),
 // and what a sparse checkout leaves out of the tree. The index is read in
 // process; a split index is listed by git.
-func (im *Image) indexPaths() ([]string, func(string) bool, *git.Index, error) {
+func (im *Image) indexPaths() (*pathSet, func(string) bool, *git.Index, error) {
 	ix, err := git.ReadIndex(im.Git.IndexFile(), im.Git.HashLen())
 	if errors.Is(err, git.ErrSplitIndex) {
 		paths, err := im.Git.LsFiles()
-		return paths, nil, nil, err
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return newPathSet(nil, paths), nil, nil, nil
 	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	paths := make([]string, 0, len(ix.Entries))
-	for k := range ix.Entries {
-		if k == 0 || ix.Entries[k].Path != ix.Entries[k-1].Path {
-			paths = append(paths, ix.Entries[k].Path)
-		}
-	}
-	return paths, sparseScope(ix), ix, nil
+	return newPathSet(ix.Entries, nil), sparseScope(ix), ix, nil
 }
 
 // Open finds the repository containing dir and checks it has a work tree.
@@ -233,13 +230,12 @@ func (im *Image) scan(extra bool) (*meta.Manifest, *scanExtra, error) {
 			}
 		}
 		end := trace.Region("read the index")
-		tracked, outside, ix, err := im.indexPaths()
+		set, outside, ix, err := im.indexPaths()
 		end()
 		if err != nil {
 			lsDone <- lsResult{err: fmt.Errorf("listing the index: %w", err)}
 			return
 		}
-		set := newPathSet(tracked)
 		im.metaTracked = set.has(MetaFile)
 		// .gitmeta is recorded even before its first 'git add'.
 		set.add(MetaFile)

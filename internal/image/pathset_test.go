@@ -3,6 +3,8 @@ package image
 import (
 	"fmt"
 	"testing"
+
+	"github.com/onesis/git-onesis/internal/git"
 )
 
 func TestPathSet(t *testing.T) {
@@ -12,7 +14,16 @@ func TestPathSet(t *testing.T) {
 			for i := range n {
 				paths = append(paths, fmt.Sprintf("node%02d/etc/file%d", i%7, i))
 			}
-			s := newPathSet(paths)
+			// Half the paths as index entries (the second stage of one
+			// repeated), the rest as plain paths.
+			var entries []git.IndexEntry
+			for i, p := range paths[:n/2] {
+				entries = append(entries, git.IndexEntry{Path: p, Stage: 1})
+				if i == 0 {
+					entries = append(entries, git.IndexEntry{Path: p, Stage: 2})
+				}
+			}
+			s := newPathSet(entries, paths[n/2:])
 			for _, p := range paths {
 				if !s.has(p) {
 					t.Fatalf("%q is missing", p)
