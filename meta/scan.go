@@ -359,7 +359,15 @@ func comparePaths(a, b string) int {
 // markEmpty sets Empty on every directory below the root that has no file
 // or symlink anywhere beneath it. m must be sorted.
 func markEmpty(m *Manifest) {
-	full := make(map[string]struct{})
+	dirs := 0
+	for i := range m.Entries {
+		if m.Entries[i].Type == TypeDir {
+			dirs++
+		}
+	}
+	// Sized for every directory: growing it rehashed 35,000 paths on
+	// the bench image, through fresh memory.
+	full := make(map[string]struct{}, dirs)
 	for i := range m.Entries {
 		e := &m.Entries[i]
 		if !e.Type.GitCarries() {
