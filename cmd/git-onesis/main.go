@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -193,6 +194,13 @@ var categories = map[string]string{
 }
 
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	if errors.Is(err, flag.ErrHelp) && !isSubcommand && c.Command != nil && c.Command.Name == c.App.Name {
+		// 'git-onesis -h' run directly ('git onesis --help' is git's: it
+		// opens the man page): the overview, as a bare 'git onesis'
+		// prints it, and git's exit code for -h.
+		cli.ShowAppHelp(c)
+		return cli.Exit("", exitUsage)
+	}
 	return cli.Exit(fmt.Sprintf("usage: %v\nSee '%s --help'.", err, helpName(c.Command)), exitUsage)
 }
 

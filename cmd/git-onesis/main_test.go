@@ -30,6 +30,11 @@ func TestRunInProcess(t *testing.T) {
 	if code, out, _ := call(); code != exitDiff || !strings.Contains(out, "USAGE") {
 		t.Errorf("bare: exit %d\n%s", code, out)
 	}
+	for _, h := range []string{"-h", "--help"} {
+		if code, out, errOut := call(h); code != exitUsage || !strings.Contains(out, "USAGE") || errOut != "" {
+			t.Errorf("%s: exit %d, stdout %.40q, stderr %q; want the overview on stdout and exit 129", h, code, out, errOut)
+		}
+	}
 	if code, _, errOut := call("class"); code != exitUsage || !strings.Contains(errOut, "name at least one HOST") {
 		t.Errorf("class without a host: exit %d %q", code, errOut)
 	}
