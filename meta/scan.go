@@ -629,11 +629,9 @@ func (w *scanWorker) readDir(d *dirNode) error {
 	}
 	var st unix.Stat_t
 	scanned := 0
-	if w.ownCwd {
-		if err := unix.Fchdir(d.fd); err != nil {
-			return fmt.Errorf("scanning %s: %w", s.display(d.rel), err)
-		}
-	}
+	// The thread moves into the directory only when an xattr must be read
+	// by name (a cache miss): a steady tree's scan makes no fchdir at all.
+	inDir := false
 	for {
 		n, err := unix.Getdents(d.fd, w.buf)
 		if err == unix.EINTR {
@@ -705,6 +703,12 @@ func (w *scanWorker) readDir(d *dirNode) error {
 			k := keyOf(&st)
 			xs, hit := s.cache.lookup(k.dev, k.ino, k.csec, k.cnsec)
 			if !hit {
+				if w.ownCwd && !inDir {
+					if err := unix.Fchdir(d.fd); err != nil {
+						return fmt.Errorf("scanning %s: %w", s.display(d.rel), err)
+					}
+					inDir = true
+				}
 				if w.ownCwd {
 					xs, err = w.xattrsPath(name)
 				} else {
