@@ -67,6 +67,19 @@ func scanWithCache(t *testing.T, root, path string) (*Manifest, *ScanCache) {
 	return m, c
 }
 
+// savedCache builds cacheTree, scans it and saves the cache, remembering
+// every object however recent (racyMargin is restored after the test).
+func savedCache(t *testing.T) (root, path string) {
+	t.Helper()
+	old := racyMargin
+	racyMargin = -time.Hour
+	t.Cleanup(func() { racyMargin = old })
+	root = cacheTree(t)
+	path = filepath.Join(t.TempDir(), "cache")
+	scanWithCache(t, root, path)
+	return root, path
+}
+
 // TestScanCacheReuseAndInvalidate: a second scan takes every xattr from the
 // cache and records the same manifest; setting and removing an xattr (which
 // move ctime) is seen at once.
@@ -166,12 +179,7 @@ func TestScanCacheRacy(t *testing.T) {
 }
 
 func TestScanCacheCorrupt(t *testing.T) {
-	old := racyMargin
-	racyMargin = -time.Hour
-	defer func() { racyMargin = old }()
-	root := cacheTree(t)
-	path := filepath.Join(t.TempDir(), "cache")
-	scanWithCache(t, root, path)
+	root, path := savedCache(t)
 	good, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -214,12 +222,7 @@ func TestScanCacheCorrupt(t *testing.T) {
 // TestScanCacheOtherUser: a cache written by another user (who may not see
 // trusted.* xattrs) is not used.
 func TestScanCacheOtherUser(t *testing.T) {
-	old := racyMargin
-	racyMargin = -time.Hour
-	defer func() { racyMargin = old }()
-	root := cacheTree(t)
-	path := filepath.Join(t.TempDir(), "cache")
-	scanWithCache(t, root, path)
+	_, path := savedCache(t)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -295,12 +298,7 @@ func TestScanCacheSaveSkipsSmallDrift(t *testing.T) {
 // the mapped file itself, and they are the records a copying decode
 // (misaligned input) finds.
 func TestScanCacheInPlace(t *testing.T) {
-	old := racyMargin
-	racyMargin = -time.Hour
-	defer func() { racyMargin = old }()
-	root := cacheTree(t)
-	path := filepath.Join(t.TempDir(), "cache")
-	scanWithCache(t, root, path)
+	root, path := savedCache(t)
 	c, err := LoadScanCache(path)
 	if err != nil {
 		t.Fatal(err)
