@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -94,10 +95,13 @@ func LoadScanCache(path string) (*ScanCache, error) {
 	}
 	if !c.inPlace {
 		unmap()
+		return c, nil
 	}
-	// A mapping the records point into stays for the life of the
-	// process: the cache is replaced by rename, never written in place,
-	// so what is mapped does not change under the scan.
+	// The records point into the mapping, which is unmapped once the
+	// cache is garbage (a long-lived process scans many times). The file
+	// is replaced by rename, never written in place, so what is mapped
+	// does not change under the scan.
+	runtime.AddCleanup(c, func(unmap func()) { unmap() }, unmap)
 	return c, nil
 }
 

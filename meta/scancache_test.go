@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -333,5 +335,32 @@ func TestScanCacheInPlace(t *testing.T) {
 	}
 	if c.Hits() != len(m.Entries) {
 		t.Errorf("%d hits of %d entries through the mapped cache", c.Hits(), len(m.Entries))
+	}
+}
+
+// TestScanCacheUnmapped: a loaded cache's mapping goes when the cache is
+// garbage, so a process that scans again and again does not pile them up.
+func TestScanCacheUnmapped(t *testing.T) {
+	_, path := savedCache(t)
+	mapped := func() int {
+		b, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Skip("no /proc/self/maps")
+		}
+		return strings.Count(string(b), path)
+	}
+	before := mapped()
+	for range 20 {
+		c, err := LoadScanCache(path)
+		if err != nil || c.Len() == 0 {
+			t.Fatalf("LoadScanCache: %v, %d records", err, c.Len())
+		}
+	}
+	for i := 0; i < 50 && mapped() > before; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := mapped(); n > before {
+		t.Errorf("%d mappings of the cache left after its 20 loads were garbage", n-before)
 	}
 }
