@@ -84,7 +84,7 @@ type Strings struct {
 // them aligned inside the block.
 const stringBlock = 4 << 20
 
-// Concat returns a + string(b) as one string in the current block.
+// Concat returns prefix + string(b) as one string in the current block.
 func (a *Strings) Concat(prefix string, b []byte) string {
 	n := len(prefix) + len(b)
 	if n == 0 {
