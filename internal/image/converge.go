@@ -138,24 +138,34 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 		perr    error
 		pd      *meta.LineDiff
 		pdok    bool
+		pix     *meta.Indexed
 		started bool
 	)
-	parse := func() {
+	parse := func(incremental bool) {
+		if incremental {
+			// Only the lines that differ from the applied record are
+			// parsed, of either file; the other entries of .gitmeta are
+			// located, and parsed when the apply visits them (Subset).
+			end := trace.Region("compare .gitmeta with the last applied")
+			if pd, pdok = meta.DiffLines(applied, b); pdok {
+				pix, _ = meta.IndexCanonical(b) // b is ours and read-only from here
+			}
+			end()
+			if pix != nil {
+				return
+			}
+		}
 		end := trace.Region("parse .gitmeta")
 		pm, perr = meta.ParseOwned(b) // b is ours and read-only from here
-		if perr == nil && applied != nil {
-			// Only the lines that differ from the applied record are
-			// parsed of it.
-			pd, pdok = meta.DiffLines(applied, b)
-		}
 		end()
 	}
 	if full || applied == nil || !bytes.Equal(applied, b) {
 		started = true
 		pwg.Add(1)
+		incremental := !full && applied != nil
 		go func() {
 			defer pwg.Done()
-			parse()
+			parse(incremental)
 		}()
 	}
 	defer pwg.Wait() // before applied is unmapped
@@ -212,10 +222,22 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	}
 	o.Outside, o.Index = sparseScope(ix), ix
 	if !started {
-		parse()
+		parse(!full && applied != nil)
 	}
 	pwg.Wait()
 	m, err := pm, perr
+	if m == nil && err == nil && pix != nil && !full {
+		// The entries the apply visits, and only those, are parsed.
+		if m, err = subset(pix, pd, o.Paths); err != nil {
+			trace.Printf("converge: %v; parsing .gitmeta whole", err)
+			m, err = nil, nil
+		}
+	}
+	if m == nil && err == nil {
+		end := trace.Region("parse .gitmeta")
+		m, err = meta.ParseOwned(b)
+		end()
+	}
 	if err == nil && applied != nil && !full {
 		// A record that is not canonical is parsed whole.
 		if pdok {
@@ -256,6 +278,31 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	im.saveRetry(res)
 	im.saveSeen(idx)
 	return &Converged{Result: res, Full: o.Old == nil}, nil
+}
+
+// subsetMax is the share of .gitmeta's entries (one in subsetMax) up to
+// which an incremental apply parses only the entries it visits.
+var subsetMax = 8
+
+// subset parses the entries of .gitmeta that an incremental apply
+// visits: the lines that changed since the last apply (d), the lines the
+// last apply had that are gone or changed (their hard-link secondaries
+// are checked against what replaced them), and the files git wrote with
+// their parent directories, each with its hard-link group. It returns an
+// error (the caller parses the file whole) when that is more than one
+// entry in subsetMax, or a line it parses is not valid.
+func subset(ix *meta.Indexed, d *meta.LineDiff, written []string) (*meta.Manifest, error) {
+	paths := withParents(written)
+	paths = append(paths, d.Changed...)
+	for i := range d.Old.Entries {
+		paths = append(paths, d.Old.Entries[i].Path)
+	}
+	if len(paths) > ix.Len()/subsetMax {
+		return nil, fmt.Errorf("the apply visits %d of %d entries", len(paths), ix.Len())
+	}
+	end := trace.Region("parse the entries to apply")
+	defer end()
+	return ix.Subset(paths)
 }
 
 // RetryFile lists, NUL-terminated, the paths the last apply could not fix;

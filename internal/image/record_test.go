@@ -12,7 +12,14 @@ import (
 	"github.com/onesis/git-onesis/internal/testkit"
 )
 
-func TestMain(m *testing.M) { os.Exit(testkit.HermeticGit(m)) }
+func TestMain(m *testing.M) {
+	// Every incremental apply in these tests parses only the entries it
+	// visits, however small the image (the command tests in
+	// cmd/git-onesis run with the default, which parses small files
+	// whole).
+	subsetMax = 1
+	os.Exit(testkit.HermeticGit(m))
+}
 
 func gitOut(t *testing.T, dir string, args ...string) string {
 	t.Helper()
