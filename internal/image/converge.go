@@ -110,15 +110,6 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 			return &Converged{Skipped: "the index and .gitmeta are as the last apply left them"}, nil
 		}
 	}
-	b, err := hugemem.ReadFile(im.MetaPath())
-	if errors.Is(err, os.ErrNotExist) {
-		im.forgetApplied()
-		im.saveSeen(idx)
-		return &Converged{Skipped: "no .gitmeta in the work tree"}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading .gitmeta: %w", err)
-	}
 	full := kind == Discarded
 	var ix *git.Index
 	split := false
@@ -128,6 +119,38 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 		var release func()
 		applied, release = im.mapApplied()
 		defer release() // after the parse below is waited for
+	}
+	// Which files git wrote since the last hook is found (from the index
+	// last seen and the current one) beside the reading and comparing of
+	// .gitmeta.
+	var (
+		cwg      sync.WaitGroup
+		changes  *git.IndexChanges
+		cerr     error
+		seenAt   unix.Timespec
+		compared bool
+	)
+	if !full && applied != nil {
+		if seen, at, ok := im.seenFile(); ok {
+			compared, seenAt = true, at
+			cwg.Add(1)
+			go func() {
+				defer cwg.Done()
+				end := trace.Region("compare the index with the one last seen")
+				changes, cerr = git.IndexChangesBetween(seen, idx, im.Git.HashLen())
+				end()
+			}()
+		}
+	}
+	defer cwg.Wait()
+	b, err := hugemem.ReadFile(im.MetaPath())
+	if errors.Is(err, os.ErrNotExist) {
+		im.forgetApplied()
+		im.saveSeen(idx)
+		return &Converged{Skipped: "no .gitmeta in the work tree"}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading .gitmeta: %w", err)
 	}
 	// .gitmeta is parsed beside the comparison of the indexes, unless it
 	// is what was last applied (then the comparison may well show there
@@ -170,13 +193,11 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	}
 	defer pwg.Wait() // before applied is unmapped
 	if !full {
-		seen, seenAt, ok := im.seenFile()
-		if applied == nil || !ok {
+		cwg.Wait()
+		if !compared {
 			full = true
 		} else {
-			end := trace.Region("compare the index with the one last seen")
-			d, err := git.IndexChangesBetween(seen, idx, im.Git.HashLen())
-			end()
+			d, err := changes, cerr
 			switch {
 			case errors.Is(err, git.ErrSplitIndex):
 				trace.Printf("converge: %v; applying in full", err)
