@@ -362,7 +362,7 @@ func (im *Image) saveRetry(res *meta.ApplyResult) {
 // apply). It returns
 // ErrNoMeta when there is no .gitmeta.
 func (im *Image) ApplyWorktreeMeta(o ApplyOptions) (*meta.ApplyResult, error) {
-	b, err := os.ReadFile(im.MetaPath())
+	b, err := hugemem.ReadFile(im.MetaPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoMeta
 	}

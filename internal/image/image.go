@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/onesis/git-onesis/internal/git"
+	"github.com/onesis/git-onesis/internal/hugemem"
 	"github.com/onesis/git-onesis/internal/trace"
 	"github.com/onesis/git-onesis/meta"
 )
@@ -122,7 +123,7 @@ func (im *Image) Enabled() bool {
 
 // ReadWorktreeMeta parses the work tree's .gitmeta.
 func (im *Image) ReadWorktreeMeta() (*meta.Manifest, error) {
-	b, err := os.ReadFile(im.MetaPath())
+	b, err := hugemem.ReadFile(im.MetaPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoMeta
 	}
