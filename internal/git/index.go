@@ -169,6 +169,9 @@ type IndexChanges struct {
 	SkipWorktree bool
 	// Mtime is the newer index file's modification time.
 	Mtime unix.Timespec
+	// Newer locates the newer index's entries, for reading a few of them
+	// later (nil for a version 4 index or a missing file).
+	Newer *IndexView
 }
 
 // IndexChangesBetween compares the index file at older with the one at
@@ -204,10 +207,20 @@ func IndexChangesBetween(older, newer string, hashLen int) (*IndexChanges, error
 	}
 	defer bm.release()
 	c := &IndexChanges{Mtime: bm.st.Mtim}
+	// Where newer's entries start is noted on the way, for a later read
+	// of a few of them (IndexView), unless its paths are prefix-compressed
+	// (version 4: no entry's path can be read without the one before).
+	var view *IndexView
+	if bm.b != nil && b.ver < 4 && int64(len(bm.b)) < 1<<32 {
+		view = &IndexView{path: newer, hashLen: hashLen, st: bm.st, offs: hugemem.Slice[uint32](b.n)[:0]}
+	}
 	// merged returns the next stage-0 entry of r.
 	merged := func(r *indexReader) (rawEntry, bool) {
 		for {
 			e, ok := r.next()
+			if ok && r == b && view != nil {
+				view.note(&e)
+			}
 			if !ok || e.stage == 0 {
 				return e, ok
 			}
@@ -249,6 +262,10 @@ func IndexChangesBetween(older, newer string, hashLen int) (*IndexChanges, error
 	}
 	if err := b.done(); err != nil {
 		return nil, fmt.Errorf("reading the index %s: %w", newer, err)
+	}
+	if view != nil {
+		view.extOff = b.off
+		c.Newer = view
 	}
 	return c, nil
 }

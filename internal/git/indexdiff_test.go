@@ -66,7 +66,8 @@ func changesByParsing(t *testing.T, older, newer string) *IndexChanges {
 func TestIndexChangesBetween(t *testing.T) {
 	for _, ver := range []string{"2", "3", "4"} {
 		t.Run("v"+ver, func(t *testing.T) {
-			files := map[string]string{".gitmeta": "", "etc/motd": "hi\n", "etc/ssh/sshd_config": "x\n", "usr/bin/tool": "#!/bin/sh\n"}
+			files := map[string]string{".gitmeta": "", "etc/motd": "hi\n", "etc/ssh/sshd_config": "x\n", "usr/bin/tool": "#!/bin/sh\n",
+				".gitattributes": "# none\n", "usr/share/doc/.gitattributes": "# none\n", "usr/share/doc/not.gitattributes": "x\n"}
 			for i := 0; i < 40; i++ {
 				files[fmt.Sprintf("usr/share/doc/p%02d/f%s", i%7, strings.Repeat("n", i))] = fmt.Sprint(i)
 			}
@@ -146,6 +147,8 @@ func TestIndexChangesBetween(t *testing.T) {
 					t.Fatalf("step %d (%s): %v", i, s.name, err)
 				}
 				want := changesByParsing(t, older, idx)
+				checkView(t, got.Newer, idx, ver)
+				got.Newer = nil
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("step %d (%s):\n got %+v\nwant %+v", i, s.name, got, want)
 				}
@@ -169,6 +172,81 @@ func TestIndexChangesBetween(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkView checks the view IndexChangesBetween took of the index file
+// at idx (of version ver): none for version 4, else Read of some paths
+// (every third, all stages, one that is not there) finds what
+// ReadIndexFunc finds with a keep of those paths and every
+// .gitattributes file, and once git rewrites the index it is
+// ErrIndexReplaced.
+func checkView(t *testing.T, v *IndexView, idx, ver string) {
+	t.Helper()
+	if ver == "4" {
+		if v != nil {
+			t.Fatal("a view of a version 4 index, whose paths are prefix-compressed")
+		}
+		return
+	}
+	if v == nil {
+		t.Fatal("no view of a version " + ver + " index")
+	}
+	all, err := ReadIndex(idx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := map[string]bool{"no/such/path": true}
+	for i, e := range all.Entries {
+		if i%3 == 0 || e.Stage != 0 {
+			ask[e.Path] = true
+		}
+	}
+	var paths []string
+	for p := range ask {
+		paths = append(paths, p)
+	}
+	got, err := v.Read(paths)
+	if err != nil {
+		t.Fatalf("IndexView.Read: %v", err)
+	}
+	want, err := ReadIndexFunc(idx, 20, func(p []byte) bool { return ask[string(p)] || isAttributes(p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Entries) < 3 || !reflect.DeepEqual(got.Entries, want.Entries) || !got.Partial || got.Mtime != want.Mtime {
+		t.Fatalf("IndexView.Read:\n got %+v\nwant %+v", got.Entries, want.Entries)
+	}
+	attrs := 0
+	for _, e := range got.Entries {
+		if strings.HasSuffix(e.Path, "/.gitattributes") || e.Path == ".gitattributes" {
+			attrs++
+		}
+		if strings.HasSuffix(e.Path, "not.gitattributes") && !ask[e.Path] {
+			t.Fatalf("IndexView.Read took %s for an attributes file", e.Path)
+		}
+	}
+	if attrs == 0 {
+		t.Fatal("IndexView.Read left out the .gitattributes entries")
+	}
+}
+
+// TestIndexViewReplaced: a view of an index file git has since replaced
+// reads nothing.
+func TestIndexViewReplaced(t *testing.T) {
+	dir := newRepo(t, map[string]string{"a": "1\n", "b/c": "2\n"})
+	idx := filepath.Join(dir, ".git", "index")
+	c, err := IndexChangesBetween(idx, idx, 20)
+	if err != nil || c.Newer == nil {
+		t.Fatalf("IndexChangesBetween: %+v, %v", c, err)
+	}
+	if ix, err := c.Newer.Read([]string{"a"}); err != nil || len(ix.Entries) != 1 || ix.Entries[0].Path != "a" {
+		t.Fatalf("Read(a) = %+v, %v", ix, err)
+	}
+	write(t, filepath.Join(dir, "d"), "3\n")
+	git(t, dir, "add", "d")
+	if _, err := c.Newer.Read([]string{"a"}); !errors.Is(err, ErrIndexReplaced) {
+		t.Fatalf("Read after git add = %v, want ErrIndexReplaced", err)
 	}
 }
 

@@ -208,6 +208,7 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 				full = true
 			default:
 				o.Paths = writtenSince(im.Root, d, seenAt)
+				o.IndexView = d.Newer
 				trace.Printf("converge: %d files written by git since the last hook: %s", len(o.Paths), traceList(o.Paths))
 				o.Paths = append(o.Paths, im.loadRetry()...)
 				if len(o.Paths) == 0 && bytes.Equal(applied, b) {

@@ -631,6 +631,10 @@ type ApplyOptions struct {
 	// Index is the index as the caller read it, if it did: the refresh
 	// after the apply reuses it while the file is unchanged.
 	Index *git.Index
+	// IndexView, if the caller walked the index without reading it
+	// (git.IndexChangesBetween), lets the refresh read only the entries
+	// it needs while the file is unchanged.
+	IndexView *git.IndexView
 	// Applied, if set, is called once the tree is applied (not in a dry
 	// run, not after a failure that stopped the apply), before git's
 	// index is refreshed.
@@ -655,7 +659,15 @@ func (im *Image) ApplyTree(m *meta.Manifest, o ApplyOptions) (*meta.ApplyResult,
 	}
 	if !o.DryRun && len(res.Touched) > 0 {
 		defer trace.Region("refresh index")()
-		if err := im.refreshTouched(m, res, o.Index); err != nil {
+		known := o.Index
+		if known == nil && o.IndexView != nil {
+			var err error
+			if known, err = o.IndexView.Read(gitCarried(m, res.Touched)); err != nil {
+				trace.Printf("refresh index: %v; reading it again", err)
+				known = nil
+			}
+		}
+		if err := im.refreshTouched(m, res, known); err != nil {
 			return res, fmt.Errorf("refreshing the index after apply: %w", err)
 		}
 	}
