@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 )
 
@@ -35,6 +36,37 @@ func FuzzParse(f *testing.F) {
 		}
 		if !bytes.Equal(first, second) {
 			t.Fatalf("Encode/Parse not a fixed point:\n%q\n%q", first, second)
+		}
+	})
+}
+
+// FuzzIndexedSubset: where IndexCanonical takes a file, asking Subset for
+// every path its lines name parses every line, so it must agree with the
+// whole parse: an error where that fails, and where both succeed the same
+// entries. (Subset may refuse more, a CR line end say: the hooks then
+// parse the file whole.)
+func FuzzIndexedSubset(f *testing.F) {
+	f.Add([]byte(fmtHeader + ".  mode=0755  uid=0  gid=0  type=dir\n./a\\040b  mode=04755  uid=1  gid=2  type=file  xattr.user.x=AQI=\n./a0  mode=0644  uid=0  gid=0  type=file  hardlink=./a\\040b\n"))
+	f.Add([]byte(fmtHeader + "./a  mode=0644  uid=0  gid=0  type=file\n./b  mode=0644  uid=0  gid=0  type=file  hardlink=./c\n"))
+	f.Add([]byte(fmtHeader + "./b  mode=0644  uid=0  gid=0  type=file\n./a  mode=0644  uid=0  gid=0  type=file\n"))
+	f.Add([]byte(fmtHeader + "./a\tx  mode=0644  uid=0  gid=0  type=file\n./b  mode=0644  uid=0  gid=0  type=dir\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ix, ok := IndexCanonical(data)
+		if !ok {
+			return
+		}
+		var paths []string
+		for i := 0; i < ix.Len(); i++ {
+			paths = append(paths, fieldPath(pathField(ix.line(i))))
+		}
+		sub, serr := ix.Subset(paths)
+		m, err := Parse(bytes.NewReader(data))
+		switch {
+		case serr != nil:
+		case err != nil:
+			t.Fatalf("Subset of every line took a file Parse refuses (%v):\n%q", err, data)
+		case len(sub.Entries) != len(m.Entries) || len(m.Entries) > 0 && !reflect.DeepEqual(sub.Entries, m.Entries):
+			t.Fatalf("Subset of every line differs from Parse:\n got %+v\nwant %+v", sub.Entries, m.Entries)
 		}
 	})
 }

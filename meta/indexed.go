@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strconv"
 	"unsafe"
 )
 
@@ -37,8 +38,8 @@ func IndexCanonical(b []byte) (ix *Indexed, ok bool) {
 	if int64(len(b)) >= 1<<32 {
 		return nil, false
 	}
-	_, body, ok := canonicalBody(b)
-	if !ok {
+	header, body, ok := canonicalBody(b)
+	if !ok || !headerReadable(header) {
 		return nil, false
 	}
 	pos := len(b) - len(body)
@@ -52,6 +53,10 @@ func IndexCanonical(b []byte) (ix *Indexed, ok bool) {
 			return nil, false
 		}
 		p := pathField(line)
+		if !(len(p) == 1 || len(p) > 2 && p[1] == '/') || string(p) == "./." {
+			// Not "." or "./" and a path: the parser says what is wrong.
+			return nil, false
+		}
 		// A field without escapes is its path (after "./"), and such
 		// fields sort as their paths do, "." first.
 		esc := bytes.IndexByte(p, '\\') >= 0
@@ -94,6 +99,26 @@ func IndexCanonical(b []byte) (ix *Indexed, ok bool) {
 		}
 	}
 	return ix, true
+}
+
+// headerReadable reports whether the signature and header comments of a
+// canonical file (canonicalBody) name a format this build reads.
+func headerReadable(header []byte) bool {
+	for _, line := range bytes.Split(header, []byte{'\n'}) {
+		if len(line) > maxLine {
+			return false
+		}
+		if bytes.HasPrefix(line, []byte(formatPrefix)) {
+			f := bytes.Fields(line[len(formatPrefix):])
+			if len(f) == 0 {
+				return false
+			}
+			if v, err := strconv.Atoi(string(f[0])); err != nil || v > FormatVersion {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Len returns the number of entries.
