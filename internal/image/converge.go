@@ -283,12 +283,20 @@ func (im *Image) Converge(kind Kind) (*Converged, error) {
 	// Once the apply is done, the record of it is written while git's
 	// index is refreshed. What failed is tried again by the next apply
 	// (saveRetry); the rest is done.
+	//
+	// The index last seen is let go meanwhile too: it is usually the file
+	// git replaced, kept alive by that link alone, and freeing a large
+	// index's blocks and pages takes the kernel 10-20 ms, which the
+	// rename in saveSeen would otherwise spend at the end. From here
+	// every way out either saves the index as seen or forgets the
+	// applied record (the next apply is then full, seen or not).
 	var saved sync.WaitGroup
 	o.Applied = func() {
 		saved.Add(1)
 		go func() {
 			defer saved.Done()
 			im.saveApplied(b)
+			os.Remove(im.statePath(SeenIndexFile))
 		}()
 	}
 	res, err := im.ApplyTree(m, o)
