@@ -454,7 +454,7 @@ gen() {
 	echo "| \`git onesis checkout\` vs plain \`git checkout\` (10 entries differ) | $(ratio onesis_checkout10 git_checkout10) |"
 	echo "| \`git onesis upgrade start\` vs \`rsync -a\` of the image | $(ratio upgrade_start rsync_copy) |"
 	echo
-	echo "Metadata work a switch adds to git's own checkout (\`git onesis checkout\` minus hooks-off \`git checkout\`): $(extra onesis_checkout git_checkout) for 1k entries, $(extra onesis_checkout10 git_checkout10) for 10. What remains at 10 entries is fixed per switch: parsing both .gitmeta files (one line per entry) and git's index refresh (one lstat per tracked file), not a walk of the tree."
+	echo "Metadata work a switch adds to git's own checkout (\`git onesis checkout\` minus hooks-off \`git checkout\`): $(extra onesis_checkout git_checkout) for 1k entries, $(extra onesis_checkout10 git_checkout10) for 10. What remains at 10 entries is fixed per switch: comparing both .gitmeta files line by line and both index files entry by entry, and writing the index again with its checksum, not a walk of the tree."
 	echo
 	echo "Disk for an upgrade tree: the linked worktree took ${UPW_DISK:-n/a} (the checked-out files; it shares the object store), the rsync copy ${UPR_DISK:-n/a} (files plus a second copy of .git)."
 	echo
