@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -110,17 +111,91 @@ func TestBINLWithoutProxy(t *testing.T) {
 	}
 }
 
+// siteDHCP is a DHCP server a site might run beside serve's proxy DHCP:
+// the node's fixed address (the inventory's), nothing about booting.
+// These are the halves of docs/serve.md's proxy DHCP section.
+type siteDHCP struct {
+	name, tool, pkg string
+	// conf writes the server's configuration into dir and returns its
+	// command line (tool is the path NeedTool found) and environment.
+	conf func(t *testing.T, dir, tool string) (args, env []string)
+	// gave is what the server logs when it hands the node its address.
+	gave string
+}
+
+var siteDHCPs = []siteDHCP{
+	{
+		name: "dnsmasq", tool: "dnsmasq", pkg: "dnsmasq-base",
+		conf: func(t *testing.T, dir, tool string) ([]string, []string) {
+			conf := filepath.Join(dir, "dnsmasq.conf")
+			writeConf(t, conf, "port=0\ninterface=uefisite1\nbind-interfaces\n"+
+				"dhcp-range=10.77.7.100,10.77.7.150,255.255.255.0,1h\n"+
+				"dhcp-host="+nsKnownMAC+",10.77.7.50,node01\n"+
+				"dhcp-leasefile="+filepath.Join(dir, "leases")+"\nlog-dhcp\n")
+			return []string{tool, "--no-daemon", "--conf-file=" + conf, "--pid-file=" + filepath.Join(dir, "pid")}, nil
+		},
+		gave: "DHCPACK(uefisite1) 10.77.7.50 " + nsKnownMAC,
+	},
+	{
+		name: "isc-dhcpd", tool: "dhcpd", pkg: "isc-dhcp-server",
+		conf: func(t *testing.T, dir, tool string) ([]string, []string) {
+			conf, leases := filepath.Join(dir, "dhcpd.conf"), filepath.Join(dir, "dhcpd.leases")
+			writeConf(t, conf, "authoritative;\n"+
+				"subnet 10.77.7.0 netmask 255.255.255.0 {\n"+
+				"  range 10.77.7.100 10.77.7.150;\n"+
+				"  host node01 { hardware ethernet "+nsKnownMAC+"; fixed-address 10.77.7.50; }\n"+
+				"}\n")
+			writeConf(t, leases, "")
+			return []string{tool, "-4", "-f", "-d", "-cf", conf, "-lf", leases, "-pf", filepath.Join(dir, "pid"), "uefisite1"}, nil
+		},
+		gave: "DHCPACK on 10.77.7.50 to " + nsKnownMAC + " via uefisite1",
+	},
+	{
+		name: "kea", tool: "kea-dhcp4", pkg: "kea-dhcp4-server",
+		conf: func(t *testing.T, dir, tool string) ([]string, []string) {
+			conf := filepath.Join(dir, "kea-dhcp4.conf")
+			writeConf(t, conf, `{"Dhcp4": {
+  "interfaces-config": {"interfaces": ["uefisite1"]},
+  "lease-database": {"type": "memfile", "persist": false},
+  "valid-lifetime": 3600,
+  "subnet4": [{"subnet": "10.77.7.0/24", "pools": [{"pool": "10.77.7.100 - 10.77.7.150"}],
+    "reservations": [{"hw-address": "`+nsKnownMAC+`", "ip-address": "10.77.7.50", "hostname": "node01"}]}],
+  "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}], "severity": "INFO"}]
+}}
+`)
+			// Its PID and lock files go to the test's directory, not /run/kea.
+			return []string{tool, "-c", conf}, []string{"KEA_PIDFILE_DIR=" + dir, "KEA_LOCKFILE_DIR=" + dir}
+		},
+		gave: "lease 10.77.7.50 has been allocated",
+	},
+}
+
+func writeConf(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestUEFIProxyDHCPQEMU boots OVMF's own UEFI PXE (no option ROM) on a LAN
-// whose addresses come from the site's DHCP server, a real dnsmasq on
-// another host (namespace) with a fixed address for the node and no boot
-// options, while this server runs as proxy DHCP: OVMF takes the site's
-// address and our proxy offer, asks our port 4011 for the boot file, loads
-// snponly.efi over TFTP; that iPXE takes the site's address and the script
-// from our proxy offer, and runs it; the script prints what it got. Needs root, qemu-system-x86, ovmf,
-// ipxe and dnsmasq-base; about 60-120 s under TCG.
+// whose addresses come from the site's DHCP server (dnsmasq, ISC dhcpd or
+// kea, each real, on another host (namespace), with a fixed address for
+// the node and no boot options), while this server runs as proxy DHCP:
+// OVMF takes the site's address and our proxy offer, asks our port 4011
+// for the boot file, loads snponly.efi over TFTP; that iPXE takes the
+// site's address and the script from our proxy offer, and runs it; the
+// script prints what it got. Needs root, qemu-system-x86, ovmf, ipxe,
+// dnsmasq-base, isc-dhcp-server and kea-dhcp4-server; about 30-60 s per
+// site server under TCG.
 func TestUEFIProxyDHCPQEMU(t *testing.T) {
+	for _, site := range siteDHCPs {
+		t.Run(site.name, func(t *testing.T) { uefiProxyBoot(t, site) })
+	}
+}
+
+func uefiProxyBoot(t *testing.T, sd siteDHCP) {
 	qemu := needQEMU(t)
-	dnsmasq := testkit.NeedTool(t, "dnsmasq", "dnsmasq-base")
+	tool := testkit.NeedTool(t, sd.tool, sd.pkg)
 	testkit.NeedFile(t, "/usr/lib/ipxe/snponly.efi", "ipxe")
 	// ns: the boot server on br0 (10.77.7.1) with the node's tap0; site:
 	// the site's DHCP server (10.77.7.2) on a veth into the same bridge.
@@ -143,20 +218,12 @@ func TestUEFIProxyDHCPQEMU(t *testing.T) {
 	mustRun(t, "ip", "-n", site, "addr", "add", "10.77.7.2/24", "dev", "uefisite1")
 	mustRun(t, "ip", "-n", site, "link", "set", "uefisite1", "up")
 
-	// The site's DHCP server: the node's fixed address (the inventory's),
-	// nothing about booting. This is the dnsmasq half of docs/serve.md's
-	// proxy DHCP section.
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "dnsmasq.conf")
-	if err := os.WriteFile(conf, []byte("port=0\ninterface=uefisite1\nbind-interfaces\n"+
-		"dhcp-range=10.77.7.100,10.77.7.150,255.255.255.0,1h\n"+
-		"dhcp-host="+nsKnownMAC+",10.77.7.50,node01\n"+
-		"dhcp-leasefile="+filepath.Join(dir, "leases")+"\nlog-dhcp\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	args, env := sd.conf(t, dir, tool)
 	ctx, cancel := context.WithCancel(context.Background())
-	dm := exec.CommandContext(ctx, "ip", "netns", "exec", site, dnsmasq, "--no-daemon", "--conf-file="+conf, "--pid-file="+filepath.Join(dir, "pid"))
-	var dmLog strings.Builder
+	dm := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", site}, args...)...)
+	dm.Env = append(os.Environ(), env...)
+	var dmLog syncBuilder
 	dm.Stdout, dm.Stderr = &dmLog, &dmLog
 	if err := dm.Start(); err != nil {
 		t.Fatal(err)
@@ -178,7 +245,7 @@ func TestUEFIProxyDHCPQEMU(t *testing.T) {
 	// The address from the site, the script URL from us.
 	want := "ONESIS-PROXY-OK ip=10.77.7.50 file=tftp://10.77.7.1/boot/52-54-00-12-34-56.ipxe"
 	if got != want {
-		t.Errorf("iPXE printed %q, want %q\ndnsmasq:\n%s", got, want, dmLog.String())
+		t.Errorf("iPXE printed %q, want %q\n%s:\n%s", got, want, sd.name, dmLog.String())
 	}
 	var fws, replies []string
 	for _, e := range h.eventsFor(nsKnownMAC) {
@@ -193,7 +260,26 @@ func TestUEFIProxyDHCPQEMU(t *testing.T) {
 			t.Errorf("no %q among the answers %q (firmware %v)", w, replies, fws)
 		}
 	}
-	if !strings.Contains(dmLog.String(), "DHCPACK(uefisite1) 10.77.7.50 "+nsKnownMAC) {
-		t.Errorf("dnsmasq did not give the node its address:\n%s", dmLog.String())
+	if !strings.Contains(dmLog.String(), sd.gave) {
+		t.Errorf("%s did not give the node its address (no %q in its log):\n%s", sd.name, sd.gave, dmLog.String())
 	}
+}
+
+// syncBuilder is a strings.Builder a running process writes to while the
+// test reads it.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
