@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -127,5 +128,44 @@ func TestImagesSync(t *testing.T) {
 	}
 	if r := onesis(t, top, "images", "sync", "nobase"); r.code != 128 {
 		t.Errorf("sync of an unknown base: exit %d", r.code)
+	}
+
+	// The admin follows the report's hint for c-bad, as printed: a
+	// worktree of its own and the merge there (which stops on the
+	// conflict), the conflict fixed, 'git onesis commit', and sync again,
+	// which now goes on to d-late.
+	const hint = "resolve it by hand, in a worktree of its own: "
+	i := strings.Index(r.out, hint)
+	if i < 0 {
+		t.Fatalf("no hint in the sync report:\n%s", r.out)
+	}
+	step, _, ok := strings.Cut(r.out[i+len(hint):], ";\n")
+	if !ok || !strings.Contains(step, "git merge base") {
+		t.Fatalf("hint step %q", step)
+	}
+	out, err := exec.Command("sh", "-c", "cd "+top+" && "+step).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "CONFLICT") {
+		t.Fatalf("the hint's step (%s): %v, want git's conflict\n%s", step, err, out)
+	}
+	fields := strings.Fields(step) // git worktree add DIR c-bad && ...
+	if len(fields) < 4 || fields[0] != "git" || fields[2] != "add" {
+		t.Fatalf("hint step %q does not add a worktree", step)
+	}
+	bad := fields[3]
+	put(bad, "etc/motd", "bad, then base v2\n")
+	must(t, bad, "git", "add", "etc/motd")
+	if r := onesis(t, bad, "commit", "-qm", "merge base into c-bad"); r.code != 0 {
+		t.Fatalf("git onesis commit of the resolved merge: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	wantMode(t, filepath.Join(bad, "usr/bin/a"), 0o755) // base's metadata, applied by the merge
+	r = onesis(t, top, "images", "sync", "base")
+	if r.code != 0 || !strings.Contains(r.out, "c-bad: up to date") || !strings.Contains(r.out, "d-late: merged") {
+		t.Fatalf("sync after the hint was followed: exit %d, want c-bad up to date and d-late merged\n%s%s", r.code, r.out, r.err)
+	}
+	if got := must(t, top, "git", "show", "d-late:etc/motd"); got != "base v2\n" {
+		t.Errorf("d-late etc/motd = %q after sync", got)
+	}
+	if meta := must(t, top, "git", "show", "c-bad:.gitmeta"); !strings.Contains(meta, "./usr/bin/a  mode=0755") {
+		t.Errorf("c-bad's merge commit lacks base's metadata change:\n%s", meta)
 	}
 }
