@@ -42,6 +42,8 @@ type helperConfig struct {
 	TFTPPXELinux bool
 	// IPXEBootFile overrides the boot file for iPXE clients (BootFiles).
 	IPXEBootFile string
+	// EFI32BootFile is the boot file for UEFI IA32 PXE (BootFiles).
+	EFI32BootFile string
 	// Proxy runs the server as a proxy DHCP server (Config.Proxy).
 	Proxy bool
 	// TFTPIPXE adds Debian's iPXE binaries (/usr/lib/ipxe) to the TFTP server.
@@ -184,9 +186,12 @@ func serverHelper(hc helperConfig) int {
 		leases[hw.String()] = lease
 	}
 	var outMu sync.Mutex
-	var bootFiles map[Firmware]string
+	bootFiles := map[Firmware]string{}
 	if hc.IPXEBootFile != "" {
-		bootFiles = map[Firmware]string{FirmwareIPXE: hc.IPXEBootFile}
+		bootFiles[FirmwareIPXE] = hc.IPXEBootFile
+	}
+	if hc.EFI32BootFile != "" {
+		bootFiles[FirmwareEFI32] = hc.EFI32BootFile
 	}
 	s, err := New(Config{
 		BootFiles:   bootFiles,
