@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -223,7 +222,7 @@ func uefiProxyBoot(t *testing.T, sd siteDHCP) {
 	ctx, cancel := context.WithCancel(context.Background())
 	dm := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", site}, args...)...)
 	dm.Env = append(os.Environ(), env...)
-	var dmLog syncBuilder
+	var dmLog testkit.Buffer
 	dm.Stdout, dm.Stderr = &dmLog, &dmLog
 	if err := dm.Start(); err != nil {
 		t.Fatal(err)
@@ -263,23 +262,4 @@ func uefiProxyBoot(t *testing.T, sd siteDHCP) {
 	if !strings.Contains(dmLog.String(), sd.gave) {
 		t.Errorf("%s did not give the node its address (no %q in its log):\n%s", sd.name, sd.gave, dmLog.String())
 	}
-}
-
-// syncBuilder is a strings.Builder a running process writes to while the
-// test reads it.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
