@@ -37,6 +37,7 @@ const (
 )
 
 func main() {
+	batchGC(os.Args)
 	stop := cpuProfile(os.Getenv("GIT_ONESIS_CPUPROFILE"))
 	code := run(context.Background(), os.Stdin, os.Stdout, os.Stderr, os.Args)
 	stop()
