@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/onesis/git-onesis/hooks"
 	"github.com/onesis/git-onesis/internal/git"
 	"github.com/onesis/git-onesis/internal/image"
+	"github.com/onesis/git-onesis/internal/trace"
 	"github.com/onesis/git-onesis/meta"
 )
 
@@ -130,10 +132,12 @@ func runInit(c *cli.Context) error {
 	}
 	m := meter(c, im, "Recording metadata")
 	im.Progress = m.Set
-	// git add -A hashes and compresses every file on one CPU; the
-	// metadata walk runs beside it.
+	// git add -A hashes and compresses every file on one CPU: the tree
+	// is staged in chunks on every CPU (git.Repo.AddAll), and the
+	// metadata walk runs beside them.
 	_, man, err := im.RecordWhile(func() error {
-		_, err := im.Git.Run("add", "-A")
+		n, err := im.Git.AddAll(runtime.NumCPU())
+		trace.Printf("init: the tree was staged by %d git processes at once", n)
 		return err
 	})
 	if err != nil {
@@ -179,7 +183,9 @@ func summarize(m *meta.Manifest) string {
 // pre-commit hook records again for the index git actually commits.
 func gitCommit(c *cli.Context, im *image.Image, args []string, recorded bool) error {
 	cmd := im.Git.Cmd(append([]string{"commit"}, args...)...)
-	cmd.Env = os.Environ()
+	// The first commit of an image writes tens of thousands of trees,
+	// each compressed: git.MallocKeepEnv spares the page faults.
+	cmd.Env = append(os.Environ(), git.MallocKeepEnv())
 	if recorded {
 		// Which blob was staged is told to pre-commit, which then need
 		// not read .gitmeta back to name it.
