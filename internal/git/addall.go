@@ -257,6 +257,14 @@ func (r *Repo) joinIndexes(parts []string) error {
 	if err == nil {
 		_, err = f.Write(h.Sum(nil))
 	}
+	if err == nil {
+		// The mode git gave the chunks' indexes (core.sharedRepository,
+		// which git onesis init sets to keep the repository private).
+		var fi os.FileInfo
+		if fi, err = os.Stat(parts[0]); err == nil {
+			err = f.Chmod(fi.Mode().Perm())
+		}
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -76,6 +76,8 @@ func TestAddAllMatchesGitAdd(t *testing.T) {
 			git(t, filepath.Join(dir, "nested"), "commit", "-q", "-m", "nested")
 		}, 3, 1},
 		{"SHA-256", nil, 2, 2},
+		{"core.sharedRepository 0600", func(t *testing.T, dir string) { git(t, dir, "config", "core.sharedRepository", "0600") }, 2, 2},
+		{"core.sharedRepository group", func(t *testing.T, dir string) { git(t, dir, "config", "core.sharedRepository", "group") }, 2, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(tmp(t), "img")
@@ -119,6 +121,9 @@ func TestAddAllMatchesGitAdd(t *testing.T) {
 				t.Errorf("post-index-change ran for a chunk's index:\n%s", b)
 			}
 			idx := filepath.Join(dir, ".git/index")
+			if a, b := mode(t, idx), mode(t, ref); a != b {
+				t.Errorf("AddAll wrote the index with mode %v; git add -A writes %v", a, b)
+			}
 			gotEntries, gotTree := stagedAs(t, dir, idx)
 			if gotEntries != wantEntries || gotTree != wantTree {
 				t.Errorf("AddAll staged\n%q (tree %s)\ngit add -A stages\n%q (tree %s)", gotEntries, gotTree, wantEntries, wantTree)
@@ -146,6 +151,15 @@ func TestAddAllMatchesGitAdd(t *testing.T) {
 
 // A chunk git refuses (here: a file whose required clean filter fails)
 // sends AddAll to git add -A, whose error is the one returned.
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode()
+}
+
 func TestMallocKeepEnv(t *testing.T) {
 	for _, tc := range []struct{ env, want string }{
 		{"", "GLIBC_TUNABLES=" + mallocKeep},
