@@ -225,12 +225,9 @@ func (r *Repo) joinIndexes(parts []string) error {
 	}
 	path := r.IndexFile()
 	lock := path + ".lock"
-	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, os.ErrExist) {
-		return ErrIndexLocked
-	}
+	f, err := lockIndex(lock, 0o644)
 	if err != nil {
-		return fmt.Errorf("locking the index: %w", err)
+		return err
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		// Another git command wrote an index meanwhile: not ours to

@@ -746,6 +746,20 @@ func (p *IndexPatch) Bytes() []byte {
 // the index lock.
 var ErrIndexLocked = errors.New("the index is locked by another git process")
 
+// lockIndex takes an index's lock as git does, by creating lock (the
+// index's path and ".lock") exclusively: ErrIndexLocked when another
+// process holds it.
+func lockIndex(lock string, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, os.ErrExist) {
+		return nil, ErrIndexLocked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking the index: %w", err)
+	}
+	return f, nil
+}
+
 // UpdateIndexFile rewrites the index as git does: it takes index.lock
 // (failing with ErrIndexLocked if another process holds it), reads the
 // index, lets update return the patched file (nil: leave the index alone),
@@ -771,12 +785,9 @@ func (r *Repo) UpdateIndexFile(known *Index, update func(ix *Index) *IndexPatch)
 func (r *Repo) UpdateIndexFileFunc(known *Index, keep func(path []byte) bool, update func(ix *Index) *IndexPatch) error {
 	path := r.IndexFile()
 	lock := path + ".lock"
-	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return ErrIndexLocked
-	}
+	f, err := lockIndex(lock, 0o600)
 	if err != nil {
-		return fmt.Errorf("locking the index: %w", err)
+		return err
 	}
 	done := false
 	defer func() {
