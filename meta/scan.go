@@ -105,12 +105,6 @@ func ScanStats(root string, opts ScanOptions) (*Manifest, []StatData, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("scanning %s: %w", root, err)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, nil, fmt.Errorf("scanning %s: %w", root, err)
-	}
-	rootEntry := entryFromStat(".", &st)
 
 	workers := opts.Workers
 	if workers <= 0 {
@@ -141,20 +135,8 @@ func ScanStats(root string, opts ScanOptions) (*Manifest, []StatData, error) {
 			}
 		}
 	}
-	// The root is processed by the first worker before the pool starts, so
-	// its entry and xattrs are handled like any other directory's.
-	xs, err := ws[0].dirXattrs(fd, ".", keyOf(&st))
-	if err != nil {
-		unix.Close(fd)
-		return nil, nil, err
-	}
-	rootEntry.Xattrs = xs
-	ws[0].entries = append(ws[0].entries, rootEntry)
-	if opts.Stats {
-		ws[0].stats = append(ws[0].stats, StatData{})
-	}
 	s.pending = 1
-	s.stack = append(s.stack, dirTask{node: rootNode})
+	s.stack = append(s.stack, dirTask{node: rootNode, rel: "."})
 
 	stopProgress := s.startProgress()
 	var wg sync.WaitGroup
@@ -419,15 +401,15 @@ func (d *dirNode) release() {
 	}
 }
 
-// dirTask is a directory waiting to be read. For the root, node is already
-// open; otherwise the directory is name inside parent, and entry holds what
-// lstat said about it.
+// dirTask is a directory waiting to be opened and read: rel is its path.
+// For the root, node is already open; otherwise the directory is name
+// inside parent, and nothing has examined it yet but the parent's
+// listing (or, where the listing gives no type, lstat).
 type dirTask struct {
 	node   *dirNode
 	parent *dirNode
 	name   string
-	entry  Entry
-	st     statKey
+	rel    string
 }
 
 // statKey is what the scan cache keys an object on.
@@ -548,10 +530,13 @@ type scanWorker struct {
 	stats   []StatData // with ScanOptions.Stats: one per entry
 	links   []linkRec
 	ownCwd  bool
+	cwd     *dirNode // the directory the thread is in, with ownCwd
 	// What this worker saw, for the scan cache: records with xidx local
 	// to csets.
 	crecs []cacheRec
 	csets [][]Xattr
+	caux  []byte
+	list  []byte // the listing of the directory being read, for the cache
 }
 
 func (w *scanWorker) run() {
@@ -584,34 +569,76 @@ func (w *scanWorker) run() {
 	}
 }
 
-// dir opens (if needed) and reads one directory.
+// dir opens (if needed) and reads one directory. The directory's own
+// entry comes from fstat on the descriptor it is read through, so the
+// cache's listing, keyed by that stat, is the listing of exactly the
+// directory being read.
 func (w *scanWorker) dir(t dirTask) error {
 	node := t.node
 	if node == nil {
 		fd, err := unix.Openat(t.parent.fd, t.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.ENOTDIR || err == unix.ELOOP {
+			// No longer a directory: replaced since the parent was listed.
+			// Record what is there now, as if it had been listed so.
+			err = w.visit(t.parent, []byte(t.name), t.rel, t.name, unix.DT_UNKNOWN, true)
+			t.parent.release()
+			return err
+		}
 		t.parent.release()
 		if err != nil {
 			if err == unix.ENOENT {
 				return nil // vanished
 			}
-			return fmt.Errorf("scanning %s: %w", w.s.display(t.entry.Path), err)
+			return fmt.Errorf("scanning %s: %w", w.s.display(t.rel), err)
 		}
-		node = &dirNode{fd: fd, rel: t.entry.Path}
+		node = &dirNode{fd: fd, rel: t.rel}
 		node.refs.Store(1)
-		xs, err := w.dirXattrs(fd, t.entry.Path, t.st)
-		if err != nil {
-			node.release()
-			return err
-		}
-		t.entry.Xattrs = xs
-		w.entries = hugemem.Append(w.entries, t.entry)
-		if w.s.opts.Stats {
-			w.stats = hugemem.Append(w.stats, StatData{})
-		}
-		w.s.count.Add(1)
 	}
 	defer node.release()
-	return w.readDir(node)
+	var st unix.Stat_t
+	if err := unix.Fstat(node.fd, &st); err != nil {
+		return fmt.Errorf("scanning %s: %w", w.s.display(t.rel), err)
+	}
+	if typeOf(st.Mode) != TypeDir { // cannot happen: opened O_DIRECTORY
+		return fmt.Errorf("scanning %s: not a directory", w.s.display(t.rel))
+	}
+	e := entryFromStat(t.rel, &st)
+	k := keyOf(&st)
+	xs, list, idx, hit := w.s.cache.lookup(k, true)
+	if hit && !validListing(list) {
+		w.s.cache.unsee(idx)
+		hit = false
+	}
+	if !hit {
+		var err error
+		xs, err = w.readXattrs(
+			func(b []byte) (int, error) { return unix.Flistxattr(node.fd, b) },
+			func(attr string, b []byte) (int, error) { return unix.Fgetxattr(node.fd, attr, b) },
+		)
+		if err != nil {
+			return fmt.Errorf("scanning %s: reading extended attributes: %w", w.s.display(t.rel), err)
+		}
+	}
+	e.Xattrs = xs
+	w.entries = hugemem.Append(w.entries, e)
+	if w.s.opts.Stats {
+		w.stats = hugemem.Append(w.stats, StatData{})
+	}
+	w.s.count.Add(1)
+	if hit {
+		w.remember(k, xs, nil, true)
+		w.s.cache.listHits.Add(1)
+		return w.listCached(node, list)
+	}
+	if w.list == nil {
+		w.list = make([]byte, 0, 4<<10) // not nil: an empty listing is one
+	}
+	w.list = w.list[:0]
+	if err := w.readDir(node); err != nil {
+		return err
+	}
+	w.remember(k, xs, w.list, false)
+	return nil
 }
 
 func (s *scanner) display(rel string) string {
@@ -621,17 +648,10 @@ func (s *scanner) display(rel string) string {
 	return strings.TrimSuffix(s.root, "/") + "/" + rel
 }
 
+// readDir reads directory d with getdents and visits each entry, keeping
+// the listing in w.list (see appendListing).
 func (w *scanWorker) readDir(d *dirNode) error {
 	s := w.s
-	var prefix string
-	if d.rel != "." {
-		prefix = d.rel + "/"
-	}
-	var st unix.Stat_t
-	scanned := 0
-	// The thread moves into the directory only when an xattr must be read
-	// by name (a cache miss): a steady tree's scan makes no fchdir at all.
-	inDir := false
 	for {
 		n, err := unix.Getdents(d.fd, w.buf)
 		if err == unix.EINTR {
@@ -659,81 +679,181 @@ func (w *scanWorker) readDir(d *dirNode) error {
 			if i := indexNUL(nameb); i >= 0 {
 				nameb = nameb[:i]
 			}
-			if len(nameb) == 0 || (nameb[0] == '.' && (len(nameb) == 1 || (len(nameb) == 2 && nameb[1] == '.'))) {
+			if isDots(nameb) {
 				continue
 			}
-			if prefix == "" && string(nameb) == ".git" {
-				continue
+			w.list = appendListing(w.list, dtype, nameb)
+			if err := w.visitDirent(d, dtype, nameb); err != nil {
+				return err
 			}
-			rel := w.strs.Concat(prefix, nameb) // name is its tail
-			name := rel[len(prefix):]
-			if s.opts.Skip != nil && dtype != unix.DT_UNKNOWN {
-				if s.opts.Skip(rel, dtype == unix.DT_DIR) {
-					continue
-				}
-			}
-			if err := lstatDirent(d.fd, nameb, &st); err != nil {
-				if err == unix.ENOENT {
-					continue
-				}
-				return fmt.Errorf("scanning %s: %w", s.display(rel), err)
-			}
-			typ := typeOf(st.Mode)
-			if s.opts.Skip != nil && dtype == unix.DT_UNKNOWN {
-				if s.opts.Skip(rel, typ == TypeDir) {
-					continue
-				}
-			}
-			if typ == TypeDir {
-				d.refs.Add(1)
-				s.push(dirTask{parent: d, name: name, entry: entryFromStat(rel, &st), st: keyOf(&st)})
-				continue
-			}
-			e := entryFromStat(rel, &st)
-			if typ == TypeSymlink {
-				l, err := w.readlink(d.fd, name)
-				if err != nil {
-					if err == unix.ENOENT {
-						continue
-					}
-					return fmt.Errorf("scanning %s: reading symlink: %w", s.display(rel), err)
-				}
-				e.Link = l
-			}
-			k := keyOf(&st)
-			xs, hit := s.cache.lookup(k.dev, k.ino, k.csec, k.cnsec)
-			if !hit {
-				if w.ownCwd && !inDir {
-					if err := unix.Fchdir(d.fd); err != nil {
-						return fmt.Errorf("scanning %s: %w", s.display(d.rel), err)
-					}
-					inDir = true
-				}
-				if w.ownCwd {
-					xs, err = w.xattrsPath(name)
-				} else {
-					xs, err = w.xattrsPath(procPath(d.fd, name))
-				}
-				if err != nil {
-					if err == unix.ENOENT {
-						continue
-					}
-					return fmt.Errorf("scanning %s: reading extended attributes: %w", s.display(rel), err)
-				}
-			}
-			w.remember(k, xs, hit)
-			e.Xattrs = xs
-			if st.Nlink > 1 && typ != TypeSymlink && typ != TypeUnknown {
-				w.links = hugemem.Append(w.links, linkRec{dev: uint64(st.Dev), ino: st.Ino, idx: int32(len(w.entries))})
-			}
-			w.entries = hugemem.Append(w.entries, e)
-			if s.opts.Stats {
-				w.stats = hugemem.Append(w.stats, StatDataOf(&st))
-			}
-			scanned++
 		}
 	}
-	s.count.Add(int64(scanned))
+	return nil
+}
+
+// A directory's listing, as the scan cache keeps it: for each name but
+// "." and "..", in the order getdents gave them, the type getdents gave
+// (a DT_ constant), the name, and a NUL. The NUL lets lstatDirent take
+// the name where it lies.
+func appendListing(b []byte, dtype byte, name []byte) []byte {
+	b = append(b, dtype)
+	b = append(b, name...)
+	return append(b, 0)
+}
+
+// validListing reports whether b is a well-formed listing: every name is
+// non-empty, NUL-terminated and free of '/'. A cache file passes its
+// checksum, so this guards against a bug, not a disk.
+func validListing(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 3 || b[1] == 0 {
+			return false
+		}
+		i := 1
+		for ; i < len(b) && b[i] != 0; i++ {
+			if b[i] == '/' {
+				return false
+			}
+		}
+		if i == len(b) {
+			return false
+		}
+		b = b[i+1:]
+	}
+	return true
+}
+
+// listCached visits the entries of directory d from its cached listing
+// (checked by validListing).
+func (w *scanWorker) listCached(d *dirNode, list []byte) error {
+	for len(list) > 0 {
+		dtype := list[0]
+		i := 1 + indexNUL(list[1:])
+		nameb := list[1:i]
+		list = list[i+1:]
+		if isDots(nameb) {
+			continue
+		}
+		if err := w.visitDirent(d, dtype, nameb); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isDots(name []byte) bool {
+	return len(name) == 0 || name[0] == '.' && (len(name) == 1 || len(name) == 2 && name[1] == '.')
+}
+
+// visitDirent handles one name listed in directory d with the type the
+// listing gave. A directory is queued to be opened (its own fstat then
+// examines it); anything else is examined here.
+func (w *scanWorker) visitDirent(d *dirNode, dtype byte, nameb []byte) error {
+	s := w.s
+	var prefix string
+	if d.rel != "." {
+		prefix = d.rel + "/"
+	} else if string(nameb) == ".git" {
+		return nil
+	}
+	rel := w.strs.Concat(prefix, nameb) // name is its tail
+	name := rel[len(prefix):]
+	if s.opts.Skip != nil && dtype != unix.DT_UNKNOWN {
+		if s.opts.Skip(rel, dtype == unix.DT_DIR) {
+			return nil
+		}
+	}
+	if dtype == unix.DT_DIR {
+		d.refs.Add(1)
+		s.push(dirTask{parent: d, name: name, rel: rel})
+		return nil
+	}
+	return w.visit(d, nameb, rel, name, dtype, false)
+}
+
+// visit lstats name in directory d and records it, or queues it when it
+// is a directory. Skip is asked here when the listing gave no type.
+// replaced says the name was listed as a directory that turned out not to
+// be one when opened; if it is one again, the scan stops rather than
+// chase it.
+func (w *scanWorker) visit(d *dirNode, nameb []byte, rel, name string, dtype byte, replaced bool) error {
+	s := w.s
+	var st unix.Stat_t
+	if err := lstatDirent(d.fd, nameb, &st); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return fmt.Errorf("scanning %s: %w", s.display(rel), err)
+	}
+	typ := typeOf(st.Mode)
+	if s.opts.Skip != nil && (dtype == unix.DT_UNKNOWN || replaced) {
+		if s.opts.Skip(rel, typ == TypeDir) {
+			return nil
+		}
+	}
+	if typ == TypeDir {
+		if replaced {
+			return fmt.Errorf("scanning %s: it was replaced while the scan read it; run the command again", s.display(rel))
+		}
+		d.refs.Add(1)
+		s.push(dirTask{parent: d, name: name, rel: rel})
+		return nil
+	}
+	e := entryFromStat(rel, &st)
+	k := keyOf(&st)
+	isLink := typ == TypeSymlink
+	xs, target, _, hit := s.cache.lookup(k, isLink)
+	if isLink {
+		if hit {
+			e.Link = string(target)
+		} else {
+			l, err := w.readlink(d.fd, name)
+			if err != nil {
+				if err == unix.ENOENT {
+					return nil
+				}
+				return fmt.Errorf("scanning %s: reading symlink: %w", s.display(rel), err)
+			}
+			e.Link = l
+		}
+	}
+	if !hit {
+		var err error
+		if w.ownCwd {
+			// The thread moves into the directory only when an xattr must
+			// be read by name (a cache miss): a steady tree's scan makes
+			// no fchdir at all.
+			if w.cwd != d {
+				if err := unix.Fchdir(d.fd); err != nil {
+					return fmt.Errorf("scanning %s: %w", s.display(d.rel), err)
+				}
+				w.cwd = d
+			}
+			xs, err = w.xattrsPath(name)
+		} else {
+			xs, err = w.xattrsPath(procPath(d.fd, name))
+		}
+		if err != nil {
+			if err == unix.ENOENT {
+				return nil
+			}
+			return fmt.Errorf("scanning %s: reading extended attributes: %w", s.display(rel), err)
+		}
+	}
+	if isLink {
+		w.remember(k, xs, []byte(e.Link), hit)
+	} else {
+		w.remember(k, xs, nil, hit)
+	}
+	e.Xattrs = xs
+	if st.Nlink > 1 && typ != TypeSymlink && typ != TypeUnknown {
+		w.links = hugemem.Append(w.links, linkRec{dev: uint64(st.Dev), ino: st.Ino, idx: int32(len(w.entries))})
+	}
+	w.entries = hugemem.Append(w.entries, e)
+	if s.opts.Stats {
+		w.stats = hugemem.Append(w.stats, StatDataOf(&st))
+	}
+	s.count.Add(1)
 	return nil
 }
 
@@ -765,27 +885,10 @@ func (w *scanWorker) readlink(dirfd int, name string) (string, error) {
 	}
 }
 
-// dirXattrs reads the extended attributes of an open directory (k is what
-// lstat said of it), from the cache when its ctime is unchanged.
-func (w *scanWorker) dirXattrs(fd int, rel string, k statKey) ([]Xattr, error) {
-	if xs, ok := w.s.cache.lookup(k.dev, k.ino, k.csec, k.cnsec); ok {
-		w.remember(k, xs, true)
-		return xs, nil
-	}
-	xs, err := w.readXattrs(
-		func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
-		func(attr string, b []byte) (int, error) { return unix.Fgetxattr(fd, attr, b) },
-	)
-	if err != nil {
-		return nil, fmt.Errorf("scanning %s: reading extended attributes: %w", w.s.display(rel), err)
-	}
-	w.remember(k, xs, false)
-	return xs, nil
-}
-
-// remember notes an object's xattrs for the next scan's cache, unless its
+// remember notes an object's xattrs, and aux when not nil (a symlink's
+// target or a directory's listing), for the next scan's cache, unless its
 // ctime is too recent to be trusted.
-func (w *scanWorker) remember(k statKey, xs []Xattr, hit bool) {
+func (w *scanWorker) remember(k statKey, xs []Xattr, aux []byte, hit bool) {
 	s := w.s
 	if s.cache == nil || k.csec*1e9+int64(k.cnsec) >= s.cutoff || len(xs) > 0xffff {
 		return
@@ -798,6 +901,10 @@ func (w *scanWorker) remember(k statKey, xs []Xattr, hit bool) {
 	if len(xs) > 0 {
 		w.csets = append(w.csets, xs)
 		r.xidx = uint32(len(w.csets))
+	}
+	if aux != nil && uint64(len(w.caux))+uint64(len(aux)) < 1<<32-1 {
+		r.aux, r.alen = uint32(len(w.caux))+1, uint32(len(aux))
+		w.caux = append(w.caux, aux...)
 	}
 	w.crecs = hugemem.Append(w.crecs, r)
 }

@@ -354,3 +354,56 @@ func TestSortParallel(t *testing.T) {
 		}
 	}
 }
+
+// TestScanDirReplaced: a name listed as a directory that is something
+// else by the time the scan opens it is recorded as what it is then, and
+// a symlink in its place is not followed. Skip runs between the listing
+// and the open, so it makes the swap.
+func TestScanDirReplaced(t *testing.T) {
+	tests := []struct {
+		name string
+		swap func(p string) error
+		want Type // TypeUnknown: not recorded
+	}{
+		{"file", func(p string) error { return os.WriteFile(p, []byte("x"), 0o644) }, TypeFile},
+		{"symlink out", func(p string) error { return os.Symlink("/", p) }, TypeSymlink},
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o600) }, TypeFifo},
+		{"gone", func(p string) error { return nil }, TypeUnknown},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			x := filepath.Join(root, "x")
+			scanCheck(t, os.MkdirAll(filepath.Join(x, "inner"), 0o755))
+			scanCheck(t, os.WriteFile(filepath.Join(root, "keep"), nil, 0o644))
+			var swapped atomic.Bool
+			skip := func(rel string, isDir bool) bool {
+				if rel == "x" && isDir && swapped.CompareAndSwap(false, true) {
+					scanCheck(t, os.RemoveAll(x))
+					scanCheck(t, tc.swap(x))
+				}
+				return false
+			}
+			m, err := Scan(root, ScanOptions{Skip: skip, Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !swapped.Load() {
+				t.Fatal("Skip never saw x as a directory")
+			}
+			e := m.Lookup("x")
+			switch {
+			case tc.want == TypeUnknown && e != nil:
+				t.Errorf("x was removed before it was opened, yet recorded: %+v", e)
+			case tc.want != TypeUnknown && (e == nil || e.Type != tc.want):
+				t.Errorf("x recorded as %+v, want type %v", e, tc.want)
+			}
+			if m.Lookup("x/inner") != nil {
+				t.Error("x/inner recorded though x was no directory when opened")
+			}
+			if m.Lookup("keep") == nil {
+				t.Error("keep is missing")
+			}
+		})
+	}
+}

@@ -21,12 +21,19 @@ import (
 	"github.com/onesis/git-onesis/internal/hugemem"
 )
 
-// ScanCache remembers the extended attributes a Scan read, keyed by device,
-// inode number and change time (ctime), so the next Scan can reuse them for
-// every object whose ctime has not moved instead of calling listxattr and
-// getxattr again. It is the same bargain git's index makes with stat data:
+// ScanCache remembers what a Scan read beyond lstat, keyed by device,
+// inode number and change time (ctime), so the next Scan can reuse it for
+// every object whose ctime has not moved instead of reading it again:
+// extended attributes (instead of listxattr and getxattr), a symlink's
+// target (instead of readlink) and a directory's listing (instead of
+// getdents). It is the same bargain git's index makes with stat data:
 // setting or removing an xattr, chown, chmod and every write update ctime,
-// and no system call sets ctime back.
+// creating, removing or renaming a name in a directory updates the
+// directory's, a symlink's target never changes, and no system call sets
+// ctime back. A directory's listing is taken from the cache only when the
+// directory's own descriptor, opened for the scan, has the remembered
+// ctime, so the names belong to exactly that directory; each name is still
+// examined with its own lstat.
 //
 // Only objects whose ctime is at least racyMargin older than the start of
 // the scan that saw them are remembered, so a change made in the same clock
@@ -40,10 +47,13 @@ type ScanCache struct {
 	// inPlace: recs lie in the mapped file (LoadScanCache).
 	inPlace bool
 	sets    [][]Xattr // xattr sets; a record's xidx is 1 + an index here
+	aux     []byte    // listings and symlink targets; see cacheRec.aux
 
 	fresh     []cacheRec
 	freshSets [][]Xattr
+	freshAux  []byte
 	hits      atomic.Int64
+	listHits  atomic.Int64 // directories listed from the cache
 	seen      []atomic.Bool // per record: a lookup hit it
 	missed    atomic.Int64  // objects remembered that were not hits
 }
@@ -53,20 +63,29 @@ type cacheRec struct {
 	csec     int64
 	cnsec    uint32
 	xidx     uint32 // 0: no xattrs
+	// aux is 0, or 1 + the offset in the aux bytes of alen bytes: a
+	// symlink's target, or a directory's listing (see appendListing).
+	aux, alen uint32
 }
 
 // racyMargin is how much older than the scan's start an object's ctime must
 // be for the cache to remember it. Tests lower it.
 var racyMargin = 2 * time.Second
 
-// scanCacheMagic opens a cache file. Version 2 pads the header so the
-// records start 8-aligned (scanCacheHeader bytes in), where a
-// little-endian machine uses them in place, mapped from the file.
-const scanCacheMagic = "git-onesis scan cache 2\n"
+// scanCacheMagic opens a cache file. The records start 8-aligned
+// (scanCacheHeader bytes in), where a little-endian machine uses them in
+// place, mapped from the file. Version 3 added symlink targets and
+// directory listings; a version 2 file loads as corrupt, that is empty,
+// and the next Save replaces it.
+const scanCacheMagic = "git-onesis scan cache 3\n"
 
 // scanCacheHeader is the magic, then uid, record count, xattr set count
-// and a zero pad word, each a little-endian uint32.
+// and the length of the aux bytes, each a little-endian uint32.
 const scanCacheHeader = len(scanCacheMagic) + 16
+
+// scanCacheRec is the size of a record in the file: dev, ino, ctime
+// seconds (8 bytes each), ctime nanoseconds, xidx, aux, alen (4 each).
+const scanCacheRec = 40
 
 // ErrScanCacheOtherUser is returned by LoadScanCache for a cache another
 // user wrote: which xattrs a scan can read depends on who runs it (only root
@@ -137,12 +156,13 @@ func mapFile(path string) ([]byte, func(), error) {
 func recsInPlace(b []byte, off, n int) []cacheRec {
 	var probe uint16 = 1
 	var r cacheRec
-	if *(*byte)(unsafe.Pointer(&probe)) != 1 || unsafe.Sizeof(r) != 32 ||
+	if *(*byte)(unsafe.Pointer(&probe)) != 1 || unsafe.Sizeof(r) != scanCacheRec ||
 		unsafe.Offsetof(r.ino) != 8 || unsafe.Offsetof(r.csec) != 16 ||
-		unsafe.Offsetof(r.cnsec) != 24 || unsafe.Offsetof(r.xidx) != 28 {
+		unsafe.Offsetof(r.cnsec) != 24 || unsafe.Offsetof(r.xidx) != 28 ||
+		unsafe.Offsetof(r.aux) != 32 || unsafe.Offsetof(r.alen) != 36 {
 		return nil
 	}
-	if n == 0 || off+32*n > len(b) {
+	if n == 0 || off+scanCacheRec*n > len(b) {
 		return nil
 	}
 	p := unsafe.Pointer(&b[off])
@@ -166,11 +186,9 @@ func decodeScanCache(b []byte) (*ScanCache, error) {
 	}
 	nrecs := int(binary.LittleEndian.Uint32(p[4:]))
 	nsets := int(binary.LittleEndian.Uint32(p[8:]))
-	if binary.LittleEndian.Uint32(p[12:]) != 0 {
-		return nil, ErrScanCacheCorrupt
-	}
+	naux := int(binary.LittleEndian.Uint32(p[12:]))
 	p = body[scanCacheHeader:]
-	if nrecs < 0 || nrecs > len(p)/32 {
+	if nrecs < 0 || nrecs > len(p)/scanCacheRec {
 		return nil, ErrScanCacheCorrupt
 	}
 	c := &ScanCache{recs: recsInPlace(body, scanCacheHeader, nrecs)}
@@ -178,27 +196,40 @@ func decodeScanCache(b []byte) (*ScanCache, error) {
 	if !c.inPlace {
 		c.recs = make([]cacheRec, nrecs)
 		for i := range c.recs {
-			r := p[i*32:]
+			r := p[i*scanCacheRec:]
 			c.recs[i] = cacheRec{
 				dev:   binary.LittleEndian.Uint64(r),
 				ino:   binary.LittleEndian.Uint64(r[8:]),
 				csec:  int64(binary.LittleEndian.Uint64(r[16:])),
 				cnsec: binary.LittleEndian.Uint32(r[24:]),
 				xidx:  binary.LittleEndian.Uint32(r[28:]),
+				aux:   binary.LittleEndian.Uint32(r[32:]),
+				alen:  binary.LittleEndian.Uint32(r[36:]),
 			}
 		}
 	}
-	// The lookups binary-search the records and index the sets by them:
-	// both must hold however the file came to be.
+	p = p[nrecs*scanCacheRec:]
+	if naux < 0 || naux > len(p) {
+		return nil, ErrScanCacheCorrupt
+	}
+	c.aux, p = p[:naux:naux], p[naux:]
+	if !c.inPlace {
+		c.aux = bytes.Clone(c.aux) // the file is unmapped once decoded
+	}
+	// The lookups binary-search the records and index the sets and the
+	// aux bytes by them: all must hold however the file came to be.
 	for i := range c.recs {
-		if c.recs[i].xidx > uint32(nsets) {
+		r := &c.recs[i]
+		if r.xidx > uint32(nsets) {
 			return nil, ErrScanCacheCorrupt
 		}
-		if i > 0 && !recLess(c.recs[i-1], c.recs[i]) {
+		if r.aux == 0 && r.alen != 0 || r.aux != 0 && uint64(r.aux)-1+uint64(r.alen) > uint64(naux) {
+			return nil, ErrScanCacheCorrupt
+		}
+		if i > 0 && !recLess(c.recs[i-1], *r) {
 			return nil, ErrScanCacheCorrupt
 		}
 	}
-	p = p[nrecs*32:]
 	if nsets > len(p)/2 {
 		return nil, ErrScanCacheCorrupt
 	}
@@ -246,12 +277,15 @@ func recLess(a, b cacheRec) bool {
 	return a.ino < b.ino
 }
 
-// lookup returns the remembered xattrs of (dev, ino) when its ctime is
-// unchanged.
-func (c *ScanCache) lookup(dev, ino uint64, csec int64, cnsec uint32) ([]Xattr, bool) {
+// lookup returns the remembered xattrs of the object k names when its
+// ctime is unchanged. With needAux, only a record that holds aux bytes (a
+// listing or a target) is a hit, and they are returned too. idx is the
+// record's index, for unsee.
+func (c *ScanCache) lookup(k statKey, needAux bool) (xs []Xattr, aux []byte, idx int, ok bool) {
 	if c == nil || len(c.recs) == 0 {
-		return nil, false
+		return nil, nil, -1, false
 	}
+	dev, ino := k.dev, k.ino
 	lo, hi := 0, len(c.recs)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -263,26 +297,40 @@ func (c *ScanCache) lookup(dev, ino uint64, csec int64, cnsec uint32) ([]Xattr, 
 		}
 	}
 	if lo == len(c.recs) {
-		return nil, false
+		return nil, nil, -1, false
 	}
 	r := &c.recs[lo]
-	if r.dev != dev || r.ino != ino || r.csec != csec || r.cnsec != cnsec {
-		return nil, false
+	if r.dev != dev || r.ino != ino || r.csec != k.csec || r.cnsec != k.cnsec {
+		return nil, nil, -1, false
+	}
+	if needAux {
+		if r.aux == 0 {
+			return nil, nil, -1, false
+		}
+		aux = c.aux[r.aux-1 : r.aux-1+r.alen]
 	}
 	c.hits.Add(1)
 	c.seen[lo].Store(true)
-	if r.xidx == 0 {
-		return nil, true
+	if r.xidx != 0 {
+		xs = c.sets[r.xidx-1]
 	}
-	return c.sets[r.xidx-1], true
+	return xs, aux, lo, true
+}
+
+// unsee takes back the hit on record idx: the scan found it unusable and
+// read the object afresh, so Save must write the new record, not this one.
+func (c *ScanCache) unsee(idx int) {
+	c.hits.Add(-1)
+	c.seen[idx].Store(false)
 }
 
 // reset prepares the cache for a scan.
 func (c *ScanCache) reset() {
 	c.hits.Store(0)
+	c.listHits.Store(0)
 	c.missed.Store(0)
 	c.seen = make([]atomic.Bool, len(c.recs))
-	c.fresh, c.freshSets = nil, nil
+	c.fresh, c.freshSets, c.freshAux = nil, nil, nil
 }
 
 // Hits is the number of objects whose xattrs the last Scan took from the
@@ -325,8 +373,8 @@ func (c *ScanCache) Save(path string) error {
 			return nil
 		}
 	}
-	recs, sets := c.merged()
-	size := scanCacheHeader + 32*len(recs) + 4
+	recs, sets, aux := c.merged()
+	size := scanCacheHeader + scanCacheRec*len(recs) + len(aux) + 4
 	for _, xs := range sets {
 		size += 2
 		for _, x := range xs {
@@ -338,14 +386,17 @@ func (c *ScanCache) Save(path string) error {
 	b = binary.LittleEndian.AppendUint32(b, uint32(os.Geteuid()))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(recs)))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(sets)))
-	b = binary.LittleEndian.AppendUint32(b, 0) // pad: records 8-aligned
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(aux)))
 	for _, r := range recs {
 		b = binary.LittleEndian.AppendUint64(b, r.dev)
 		b = binary.LittleEndian.AppendUint64(b, r.ino)
 		b = binary.LittleEndian.AppendUint64(b, uint64(r.csec))
 		b = binary.LittleEndian.AppendUint32(b, r.cnsec)
 		b = binary.LittleEndian.AppendUint32(b, r.xidx)
+		b = binary.LittleEndian.AppendUint32(b, r.aux)
+		b = binary.LittleEndian.AppendUint32(b, r.alen)
 	}
+	b = append(b, aux...)
 	for _, xs := range sets {
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(xs)))
 		for _, x := range xs {
@@ -365,9 +416,10 @@ func (c *ScanCache) Save(path string) error {
 // merged returns the records Save writes, sorted and one per object: the
 // loaded records some lookup hit (an object whose ctime has not moved,
 // so its record holds, and it is older than any cutoff since) and the
-// objects this scan remembered afresh, with the xattr sets they use.
-func (c *ScanCache) merged() ([]cacheRec, [][]Xattr) {
-	fresh, sets := c.fresh, c.freshSets
+// objects this scan remembered afresh, with the xattr sets and aux bytes
+// they use.
+func (c *ScanCache) merged() ([]cacheRec, [][]Xattr, []byte) {
+	fresh, sets, aux := c.fresh, c.freshSets, c.freshAux
 	slices.SortFunc(fresh, cmpRec)
 	n := len(fresh)
 	for i := range c.seen {
@@ -378,6 +430,15 @@ func (c *ScanCache) merged() ([]cacheRec, [][]Xattr) {
 	recs := hugemem.Slice[cacheRec](n)[:0]
 	oldSet := make(map[uint32]uint32) // an old set's index -> its new one
 	keep := func(r cacheRec) {
+		if r.aux != 0 {
+			if uint64(len(aux))+uint64(r.alen) >= 1<<32-1 {
+				r.aux, r.alen = 0, 0 // too much to address: read afresh next time
+			} else {
+				old := c.aux[r.aux-1 : r.aux-1+r.alen]
+				r.aux = uint32(len(aux)) + 1
+				aux = append(aux, old...)
+			}
+		}
 		if r.xidx != 0 {
 			ni, ok := oldSet[r.xidx]
 			if !ok {
@@ -402,7 +463,7 @@ func (c *ScanCache) merged() ([]cacheRec, [][]Xattr) {
 	recs = append(recs, fresh[i:]...)
 	// Hard links are one inode seen at several paths: keep one record.
 	recs = slices.CompactFunc(recs, func(a, b cacheRec) bool { return a.dev == b.dev && a.ino == b.ino })
-	return recs, sets
+	return recs, sets, aux
 }
 
 func cmpRec(a, b cacheRec) int {
@@ -424,15 +485,33 @@ func (c *ScanCache) collect(ws []*scanWorker) {
 	}
 	c.fresh = hugemem.Slice[cacheRec](n)[:0]
 	c.freshSets = make([][]Xattr, 0, ns)
+	na := 0
+	for _, w := range ws {
+		na += len(w.caux)
+	}
+	c.freshAux = make([]byte, 0, na)
 	for _, w := range ws {
 		base := uint32(len(c.freshSets))
 		c.freshSets = append(c.freshSets, w.csets...)
+		abase := uint64(len(c.freshAux))
+		if abase+uint64(len(w.caux)) < 1<<32-1 {
+			c.freshAux = append(c.freshAux, w.caux...)
+		} else {
+			abase = 1 << 32 // too much to address: dropped below
+		}
 		for _, r := range w.crecs {
 			if r.xidx != 0 {
 				r.xidx += base
 			}
+			if r.aux != 0 {
+				if abase >= 1<<32 {
+					r.aux, r.alen = 0, 0
+				} else {
+					r.aux += uint32(abase)
+				}
+			}
 			c.fresh = append(c.fresh, r)
 		}
-		w.crecs, w.csets = nil, nil
+		w.crecs, w.csets, w.caux = nil, nil, nil
 	}
 }

@@ -364,3 +364,133 @@ func TestScanCacheUnmapped(t *testing.T) {
 		t.Errorf("%d mappings of the cache left after its 20 loads were garbage", n-before)
 	}
 }
+
+// TestScanCacheListings: a second scan lists every directory from the
+// cache (no getdents) and takes symlink targets from it, and records what
+// a plain scan records; adding, removing and renaming names, and
+// retargeting a symlink, are all seen by the next scan, because each
+// moves the ctime of the directory (or makes a new symlink).
+func TestScanCacheListings(t *testing.T) {
+	old := racyMargin
+	racyMargin = -time.Hour
+	defer func() { racyMargin = old }()
+	root := cacheTree(t)
+	path := filepath.Join(t.TempDir(), "cache")
+	dirs := func(m *Manifest) int {
+		n := 0
+		for _, e := range m.Entries {
+			if e.Type == TypeDir {
+				n++
+			}
+		}
+		return n
+	}
+	same := func(m *Manifest) {
+		t.Helper()
+		plain, err := Scan(root, ScanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m.Entries, plain.Entries) {
+			t.Fatalf("scan with cache differs from a plain scan:\n%v\nwant\n%v", m.Entries, plain.Entries)
+		}
+	}
+	m, c := scanWithCache(t, root, path)
+	if n := c.listHits.Load(); n != 0 {
+		t.Errorf("first scan listed %d directories from an empty cache", n)
+	}
+	m, c = scanWithCache(t, root, path)
+	same(m)
+	if n, want := c.listHits.Load(), int64(dirs(m)); n != want {
+		t.Errorf("second scan listed %d directories from the cache, want all %d", n, want)
+	}
+
+	time.Sleep(20 * time.Millisecond) // a clock tick, so ctimes move
+	for _, step := range []func() error{
+		func() error { return os.WriteFile(filepath.Join(root, "usr/bin/new"), nil, 0o644) },
+		func() error { return os.Remove(filepath.Join(root, "etc/passwd")) },
+		func() error { return os.Rename(filepath.Join(root, "usr/bin/ls"), filepath.Join(root, "usr/bin/list")) },
+		func() error { return os.Mkdir(filepath.Join(root, "var/empty/sub"), 0o700) },
+		func() error {
+			if err := os.Remove(filepath.Join(root, "usr/pw")); err != nil {
+				return err
+			}
+			return os.Symlink("bin/ping", filepath.Join(root, "usr/pw"))
+		},
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, c = scanWithCache(t, root, path)
+	same(m)
+	for _, p := range []string{"usr/bin/new", "usr/bin/list", "var/empty/sub"} {
+		if m.Lookup(p) == nil {
+			t.Errorf("%s, made since the last scan, is missing", p)
+		}
+	}
+	for _, p := range []string{"etc/passwd", "usr/bin/ls"} {
+		if m.Lookup(p) != nil {
+			t.Errorf("%s, gone since the last scan, is still recorded", p)
+		}
+	}
+	if e := m.Lookup("usr/pw"); e == nil || e.Link != "bin/ping" {
+		t.Errorf("usr/pw retargeted to bin/ping: recorded %+v", e)
+	}
+	// root and bin were not touched; etc, usr, usr/bin, var/empty were,
+	// and var/empty/sub is new.
+	if n, want := c.listHits.Load(), int64(dirs(m)-5); n != want {
+		t.Errorf("third scan listed %d directories from the cache, want %d", n, want)
+	}
+}
+
+// TestScanCacheBadListing: a listing the cache holds but the scan finds
+// malformed is read afresh with getdents, and replaced in the file.
+func TestScanCacheBadListing(t *testing.T) {
+	root, path := savedCache(t)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("passwd\x00"))
+	if i < 0 {
+		t.Fatal("etc's listing is not in the cache file")
+	}
+	b[i+4] = '/' // "pass/d"
+	body := b[:len(b)-4]
+	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(body, crcTable))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, c := scanWithCache(t, root, path)
+	if m.Lookup("etc/passwd") == nil {
+		t.Error("etc/passwd missing after a malformed cached listing")
+	}
+	if n := c.Hits(); n != len(m.Entries)-1 {
+		t.Errorf("%d hits of %d entries, want all but etc", n, len(m.Entries))
+	}
+	if _, c = scanWithCache(t, root, path); c.Hits() != len(m.Entries) {
+		t.Errorf("after the rewrite: %d hits of %d entries, want all", c.Hits(), len(m.Entries))
+	}
+}
+
+func TestValidListing(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"", true},
+		{"\x08a\x00", true},
+		{"\x04dir\x00\x08f i le\x00\x0a\xff\x00", true},
+		{"\x08a", false},          // no NUL
+		{"\x08\x00", false},       // empty name
+		{"\x08a/b\x00", false},    // a slash
+		{"\x08a\x00\x08", false},  // a type without a name
+		{"\x08a\x00\x08b", false}, // the last name unterminated
+	}
+	for _, tc := range tests {
+		if got := validListing([]byte(tc.in)); got != tc.want {
+			t.Errorf("validListing(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
