@@ -21,7 +21,7 @@ import (
 // cacheTree builds a small tree with user xattrs (which any user may set
 // on tmpfs and ext4) and a hard-link pair. It skips when the filesystem
 // holding the test's temporary directory refuses user xattrs.
-func cacheTree(t *testing.T) string {
+func cacheTree(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
 	for _, d := range []string{"etc", "usr/bin", "var/empty"} {
@@ -493,4 +493,70 @@ func TestValidListing(t *testing.T) {
 			t.Errorf("validListing(%q) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
+}
+
+// FuzzScanCache: decoding any cache file never panics (the checksum is
+// made right first, so the fuzzer reaches the structure behind it); in a
+// file that decodes, every record can be looked up with its xattr set and
+// aux bytes in bounds, and saving what was seen writes a file that loads
+// with the same answers.
+func FuzzScanCache(f *testing.F) {
+	old := racyMargin
+	racyMargin = -time.Hour
+	root := cacheTree(f)
+	path := filepath.Join(f.TempDir(), "cache")
+	c := &ScanCache{}
+	if _, err := Scan(root, ScanOptions{Cache: c}); err != nil {
+		f.Fatal(err)
+	}
+	if err := c.Save(path); err != nil {
+		f.Fatal(err)
+	}
+	racyMargin = old
+	b, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b[:len(b)-4])
+	f.Add(b[:scanCacheHeader])
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b := binary.LittleEndian.AppendUint32(bytes.Clone(body), crc32.Checksum(body, crcTable))
+		c, err := decodeScanCache(b)
+		if err != nil {
+			return
+		}
+		c.reset()
+		type answer struct {
+			xs  []Xattr
+			aux []byte
+		}
+		want := map[statKey]answer{}
+		for _, r := range slices.Clone(c.recs) {
+			k := statKey{dev: r.dev, ino: r.ino, csec: r.csec, cnsec: r.cnsec}
+			xs, aux, _, ok := c.lookup(k, r.aux != 0)
+			if !ok {
+				t.Fatalf("record %+v of a decoded cache is not found", r)
+			}
+			validListing(aux)
+			want[k] = answer{xs, aux}
+		}
+		p := filepath.Join(t.TempDir(), "cache")
+		if err := c.Save(p); err != nil {
+			t.Fatal(err)
+		}
+		d, err := LoadScanCache(p)
+		if err != nil {
+			t.Fatalf("a saved cache does not load: %v", err)
+		}
+		d.reset()
+		if d.Len() != len(want) {
+			t.Fatalf("saved %d records of %d", d.Len(), len(want))
+		}
+		for k, a := range want {
+			xs, aux, _, ok := d.lookup(k, a.aux != nil)
+			if !ok || !reflect.DeepEqual(xs, a.xs) || !bytes.Equal(aux, a.aux) {
+				t.Fatalf("%+v after a save: %v %q %v, want %v %q", k, xs, aux, ok, a.xs, a.aux)
+			}
+		}
+	})
 }
