@@ -53,7 +53,7 @@ type ScanCache struct {
 	freshSets [][]Xattr
 	freshAux  []byte
 	hits      atomic.Int64
-	listHits  atomic.Int64 // directories listed from the cache
+	listHits  atomic.Int64  // directories listed from the cache
 	seen      []atomic.Bool // per record: a lookup hit it
 	missed    atomic.Int64  // objects remembered that were not hits
 }
