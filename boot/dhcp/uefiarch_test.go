@@ -121,3 +121,78 @@ func uefiArchPXE(t *testing.T, a uefiArch) {
 		t.Errorf("no complete TFTP transfer of %s (%d bytes): %s", a.bootFile, len(nbp), b)
 	}
 }
+
+// TestUEFIArchHTTPBootQEMU boots EDK2's arm64 firmware (AAVMF) by its own
+// UEFI HTTP boot, PXE turned off through fw_cfg as a site would in its
+// firmware setup: the firmware says it is arm64 HTTP boot (arch 19,
+// vendor class HTTPClient), is offered the URL of arm64-efi/snponly.efi
+// under the server's iPXE base URL, and downloads the whole file over
+// HTTP from a plain net/http server (the client under test is EDK2's
+// HttpBootDxe). As in TestUEFIArchPXEQEMU the file is a stand-in, which
+// the firmware refuses to start after the download. Needs root,
+// qemu-system-arm and qemu-efi-aarch64.
+func TestUEFIArchHTTPBootQEMU(t *testing.T) {
+	needRoot(t)
+	a := uefiArches[0]
+	if a.name != "efi-arm64" {
+		t.Fatalf("uefiArches[0] is %s, want efi-arm64", a.name)
+	}
+	qemu := testkit.NeedTool(t, a.qemu, a.qemuPkg)
+	testkit.NeedFile(t, a.fwFile, a.fwPkg)
+	ns := tapNS(t, "arm64h")
+	nbp := bytes.Repeat([]byte("not an EFI program; "), 96<<10/20) // the helper config travels in the environment: under 128 KiB
+	nbp = append(nbp, "end"...)
+	cfg := helperConfig{
+		Mode: "server", Iface: "tap0", ServerIP: "10.77.7.1",
+		IPXEBaseURL: "http://10.77.7.1/ipxe/",
+		Leases: map[string]helperLease{
+			nsKnownMAC: {IP: "10.77.7.50", Mask: "255.255.255.0", Hostname: "node01"},
+		},
+		HTTPContent: map[string]string{"ipxe/" + ARM64BootFile: string(nbp)},
+	}
+	h := startHelper(t, ns, cfg)
+	// After the IPv4 attempt (downloaded, then refused as no EFI program)
+	// the firmware moves on to its IPv6 HTTP boot option.
+	const marker = "Start HTTP Boot over IPv6"
+	args := append(a.args(t, a.fwFile),
+		"-device", "virtio-rng-pci",
+		"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+		"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
+	got := bootQEMUWith(t, qemu, ns, marker, 300*time.Second,
+		"virtio-net-pci,netdev=n0,romfile=,bootindex=1,mac="+nsKnownMAC, args...)
+	if !strings.Contains(got, marker) {
+		t.Fatalf("console: %q", got)
+	}
+	var fws, replies []string
+	for _, e := range h.eventsFor(nsKnownMAC) {
+		if e.Answered {
+			fws = append(fws, e.Firmware)
+			replies = append(replies, e.Reply+" "+e.BootFile)
+		}
+	}
+	t.Logf("firmware %q, answers %q", fws, replies)
+	url := cfg.IPXEBaseURL + ARM64BootFile
+	if !slices.Contains(fws, "efi-arm64-http") || !slices.Contains(replies, "OFFER "+url) {
+		t.Errorf("the firmware was not answered as efi-arm64-http with %s: firmware %q, answers %q", url, fws, replies)
+	}
+	if slices.Contains(fws, a.name) {
+		t.Errorf("the firmware also asked as PXE (%s), which fw_cfg turned off", a.name)
+	}
+	path := "/ipxe/" + ARM64BootFile
+	var evs []httpEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs = h.httpEvents()
+		if slices.ContainsFunc(evs, func(e httpEvent) bool {
+			return e.Method == "GET" && e.Path == path && e.Status == 200 && e.Bytes == int64(len(nbp))
+		}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.Marshal(evs)
+			t.Fatalf("no complete GET of %s (%d bytes): %s", path, len(nbp), b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("HTTP requests: %+v", evs)
+}
