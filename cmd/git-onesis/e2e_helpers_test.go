@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -226,6 +227,10 @@ func findListing(t *testing.T, root string) string {
 		}
 		lines = append(lines, rec)
 	}
+	// find lists a directory in getdents order, which is the order of the
+	// names' hashes on ext4 but of creation on tmpfs: two trees holding
+	// the same objects would compare unequal there.
+	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
 
@@ -234,17 +239,29 @@ func findListing(t *testing.T, root string) string {
 func xattrListing(t *testing.T, root string) string {
 	t.Helper()
 	r := runIn(t, root, "getfattr", "-R", "-P", "-h", "-d", "-m", "-", "-e", "hex", ".")
-	var keep []string
+	// One block per file, in getdents order (see findListing): sorted by
+	// the file's name.
+	var blocks []string
+	var cur []string
+	flush := func() {
+		if len(cur) > 0 {
+			blocks = append(blocks, strings.Join(cur, "\n"))
+			cur = nil
+		}
+	}
 	skip := false
 	for _, l := range strings.Split(r.out, "\n") {
 		if strings.HasPrefix(l, "# file: ") {
+			flush()
 			skip = strings.HasPrefix(l, "# file: .git/") || l == "# file: .git"
 		}
-		if !skip {
-			keep = append(keep, l)
+		if !skip && l != "" {
+			cur = append(cur, l)
 		}
 	}
-	return strings.Join(keep, "\n")
+	flush()
+	sort.Strings(blocks)
+	return strings.Join(blocks, "\n\n")
 }
 
 func inode(t *testing.T, p string) (uint64, int64) {
