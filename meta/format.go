@@ -73,7 +73,11 @@ func (m *Manifest) Encode(w io.Writer) error {
 }
 
 // Bytes returns the encoded manifest (what Encode writes). Large manifests
-// are encoded in parallel, one slice of entries per CPU.
+// are encoded in parallel, one slice of entries per CPU, each straight
+// into its place in the result: every slice's length is counted first
+// (EncodedLen), so no part is encoded into memory of its own and copied.
+// On a large image the result is tens of megabytes, and a process that
+// writes it once touches that memory fresh, a page fault for each page.
 func (m *Manifest) Bytes() ([]byte, error) {
 	const minChunk = 16 << 10
 	n := len(m.Entries)
@@ -86,46 +90,134 @@ func (m *Manifest) Bytes() ([]byte, error) {
 		}
 		return b.Bytes(), nil
 	}
-	chunks := make([][]byte, parts)
-	errs := make([]error, parts)
+	for i := 1; i < n; i++ {
+		if !Less(m.Entries[i-1].Path, m.Entries[i].Path) {
+			return nil, fmt.Errorf("encoding .gitmeta: entries out of order at %q", m.Entries[i].Path)
+		}
+	}
+	bounds := make([]int, parts+1)
+	for k := range bounds {
+		bounds[k] = k * n / parts
+	}
+	sizes := make([]int, parts)
 	var wg sync.WaitGroup
 	for k := range parts {
-		lo, hi := k*n/parts, (k+1)*n/parts
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := hugemem.Slice[byte]((hi - lo) * 96)[:0]
-			for i := lo; i < hi; i++ {
-				e := &m.Entries[i]
-				if i > 0 && !Less(m.Entries[i-1].Path, e.Path) {
-					errs[k] = fmt.Errorf("encoding .gitmeta: entries out of order at %q", e.Path)
-					return
-				}
-				b = AppendEntry(b, e)
-				b = append(b, '\n')
+			size := 0
+			for i := bounds[k]; i < bounds[k+1]; i++ {
+				size += EncodedLen(&m.Entries[i]) + 1
 			}
-			chunks[k] = b
+			sizes[k] = size
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+	head := len(Signature) + len(FormatLine) + 2
+	offs := make([]int, parts+1)
+	offs[0] = head
+	for k, size := range sizes {
+		offs[k+1] = offs[k] + size
+	}
+	out := hugemem.Slice[byte](offs[parts])
+	copy(out, Signature)
+	out[len(Signature)] = '\n'
+	copy(out[len(Signature)+1:], FormatLine)
+	out[head-1] = '\n'
+	exact := make([]bool, parts)
+	for k := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Capped at the slice's own end: a length miscounted would
+			// make append move it elsewhere, which the check below sees,
+			// rather than write over the next slice.
+			b := out[offs[k]:offs[k]:offs[k+1]]
+			for i := bounds[k]; i < bounds[k+1]; i++ {
+				b = AppendEntry(b, &m.Entries[i])
+				b = append(b, '\n')
+			}
+			exact[k] = len(b) == offs[k+1]-offs[k] && (len(b) == 0 || &b[0] == &out[offs[k]])
+		}()
+	}
+	wg.Wait()
+	for k := range parts {
+		if !exact[k] {
+			// EncodedLen disagrees with AppendEntry: a bug, and the
+			// slower path still gives the right bytes.
+			var b bytes.Buffer
+			if err := m.Encode(&b); err != nil {
+				return nil, err
+			}
+			return b.Bytes(), nil
 		}
 	}
-	size := len(Signature) + len(FormatLine) + 2
-	for _, c := range chunks {
-		size += len(c)
-	}
-	out := hugemem.Slice[byte](size)[:0]
-	out = append(out, Signature...)
-	out = append(out, '\n')
-	out = append(out, FormatLine...)
-	out = append(out, '\n')
-	for _, c := range chunks {
-		out = append(out, c...)
-	}
 	return out, nil
+}
+
+// EncodedLen is len(AppendEntry(nil, e)), counted without encoding.
+func EncodedLen(e *Entry) int {
+	n := pathFieldLen(e.Path)
+	n += len("  mode=") + modeLen(e.Mode)
+	n += len("  uid=") + decLen(uint64(e.UID))
+	n += len("  gid=") + decLen(uint64(e.GID))
+	if e.Type != TypeUnknown {
+		n += len("  type=") + len(e.Type.String())
+	}
+	if e.Type == TypeChar || e.Type == TypeBlock {
+		n += len("  device=native,") + decLen(uint64(e.Major)) + 1 + decLen(uint64(e.Minor))
+	}
+	if e.Type == TypeSymlink {
+		n += len("  link=") + visLen(e.Link, false)
+	}
+	if e.Hardlink != "" {
+		n += len("  hardlink=") + pathFieldLen(e.Hardlink)
+	}
+	if e.Empty {
+		n += len("  empty=1")
+	}
+	for _, x := range e.Xattrs {
+		n += len("  xattr.") + visLen(x.Name, true) + 1 + base64.StdEncoding.EncodedLen(len(x.Value))
+	}
+	return n
+}
+
+func pathFieldLen(p string) int {
+	if p == "." {
+		return 1
+	}
+	return 2 + visLen(p, false)
+}
+
+// visLen is len(appendVis(nil, s, name)).
+func visLen(s string, name bool) int {
+	escape := &visPath
+	if name {
+		escape = &visName
+	}
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if escape[s[i]] {
+			n += 3
+		}
+	}
+	return n
+}
+
+func modeLen(m uint32) int {
+	n := 1
+	for ; m != 0; m >>= 3 {
+		n++
+	}
+	return n
+}
+
+func decLen(v uint64) int {
+	n := 1
+	for ; v >= 10; v /= 10 {
+		n++
+	}
+	return n
 }
 
 // AppendEntry appends the canonical line for e, without a newline.
@@ -195,16 +287,35 @@ func EscapePath(p string) string { return string(appendPathField(nil, p)) }
 // becomes \ooo. With name set, '=' is escaped too (xattr names sit left of
 // an '=').
 func appendVis(b []byte, s string, name bool) []byte {
+	escape := &visPath
+	if name {
+		escape = &visName
+	}
+	// Runs of bytes that stand for themselves (nearly every path is one)
+	// are appended whole.
+	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x21 || c > 0x7e || c == '\\' || c == '#' || c == '*' || c == '?' || c == '[' || (name && c == '=') {
-			b = append(b, '\\', '0'+(c>>6), '0'+((c>>3)&7), '0'+(c&7))
+		if !escape[c] {
 			continue
 		}
-		b = append(b, c)
+		b = append(b, s[start:i]...)
+		b = append(b, '\\', '0'+(c>>6), '0'+((c>>3)&7), '0'+(c&7))
+		start = i + 1
 	}
-	return b
+	return append(b, s[start:]...)
 }
+
+// visPath and visName say which bytes appendVis escapes: every byte
+// outside 0x21-0x7E, backslash and the glob characters # * ? [, and in
+// xattr names '=' too.
+var visPath, visName = func() (p, n [256]bool) {
+	for c := range 256 {
+		p[c] = c < 0x21 || c > 0x7e || c == '\\' || c == '#' || c == '*' || c == '?' || c == '['
+		n[c] = p[c] || c == '='
+	}
+	return p, n
+}()
 
 // Unvis decodes a vis-escaped string: \ooo octal escapes, and for
 // interoperability with NetBSD mtree also \\, \s, \t, \n, \r, \a, \b, \f, \v,

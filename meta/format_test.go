@@ -330,3 +330,37 @@ func TestBytesParallel(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedLen: EncodedLen counts exactly what AppendEntry writes, for
+// every field and every byte appendVis escapes (Bytes places each slice
+// of entries by it).
+func TestEncodedLen(t *testing.T) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	tests := []Entry{
+		{Path: ".", Type: TypeDir, Mode: 0o755},
+		{Path: "etc/shadow", Type: TypeFile, Mode: 0, GID: 42},
+		{Path: "usr/bin/su", Type: TypeFile, Mode: 0o4755, UID: 4294967295, GID: 1000000},
+		{Path: "dev/sda", Type: TypeBlock, Mode: 0o660, Major: 8, Minor: 0},
+		{Path: "dev/null", Type: TypeChar, Mode: 0o666, Major: 1, Minor: 3},
+		{Path: "dev/big", Type: TypeChar, Mode: 0o600, Major: 4095, Minor: 1048575},
+		{Path: "etc/link", Type: TypeSymlink, Mode: 0o777, Link: "../a b/#*?[\\=\x7f\xff"},
+		{Path: "usr/lib/hard", Type: TypeFile, Mode: 0o644, Hardlink: "usr/lib/with space\tand\nnewline"},
+		{Path: "var/empty", Type: TypeDir, Mode: 0o711, Empty: true},
+		{Path: "odd/" + string(all[1:]), Type: TypeFile, Mode: 0o644},
+		{Path: "legacy", Mode: 0o644},
+		{Path: "xattrs", Type: TypeFile, Mode: 0o644, Xattrs: []Xattr{
+			{Name: "security.capability", Value: []byte{1, 0, 0, 2}},
+			{Name: "user.a=b c", Value: nil},
+			{Name: "user.all", Value: all},
+			{Name: "user.x", Value: []byte("12")},
+		}},
+	}
+	for _, e := range tests {
+		if got, want := EncodedLen(&e), len(AppendEntry(nil, &e)); got != want {
+			t.Errorf("EncodedLen(%q) = %d, AppendEntry wrote %d: %q", e.Path, got, want, AppendEntry(nil, &e))
+		}
+	}
+}

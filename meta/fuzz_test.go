@@ -22,6 +22,12 @@ func FuzzParse(f *testing.F) {
 			// never written back in the new format.
 			return
 		}
+		for i := range m.Entries {
+			e := &m.Entries[i]
+			if got, want := EncodedLen(e), len(AppendEntry(nil, e)); got != want {
+				t.Fatalf("EncodedLen(%q) = %d, AppendEntry wrote %d", e.Path, got, want)
+			}
+		}
 		first, err := m.Bytes()
 		if err != nil {
 			t.Fatalf("Encode of a parsed manifest failed: %v", err)
