@@ -142,6 +142,18 @@ func (h *helper) eventsFor(mac string) []Event {
 	return out
 }
 
+// answers returns, for the events of mac that were answered, the
+// firmware each was taken for and the answer ("OFFER file"), in order.
+func (h *helper) answers(mac string) (fws, replies []string) {
+	for _, e := range h.eventsFor(mac) {
+		if e.Answered {
+			fws = append(fws, e.Firmware)
+			replies = append(replies, e.Reply+" "+e.BootFile)
+		}
+	}
+	return fws, replies
+}
+
 // tftpEvents returns the TFTP events so far.
 func (h *helper) tftpEvents() []tftp.Event {
 	h.mu.Lock()

@@ -99,13 +99,7 @@ func uefiArchPXE(t *testing.T, a uefiArch) {
 	if !strings.Contains(got, marker) {
 		t.Fatalf("console: %q", got)
 	}
-	var fws, replies []string
-	for _, e := range h.eventsFor(nsKnownMAC) {
-		if e.Answered {
-			fws = append(fws, e.Firmware)
-			replies = append(replies, e.Reply+" "+e.BootFile)
-		}
-	}
+	fws, replies := h.answers(nsKnownMAC)
 	t.Logf("firmware %q, answers %q", fws, replies)
 	if !slices.Contains(fws, a.name) || !slices.Contains(replies, "OFFER "+a.bootFile) {
 		t.Errorf("the firmware was not answered as %s with %s: firmware %q, answers %q", a.name, a.bootFile, fws, replies)
@@ -163,13 +157,7 @@ func TestUEFIArchHTTPBootQEMU(t *testing.T) {
 	if !strings.Contains(got, marker) {
 		t.Fatalf("console: %q", got)
 	}
-	var fws, replies []string
-	for _, e := range h.eventsFor(nsKnownMAC) {
-		if e.Answered {
-			fws = append(fws, e.Firmware)
-			replies = append(replies, e.Reply+" "+e.BootFile)
-		}
-	}
+	fws, replies := h.answers(nsKnownMAC)
 	t.Logf("firmware %q, answers %q", fws, replies)
 	url := cfg.IPXEBaseURL + ARM64BootFile
 	if !slices.Contains(fws, "efi-arm64-http") || !slices.Contains(replies, "OFFER "+url) {
