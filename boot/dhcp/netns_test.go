@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -49,14 +48,6 @@ type helperConfig struct {
 	Proxy bool
 	// TFTPIPXE adds Debian's iPXE binaries (/usr/lib/ipxe) to the TFTP server.
 	TFTPIPXE bool
-	// IPXEBaseURL is Config.IPXEBaseURL (UEFI HTTP boot's URLs).
-	IPXEBaseURL string
-	// HTTPContent, when set, also starts a plain net/http server on
-	// ServerIP:80 serving these files (path without the leading slash ->
-	// content), reporting each request (httpEvent). serve's own HTTP
-	// server is boot/serve's, which this package's tests cannot import;
-	// what the tests here prove is the firmware's side.
-	HTTPContent map[string]string
 	// relay mode
 	RelayIP  string // giaddr, also the local address to send from
 	ServerTo string // server address
@@ -96,7 +87,6 @@ type helper struct {
 	mu     sync.Mutex
 	events []Event
 	tftp   []tftp.Event
-	http   []httpEvent
 	lines  []string
 }
 
@@ -113,11 +103,6 @@ func startHelper(t *testing.T, ns string, cfg helperConfig) *helper {
 			var ev tftp.Event
 			if json.Unmarshal([]byte(line[5:]), &ev) == nil {
 				h.tftp = append(h.tftp, ev)
-			}
-		case strings.HasPrefix(line, "HTTP "):
-			var ev httpEvent
-			if json.Unmarshal([]byte(line[5:]), &ev) == nil {
-				h.http = append(h.http, ev)
 			}
 		case strings.HasPrefix(line, "EVENT "):
 			var ev Event
@@ -159,41 +144,6 @@ func (h *helper) tftpEvents() []tftp.Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]tftp.Event(nil), h.tftp...)
-}
-
-// httpEvent is one request the helper's HTTP server answered.
-type httpEvent struct {
-	Method, Path string
-	Status       int
-	Bytes        int64
-}
-
-// httpEvents returns the HTTP requests answered so far.
-func (h *helper) httpEvents() []httpEvent {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]httpEvent(nil), h.http...)
-}
-
-// countingWriter counts the status and body bytes of a response.
-type countingWriter struct {
-	http.ResponseWriter
-	status int
-	n      int64
-}
-
-func (c *countingWriter) WriteHeader(code int) {
-	c.status = code
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	n, err := c.ResponseWriter.Write(b)
-	c.n += int64(n)
-	return n, err
 }
 
 // waitEvent waits (bounded) until an event of mac satisfies ok.
@@ -260,7 +210,6 @@ func serverHelper(hc helperConfig) int {
 		Iface:       hc.Iface,
 		ServerIP:    net.ParseIP(hc.ServerIP),
 		HTTPBootURL: hc.HTTPBootURL,
-		IPXEBaseURL: hc.IPXEBaseURL,
 		PXELinux:    hc.PXELinux,
 		Proxy:       hc.Proxy,
 		Lookup: func(mac net.HardwareAddr) (Lease, bool) {
@@ -306,28 +255,6 @@ func serverHelper(hc helperConfig) int {
 		}
 		go ts.Serve()
 		defer ts.Close()
-	}
-	if len(hc.HTTPContent) > 0 {
-		ln, err := net.Listen("tcp4", hc.ServerIP+":80")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			cw := &countingWriter{ResponseWriter: w}
-			name := strings.TrimPrefix(r.URL.Path, "/")
-			if c, ok := hc.HTTPContent[name]; ok {
-				http.ServeContent(cw, r, name, time.Time{}, strings.NewReader(c))
-			} else {
-				http.NotFound(cw, r)
-			}
-			b, _ := json.Marshal(httpEvent{Method: r.Method, Path: r.URL.Path, Status: cw.status, Bytes: cw.n})
-			outMu.Lock()
-			fmt.Printf("HTTP %s\n", b)
-			outMu.Unlock()
-		})}
-		go hs.Serve(ln)
-		defer hs.Close()
 	}
 	return testkit.ServeUntilStopped(s.Serve, s.Close)
 }

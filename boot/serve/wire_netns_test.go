@@ -168,8 +168,9 @@ func TestServeWiredNetns(t *testing.T) {
 	}
 }
 
-// TestServeHelper is the subprocess side of TestServeWiredNetns: the real
-// serve on srv0, until SIGTERM.
+// TestServeHelper is the subprocess side of TestServeWiredNetns and
+// TestServeARM64HTTPBootQEMU: the real serve on srv0 (or the "iface" the
+// parent names, with its "ipxe" directory when given), until SIGTERM.
 func TestServeHelper(t *testing.T) {
 	env := os.Getenv("ONESIS_SERVE_HELPER")
 	if env == "" {
@@ -180,8 +181,12 @@ func TestServeHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	srv, err := New(Config{RepoDir: p["repo"], Iface: "srv0", ServerIP: netip.MustParseAddr("10.77.0.1"),
-		StateDir: p["state"], InitPath: p["init"], AnnounceRA: true, Logger: log}, Real())
+	iface := p["iface"]
+	if iface == "" {
+		iface = "srv0"
+	}
+	srv, err := New(Config{RepoDir: p["repo"], Iface: iface, ServerIP: netip.MustParseAddr("10.77.0.1"),
+		StateDir: p["state"], InitPath: p["init"], IPXEDir: p["ipxe"], AnnounceRA: true, Logger: log}, Real())
 	if err != nil {
 		t.Fatal(err)
 	}
