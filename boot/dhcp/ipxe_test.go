@@ -1,12 +1,10 @@
 package dhcp
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -43,8 +41,6 @@ func tapNS(t *testing.T, suffix string) string {
 
 // bootQEMU network-boots a VM with nsKnownMAC and returns the first serial
 // line containing marker (killing QEMU then), or fails after 150 s.
-// ansiCSI matches ANSI control sequences (ESC [ parameters letter).
-var ansiCSI = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]")
 
 func bootQEMU(t *testing.T, qemu, ns, marker string) string {
 	t.Helper()
@@ -74,30 +70,11 @@ func bootQEMUWith(t *testing.T, qemu, ns, marker string, timeout time.Duration, 
 		"-machine", "accel=tcg", "-nographic", "-m", "256", "-no-reboot", "-nodefaults", "-serial", "stdio",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", nic}, extra...)
-	cmd := exec.CommandContext(ctx, "ip", args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	line, serial, ok := testkit.SerialUntil(t, exec.CommandContext(ctx, "ip", args...), marker)
+	if !ok {
+		t.Fatalf("%q never appeared on the serial console (timeout or QEMU exit); serial:\n%s", marker, serial)
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var serial strings.Builder
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		// Firmware repaints its console with ANSI cursor moves, which can
-		// land in the middle of the marker (PXELINUX writes to the video
-		// console and the serial port at once): match on the text alone.
-		line := ansiCSI.ReplaceAllString(sc.Text(), "")
-		serial.WriteString(line + "\n")
-		if i := strings.Index(line, marker); i >= 0 {
-			return strings.TrimSpace(line[i:])
-		}
-	}
-	t.Fatalf("%q never appeared on the serial console (timeout or QEMU exit); serial:\n%s", marker, serial.String())
-	return ""
+	return line
 }
 
 // TestIPXEFirmware: QEMU's iPXE ROM says user class "iPXE", so it gets the
@@ -174,18 +151,5 @@ func TestPXELinuxFirmware(t *testing.T) {
 	want := "pxelinux.0 ldlinux.c32 pxelinux.cfg/01-52-54-00-12-34-56"
 	if strings.Join(sent, " ") != want {
 		t.Errorf("TFTP sent %v, want %s", sent, want)
-	}
-}
-
-func TestANSIStripping(t *testing.T) {
-	for in, want := range map[string]string{
-		"ONESIS-PXELI\x1b[25;12H\x1b[25;13HNUX-OK":  "ONESIS-PXELINUX-OK",
-		"\x1b[0;1miPXE 1.0.0\x1b[0m -- Open Source": "iPXE 1.0.0 -- Open Source",
-		"\x1b[?7l\x1b[2J\x1b[0mSeaBIOS":             "SeaBIOS",
-		"plain":                                     "plain",
-	} {
-		if got := ansiCSI.ReplaceAllString(in, ""); got != want {
-			t.Errorf("stripping %q = %q, want %q", in, got, want)
-		}
 	}
 }

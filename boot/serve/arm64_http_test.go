@@ -1,17 +1,14 @@
 package serve
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,25 +62,7 @@ func TestServeARM64HTTPBootQEMU(t *testing.T) {
 	init := filepath.Join(t.TempDir(), "onesis-init") // never run: no initramfs is fetched here
 	os.WriteFile(init, []byte("#!/bin/sh\n"), 0o755)
 	state := t.TempDir()
-	cfg, _ := json.Marshal(map[string]string{"repo": dir, "init": init, "state": state, "iface": "tap0", "ipxe": ipxe})
-	srv := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestServeHelper$")
-	srv.Env = append(os.Environ(), "ONESIS_SERVE_HELPER="+string(cfg))
-	var logs testkit.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			srv.Process.Kill()
-			<-exited
-		}
-	})
+	_, logs, _ := serveInNS(t, ns, map[string]string{"repo": dir, "init": init, "state": state, "iface": "tap0", "ipxe": ipxe})
 	ready := false
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !ready; time.Sleep(100 * time.Millisecond) {
 		ready = exec.Command("ip", "netns", "exec", ns, "curl", "-sf", "--max-time", "2", "-o", "/dev/null", "http://10.77.0.1:8080/status").Run() == nil
@@ -115,8 +94,6 @@ func TestServeARM64HTTPBootQEMU(t *testing.T) {
 	}
 }
 
-var ansiCSI = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]")
-
 // bootARM64 runs AAVMF with PXE off on tap0 in ns until marker appears on
 // its serial console (or fails after 300 s), and returns the console so
 // far.
@@ -132,24 +109,9 @@ func bootARM64(t *testing.T, qemu, ns, fw, mac, marker string) string {
 		"-device", "virtio-rng-pci",
 		"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
 		"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	_, serial, ok := testkit.SerialUntil(t, cmd, marker)
+	if !ok {
+		t.Fatalf("%q never appeared on the serial console (timeout or QEMU exit); serial:\n%s", marker, serial)
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var serial strings.Builder
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := ansiCSI.ReplaceAllString(sc.Text(), "")
-		serial.WriteString(line + "\n")
-		if strings.Contains(line, marker) {
-			return serial.String()
-		}
-	}
-	t.Fatalf("%q never appeared on the serial console (timeout or QEMU exit); serial:\n%s", marker, serial.String())
-	return ""
+	return serial
 }

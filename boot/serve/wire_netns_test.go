@@ -58,25 +58,7 @@ func TestServeWiredNetns(t *testing.T) {
 	init := filepath.Join(t.TempDir(), "onesis-init") // never run: no initramfs is fetched here
 	os.WriteFile(init, []byte("#!/bin/sh\n"), 0o755)
 	state := t.TempDir()
-	cfg, _ := json.Marshal(map[string]string{"repo": dir, "init": init, "state": state})
-	srv := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestServeHelper$")
-	srv.Env = append(os.Environ(), "ONESIS_SERVE_HELPER="+string(cfg))
-	var logs bytes.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		srv.Process.Signal(syscall.SIGTERM) // ip netns exec execs the helper: this is its PID
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			srv.Process.Kill()
-			<-exited
-		}
-	})
+	srv, logs, exited := serveInNS(t, ns, map[string]string{"repo": dir, "init": init, "state": state})
 	in := func(args ...string) (string, error) {
 		out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
 		return string(out), err
@@ -166,6 +148,34 @@ func TestServeWiredNetns(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Errorf("serve did not stop on SIGTERM")
 	}
+}
+
+// serveInNS starts the real serve (TestServeHelper, with helper config
+// cfg) inside ns, and stops it with SIGTERM when t ends. exited delivers
+// its exit status once; logs collects what it prints.
+func serveInNS(t *testing.T, ns string, cfg map[string]string) (srv *exec.Cmd, logs *testkit.Buffer, exited chan error) {
+	t.Helper()
+	b, _ := json.Marshal(cfg)
+	srv = exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestServeHelper$")
+	srv.Env = append(os.Environ(), "ONESIS_SERVE_HELPER="+string(b))
+	logs = &testkit.Buffer{}
+	srv.Stdout, srv.Stderr = logs, logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		srv.Process.Signal(syscall.SIGTERM) // ip netns exec execs the helper: this is its PID
+		select {
+		case err := <-exited:
+			exited <- err
+		case <-time.After(15 * time.Second):
+			srv.Process.Kill()
+			<-exited
+		}
+	})
+	return srv, logs, exited
 }
 
 // TestServeHelper is the subprocess side of TestServeWiredNetns and
